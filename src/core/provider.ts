@@ -1,0 +1,170 @@
+/**
+ * The provider interface: the one seam between the core (Kubernetes-facing) and a
+ * backend that runs pods (ACI, the in-process mock, …).
+ *
+ * Rules both sides keep:
+ * - The core never knows which backend it drives; a provider never calls the
+ *   Kubernetes API. Everything a provider needs from the cluster (Secret and
+ *   ConfigMap data, resolved env, the event recorder) comes in a {@link PodContext}.
+ * - Calls are serialized per pod by the core (one in flight per pod key), but
+ *   different pods are handled concurrently.
+ * - Every mutating call must be idempotent: the core retries after errors and after
+ *   restarts, and a retried create must never produce a second workload.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { V1ConfigMap, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
+
+/** `namespace/name` identifies a pod in the queue; `uid` tells two incarnations apart. */
+export interface PodRef {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+/** An env var after the core resolved every `valueFrom` and `envFrom`. */
+export interface ResolvedEnvVar {
+  name: string;
+  value: string;
+  /** True when the value came from a Secret: a provider must store it as a secret (ACI `secureValue`) and never log it. */
+  sensitive: boolean;
+}
+
+/** What the core hands the provider along with a pod. */
+export interface PodContext {
+  /** Resolved env per container name (init containers included), in the order a kubelet applies it. */
+  env: ReadonlyMap<string, readonly ResolvedEnvVar[]>;
+  /** Reads a Secret in the pod's namespace from the core's cache; undefined when absent. */
+  getSecret(name: string): Promise<V1Secret | undefined>;
+  /** Reads a ConfigMap in the pod's namespace from the core's cache; undefined when absent. */
+  getConfigMap(name: string): Promise<V1ConfigMap | undefined>;
+  /** A token for a projected serviceAccountToken volume, when the core can mint one. */
+  getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
+  /** Records a Kubernetes Event on the pod (shown by `kubectl describe pod`). */
+  recordEvent(type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+/**
+ * The status a provider reports for a pod. It is the kubelet-owned part of
+ * V1PodStatus; the core adds the pod conditions, hostIP and keeps the phase valid.
+ */
+export type ProviderPodStatus = Pick<
+  V1PodStatus,
+  'phase' | 'reason' | 'message' | 'podIP' | 'podIPs' | 'startTime' | 'containerStatuses' | 'initContainerStatuses'
+>;
+
+/** A pod as the provider knows it (for restart reconciliation). */
+export interface ProviderPod {
+  ref: PodRef;
+  status: ProviderPodStatus;
+}
+
+export interface NodeResources {
+  /** Quantities as Kubernetes strings, e.g. { cpu: '1000', memory: '4Ti', pods: '5000' }. */
+  capacity: Record<string, string>;
+  /** Defaults to capacity when absent. */
+  allocatable?: Record<string, string>;
+}
+
+export interface NodeInfoFromProvider extends NodeResources {
+  /** Extra node labels, e.g. topology.kubernetes.io/region and zone. */
+  labels: Record<string, string>;
+  operatingSystem: 'linux' | 'windows';
+  architecture: string;
+}
+
+export interface HealthStatus {
+  ok: boolean;
+  /** A CamelCase reason for the Ready condition, e.g. 'ProviderUnreachable'. */
+  reason: string;
+  /** A sentence a person can act on. */
+  message: string;
+}
+
+export interface LogOptions {
+  tailLines?: number;
+  timestamps?: boolean;
+  follow?: boolean;
+  sinceSeconds?: number;
+  limitBytes?: number;
+  previous?: boolean;
+}
+
+export interface ExecStreams {
+  stdin?: Readable;
+  stdout?: Writable;
+  stderr?: Writable;
+  tty: boolean;
+  /** Terminal size changes, when tty is true. */
+  resize?: AsyncIterable<{ width: number; height: number }>;
+}
+
+export interface ExecResult {
+  exitCode: number;
+}
+
+export type StatusListener = (ref: PodRef, status: ProviderPodStatus) => void;
+
+export interface Provider {
+  /** Node-level facts: capacity, labels, OS. Read at start and whenever the core refreshes the node. */
+  nodeInfo(): Promise<NodeInfoFromProvider>;
+  /** Whether the backend can run pods now; drives the node's Ready condition. */
+  health(): Promise<HealthStatus>;
+
+  /**
+   * Start the pod. Resolves once the backend accepted it (not when it runs).
+   * Throws {@link PodRejectedError} for a pod that can never run as given, and
+   * {@link TransientProviderError} for anything worth retrying.
+   */
+  createPod(pod: V1Pod, ctx: PodContext): Promise<void>;
+  /** Apply a spec change the backend can apply in place (most backends: none). */
+  updatePod(pod: V1Pod, ctx: PodContext): Promise<void>;
+  /**
+   * Stop and remove the pod, giving its containers up to gracePeriodSeconds to exit
+   * where the backend allows it. Resolves when nothing of the pod remains, including
+   * when it was already gone.
+   */
+  deletePod(pod: V1Pod, gracePeriodSeconds: number): Promise<void>;
+  /** The pod's current status, or undefined when the backend does not have it. */
+  getPod(ref: PodRef): Promise<ProviderPod | undefined>;
+  /** Every pod this node (in this cluster) created in the backend, and nothing else. */
+  listPods(): Promise<ProviderPod[]>;
+
+  /** Registers the listener for status changes. The core does not poll: providers push. */
+  onStatus(listener: StatusListener): void;
+
+  /** Optional streaming hooks for the kubelet API (kubectl logs / exec / attach). */
+  getContainerLogs?(ref: PodRef, container: string, opts: LogOptions): Promise<Readable>;
+  exec?(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult>;
+  attach?(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult>;
+
+  /** Stops background work (watch loops, timers). Pods keep running. */
+  close?(): Promise<void>;
+}
+
+/** A pod the backend will never run as given. The core fails the pod with this reason and message. */
+export class PodRejectedError extends Error {
+  override readonly name = 'PodRejectedError';
+  constructor(
+    /** CamelCase reason for the pod status, e.g. 'UnsupportedField'. */
+    readonly reason: string,
+    message: string,
+    /** The offending field path, e.g. 'spec.containers[0].securityContext.privileged'. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A failure worth retrying (throttling, 5xx, timeouts, quota). */
+export class TransientProviderError extends Error {
+  override readonly name = 'TransientProviderError';
+  constructor(
+    readonly reason: string,
+    message: string,
+    /** The earliest moment a retry may succeed, e.g. from Retry-After. */
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * What a test file knows of the shared dev cluster. The test runner
+ * (run-tests.ts) starts one real control plane per run and passes its
+ * description to every test process through ACI_TEST_CLUSTER (a JSON file path).
+ */
+import { readFileSync } from 'node:fs';
+import type { TestContext } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+
+export interface TestClusterInfo {
+  /** https://127.0.0.1:PORT */
+  server: string;
+  /** Admin kubeconfig path. */
+  kubeconfig: string;
+  /** Kubeconfig with exactly the connector's ClusterRole. */
+  connectorKubeconfig: string;
+  /** CA that signed the API server's and every generated certificate. */
+  caCert: string;
+  /** Folder with etcd, kube-apiserver, …, kubectl. */
+  binDir: string;
+  /** This run's private folder (data dirs, logs, pids). */
+  runDir: string;
+  /** Certificate and key that a node's kubelet endpoint can serve, signed by caCert. */
+  kubeletServingCert: string;
+  kubeletServingKey: string;
+}
+
+let cached: TestClusterInfo | undefined;
+
+export function testCluster(): TestClusterInfo {
+  if (cached) return cached;
+  const file = process.env.ACI_TEST_CLUSTER;
+  if (!file) throw new Error('ACI_TEST_CLUSTER is not set: run tests through scripts/test (or node dist/test/support/run-tests.js)');
+  cached = JSON.parse(readFileSync(file, 'utf8')) as TestClusterInfo;
+  return cached;
+}
+
+export function adminKubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(testCluster().kubeconfig);
+  return kc;
+}
+
+/** Creates a fresh namespace for one test and deletes it when the test ends. */
+export async function freshNamespace(t: TestContext, prefix = 't'): Promise<string> {
+  const core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
+  const safe = prefix.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40);
+  const name = `${safe}-${Math.random().toString(36).slice(2, 8)}`;
+  await core.createNamespace({ body: { metadata: { name } } });
+  t.after(async () => {
+    await core.deleteNamespace({ name }).catch(() => undefined);
+  });
+  return name;
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after timeoutMs. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 90_000, intervalMs = 250 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const detail = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
