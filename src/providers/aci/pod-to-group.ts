@@ -1,0 +1,325 @@
+/**
+ * A pod → the container group that runs it. Pure apart from reading Secrets,
+ * ConfigMaps and tokens through the PodContext the core hands in.
+ */
+import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
+import type {
+  Container,
+  ContainerGroup,
+  ContainerProbe,
+  DnsConfiguration,
+  EnvironmentVariable,
+  ImageRegistryCredential,
+  InitContainerDefinition,
+  IpAddress,
+  Volume,
+} from '@azure/arm-containerinstance';
+import { PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../core/provider.js';
+import { readPodAnnotations, ANNOTATION, type PodAnnotations } from './annotations.js';
+import { containerGroupName, groupTags } from './naming.js';
+import { registryCredentialsFromSecret } from './pull-secrets.js';
+import { mapContainerResources, type AciContainerResources, type ResourceDefaults, type ResourceMaximums } from './resources.js';
+import { validatePodForAci } from './validate.js';
+import { mapVolume, type ResourceLookup } from './volumes.js';
+import { parseQuantity } from './quantity.js';
+
+export interface MappingOptions {
+  clusterId: string;
+  nodeName: string;
+  region: string;
+  defaults: ResourceDefaults;
+  maximums: ResourceMaximums;
+  /** Subnets used for `ip-address-type: Private` when the pod names none. */
+  defaultSubnetIds?: string[];
+}
+
+export interface MappedGroup {
+  name: string;
+  group: ContainerGroup;
+}
+
+/**
+ * Expands $(VAR) references the way the kubelet does: known names are replaced,
+ * `$$` escapes a dollar, unknown references stay as written.
+ */
+export function expandVars(s: string, env: ReadonlyMap<string, ResolvedEnvVar>, onSensitive: (name: string) => void): string {
+  return s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name: string | undefined) => {
+    if (m === '$$') return '$';
+    const v = name !== undefined ? env.get(name) : undefined;
+    if (!v) return m;
+    if (v.sensitive) onSensitive(v.name);
+    return v.value;
+  });
+}
+
+function resolvedEnv(c: V1Container, ctx: PodContext, path: string): readonly ResolvedEnvVar[] {
+  const fromCore = ctx.env.get(c.name);
+  if (fromCore) return fromCore;
+  // The core resolves every valueFrom; without its list only literal values are known.
+  const unresolved = (c.env ?? []).findIndex((e) => e.valueFrom !== undefined);
+  if (unresolved >= 0 || (c.envFrom?.length ?? 0) > 0) {
+    throw new TransientProviderError('EnvNotResolved', `${path}.env: values from other objects are not resolved yet`);
+  }
+  return (c.env ?? []).map((e) => ({ name: e.name, value: e.value ?? '', sensitive: false }));
+}
+
+function mapEnv(env: readonly ResolvedEnvVar[]): EnvironmentVariable[] {
+  // Later entries win, as in a kubelet; ACI rejects duplicate names.
+  const byName = new Map<string, ResolvedEnvVar>();
+  for (const e of env) {
+    byName.delete(e.name);
+    byName.set(e.name, e);
+  }
+  return [...byName.values()].map((e) => (e.sensitive ? { name: e.name, secureValue: e.value } : { name: e.name, value: e.value }));
+}
+
+function mapCommand(c: V1Container, path: string, env: readonly ResolvedEnvVar[], ann: PodAnnotations): string[] | undefined {
+  const envMap = new Map(env.map((e) => [e.name, e]));
+  const expand = (arr: readonly string[], field: string): string[] =>
+    arr.map((s, i) =>
+      expandVars(s, envMap, (name) => {
+        throw new PodRejectedError(
+          'SecretInCommand',
+          `${path}.${field}[${i}] references $(${name}), whose value comes from a Secret; ACI stores the command in plain text, so read the variable at run time instead (e.g. sh -c '... $${name}')`,
+          `${path}.${field}[${i}]`,
+        );
+      }),
+    );
+  const command = c.command?.length ? expand(c.command, 'command') : undefined;
+  const args = c.args?.length ? expand(c.args, 'args') : undefined;
+  if (command) return args ? [...command, ...args] : command;
+  if (!args) return undefined;
+  const entrypoint = ann.imageEntrypoints[c.name];
+  if (entrypoint) return [...entrypoint, ...args];
+  throw new PodRejectedError(
+    'ArgsWithoutCommand',
+    `${path}.args is set without command: Azure Container Instances can only replace the whole command line, and the image's ENTRYPOINT is not known here. Set command too, or give the entrypoint in the ${ANNOTATION.imageEntrypoints} annotation`,
+    `${path}.args`,
+  );
+}
+
+function resolvePort(c: V1Container, port: number | string, field: string): number {
+  if (typeof port === 'number') return port;
+  if (/^\d+$/.test(port)) return Number(port);
+  const named = c.ports?.find((p) => p.name === port);
+  if (!named) throw new PodRejectedError('InvalidProbe', `${field}: container has no port named '${port}'`, field);
+  return named.containerPort;
+}
+
+function mapProbe(c: V1Container, p: V1Probe | undefined, field: string): ContainerProbe | undefined {
+  if (!p) return undefined;
+  const timing = {
+    ...(p.initialDelaySeconds !== undefined ? { initialDelaySeconds: p.initialDelaySeconds } : {}),
+    ...(p.periodSeconds !== undefined ? { periodSeconds: p.periodSeconds } : {}),
+    ...(p.failureThreshold !== undefined ? { failureThreshold: p.failureThreshold } : {}),
+    ...(p.successThreshold !== undefined ? { successThreshold: p.successThreshold } : {}),
+    ...(p.timeoutSeconds !== undefined ? { timeoutSeconds: p.timeoutSeconds } : {}),
+  };
+  if (p.exec) return { exec: { command: p.exec.command ?? [] }, ...timing };
+  if (p.httpGet) {
+    const h = p.httpGet;
+    return {
+      httpGet: {
+        port: resolvePort(c, h.port as number | string, `${field}.httpGet.port`),
+        ...(h.path ? { path: h.path } : {}),
+        scheme: (h.scheme ?? 'HTTP').toLowerCase(),
+        ...(h.httpHeaders?.length ? { httpHeaders: h.httpHeaders.map((x) => ({ name: x.name, value: x.value })) } : {}),
+      },
+      ...timing,
+    };
+  }
+  throw new PodRejectedError('InvalidProbe', `${field}: needs exec or httpGet`, field);
+}
+
+function mapMounts(c: V1Container): { name: string; mountPath: string; readOnly: boolean }[] | undefined {
+  if (!c.volumeMounts?.length) return undefined;
+  return c.volumeMounts.map((m) => ({ name: m.name, mountPath: m.mountPath, readOnly: m.readOnly ?? false }));
+}
+
+function mapContainer(c: V1Container, i: number, ctx: PodContext, ann: PodAnnotations, res: AciContainerResources): Container {
+  const path = `spec.containers[${i}]`;
+  if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
+  const env = resolvedEnv(c, ctx, path);
+  const command = mapCommand(c, path, env, ann);
+  const out: Container = {
+    name: c.name,
+    image: c.image,
+    resources: res,
+  };
+  if (command) out.command = command;
+  const envVars = mapEnv(env);
+  if (envVars.length) out.environmentVariables = envVars;
+  if (c.ports?.length) out.ports = c.ports.map((p) => ({ port: p.containerPort, protocol: p.protocol ?? 'TCP' }));
+  const mounts = mapMounts(c);
+  if (mounts) out.volumeMounts = mounts;
+  const liveness = mapProbe(c, c.livenessProbe, `${path}.livenessProbe`);
+  if (liveness) out.livenessProbe = liveness;
+  const readiness = mapProbe(c, c.readinessProbe, `${path}.readinessProbe`);
+  if (readiness) out.readinessProbe = readiness;
+  return out;
+}
+
+function mapInitContainer(c: V1Container, i: number, ctx: PodContext, ann: PodAnnotations): InitContainerDefinition {
+  const path = `spec.initContainers[${i}]`;
+  if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
+  const env = resolvedEnv(c, ctx, path);
+  const command = mapCommand(c, path, env, ann);
+  const out: InitContainerDefinition = { name: c.name, image: c.image };
+  if (command) out.command = command;
+  const envVars = mapEnv(env);
+  if (envVars.length) out.environmentVariables = envVars;
+  const mounts = mapMounts(c);
+  if (mounts) out.volumeMounts = mounts;
+  return out;
+}
+
+function mapDns(pod: V1Pod): DnsConfiguration | undefined {
+  const policy = pod.spec?.dnsPolicy;
+  const cfg = pod.spec?.dnsConfig;
+  // ClusterFirst cannot reach the cluster's DNS from ACI: it behaves as Default
+  // (the group resolves with Azure DNS); see ANNOTATIONS.md.
+  if (!cfg) {
+    if (policy === 'None') throw new PodRejectedError('InvalidPod', 'spec.dnsConfig is required with dnsPolicy None', 'spec.dnsConfig');
+    return undefined;
+  }
+  const nameServers = cfg.nameservers ?? [];
+  if (nameServers.length === 0) {
+    if ((cfg.searches?.length ?? 0) > 0 || (cfg.options?.length ?? 0) > 0) {
+      throw new PodRejectedError(
+        'UnsupportedField',
+        'spec.dnsConfig.nameservers: Azure Container Instances applies searches and options only together with at least one nameserver',
+        'spec.dnsConfig.nameservers',
+      );
+    }
+    return undefined;
+  }
+  const out: DnsConfiguration = { nameServers };
+  if (cfg.searches?.length) out.searchDomains = cfg.searches.join(' ');
+  if (cfg.options?.length) out.options = cfg.options.map((o) => (o.value !== undefined ? `${o.name}:${o.value}` : (o.name ?? ''))).join(' ');
+  return out;
+}
+
+function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAddress; subnets?: string[] } {
+  const seen = new Set<string>();
+  const ports: { port: number; protocol: string }[] = [];
+  for (const c of containers) {
+    for (const p of c.ports ?? []) {
+      const key = `${p.port}/${p.protocol ?? 'TCP'}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      ports.push({ port: p.port, protocol: p.protocol ?? 'TCP' });
+    }
+  }
+  const type = ann.ipAddressType ?? (ports.length > 0 ? 'Public' : 'None');
+  const field = `metadata.annotations['${ANNOTATION.ipAddressType}']`;
+  if (type === 'None') {
+    if (ann.dnsNameLabel) {
+      throw new PodRejectedError('InvalidAnnotation', `${ANNOTATION.dnsNameLabel} needs a public IP address, but ${ANNOTATION.ipAddressType} is None`, `metadata.annotations['${ANNOTATION.dnsNameLabel}']`);
+    }
+    return {};
+  }
+  if (ports.length === 0) {
+    throw new PodRejectedError('InvalidAnnotation', `${field}: an IP address of type ${type} needs at least one containerPort in the pod`, field);
+  }
+  if (type === 'Private') {
+    const subnets = ann.subnetIds;
+    if (subnets.length === 0) {
+      throw new PodRejectedError('InvalidAnnotation', `${field}: a Private IP address needs a subnet (annotation ${ANNOTATION.subnetIds})`, field);
+    }
+    if (ann.dnsNameLabel) {
+      throw new PodRejectedError('InvalidAnnotation', `${ANNOTATION.dnsNameLabel} is only available with a Public IP address`, `metadata.annotations['${ANNOTATION.dnsNameLabel}']`);
+    }
+    return { ip: { type: 'Private', ports }, subnets };
+  }
+  return { ip: { type: 'Public', ports, ...(ann.dnsNameLabel ? { dnsNameLabel: ann.dnsNameLabel } : {}) } };
+}
+
+function osTypeOf(pod: V1Pod): 'Linux' | 'Windows' {
+  const sel = pod.spec?.nodeSelector?.['kubernetes.io/os'] ?? pod.spec?.nodeSelector?.['beta.kubernetes.io/os'];
+  if (sel === 'windows' || pod.spec?.os?.name === 'windows') return 'Windows';
+  return 'Linux';
+}
+
+async function pullCredentials(pod: V1Pod, ctx: PodContext): Promise<ImageRegistryCredential[]> {
+  const out: ImageRegistryCredential[] = [];
+  for (const ref of pod.spec?.imagePullSecrets ?? []) {
+    if (!ref.name) continue;
+    const secret = await ctx.getSecret(ref.name);
+    if (!secret) {
+      // A kubelet goes on without a missing pull secret (the pull may still work).
+      ctx.recordEvent('Warning', 'FailedToRetrieveImagePullSecret', `Unable to retrieve image pull secret ${ref.name}; pulling without it`);
+      continue;
+    }
+    for (const c of registryCredentialsFromSecret(secret)) {
+      if (!out.some((o) => o.server === c.server)) out.push(c);
+    }
+  }
+  return out;
+}
+
+function resourceLookup(pod: V1Pod, res: AciContainerResources[]): ResourceLookup {
+  return (container, resource) => {
+    const i = pod.spec?.containers.findIndex((c) => c.name === container) ?? -1;
+    const c = pod.spec?.containers[i];
+    const r = res[i];
+    if (!c || !r) return undefined;
+    const [kind, name] = resource.split('.') as [string, string | undefined];
+    const declared = kind === 'limits' ? c.resources?.limits : kind === 'requests' ? c.resources?.requests : undefined;
+    if (name !== 'cpu' && name !== 'memory') return undefined;
+    const q = declared?.[name];
+    if (q !== undefined) return parseQuantity(q);
+    // Unset: report what the container actually gets on ACI.
+    const eff = kind === 'limits' ? (name === 'cpu' ? (r.limits?.cpu ?? r.requests.cpu) : (r.limits?.memoryInGB ?? r.requests.memoryInGB)) : name === 'cpu' ? r.requests.cpu : r.requests.memoryInGB;
+    return name === 'memory' ? eff * 1e9 : eff;
+  };
+}
+
+export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: MappingOptions): Promise<MappedGroup> {
+  validatePodForAci(pod);
+  const spec = pod.spec!;
+  const md = pod.metadata ?? {};
+  if (!md.name || !md.namespace || !md.uid) throw new PodRejectedError('InvalidPod', 'pod needs metadata.name, namespace and uid', 'metadata');
+  const ann = readPodAnnotations(pod);
+  const osType = osTypeOf(pod);
+  if (osType === 'Windows' && spec.initContainers?.length) {
+    throw new PodRejectedError('UnsupportedField', 'spec.initContainers: Azure Container Instances runs init containers only in Linux groups', 'spec.initContainers');
+  }
+
+  const resources = mapContainerResources(spec.containers, opts.defaults, opts.maximums);
+  const containers = spec.containers.map((c, i) => mapContainer(c, i, ctx, ann, resources[i]!));
+  const initContainers = (spec.initContainers ?? []).map((c, i) => mapInitContainer(c, i, ctx, ann));
+
+  const lookup = resourceLookup(pod, resources);
+  const volumes: Volume[] = [];
+  for (const [i, v] of (spec.volumes ?? []).entries()) volumes.push(await mapVolume(pod, ctx, v, i, lookup));
+  const volumeNames = new Set(volumes.map((v) => v.name));
+  [...spec.containers, ...(spec.initContainers ?? [])].forEach((c) =>
+    c.volumeMounts?.forEach((m) => {
+      if (!volumeNames.has(m.name)) throw new PodRejectedError('InvalidPod', `container ${c.name} mounts unknown volume '${m.name}'`, 'spec.containers[*].volumeMounts');
+    }),
+  );
+
+  const restartPolicy = spec.restartPolicy ?? 'Always';
+  const { ip, subnets } = mapIpAddress({ ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) }, containers);
+  const dns = mapDns(pod);
+  const creds = await pullCredentials(pod, ctx);
+
+  const group: ContainerGroup = {
+    location: opts.region,
+    tags: groupTags({ clusterId: opts.clusterId, nodeName: opts.nodeName, namespace: md.namespace, podName: md.name, podUid: md.uid }),
+    osType,
+    restartPolicy,
+    containers,
+  };
+  if (initContainers.length) group.initContainers = initContainers;
+  if (volumes.length) group.volumes = volumes;
+  if (ip) group.ipAddress = ip;
+  if (subnets?.length) group.subnetIds = subnets.map((id) => ({ id }));
+  if (dns) group.dnsConfig = dns;
+  if (creds.length) group.imageRegistryCredentials = creds;
+  if (ann.priority) group.priority = ann.priority;
+  if (ann.sku) group.sku = ann.sku;
+
+  const name = containerGroupName({ clusterId: opts.clusterId, namespace: md.namespace, podName: md.name, podUid: md.uid });
+  return { name, group };
+}

@@ -1,0 +1,145 @@
+/**
+ * A container group as ARM returns it → the kubelet-owned part of the pod status.
+ * Phases are only ever Pending, Running, Succeeded or Failed.
+ */
+import type { V1ContainerState, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { ContainerGroup, ContainerState } from '@azure/arm-containerinstance';
+import type { ProviderPodStatus } from '../../core/provider.js';
+
+type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+interface ContainerView {
+  restartCount?: number;
+  currentState?: ContainerState;
+  previousState?: ContainerState;
+  /** Not in the 2023-05-01 schema; honoured when a backend reports it. */
+  ready?: boolean;
+}
+
+function toDate(d: Date | string | undefined): Date | undefined {
+  if (d === undefined) return undefined;
+  const v = d instanceof Date ? d : new Date(d);
+  return Number.isNaN(v.getTime()) ? undefined : v;
+}
+
+export function mapContainerState(s: ContainerState | undefined): V1ContainerState | undefined {
+  if (!s?.state) return undefined;
+  const started = toDate(s.startTime);
+  switch (s.state) {
+    case 'Running':
+      return { running: started ? { startedAt: started } : {} };
+    case 'Terminated': {
+      const exitCode = s.exitCode ?? 0;
+      const finished = toDate(s.finishTime);
+      return {
+        terminated: {
+          exitCode,
+          reason: s.detailStatus || (exitCode === 0 ? 'Completed' : 'Error'),
+          ...(started ? { startedAt: started } : {}),
+          ...(finished ? { finishedAt: finished } : {}),
+        },
+      };
+    }
+    default:
+      return { waiting: { reason: s.detailStatus || 'ContainerCreating' } };
+  }
+}
+
+function containerStatus(
+  name: string,
+  image: string,
+  groupName: string,
+  view: ContainerView | undefined,
+  hasReadinessProbe: boolean,
+): V1ContainerStatus {
+  const state = mapContainerState(view?.currentState) ?? { waiting: { reason: 'ContainerCreating' } };
+  const last = mapContainerState(view?.previousState);
+  const running = state.running !== undefined;
+  const ready = running && (hasReadinessProbe ? (view?.ready ?? true) : true);
+  return {
+    name,
+    image,
+    imageID: '',
+    containerID: `aci://${groupName}/${name}`,
+    ready,
+    started: running,
+    restartCount: view?.restartCount ?? 0,
+    state,
+    ...(last ? { lastState: last } : { lastState: {} }),
+  };
+}
+
+/** The phase implied by container states when the group reports none we can use. */
+function derivedPhase(statuses: V1ContainerStatus[], restartPolicy: string): Phase {
+  if (statuses.some((s) => s.state?.running)) return 'Running';
+  const terminated = statuses.filter((s) => s.state?.terminated);
+  if (statuses.length > 0 && terminated.length === statuses.length) {
+    const allZero = terminated.every((s) => s.state?.terminated?.exitCode === 0);
+    if (restartPolicy === 'Never') return allZero ? 'Succeeded' : 'Failed';
+    if (restartPolicy === 'OnFailure') return allZero ? 'Succeeded' : 'Running';
+    return 'Running';
+  }
+  return 'Pending';
+}
+
+export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'> | undefined): ProviderPodStatus {
+  const groupName = group.name ?? '';
+  const specContainers = pod?.spec?.containers ?? [];
+  const probes = new Map(specContainers.map((c) => [c.name, c.readinessProbe !== undefined]));
+  const containerStatuses = group.containers.map((c) =>
+    containerStatus(c.name, c.image, groupName, c.instanceView as ContainerView | undefined, probes.get(c.name) ?? c.readinessProbe !== undefined),
+  );
+  const initContainerStatuses = (group.initContainers ?? []).map((c) =>
+    containerStatus(c.name, c.image ?? '', groupName, c.instanceView as ContainerView | undefined, false),
+  );
+
+  const restartPolicy = group.restartPolicy ?? 'Always';
+  const provisioning = group.provisioningState ?? '';
+  const state = group.instanceView?.state;
+  let phase: Phase;
+  let reason: string | undefined;
+  let message: string | undefined;
+  if (provisioning === 'Failed') {
+    phase = 'Failed';
+    reason = 'ProviderFailed';
+    const warn = [...(group.instanceView?.events ?? []), ...group.containers.flatMap((c) => c.instanceView?.events ?? [])].filter((e) => e.type === 'Warning').pop();
+    message = `Azure Container Instances failed to provision the container group${warn?.message ? `: ${warn.message}` : ''}`;
+  } else {
+    switch (state) {
+      case 'Running':
+      case 'Succeeded':
+      case 'Failed':
+        phase = state;
+        break;
+      case 'Stopped':
+        phase = 'Failed';
+        reason = 'Stopped';
+        message = 'The container group was stopped outside Kubernetes';
+        break;
+      default:
+        phase = initContainerStatuses.some((s) => !s.state?.terminated) ? 'Pending' : derivedPhase(containerStatuses, restartPolicy);
+    }
+    // A group still "Running" whose containers all ended for good has in fact finished.
+    if (phase === 'Running' && restartPolicy !== 'Always') {
+      const d = derivedPhase(containerStatuses, restartPolicy);
+      if (d === 'Succeeded' || d === 'Failed') phase = d;
+    }
+  }
+
+  const ip = group.ipAddress?.ip;
+  const starts = [...initContainerStatuses, ...containerStatuses]
+    .map((s) => s.state?.running?.startedAt ?? s.state?.terminated?.startedAt ?? s.lastState?.terminated?.startedAt)
+    .filter((d): d is Date => d instanceof Date)
+    .sort((a, b) => a.getTime() - b.getTime());
+
+  const out: ProviderPodStatus = { phase, containerStatuses };
+  if (initContainerStatuses.length) out.initContainerStatuses = initContainerStatuses;
+  if (reason) out.reason = reason;
+  if (message) out.message = message;
+  if (ip) {
+    out.podIP = ip;
+    out.podIPs = [{ ip }];
+  }
+  if (starts[0]) out.startTime = starts[0];
+  return out;
+}

@@ -1,0 +1,70 @@
+/**
+ * Pod fields ACI cannot honour. Each one fails the pod with the field path in the
+ * message, instead of running something other than what was asked for.
+ */
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import { PodRejectedError } from '../../core/provider.js';
+
+function reject(field: string, why: string): never {
+  throw new PodRejectedError('UnsupportedField', `${field}: ${why}`, field);
+}
+
+function checkContainer(c: V1Container, path: string, init: boolean): void {
+  const sc = c.securityContext;
+  if (sc?.privileged) reject(`${path}.securityContext.privileged`, 'privileged containers are not supported by Azure Container Instances');
+  if (sc?.capabilities?.add?.length) reject(`${path}.securityContext.capabilities.add`, 'adding Linux capabilities is not supported by Azure Container Instances');
+  if (sc?.procMount && sc.procMount !== 'Default') reject(`${path}.securityContext.procMount`, 'only the Default procMount is supported');
+  if (sc?.windowsOptions?.hostProcess) reject(`${path}.securityContext.windowsOptions.hostProcess`, 'host process containers are not supported');
+  if (c.workingDir) reject(`${path}.workingDir`, 'Azure Container Instances cannot set a working directory; set it in the image');
+  if (c.lifecycle?.postStart) reject(`${path}.lifecycle.postStart`, 'lifecycle hooks are not supported by Azure Container Instances');
+  if (c.lifecycle?.preStop) reject(`${path}.lifecycle.preStop`, 'lifecycle hooks are not supported by Azure Container Instances');
+  if (c.volumeDevices?.length) reject(`${path}.volumeDevices`, 'raw block devices are not supported');
+  if (c.startupProbe) reject(`${path}.startupProbe`, 'Azure Container Instances has no startup probe; use livenessProbe.initialDelaySeconds');
+  c.ports?.forEach((p, i) => {
+    if (p.hostPort !== undefined && p.hostPort !== 0 && p.hostPort !== p.containerPort) {
+      reject(`${path}.ports[${i}].hostPort`, 'a hostPort different from containerPort cannot be expressed (the group IP exposes containerPort)');
+    }
+    if (p.protocol && p.protocol !== 'TCP' && p.protocol !== 'UDP') reject(`${path}.ports[${i}].protocol`, `protocol ${p.protocol} is not supported (TCP or UDP only)`);
+    if (p.hostIP) reject(`${path}.ports[${i}].hostIP`, 'hostIP is not supported');
+  });
+  c.volumeMounts?.forEach((m, i) => {
+    if (m.subPath) reject(`${path}.volumeMounts[${i}].subPath`, 'subPath mounts are not supported by Azure Container Instances');
+    if (m.subPathExpr) reject(`${path}.volumeMounts[${i}].subPathExpr`, 'subPath mounts are not supported by Azure Container Instances');
+    if (m.mountPropagation && m.mountPropagation !== 'None') reject(`${path}.volumeMounts[${i}].mountPropagation`, 'mount propagation is not supported');
+  });
+  for (const [name, probe] of [
+    ['livenessProbe', c.livenessProbe],
+    ['readinessProbe', c.readinessProbe],
+  ] as const) {
+    if (!probe) continue;
+    if (probe.tcpSocket) reject(`${path}.${name}.tcpSocket`, 'Azure Container Instances supports only exec and httpGet probes');
+    if (probe.grpc) reject(`${path}.${name}.grpc`, 'Azure Container Instances supports only exec and httpGet probes');
+    if (probe.httpGet?.host) reject(`${path}.${name}.httpGet.host`, 'Azure Container Instances probes always target the container; host is not supported');
+  }
+  if (init) {
+    if (c.restartPolicy === 'Always') reject(`${path}.restartPolicy`, 'sidecar init containers (restartPolicy: Always) are not supported by Azure Container Instances');
+  }
+  const extended = Object.keys({ ...c.resources?.requests, ...c.resources?.limits }).filter(
+    (k) => k !== 'cpu' && k !== 'memory' && k !== 'ephemeral-storage',
+  );
+  if (extended.length > 0) {
+    const [first] = extended;
+    reject(`${path}.resources['${first}']`, `resource ${first} is not supported (cpu and memory only)`);
+  }
+}
+
+export function validatePodForAci(pod: V1Pod): void {
+  const spec = pod.spec;
+  if (!spec) throw new PodRejectedError('InvalidPod', 'pod has no spec', 'spec');
+  if (spec.hostNetwork) reject('spec.hostNetwork', 'host networking is not available on Azure Container Instances');
+  if (spec.hostPID) reject('spec.hostPID', 'the host PID namespace is not available on Azure Container Instances');
+  if (spec.hostIPC) reject('spec.hostIPC', 'the host IPC namespace is not available on Azure Container Instances');
+  if (spec.hostUsers === false) reject('spec.hostUsers', 'user namespaces are not supported');
+  if (spec.shareProcessNamespace) reject('spec.shareProcessNamespace', 'a shared process namespace is not supported by Azure Container Instances');
+  if (spec.hostAliases?.length) reject('spec.hostAliases', 'Azure Container Instances cannot edit /etc/hosts');
+  if (spec.securityContext?.sysctls?.length) reject('spec.securityContext.sysctls', 'sysctls are not supported by Azure Container Instances');
+  if (spec.resourceClaims?.length) reject('spec.resourceClaims', 'dynamic resource claims are not supported');
+  if (spec.containers.length === 0) throw new PodRejectedError('InvalidPod', 'spec.containers is empty', 'spec.containers');
+  spec.containers.forEach((c, i) => checkContainer(c, `spec.containers[${i}]`, false));
+  spec.initContainers?.forEach((c, i) => checkContainer(c, `spec.initContainers[${i}]`, true));
+}
