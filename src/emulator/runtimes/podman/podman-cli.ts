@@ -1,0 +1,100 @@
+/**
+ * Runs the podman binary with the emulator's private global flags, so every call
+ * sees the same storage, run state, events file and containers.conf — and none of
+ * the machine's other podman state.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+export interface PodmanCliConfig {
+  binary: string;
+  root: string;
+  runroot: string;
+  tmpdir: string;
+  storageDriver: string;
+  containersConf: string;
+}
+
+export interface PodmanResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class PodmanError extends Error {
+  override readonly name = 'PodmanError';
+  constructor(
+    readonly args: string[],
+    readonly code: number,
+    readonly stderr: string,
+  ) {
+    super(`podman ${args.slice(0, 3).join(' ')} failed (exit ${code}): ${stderr.trim().slice(0, 2000)}`);
+  }
+}
+
+export class PodmanCli {
+  constructor(readonly config: PodmanCliConfig) {}
+
+  /** Global flags that pin podman to the emulator's state folder. */
+  globalArgs(): string[] {
+    const c = this.config;
+    return [
+      '--root', c.root,
+      '--runroot', c.runroot,
+      '--tmpdir', c.tmpdir,
+      '--storage-driver', c.storageDriver,
+      '--cgroup-manager', 'cgroupfs',
+      '--events-backend', 'file',
+      '--runtime', 'runc',
+    ];
+  }
+
+  env(extra?: Record<string, string>): NodeJS.ProcessEnv {
+    return { ...process.env, CONTAINERS_CONF: this.config.containersConf, ...extra };
+  }
+
+  /** Spawns podman with piped stdio; the caller owns the process. */
+  spawn(args: string[], opts: Omit<SpawnOptions, 'env'> & { env?: Record<string, string> } = {}): ChildProcess {
+    const { env, ...rest } = opts;
+    return spawn(this.config.binary, [...this.globalArgs(), ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...rest,
+      env: this.env(env),
+    });
+  }
+
+  /** Runs podman to completion; never throws for a non-zero exit (see `run`). */
+  exec(args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<PodmanResult> {
+    return new Promise((resolve, reject) => {
+      const child = this.spawn(args, { env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      if (opts.timeoutMs) {
+        timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+      }
+      child.stdout?.on('data', (b: Buffer) => out.push(b));
+      child.stderr?.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => {
+        if (timer) clearTimeout(timer);
+        reject(e);
+      });
+      child.on('close', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        const stderr = Buffer.concat(err).toString('utf8');
+        resolve({
+          code: code ?? (signal ? 128 + 9 : 1),
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: signal && opts.timeoutMs ? `${stderr}\n(timed out after ${opts.timeoutMs} ms)` : stderr,
+        });
+      });
+      if (opts.input !== undefined) child.stdin?.end(opts.input);
+    });
+  }
+
+  /** Runs podman and throws PodmanError on a non-zero exit. */
+  async run(args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
+    const r = await this.exec(args, opts);
+    if (r.code !== 0) throw new PodmanError(args, r.code, r.stderr);
+    return r.stdout;
+  }
+}

@@ -1,0 +1,823 @@
+/**
+ * The podman runtime: each container group is a podman pod (one network namespace,
+ * slirp4netns, ports published on the group's loopback IP) and each container a
+ * real container in it.
+ *
+ * State is cached in memory so view() is cheap. The cache is refreshed from one
+ * `podman ps -a` over all of this runtime's containers, triggered by
+ * `podman events` and by a slow periodic safety net. Restart policies are
+ * supervised here rather than by podman's --restart, because podman restarts
+ * without backoff and ACI (like the kubelet) backs off crash loops.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync, mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  RuntimeProvisionError,
+  type ContainerGroupRuntime,
+  type ExecSession,
+  type RuntimeContainerSpec,
+  type RuntimeContainerState,
+  type RuntimeContainerView,
+  type RuntimeGroupSpec,
+  type RuntimeGroupState,
+  type RuntimeGroupView,
+} from '../../runtime.js';
+import { EventLog } from './event-log.js';
+import { sessionFromChild, shellQuote } from './exec-session.js';
+import { LoopbackIpPool } from './ip-pool.js';
+import { containerLogs } from './logs.js';
+import { PodmanError, type PodmanCli } from './podman-cli.js';
+import { ProbeRunner } from './probes.js';
+import { preparePodman, type PodmanLayout } from './setup.js';
+import { prepareVolumes } from './volumes.js';
+
+export interface PodmanRuntimeOptions {
+  /** The emulator's folder for podman's storage, run state, events and volumes. */
+  stateDir: string;
+  /** Loopback range that group IPs come from. Default 127.20.0.0/16. */
+  ipPool?: string;
+  /** Where machine-wide IP leases live; default a folder in the OS temp dir. */
+  ipLeaseDir?: string;
+  /** podman binary; default `podman` on PATH. */
+  podmanBinary?: string;
+  /** Storage driver: overlay (default) or vfs. One state folder sticks to one driver. */
+  storageDriver?: string;
+  /** Labels every pod and container; default a random id. */
+  instanceId?: string;
+  /** Crash-loop back-off; default 10 s doubling up to 5 min, like the kubelet. */
+  restartBackoff?: { initialMs: number; maxMs: number };
+  /** Safety-net refresh period; events trigger refreshes in between. Default 5 s. */
+  refreshIntervalMs?: number;
+  /** Timeout of one image pull. Default 10 min. */
+  pullTimeoutMs?: number;
+  /** Grace period of stop and delete. Default 10 s. */
+  stopTimeoutSeconds?: number;
+  /** Optional logger for runtime trouble (never receives secret values). */
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+const LABEL_INSTANCE = 'aci-emulator.instance';
+const LABEL_GROUP = 'aci-emulator.group';
+const LABEL_CONTAINER = 'aci-emulator.container';
+const LABEL_KIND = 'aci-emulator.kind';
+
+type Phase = 'provisioning' | 'init' | 'running' | 'stopped' | 'failed';
+
+interface ContainerRecord {
+  spec: RuntimeContainerSpec;
+  kind: 'init' | 'app';
+  ctrName: string;
+  /** podman's id, once created: events of an earlier container by the same name are not ours. */
+  ctrId?: string;
+  current: RuntimeContainerState;
+  previous?: RuntimeContainerState;
+  /** podman `start` events seen for this container: restartCount is one less. */
+  starts: number;
+  ready?: boolean;
+  events: EventLog;
+  /** StartedAt of the run whose end the supervisor has handled. */
+  handledRun?: number;
+  /** Set when `podman start` itself failed: podman leaves the container "created". */
+  startFailure?: { at: Date; exitCode: number };
+  restartTimer?: NodeJS.Timeout;
+  backoffMs: number;
+  probes: ProbeRunner[];
+  probesForRun?: number;
+}
+
+interface GroupRecord {
+  spec: RuntimeGroupSpec;
+  onChange: () => void;
+  key: string;
+  podName: string;
+  dir: string;
+  ip?: string;
+  phase: Phase;
+  /** Bumped by stop, restart and remove so that running async chains give up. */
+  generation: number;
+  init: ContainerRecord[];
+  app: ContainerRecord[];
+  events: EventLog;
+  probePorts: Map<number, { host: string; port: number }>;
+  signature: string;
+}
+
+/** ps -a --format json, the fields used. */
+interface PsEntry {
+  Id: string;
+  Names?: string[];
+  State: string;
+  ExitCode?: number;
+  StartedAt?: number;
+  ExitedAt?: number;
+  Labels?: Record<string, string> | null;
+  IsInfra?: boolean;
+}
+
+interface PodmanEventLine {
+  Name?: string;
+  Status?: string;
+  Type?: string;
+  Time?: string;
+  ID?: string;
+}
+
+function unixToDate(seconds: number | undefined): Date | undefined {
+  // podman reports the zero time.Time as -62135596800.
+  return seconds !== undefined && seconds > 0 ? new Date(seconds * 1000) : undefined;
+}
+
+function sanitize(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'group';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function startFailureExitCode(message: string): number {
+  if (/not found|no such file/i.test(message)) return 127;
+  if (/permission denied/i.test(message)) return 126;
+  return 128;
+}
+
+export class PodmanRuntime implements ContainerGroupRuntime {
+  readonly kind = 'podman' as const;
+  readonly instanceId: string;
+  readonly cli: PodmanCli;
+  readonly layout: PodmanLayout;
+  private readonly pool: LoopbackIpPool;
+  private readonly groups = new Map<string, GroupRecord>();
+  private readonly byCtrName = new Map<string, { group: GroupRecord; record: ContainerRecord }>();
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly opts: PodmanRuntimeOptions;
+  private readonly startedAt = new Date();
+  private eventsChild: ChildProcess | undefined;
+  private lastEventTime: string | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshPending: Promise<void> | undefined;
+  private refreshChain: Promise<void> = Promise.resolve();
+  private debounce: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly seenEvents = new Set<string>();
+
+  constructor(opts: PodmanRuntimeOptions) {
+    this.opts = opts;
+    this.instanceId = opts.instanceId ?? randomUUID();
+    const setup = preparePodman({ stateDir: opts.stateDir, binary: opts.podmanBinary, storageDriver: opts.storageDriver });
+    this.cli = setup.cli;
+    this.layout = setup.layout;
+    this.pool = new LoopbackIpPool(opts.ipPool ?? '127.20.0.0/16', opts.ipLeaseDir);
+    this.backoff = opts.restartBackoff ?? { initialMs: 10_000, maxMs: 300_000 };
+    this.watchEvents();
+    this.refreshTimer = setInterval(() => this.requestRefresh(), opts.refreshIntervalMs ?? 5000);
+    this.refreshTimer.unref();
+  }
+
+  // ---- public interface ----
+
+  async create(spec: RuntimeGroupSpec, onChange: () => void): Promise<void> {
+    this.assertOpen();
+    const existing = this.groups.get(spec.id);
+    if (existing) await this.remove(spec.id);
+    const key = createHash('sha256').update(`${this.instanceId}\n${spec.id}`).digest('hex').slice(0, 12);
+    const rec: GroupRecord = {
+      spec,
+      onChange,
+      key,
+      podName: `aci-${sanitize(spec.name)}-${key}`,
+      dir: join(this.layout.groupsDir, key),
+      phase: 'provisioning',
+      generation: 0,
+      init: [],
+      app: [],
+      events: new EventLog(),
+      probePorts: new Map(),
+      signature: '',
+    };
+    this.groups.set(spec.id, rec);
+    await this.provision(rec);
+  }
+
+  view(id: string): RuntimeGroupView | undefined {
+    const rec = this.groups.get(id);
+    return rec ? this.viewOf(rec) : undefined;
+  }
+
+  async stop(id: string): Promise<void> {
+    const rec = this.groups.get(id);
+    if (!rec) return;
+    this.quiesce(rec);
+    rec.phase = 'stopped';
+    await this.cli.run(['pod', 'stop', '--ignore', '-t', String(this.opts.stopTimeoutSeconds ?? 10), rec.podName]);
+    for (const c of [...rec.init, ...rec.app]) c.ready = c.spec.readinessProbe ? false : undefined;
+    await this.refresh();
+    this.notify(rec, true);
+  }
+
+  async start(id: string): Promise<void> {
+    const rec = this.groups.get(id);
+    if (!rec) throw new Error(`container group ${id} is not known to the podman runtime`);
+    await this.reprovision(rec);
+  }
+
+  async restart(id: string): Promise<void> {
+    const rec = this.groups.get(id);
+    if (!rec) throw new Error(`container group ${id} is not known to the podman runtime`);
+    await this.reprovision(rec);
+  }
+
+  async remove(id: string): Promise<void> {
+    const rec = this.groups.get(id);
+    if (!rec) return;
+    this.quiesce(rec);
+    await this.removePod(rec);
+    this.forgetContainers(rec);
+    rmSync(rec.dir, { recursive: true, force: true });
+    if (rec.ip) this.pool.release(rec.ip);
+    this.groups.delete(id);
+  }
+
+  async logs(id: string, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string> {
+    const { record } = this.containerOf(id, container);
+    return containerLogs(this.cli, record.ctrName, opts);
+  }
+
+  async exec(id: string, container: string, command: string[], terminal: { cols: number; rows: number }): Promise<ExecSession> {
+    const { record } = this.containerOf(id, container);
+    if (command.length === 0) throw new Error('exec needs a command');
+    const tty = terminal.cols > 0 && terminal.rows > 0;
+    if (!tty) {
+      return sessionFromChild(this.cli.spawn(['exec', '-i', record.ctrName, ...command]), { tty: false });
+    }
+    // podman needs a terminal on its own stdin to give the container one: see exec-session.ts.
+    const podmanArgs = [this.cli.config.binary, ...this.cli.globalArgs(), 'exec', '-it', '-e', 'TERM=xterm', record.ctrName, ...command];
+    const script = `stty cols ${Math.floor(terminal.cols)} rows ${Math.floor(terminal.rows)} 2>/dev/null; exec ${podmanArgs.map(shellQuote).join(' ')}`;
+    const child = spawn('script', ['-q', '-f', '-e', '-c', script, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: this.cli.env(),
+    });
+    return sessionFromChild(child, { tty: true });
+  }
+
+  async attach(id: string, container: string): Promise<ExecSession> {
+    const { record } = this.containerOf(id, container);
+    const child = this.cli.spawn(['attach', '--no-stdin', '--sig-proxy=false', record.ctrName]);
+    return sessionFromChild(child, { tty: false });
+  }
+
+  async close(opts: { keep?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+    this.eventsChild?.kill('SIGTERM');
+    for (const rec of this.groups.values()) this.quiesce(rec);
+    if (!opts.keep) {
+      const pods = [...this.groups.values()].map((g) => g.podName);
+      if (pods.length) await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...pods]);
+      // Anything else carrying our label (a pod whose create half failed, say).
+      const stray = await this.cli.exec(['ps', '-a', '-q', '--filter', `label=${LABEL_INSTANCE}=${this.instanceId}`]);
+      const ids = stray.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      if (ids.length) await this.cli.exec(['rm', '--force', '--ignore', '-t', '0', ...ids]);
+      const strayPods = await this.cli.exec(['pod', 'ps', '-q', '--filter', `label=${LABEL_INSTANCE}=${this.instanceId}`]);
+      const podIds = strayPods.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      if (podIds.length) await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...podIds]);
+      for (const rec of this.groups.values()) rmSync(rec.dir, { recursive: true, force: true });
+      this.pool.releaseAll();
+      this.groups.clear();
+      this.byCtrName.clear();
+    }
+  }
+
+  // ---- provisioning ----
+
+  private async provision(rec: GroupRecord): Promise<void> {
+    const gen = rec.generation;
+    rec.phase = 'provisioning';
+    rec.init = rec.spec.initContainers.map((c) => this.newContainer(rec, c, 'init'));
+    rec.app = rec.spec.containers.map((c) => this.newContainer(rec, c, 'app'));
+    try {
+      await this.pullImages(rec);
+      const volumes = await prepareVolumes(rec.dir, this.layout.fileSharesDir, rec.spec.volumes);
+      if (gen !== rec.generation) return;
+      await this.createPod(rec);
+      for (const c of [...rec.init, ...rec.app]) await this.createContainer(rec, c, volumes);
+      if (gen !== rec.generation) return;
+      if (rec.init.length) {
+        rec.phase = 'init';
+        void this.runInitContainers(rec, gen);
+      } else {
+        rec.phase = 'running';
+        await this.startApps(rec, rec.app);
+      }
+      this.requestRefresh();
+      this.notify(rec, true);
+    } catch (e) {
+      rec.phase = 'failed';
+      this.quiesce(rec, false);
+      await this.removePod(rec).catch(() => undefined);
+      this.notify(rec, true);
+      if (e instanceof RuntimeProvisionError) throw e;
+      const message = e instanceof Error ? e.message : String(e);
+      rec.events.add('Failed', 'Warning', message);
+      throw new RuntimeProvisionError('ContainerGroupDeploymentFailed', `container group '${rec.spec.name}' could not be deployed: ${message}`);
+    }
+  }
+
+  private async reprovision(rec: GroupRecord): Promise<void> {
+    this.quiesce(rec);
+    await this.removePod(rec);
+    this.forgetContainers(rec);
+    await this.provision(rec);
+  }
+
+  private newContainer(rec: GroupRecord, spec: RuntimeContainerSpec, kind: 'init' | 'app'): ContainerRecord {
+    const record: ContainerRecord = {
+      spec,
+      kind,
+      ctrName: `${rec.podName}-${kind === 'init' ? 'init-' : ''}${spec.name}`,
+      current: { state: 'Waiting' },
+      starts: 0,
+      ready: spec.readinessProbe ? false : undefined,
+      events: new EventLog(),
+      backoffMs: this.backoff.initialMs,
+      probes: [],
+    };
+    this.byCtrName.set(record.ctrName, { group: rec, record });
+    return record;
+  }
+
+  private async pullImages(rec: GroupRecord): Promise<void> {
+    const all = [...rec.init, ...rec.app];
+    const pulled = new Map<string, Promise<string | undefined>>();
+    for (const c of all) {
+      const image = c.spec.image;
+      c.events.add('Pulling', 'Normal', `pulling image "${image}"`);
+      let p = pulled.get(image);
+      if (!p) {
+        p = this.ensureImage(image);
+        pulled.set(image, p);
+      }
+      const failure = await p;
+      if (failure !== undefined) {
+        c.events.add('Failed', 'Warning', `Failed to pull image "${image}": ${failure}`);
+        c.current = { state: 'Waiting', detailStatus: 'ErrImagePull' };
+        throw new RuntimeProvisionError(
+          'InaccessibleImage',
+          `The image '${image}' in container group '${rec.spec.name}' is not accessible. Please check the image and registry credential.`,
+        );
+      }
+      c.events.add('Pulled', 'Normal', `Successfully pulled image "${image}"`);
+    }
+  }
+
+  /** Resolves undefined when the image is present (pulled if need be), else the reason. */
+  private async ensureImage(image: string): Promise<string | undefined> {
+    const exists = await this.cli.exec(['image', 'exists', image]);
+    if (exists.code === 0) return undefined;
+    const pull = await this.cli.exec(['pull', '--quiet', image], { timeoutMs: this.opts.pullTimeoutMs ?? 600_000 });
+    if (pull.code === 0) return undefined;
+    const lines = pull.stderr.trim().split('\n');
+    return lines[lines.length - 1]?.replace(/^Error:\s*/, '') || `podman pull exited with ${pull.code}`;
+  }
+
+  private async createPod(rec: GroupRecord): Promise<void> {
+    const groupPorts = rec.spec.ipAddress?.ports ?? [];
+    const groupTcp = new Set(groupPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port));
+    // httpGet probes reach ports the group does not publish through 127.0.0.1:<random>.
+    const probePorts = new Set<number>();
+    for (const c of [...rec.init, ...rec.app]) {
+      for (const probe of [c.spec.livenessProbe, c.spec.readinessProbe]) {
+        if (probe?.httpGet && !groupTcp.has(probe.httpGet.port)) probePorts.add(probe.httpGet.port);
+      }
+    }
+    const unusable = new Set<string>();
+    for (let attempt = 0; ; attempt++) {
+      const ip = rec.ip ?? (rec.spec.ipAddress ? this.pool.allocate(unusable) : undefined);
+      rec.ip = ip;
+      const args = [
+        'pod', 'create',
+        '--name', rec.podName,
+        '--label', `${LABEL_INSTANCE}=${this.instanceId}`,
+        '--label', `${LABEL_GROUP}=${rec.key}`,
+        '--hostname', sanitize(rec.spec.name),
+        // A private user-mode network per group: no shared bridge or iptables state
+        // that two emulators (or other podman users) could collide on.
+        '--network', 'slirp4netns:port_handler=slirp4netns',
+      ];
+      if (ip) for (const p of groupPorts) args.push('--publish', `${ip}:${p.port}:${p.port}/${p.protocol.toLowerCase()}`);
+      for (const p of probePorts) args.push('--publish', `127.0.0.1::${p}/tcp`);
+      await this.cli.run(args);
+      // Starting the infra container binds the published ports, so a taken address shows now.
+      const started = await this.cli.exec(['pod', 'start', rec.podName]);
+      if (started.code === 0) break;
+      await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', rec.podName]);
+      if (ip && /address already in use/i.test(started.stderr) && attempt < 5) {
+        unusable.add(ip);
+        this.pool.release(ip);
+        rec.ip = undefined;
+        continue;
+      }
+      throw new PodmanError(['pod', 'start', rec.podName], started.code, started.stderr);
+    }
+    rec.probePorts.clear();
+    for (const p of groupTcp) if (rec.ip) rec.probePorts.set(p, { host: rec.ip, port: p });
+    if (probePorts.size) {
+      const out = await this.cli.run(['pod', 'inspect', rec.podName, '--format', '{{json .InfraConfig.PortBindings}}']);
+      const bindings = JSON.parse(out) as Record<string, { HostIp: string; HostPort: string }[] | null>;
+      for (const p of probePorts) {
+        const b = bindings[`${p}/tcp`]?.[0];
+        if (b) rec.probePorts.set(p, { host: b.HostIp || '127.0.0.1', port: Number(b.HostPort) });
+      }
+    }
+  }
+
+  private async createContainer(rec: GroupRecord, c: ContainerRecord, volumes: Map<string, { hostPath: string; readOnly: boolean }>): Promise<void> {
+    const s = c.spec;
+    const cpus = s.limits?.cpu ?? s.cpu;
+    const memGb = s.limits?.memoryInGB ?? s.memoryInGB;
+    const args = [
+      'create',
+      '--pod', rec.podName,
+      '--name', c.ctrName,
+      '--label', `${LABEL_INSTANCE}=${this.instanceId}`,
+      '--label', `${LABEL_GROUP}=${rec.key}`,
+      '--label', `${LABEL_CONTAINER}=${s.name}`,
+      '--label', `${LABEL_KIND}=${c.kind}`,
+      '--restart', 'no',
+    ];
+    if (cpus > 0) args.push('--cpus', String(cpus));
+    if (memGb > 0) args.push('--memory', `${Math.max(6, Math.round(memGb * 1024))}m`);
+    if (s.limits?.memoryInGB !== undefined && s.memoryInGB > 0 && s.memoryInGB < s.limits.memoryInGB) {
+      args.push('--memory-reservation', `${Math.max(6, Math.round(s.memoryInGB * 1024))}m`);
+    }
+    for (const m of s.volumeMounts) {
+      const v = volumes.get(m.name);
+      if (!v) throw new RuntimeProvisionError('InvalidVolumeMount', `container '${s.name}' mounts unknown volume '${m.name}'`);
+      args.push('--volume', `${v.hostPath}:${m.mountPath}:${m.readOnly || v.readOnly ? 'ro' : 'rw'}`);
+    }
+    // Env values (secure ones included) go through a private file or podman's own
+    // environment, never the command line, where `ps` would show them.
+    const passEnv: Record<string, string> = {};
+    const fileLines: string[] = [];
+    for (const e of s.env) {
+      if (/[\r\n]/.test(e.value) || /^\s/.test(e.value)) {
+        passEnv[e.name] = e.value;
+        args.push('--env', e.name);
+      } else {
+        fileLines.push(`${e.name}=${e.value}`);
+      }
+    }
+    let envFile: string | undefined;
+    if (fileLines.length) {
+      mkdirSync(join(rec.dir, 'env'), { recursive: true, mode: 0o700 });
+      envFile = join(rec.dir, 'env', `${c.ctrName}.env`);
+      writeFileSync(envFile, `${fileLines.join('\n')}\n`, { mode: 0o600 });
+      args.push('--env-file', envFile);
+    }
+    // ACI's command is the whole argv: it replaces the image's entrypoint and its cmd.
+    if (s.command?.length) args.push('--entrypoint', JSON.stringify(s.command));
+    args.push(s.image);
+    try {
+      c.ctrId = (await this.cli.run(args, { env: passEnv })).trim().split('\n').pop();
+    } finally {
+      if (envFile) {
+        try {
+          unlinkSync(envFile);
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
+  private async startApps(rec: GroupRecord, containers: ContainerRecord[]): Promise<void> {
+    for (const c of containers) await this.startContainer(rec, c);
+  }
+
+  private async startContainer(rec: GroupRecord, c: ContainerRecord): Promise<boolean> {
+    const r = await this.cli.exec(['start', c.ctrName]);
+    if (r.code === 0) {
+      c.startFailure = undefined;
+      return true;
+    }
+    const message = r.stderr.trim().replace(/^Error:\s*/, '');
+    c.events.add('Failed', 'Warning', `Error: failed to start container "${c.spec.name}": ${message}`);
+    c.startFailure = { at: new Date(), exitCode: startFailureExitCode(message) };
+    this.requestRefresh();
+    this.notify(rec);
+    return false;
+  }
+
+  private async runInitContainers(rec: GroupRecord, gen: number): Promise<void> {
+    try {
+      for (const c of rec.init) {
+        let backoff = this.backoff.initialMs;
+        for (;;) {
+          if (gen !== rec.generation || this.closed) return;
+          let code: number;
+          if (await this.startContainer(rec, c)) {
+            const waited = await this.cli.exec(['wait', c.ctrName]);
+            code = waited.code === 0 ? Number(waited.stdout.trim()) : 1;
+          } else {
+            code = c.startFailure?.exitCode ?? 128;
+          }
+          if (gen !== rec.generation || this.closed) return;
+          await this.refresh();
+          if (code === 0) break;
+          if (rec.spec.restartPolicy === 'Never') {
+            rec.phase = 'failed';
+            this.notify(rec, true);
+            return;
+          }
+          c.previous = c.current;
+          c.current = { state: 'Waiting', detailStatus: 'CrashLoopBackOff' };
+          this.notify(rec);
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, this.backoff.maxMs);
+        }
+      }
+      if (gen !== rec.generation || this.closed) return;
+      rec.phase = 'running';
+      await this.startApps(rec, rec.app);
+      this.requestRefresh();
+      this.notify(rec, true);
+    } catch (e) {
+      this.opts.log?.('init containers failed', { group: rec.spec.id, error: e instanceof Error ? e.message : String(e) });
+      if (gen === rec.generation) {
+        rec.phase = 'failed';
+        this.notify(rec, true);
+      }
+    }
+  }
+
+  // ---- supervision ----
+
+  /** Stops timers and probes of a group and makes its running async chains give up. */
+  private quiesce(rec: GroupRecord, bump = true): void {
+    if (bump) rec.generation += 1;
+    for (const c of [...rec.init, ...rec.app]) {
+      if (c.restartTimer) clearTimeout(c.restartTimer);
+      c.restartTimer = undefined;
+      for (const p of c.probes) p.stop();
+      c.probes = [];
+      c.probesForRun = undefined;
+    }
+  }
+
+  private forgetContainers(rec: GroupRecord): void {
+    for (const c of [...rec.init, ...rec.app]) {
+      if (this.byCtrName.get(c.ctrName)?.group === rec) this.byCtrName.delete(c.ctrName);
+    }
+  }
+
+  private async removePod(rec: GroupRecord): Promise<void> {
+    await this.cli.run(['pod', 'rm', '--force', '--ignore', '-t', '0', rec.podName]);
+  }
+
+  private shouldRestart(policy: RuntimeGroupSpec['restartPolicy'], exitCode: number): boolean {
+    return policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0);
+  }
+
+  /** Applies one container's podman state to its record, restarting it when its policy says so. */
+  private apply(rec: GroupRecord, c: ContainerRecord, ps: PsEntry | undefined): void {
+    if (c.restartTimer) return; // waiting out a back-off: the last exit is already recorded
+    if (!ps) return;
+    const startTime = unixToDate(ps.StartedAt);
+    if (ps.State === 'running' || ps.State === 'paused' || ps.State === 'stopping') {
+      c.current = { state: 'Running', startTime, detailStatus: '' };
+      this.ensureProbes(rec, c, ps.StartedAt ?? 0);
+      return;
+    }
+    if (c.startFailure) {
+      // `podman start` failed: podman keeps the container's previous state, so the
+      // failure is recorded as a run of its own that ended at once.
+      const at = c.startFailure.at;
+      this.terminated(rec, c, { state: 'Terminated', startTime: at, finishTime: at, exitCode: c.startFailure.exitCode, detailStatus: 'Error' }, -at.getTime());
+      return;
+    }
+    if (ps.State === 'exited' || ps.State === 'stopped') {
+      const exitCode = ps.ExitCode ?? 0;
+      const state: RuntimeContainerState = { state: 'Terminated', startTime, finishTime: unixToDate(ps.ExitedAt), exitCode, detailStatus: exitCode === 0 ? 'Completed' : 'Error' };
+      this.terminated(rec, c, state, ps.StartedAt ?? 0);
+      return;
+    }
+    if (ps.State === 'created' || ps.State === 'configured' || ps.State === 'initialized') {
+      if (c.current.state !== 'Waiting') c.current = { state: 'Waiting' };
+    }
+  }
+
+  private terminated(rec: GroupRecord, c: ContainerRecord, state: RuntimeContainerState, run: number): void {
+    this.stopProbes(c);
+    if (c.spec.readinessProbe) c.ready = false;
+    if (c.kind === 'init' || rec.phase !== 'running') {
+      c.current = state;
+      return;
+    }
+    if (c.handledRun === run) return;
+    c.handledRun = run;
+    c.current = state;
+    if (!this.shouldRestart(rec.spec.restartPolicy, state.exitCode ?? 0)) return;
+    // Crash-loop back-off; a run that lasted long resets it, as the kubelet does.
+    const ranMs = state.finishTime && state.startTime ? state.finishTime.getTime() - state.startTime.getTime() : 0;
+    if (ranMs > 10 * 60_000) c.backoffMs = this.backoff.initialMs;
+    const delay = c.backoffMs;
+    c.backoffMs = Math.min(c.backoffMs * 2, this.backoff.maxMs);
+    c.previous = state;
+    c.current = { state: 'Waiting', detailStatus: 'CrashLoopBackOff' };
+    const gen = rec.generation;
+    c.restartTimer = setTimeout(() => {
+      c.restartTimer = undefined;
+      if (gen !== rec.generation || this.closed) return;
+      void this.startContainer(rec, c).then(() => this.requestRefresh());
+    }, delay);
+  }
+
+  private ensureProbes(rec: GroupRecord, c: ContainerRecord, run: number): void {
+    if (c.probesForRun === run) return;
+    this.stopProbes(c);
+    c.probesForRun = run;
+    const target = {
+      cli: this.cli,
+      container: c.ctrName,
+      hostPortFor: (port: number) => rec.probePorts.get(port),
+    };
+    if (c.spec.readinessProbe) {
+      const p = new ProbeRunner(c.spec.readinessProbe, target, (ok) => {
+        c.ready = ok;
+        if (!ok) c.events.add('Unhealthy', 'Warning', 'Readiness probe failed');
+        this.notify(rec);
+      });
+      c.probes.push(p);
+      p.start();
+    }
+    if (c.spec.livenessProbe) {
+      const p = new ProbeRunner(c.spec.livenessProbe, target, (ok) => {
+        if (ok) return;
+        c.events.add('Unhealthy', 'Warning', 'Liveness probe failed');
+        c.events.add('Killing', 'Normal', `Killing container with id ${c.ctrName}: liveness probe failed`);
+        this.notify(rec);
+        void this.cli.exec(['stop', '-t', String(this.opts.stopTimeoutSeconds ?? 10), c.ctrName]).then(() => this.requestRefresh());
+      });
+      c.probes.push(p);
+      p.start();
+    }
+  }
+
+  private stopProbes(c: ContainerRecord): void {
+    for (const p of c.probes) p.stop();
+    c.probes = [];
+    c.probesForRun = undefined;
+  }
+
+  // ---- state cache ----
+
+  private requestRefresh(): void {
+    if (this.closed) return;
+    if (this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.refresh().catch((e: unknown) => this.opts.log?.('refresh failed', { error: e instanceof Error ? e.message : String(e) }));
+    }, 50);
+  }
+
+  /**
+   * One `podman ps -a` for all of this runtime's containers. Calls are serialized;
+   * a call made while one runs gets the next one, which sees its cause.
+   */
+  private refresh(): Promise<void> {
+    if (this.refreshPending) return this.refreshPending;
+    const next = this.refreshChain.then(() => {
+      this.refreshPending = undefined;
+      return this.refreshNow();
+    });
+    this.refreshPending = next;
+    this.refreshChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async refreshNow(): Promise<void> {
+    if (this.groups.size === 0 || this.closed) return;
+    const out = await this.cli.run(['ps', '-a', '--format', 'json', '--filter', `label=${LABEL_INSTANCE}=${this.instanceId}`]);
+    const entries = JSON.parse(out || '[]') as PsEntry[];
+    const byName = new Map<string, PsEntry>();
+    for (const e of entries) for (const n of e.Names ?? []) byName.set(n, e);
+    for (const rec of this.groups.values()) {
+      for (const c of [...rec.init, ...rec.app]) {
+        const ps = byName.get(c.ctrName);
+        this.apply(rec, c, ps && (!c.ctrId || ps.Id === c.ctrId) ? ps : undefined);
+      }
+      this.notify(rec);
+    }
+  }
+
+  private watchEvents(): void {
+    if (this.closed) return;
+    const since = this.lastEventTime ?? this.startedAt.toISOString();
+    const child = this.cli.spawn(['events', '--format', 'json', '--since', since, '--filter', `label=${LABEL_INSTANCE}=${this.instanceId}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.eventsChild = child;
+    child.stderr?.resume();
+    const lines = createInterface({ input: child.stdout! });
+    const seen = this.seenEvents;
+    lines.on('line', (line) => {
+      let ev: PodmanEventLine;
+      try {
+        ev = JSON.parse(line) as PodmanEventLine;
+      } catch {
+        return;
+      }
+      if (ev.Type !== 'container' || !ev.Name) return;
+      // A restarted watcher replays from the last time it saw: skip what it already counted.
+      const id = `${ev.ID}|${ev.Status}|${ev.Time}`;
+      if (seen.has(id)) return;
+      seen.add(id);
+      if (seen.size > 10_000) seen.clear();
+      if (ev.Time) this.lastEventTime = ev.Time;
+      const hit = this.byCtrName.get(ev.Name);
+      if (hit && ev.Status === 'start' && hit.record.ctrId === ev.ID) {
+        hit.record.starts += 1;
+        hit.record.events.add('Started', 'Normal', 'Started container');
+      }
+      this.requestRefresh();
+    });
+    child.on('close', () => {
+      if (this.closed) return;
+      this.opts.log?.('podman events watcher ended; restarting it');
+      setTimeout(() => this.watchEvents(), 1000).unref();
+    });
+    child.on('error', (e) => this.opts.log?.('podman events failed', { error: e.message }));
+  }
+
+  // ---- views ----
+
+  private containerOf(id: string, container: string): { group: GroupRecord; record: ContainerRecord } {
+    const group = this.groups.get(id);
+    if (!group) throw new Error(`container group ${id} is not known to the podman runtime`);
+    const record = [...group.app, ...group.init].find((c) => c.spec.name === container);
+    if (!record) throw new Error(`container group ${id} has no container '${container}'`);
+    return { group, record };
+  }
+
+  private containerView(c: ContainerRecord): RuntimeContainerView {
+    const v: RuntimeContainerView = {
+      currentState: { ...c.current },
+      restartCount: Math.max(0, c.starts - 1),
+      events: c.events.list(),
+    };
+    if (c.previous) v.previousState = { ...c.previous };
+    if (c.ready !== undefined) v.ready = c.ready;
+    return v;
+  }
+
+  private groupState(rec: GroupRecord): RuntimeGroupState {
+    switch (rec.phase) {
+      case 'stopped':
+        return 'Stopped';
+      case 'failed':
+        return 'Failed';
+      case 'provisioning':
+      case 'init':
+        return 'Pending';
+      case 'running': {
+        if (rec.app.some((c) => c.current.state !== 'Terminated')) return 'Running';
+        return rec.app.every((c) => c.current.exitCode === 0) ? 'Succeeded' : 'Failed';
+      }
+    }
+  }
+
+  private viewOf(rec: GroupRecord): RuntimeGroupView {
+    const v: RuntimeGroupView = {
+      state: this.groupState(rec),
+      initContainers: {},
+      containers: {},
+      events: rec.events.list(),
+    };
+    if (rec.ip) v.ip = rec.ip;
+    for (const c of rec.init) v.initContainers[c.spec.name] = this.containerView(c);
+    for (const c of rec.app) v.containers[c.spec.name] = this.containerView(c);
+    return v;
+  }
+
+  /** Calls the group's onChange when its view changed (or always, when forced). */
+  private notify(rec: GroupRecord, force = false): void {
+    if (this.groups.get(rec.spec.id) !== rec) return;
+    const signature = JSON.stringify(this.viewOf(rec));
+    if (!force && signature === rec.signature) return;
+    rec.signature = signature;
+    try {
+      rec.onChange();
+    } catch (e) {
+      this.opts.log?.('onChange threw', { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the podman runtime is closed');
+  }
+}
