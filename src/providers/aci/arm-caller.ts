@@ -1,0 +1,187 @@
+/**
+ * Every ARM request goes through here: the read or write limiter, Retry-After on
+ * 429, backoff on 5xx and network failures, and a count per operation and result.
+ */
+import { Counter, type Registry } from 'prom-client';
+import { TransientProviderError } from '../../core/provider.js';
+import { ArmRequestError } from './errors.js';
+import { TokenBucket } from './token-bucket.js';
+import type { RateLimitConfig } from './config.js';
+
+export type CallKind = 'read' | 'write';
+
+/** What the caller observes about each attempt (for metrics and tests). */
+export interface ArmAttempt {
+  operation: string;
+  kind: CallKind;
+  /** HTTP status, or 'network' when no response came back. */
+  result: string;
+  startedAt: number;
+  /** For a 429: the moment its Retry-After allows the next attempt. */
+  retryNotBefore?: number;
+}
+
+export interface ArmCallerOptions {
+  limits: RateLimitConfig;
+  /** Attempts for 5xx/network failures before giving up with a TransientProviderError. */
+  maxAttempts?: number;
+  /** Attempts after 429s before giving up (each waits its Retry-After). */
+  maxThrottledAttempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  registry?: Registry;
+  onAttempt?: (a: ArmAttempt) => void;
+  now?: () => number;
+}
+
+/** The parts of @azure/core-rest-pipeline's RestError we read (duck-typed: it may come from any copy of the package). */
+interface RestErrorLike {
+  statusCode?: number;
+  code?: string;
+  message: string;
+  response?: { headers: { get(name: string): string | undefined } };
+}
+
+function asRestError(e: unknown): RestErrorLike | undefined {
+  if (typeof e !== 'object' || e === null || !('message' in e)) return undefined;
+  return e as RestErrorLike;
+}
+
+export function statusOf(e: unknown): number | undefined {
+  return asRestError(e)?.statusCode;
+}
+
+export function isNotFound(e: unknown): boolean {
+  return statusOf(e) === 404;
+}
+
+/** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(v: string | undefined, now: number): number | undefined {
+  if (!v) return undefined;
+  const t = v.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Math.ceil(Number(t) * 1000);
+  const d = Date.parse(t);
+  return Number.isNaN(d) ? undefined : Math.max(0, d - now);
+}
+
+const quotaCode = /quota|limitreached|ContainerGroupQuotaReached|CoreQuota/i;
+
+export function isQuotaError(e: unknown): boolean {
+  const r = asRestError(e);
+  return r?.code !== undefined && quotaCode.test(r.code);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class ArmCaller {
+  readonly reads: TokenBucket;
+  readonly writes: TokenBucket;
+  readonly requests: Counter<'operation' | 'result'>;
+  private readonly maxAttempts: number;
+  private readonly maxThrottled: number;
+  private readonly baseDelay: number;
+  private readonly maxDelay: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ArmCallerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.reads = new TokenBucket(opts.limits.readBucket, opts.limits.readRefillPerSecond, this.now);
+    this.writes = new TokenBucket(opts.limits.writeBucket, opts.limits.writeRefillPerSecond, this.now);
+    this.maxAttempts = opts.maxAttempts ?? 5;
+    this.maxThrottled = opts.maxThrottledAttempts ?? 20;
+    this.baseDelay = opts.baseDelayMs ?? 500;
+    this.maxDelay = opts.maxDelayMs ?? 30_000;
+    this.requests = new Counter({
+      name: 'aci_connector_arm_requests_total',
+      help: 'ARM requests sent by the ACI provider, by operation and result (HTTP status or "network").',
+      labelNames: ['operation', 'result'],
+      registers: opts.registry ? [opts.registry] : [],
+    });
+  }
+
+  /**
+   * Runs `fn` (one HTTP request) under the limiter for `kind`, retrying what is
+   * worth retrying. `beforeRetry` runs before a retry after a failure whose outcome
+   * is unknown (5xx, network): it returns a value to finish with instead of retrying
+   * (used to detect a PUT that succeeded although its response was lost).
+   */
+  async call<T>(
+    operation: string,
+    kind: CallKind,
+    fn: (signal: AbortSignal) => Promise<T>,
+    opts: { timeoutMs?: number; beforeRetry?: () => Promise<T | undefined> } = {},
+  ): Promise<T> {
+    const bucket = kind === 'read' ? this.reads : this.writes;
+    let failures = 0;
+    let throttled = 0;
+    let lastRetryAfter: number | undefined;
+    for (;;) {
+      await bucket.take();
+      const startedAt = this.now();
+      try {
+        const out = await fn(AbortSignal.timeout(opts.timeoutMs ?? 60_000));
+        this.record({ operation, kind, result: 'success', startedAt });
+        return out;
+      } catch (e) {
+        const r = asRestError(e);
+        const status = r?.statusCode;
+        if (status === 429) {
+          const wait = parseRetryAfter(r?.response?.headers.get('retry-after'), this.now()) ?? this.backoff(throttled);
+          const notBefore = this.now() + wait;
+          lastRetryAfter = wait;
+          this.record({ operation, kind, result: '429', startedAt, retryNotBefore: notBefore });
+          bucket.blockUntil(notBefore);
+          if (++throttled >= this.maxThrottled) {
+            throw new TransientProviderError('Throttled', `ARM throttled ${operation} ${throttled} times`, wait, { cause: e });
+          }
+          continue;
+        }
+        const retryable = status === undefined ? isNetworkError(e) : status >= 500 || status === 408;
+        this.record({ operation, kind, result: status === undefined ? 'network' : String(status), startedAt });
+        if (!retryable) {
+          if (status === undefined) throw e;
+          if (status === 404) throw e;
+          if (isQuotaError(e)) {
+            throw new TransientProviderError('QuotaExceeded', `Azure Container Instances quota reached: ${r?.message ?? ''}`, 60_000, { cause: e });
+          }
+          if (status === 409) throw new TransientProviderError('Conflict', `ARM conflict on ${operation}: ${r?.message ?? ''}`, 5_000, { cause: e });
+          throw new ArmRequestError(operation, status, r?.code, `ARM ${operation} failed (${status}${r?.code ? ` ${r.code}` : ''}): ${r?.message ?? ''}`, { cause: e });
+        }
+        if (++failures >= this.maxAttempts) {
+          throw new TransientProviderError('ArmUnavailable', `ARM ${operation} failed ${failures} times: ${r?.message ?? String(e)}`, lastRetryAfter, { cause: e });
+        }
+        await sleep(this.backoff(failures));
+        if (opts.beforeRetry) {
+          const done = await opts.beforeRetry();
+          if (done !== undefined) return done;
+        }
+      }
+    }
+  }
+
+  /** Exponential backoff with full jitter. */
+  private backoff(attempt: number): number {
+    const cap = Math.min(this.maxDelay, this.baseDelay * 2 ** attempt);
+    return Math.ceil(cap / 2 + Math.random() * (cap / 2));
+  }
+
+  private record(a: ArmAttempt): void {
+    this.requests.inc({ operation: a.operation, result: a.result });
+    this.opts.onAttempt?.(a);
+  }
+}
+
+function isNetworkError(e: unknown): boolean {
+  const r = asRestError(e);
+  if (!r) return false;
+  const code = r.code ?? '';
+  const name = (e as { name?: string }).name ?? '';
+  return (
+    name === 'AbortError' ||
+    name === 'TimeoutError' ||
+    /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|ENOTFOUND|REQUEST_SEND_ERROR|UND_ERR_\w+)$/.test(code) ||
+    (name === 'RestError' && r.statusCode === undefined)
+  );
+}

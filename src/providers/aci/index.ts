@@ -1,0 +1,13 @@
+/** The ACI provider's public surface. */
+import { AciProvider, type AciProviderOptions } from './provider.js';
+
+export { AciProvider, type AciProviderOptions } from './provider.js';
+export { loadAciConfig, ENV as ACI_ENV, type AciConfig } from './config.js';
+export { AciConfigError, ArmRequestError } from './errors.js';
+export { podToContainerGroup } from './pod-to-group.js';
+export { groupToPodStatus } from './status.js';
+export { containerGroupName, TAG as ACI_TAGS } from './naming.js';
+
+export function createAciProvider(options: AciProviderOptions): AciProvider {
+  return new AciProvider(options);
+}
