@@ -1,0 +1,154 @@
+/**
+ * Validates requests and responses against Microsoft's swagger 2.0 spec for
+ * Microsoft.ContainerInstance 2023-05-01 with ajv. Swagger schemas are draft-04-ish:
+ * `#/definitions/...` refs are resolved inside one schema document; `x-ms-*` extensions are
+ * ignored; formats int32/int64/double/float are checked as numbers. To make "validates"
+ * mean something for responses, every object schema that lists its properties rejects
+ * properties the spec does not declare (`unevaluatedProperties: false`, which sees through
+ * allOf — except on the allOf members themselves, which only see their own part).
+ */
+import { readFileSync } from 'node:fs';
+import Ajv2019Module from 'ajv/dist/2019.js';
+import addFormatsModule from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+
+const Ajv2019 = Ajv2019Module.default;
+const addFormats = addFormatsModule.default;
+
+export const SPEC_DIR = '/work/shared/aci-spec/2023-05-01';
+const SPEC_ID = 'https://aci.spec/containerInstance.json';
+
+type Json = Record<string, unknown>;
+
+interface SwaggerParameter {
+  name: string;
+  in: string;
+  required?: boolean;
+  schema?: Json;
+  $ref?: string;
+}
+
+interface SwaggerOperation {
+  operationId: string;
+  parameters?: SwaggerParameter[];
+  responses: Record<string, { schema?: Json }>;
+}
+
+export interface SpecOperation {
+  operationId: string;
+  method: string;
+  template: string;
+  pattern: RegExp;
+  op: SwaggerOperation;
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Adds unevaluatedProperties:false to closed object schemas, skipping allOf members. */
+function tighten(node: unknown, skip: boolean): unknown {
+  if (Array.isArray(node)) return node.map((n) => tighten(n, false));
+  if (!isObject(node)) return node;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'properties' && isObject(v)) {
+      out[k] = Object.fromEntries(Object.entries(v).map(([pk, pv]) => [pk, tighten(pv, false)]));
+    } else if (k === 'additionalProperties' || k === 'items' || k === 'allOf') {
+      out[k] = tighten(v, false);
+    } else {
+      out[k] = v;
+    }
+  }
+  if (!skip && (isObject(node.properties) || Array.isArray(node.allOf)) && node.additionalProperties === undefined) out.unevaluatedProperties = false;
+  return out;
+}
+
+export class SpecValidator {
+  readonly spec: Json & { paths: Record<string, Record<string, SwaggerOperation>>; definitions: Json; parameters: Record<string, SwaggerParameter> };
+  readonly operations: SpecOperation[] = [];
+  private readonly ajv = new Ajv2019({ strict: false, allErrors: true, validateFormats: true });
+  private readonly cache = new Map<string, ValidateFunction>();
+
+  constructor(specPath = `${SPEC_DIR}/containerInstance.json`) {
+    this.spec = JSON.parse(readFileSync(specPath, 'utf8')) as SpecValidator['spec'];
+    addFormats(this.ajv);
+    const int = (bits: number) => (n: number) => Number.isInteger(n) && Math.abs(n) <= 2 ** (bits - 1);
+    this.ajv.addFormat('int32', { type: 'number', validate: int(32) });
+    this.ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
+    this.ajv.addFormat('double', { type: 'number', validate: (n: number) => Number.isFinite(n) });
+    this.ajv.addFormat('float', { type: 'number', validate: (n: number) => Number.isFinite(n) });
+    const allOfMembers = new Set<string>();
+    for (const def of Object.values(this.spec.definitions)) {
+      if (isObject(def) && Array.isArray(def.allOf)) {
+        for (const m of def.allOf) if (isObject(m) && typeof m.$ref === 'string') allOfMembers.add(m.$ref.replace('#/definitions/', ''));
+      }
+    }
+    const definitions = Object.fromEntries(
+      Object.entries(this.spec.definitions).map(([name, def]) => [name, tighten(def, allOfMembers.has(name))]),
+    );
+    this.ajv.addSchema({ $id: SPEC_ID, definitions });
+
+    for (const [template, item] of Object.entries(this.spec.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (method === 'parameters') continue;
+        const source = template
+          .split(/(\{[^}]+\})/)
+          .map((p) => (/^\{[^}]+\}$/.test(p) ? '[^/]+' : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+          .join('');
+        this.operations.push({ operationId: op.operationId, method: method.toUpperCase(), template, pattern: new RegExp(`^${source}/?$`, 'i'), op });
+      }
+    }
+  }
+
+  findOperation(method: string, path: string): SpecOperation | undefined {
+    return this.operations.find((o) => o.method === method.toUpperCase() && o.pattern.test(path));
+  }
+
+  operation(operationId: string): SpecOperation {
+    const op = this.operations.find((o) => o.operationId === operationId);
+    if (!op) throw new Error(`no operation ${operationId} in the spec`);
+    return op;
+  }
+
+  private validator(schema: Json): ValidateFunction {
+    const key = JSON.stringify(schema);
+    let v = this.cache.get(key);
+    if (!v) {
+      const rewritten = JSON.parse(key.replaceAll('"#/definitions/', `"${SPEC_ID}#/definitions/`)) as Json;
+      v = this.ajv.compile(tighten(rewritten, false) as Json);
+      this.cache.set(key, v);
+    }
+    return v;
+  }
+
+  private static describe(errors: ErrorObject[] | null | undefined): string[] {
+    return (errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''}${e.params && 'unevaluatedProperty' in e.params ? ` '${String(e.params.unevaluatedProperty)}'` : ''}`);
+  }
+
+  /** Problems with a request body for an operation ([] when it conforms). */
+  requestErrors(operationId: string, body: unknown): string[] {
+    const op = this.operation(operationId).op;
+    const param = (op.parameters ?? []).find((p) => p.in === 'body');
+    if (!param?.schema) return body === undefined ? [] : [`${operationId} takes no body`];
+    if (body === undefined) return param.required ? [`${operationId} requires a body`] : [];
+    const v = this.validator(param.schema);
+    return v(body) ? [] : SpecValidator.describe(v.errors);
+  }
+
+  /** Problems with a response for an operation ([] when it conforms). */
+  responseErrors(operationId: string, status: number, body: unknown): string[] {
+    const op = this.operation(operationId).op;
+    const declared = op.responses[String(status)];
+    const response = declared ?? (status >= 400 ? op.responses.default : undefined);
+    if (!response) return [`status ${status} is not a declared response of ${operationId} (declared: ${Object.keys(op.responses).join(', ')})`];
+    if (!response.schema) return body === undefined || body === '' ? [] : [`${operationId} ${status} declares no body, got one`];
+    const v = this.validator(response.schema);
+    return v(body) ? [] : SpecValidator.describe(v.errors);
+  }
+
+  definitionErrors(name: string, value: unknown): string[] {
+    const v = this.validator({ $ref: `#/definitions/${name}` });
+    return v(value) ? [] : SpecValidator.describe(v.errors);
+  }
+}
