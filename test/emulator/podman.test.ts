@@ -6,55 +6,24 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { createPodmanRuntime } from '../../src/emulator/runtimes/podman/index.js';
 import type { PodmanRuntime } from '../../src/emulator/runtimes/podman/podman-runtime.js';
-import { RuntimeProvisionError, type ExecSession, type RuntimeContainerSpec, type RuntimeGroupSpec } from '../../src/emulator/runtime.js';
+import { RuntimeProvisionError, type RuntimeContainerSpec, type RuntimeGroupSpec } from '../../src/emulator/runtime.js';
 import { waitFor } from '../support/cluster.js';
-import { busyboxImage, podmanTestStateDir } from '../support/images.js';
+import { podmanTestStateDir } from '../support/images.js';
+import { collect, podmanFixture, type PodmanFixture } from './podman-fixtures.js';
 
 const TIMEOUT = 240_000;
 
+let fx: PodmanFixture;
 let runtime: PodmanRuntime;
-let image: string;
-let seq = 0;
-
-function container(name: string, command: string[], extra: Partial<RuntimeContainerSpec> = {}): RuntimeContainerSpec {
-  return { name, image, command, env: [], ports: [], cpu: 0.5, memoryInGB: 0.25, volumeMounts: [], ...extra };
-}
-
-function group(name: string, containers: RuntimeContainerSpec[], extra: Partial<RuntimeGroupSpec> = {}): RuntimeGroupSpec {
-  seq += 1;
-  const id = `/subscriptions/test/resourcegroups/podman/providers/microsoft.containerinstance/containergroups/${name}-${process.pid}-${seq}`;
-  return { id, name, osType: 'Linux', restartPolicy: 'Never', initContainers: [], containers, volumes: [], ...extra };
-}
-
-/** Creates the group and removes it when the test ends, pass or fail. */
-async function createGroup(t: TestContext, spec: RuntimeGroupSpec): Promise<void> {
-  t.after(() => runtime.remove(spec.id));
-  await runtime.create(spec, () => undefined);
-}
-
-async function podsOf(labelFilter: string): Promise<string[]> {
-  const out = await runtime.cli.run(['pod', 'ps', '-q', '--filter', `label=${labelFilter}`]);
-  return out.split('\n').filter(Boolean);
-}
-
-async function collect(session: ExecSession, input?: string): Promise<{ stdout: string; stderr: string; code: number }> {
-  let stdout = '';
-  let stderr = '';
-  session.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-  session.stderr?.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-  if (input !== undefined) session.stdin.end(input);
-  const code = await session.exited;
-  return { stdout, stderr, code };
-}
+const container = (name: string, command: string[], extra?: Partial<RuntimeContainerSpec>) => fx.container(name, command, extra);
+const group = (name: string, containers: RuntimeContainerSpec[], extra?: Partial<RuntimeGroupSpec>) => fx.group(name, containers, extra);
+const createGroup = (t: TestContext, spec: RuntimeGroupSpec) => fx.createGroup(t, spec);
+const podsOf = (label: string) => fx.podsOf(label);
 
 describe('podman runtime', { timeout: 15 * 60_000 }, () => {
   before(async () => {
-    runtime = createPodmanRuntime({
-      stateDir: podmanTestStateDir(),
-      restartBackoff: { initialMs: 200, maxMs: 1000 },
-      refreshIntervalMs: 1000,
-    }) as PodmanRuntime;
-    image = await busyboxImage(runtime.cli);
+    fx = await podmanFixture();
+    runtime = fx.runtime;
   });
 
   after(async () => {
