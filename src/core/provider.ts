@@ -168,3 +168,21 @@ export class TransientProviderError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * What the CLI hands a provider factory (e.g. `createAciProvider(config)`).
+ * nodeName + clusterId are the identity a provider tags its backend objects with,
+ * so that listPods() returns only what this node in this cluster created.
+ */
+export interface ProviderConfig {
+  nodeName: string;
+  /** A stable id of the cluster: the UID of the kube-system namespace. */
+  clusterId: string;
+  /** The node's InternalIP (also every pod's hostIP). */
+  nodeIP: string;
+  /** The --provider-config file, when given; its format is the provider's own. */
+  configFile?: string;
+  /** Environment to read provider settings from (process.env in production). */
+  env: Readonly<Record<string, string | undefined>>;
+  log: import('pino').Logger;
+}

@@ -1,0 +1,89 @@
+/** Flag parsing for the aci-connector binary: every flag, its default and its check. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isLogLevel, LOG_LEVELS } from '../common/logger.js';
+import { DEFAULT_TAINT } from '../core/taints.js';
+
+export interface CliOptions {
+  kubeconfig?: string;
+  nodeName: string;
+  nodeIp: string;
+  provider: 'aci' | 'mock';
+  providerConfig?: string;
+  taint?: string[];
+  kubeApiQps: number;
+  kubeApiBurst: number;
+  workers: number;
+  kubeletPort: number;
+  metricsPort: number;
+  metricsAddress: string;
+  logLevel: string;
+  mockStartDelayMs: number;
+  mockStateFile?: string;
+  mockHealthFile?: string;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number.');
+  return n;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer.');
+  return n;
+}
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer.');
+  return n;
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535).');
+  return n;
+}
+
+function nodeName(v: string): string {
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v)) {
+    throw new InvalidArgumentError('must be a DNS subdomain name (lower case letters, digits, "-" and ".").');
+  }
+  return v;
+}
+
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
+}
+
+function logLevel(v: string): string {
+  if (!isLogLevel(v)) throw new InvalidArgumentError(`must be one of ${LOG_LEVELS.join(', ')}.`);
+  return v;
+}
+
+export function buildProgram(version: string): Command {
+  const env = process.env;
+  return new Command('aci-connector')
+    .description('A Kubernetes node that runs the pods bound to it as Azure Container Instances container groups.')
+    .version(version, '-v, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show this help and exit')
+    .option('--kubeconfig <path>', 'kubeconfig file; without it: in-cluster config, then $KUBECONFIG (or ~/.kube/config)')
+    .option('--node-name <name>', 'name of the node to register', nodeName, 'aci-connector')
+    .option('--node-ip <ip>', "the node's InternalIP and every pod's hostIP (env POD_IP)", env.POD_IP ?? env.VKUBELET_POD_IP ?? '127.0.0.1')
+    .addOption(new Option('--provider <name>', 'backend that runs the pods').choices(['aci', 'mock']).default('aci'))
+    .option('--provider-config <path>', "the provider's own configuration file")
+    .option('--taint <key[=value]:Effect>', `taint of the node; repeat for several, "none" for none (default: ${DEFAULT_TAINT})`, collect)
+    .option('--kube-api-qps <n>', 'sustained requests per second to the API server', positiveNumber, 50)
+    .option('--kube-api-burst <n>', 'requests allowed in a burst above the QPS', positiveInt, 100)
+    .option('--workers <n>', 'pods reconciled concurrently', positiveInt, 50)
+    .option('--kubelet-port <port>', 'port advertised for the kubelet API (logs, exec)', port, 10250)
+    .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics (0: any free port)', port, 10255)
+    .option('--metrics-address <ip>', 'address the operations endpoint binds', '0.0.0.0')
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, logLevel, env.LOG_LEVEL ?? 'info')
+    .option('--mock-start-delay-ms <ms>', 'mock provider: ms before a pod is Running', nonNegativeInt, 0)
+    .option('--mock-state-file <path>', "mock provider: JSON file keeping the backend's pods across restarts")
+    .option('--mock-health-file <path>', 'mock provider: while this file exists the backend reports unhealthy')
+    .configureOutput({ outputError: (str, write) => write(`aci-connector: ${str}`) })
+    .allowExcessArguments(false);
+}

@@ -1,0 +1,114 @@
+/**
+ * Wires the node controller, the pod controller and the operations endpoint
+ * around one provider. Stopping leaves every pod running and the node in place.
+ */
+import type * as k8s from '@kubernetes/client-node';
+import type { V1Taint } from '@kubernetes/client-node';
+import type { Logger } from '../common/logger.js';
+import type { ConnectorMetrics } from '../common/metrics.js';
+import { EventRecorder } from './events.js';
+import { makeKubeClients, type KubeClients } from './kube-client.js';
+import { NodeController } from './node-controller.js';
+import { OpsServer } from './ops-server.js';
+import { PodController } from './pod-controller.js';
+import type { Provider } from './provider.js';
+
+export interface ConnectorOptions {
+  kc: k8s.KubeConfig;
+  provider: Provider;
+  nodeName: string;
+  nodeIP: string;
+  taints: V1Taint[];
+  qps: number;
+  burst: number;
+  workers: number;
+  kubeletPort: number;
+  /** undefined: no operations endpoint. */
+  metricsPort?: number;
+  metricsAddress?: string;
+  version: string;
+  log: Logger;
+  metrics: ConnectorMetrics;
+}
+
+/** The UID of kube-system: a stable identity of the cluster for tagging backend objects. */
+export async function clusterIdentity(core: k8s.CoreV1Api): Promise<string> {
+  const ns = await core.readNamespace({ name: 'kube-system' });
+  const uid = ns.metadata?.uid;
+  if (!uid) throw new Error('the kube-system namespace has no uid');
+  return uid;
+}
+
+export class Connector {
+  readonly clients: KubeClients;
+  readonly node: NodeController;
+  readonly pods: PodController;
+  private readonly events: EventRecorder;
+  private readonly ops: OpsServer | undefined;
+  private started = false;
+  metricsPort: number | undefined;
+
+  constructor(private readonly o: ConnectorOptions) {
+    this.clients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics });
+    // Events get their own budget so they never hold up pod work.
+    const eventClients = makeKubeClients(o.kc, { qps: Math.max(1, o.qps / 2), burst: Math.max(1, Math.floor(o.burst / 2)), metrics: o.metrics });
+    this.events = new EventRecorder(eventClients.core, o.nodeName, o.log.child({ component: 'events' }));
+    this.node = new NodeController({
+      clients: this.clients,
+      provider: o.provider,
+      nodeName: o.nodeName,
+      nodeIP: o.nodeIP,
+      taints: o.taints,
+      kubeletPort: o.kubeletPort,
+      version: o.version,
+      log: o.log.child({ component: 'node' }),
+    });
+    let allocatable: Record<string, string> | undefined;
+    void o.provider.nodeInfo().then((i) => {
+      allocatable = i.allocatable ?? i.capacity;
+    }, () => undefined);
+    this.pods = new PodController({
+      clients: this.clients,
+      provider: o.provider,
+      nodeName: o.nodeName,
+      nodeIP: o.nodeIP,
+      workers: o.workers,
+      log: o.log.child({ component: 'pods' }),
+      events: this.events,
+      metrics: o.metrics,
+      nodeAllocatable: () => allocatable,
+    });
+    if (o.metricsPort !== undefined) {
+      this.ops = new OpsServer({
+        metrics: o.metrics,
+        notReadyReason: () => (!this.started ? 'starting' : !this.node.ready ? 'node not registered' : undefined),
+        beforeScrape: () => {
+          for (const [phase, n] of Object.entries(this.pods.podsByPhase())) o.metrics.podsByPhase.set({ phase }, n);
+          o.metrics.queueDepth.set(this.pods.queueDepth);
+        },
+      });
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.ops) {
+      this.metricsPort = await this.ops.listen(this.o.metricsPort ?? 0, this.o.metricsAddress);
+      this.o.log.info({ port: this.metricsPort }, 'operations endpoint listening');
+    }
+    await this.node.start();
+    this.o.log.info({ node: this.o.nodeName }, 'node registered and Ready reported');
+    await this.pods.start();
+    this.started = true;
+    this.o.log.info({ node: this.o.nodeName }, 'pod controller running');
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    await this.pods.stop();
+    await this.node.stop();
+    await this.events.flush(2000);
+    this.events.close();
+    await this.o.provider.close?.();
+    await this.ops?.close();
+  }
+}

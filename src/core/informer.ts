@@ -1,0 +1,78 @@
+/**
+ * A ListWatch that keeps itself running: @kubernetes/client-node's ListWatch
+ * stops for good after a list or watch error, so this restarts it with backoff
+ * and tells when the first list has landed (the cache is synced).
+ */
+import * as k8s from '@kubernetes/client-node';
+import { backoffDelay } from '../common/backoff.js';
+import type { Logger } from '../common/logger.js';
+
+export interface ManagedInformer<T extends k8s.KubernetesObject> {
+  cache: k8s.ListWatch<T>;
+  /** Lists, starts watching, and resolves once the cache holds the first list. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function managedInformer<T extends k8s.KubernetesObject>(
+  kc: k8s.KubeConfig,
+  path: string,
+  list: () => Promise<k8s.KubernetesListObject<T>>,
+  opts: { fieldSelector?: string; labelSelector?: string; log: Logger; what: string },
+): ManagedInformer<T> {
+  const lw = new k8s.ListWatch<T>(path, new k8s.Watch(kc), list, false, opts.labelSelector, opts.fieldSelector);
+  let stopped = false;
+  let failures = 0;
+  let failedDuringStart = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let starting = false;
+
+  const restart = () => {
+    if (stopped || restartTimer) return;
+    const delay = backoffDelay({ baseMs: 500, maxMs: 30_000 }, ++failures);
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (stopped) return;
+      void lw.start().then(() => {
+        failures = 0;
+      });
+    }, delay);
+  };
+  lw.on('error', (err: unknown) => {
+    failedDuringStart = true;
+    if (stopped || starting) return;
+    opts.log.warn({ err: err instanceof Error ? err.message : String(err), what: opts.what }, 'watch failed; restarting');
+    restart();
+  });
+
+  async function startLoop(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      failedDuringStart = false;
+      if (restartTimer) {
+        clearTimeout(restartTimer);
+        restartTimer = undefined;
+      }
+      await lw.start();
+      if (!failedDuringStart || stopped) return;
+      await new Promise((r) => setTimeout(r, backoffDelay({ baseMs: 200, maxMs: 5000 }, attempt)));
+    }
+  }
+
+  return {
+    cache: lw,
+    async start() {
+      stopped = false;
+      starting = true;
+      try {
+        await startLoop();
+      } finally {
+        starting = false;
+      }
+    },
+    async stop() {
+      stopped = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      await lw.stop();
+    },
+  };
+}

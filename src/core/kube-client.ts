@@ -1,0 +1,123 @@
+/**
+ * Kubernetes API clients with a client-side rate limit and request metrics.
+ * @kubernetes/client-node has no QPS limit of its own, so every generated-API
+ * request passes a token bucket in a promise middleware. Watches (long-lived
+ * streams) are not limited, as in client-go.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { ServerConfiguration, createConfiguration } from '@kubernetes/client-node';
+import type { ConnectorMetrics } from '../common/metrics.js';
+import { TokenBucket } from '../common/token-bucket.js';
+import https from 'node:https';
+
+export interface KubeClients {
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  coordination: k8s.CoordinationV1Api;
+  limiter: TokenBucket;
+}
+
+export class KubeConfigError extends Error {
+  override readonly name = 'KubeConfigError';
+}
+
+/** --kubeconfig, else in-cluster, else $KUBECONFIG (or ~/.kube/config). */
+export function loadKubeConfig(path: string | undefined): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  try {
+    if (path) kc.loadFromFile(path);
+    else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new KubeConfigError(`cannot load kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: ${(err as Error).message}`);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new KubeConfigError(`no cluster in kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: pass --kubeconfig or set KUBECONFIG`);
+  }
+  return kc;
+}
+
+/** 'pods/status' from '/api/v1/namespaces/ns/pods/name/status?x'. */
+export function resourceOfUrl(url: string): string {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    path = url.split('?')[0] ?? url;
+  }
+  const segs = path.split('/').filter(Boolean);
+  let i = segs[0] === 'api' ? 2 : segs[0] === 'apis' ? 3 : 0;
+  if (segs[i] === 'namespaces' && segs.length > i + 2) i += 2;
+  const resource = segs[i] ?? 'unknown';
+  const sub = segs[i + 2];
+  return sub ? `${resource}/${sub}` : resource;
+}
+
+export function makeKubeClients(
+  kc: k8s.KubeConfig,
+  opts: { qps: number; burst: number; metrics?: ConnectorMetrics },
+): KubeClients {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new KubeConfigError('no current cluster in kubeconfig');
+  const limiter = new TokenBucket(opts.qps, opts.burst);
+  const metrics = opts.metrics;
+  const auth = keepAliveAuth(kc);
+  const base = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: auth },
+  });
+  const inner = base.httpApi;
+  // Wrapping the HTTP library (not a middleware) sees request and response together.
+  const httpApi: k8s.HttpLibrary = {
+    send(req: k8s.RequestContext): k8s.Observable<k8s.ResponseContext> {
+      const run = async (): Promise<k8s.ResponseContext> => {
+        await limiter.take();
+        const labels = { verb: req.getHttpMethod(), resource: resourceOfUrl(req.getUrl()), code: 'error' };
+        try {
+          const res = await inner.send(req).toPromise();
+          labels.code = String(res.httpStatusCode);
+          return res;
+        } finally {
+          metrics?.apiRequests.inc(labels);
+          if (labels.code === 'error' || Number(labels.code) >= 400) metrics?.apiErrors.inc(labels);
+        }
+      };
+      return new k8s.Observable(run());
+    },
+  };
+  const config = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: auth },
+    httpApi,
+  });
+  return {
+    kc,
+    core: new k8s.CoreV1Api(config),
+    coordination: new k8s.CoordinationV1Api(config),
+    limiter,
+  };
+}
+
+/**
+ * client-node creates a fresh https.Agent per request, so every call pays a TLS
+ * handshake. This keeps its authentication (headers, client certs) but reuses
+ * one keep-alive agent built from the first agent's TLS options.
+ */
+function keepAliveAuth(kc: k8s.KubeConfig): k8s.SecurityAuthentication {
+  let shared: https.Agent | undefined;
+  const cluster = kc.getCurrentCluster();
+  const reusable = Boolean(cluster && cluster.server.startsWith('https') && !cluster.proxyUrl);
+  return {
+    getName: () => 'kubeconfig-keepalive',
+    async applySecurityAuthentication(ctx: k8s.RequestContext): Promise<void> {
+      await kc.applySecurityAuthentication(ctx);
+      if (!reusable) return;
+      const fresh = ctx.getAgent();
+      if (!shared && fresh instanceof https.Agent) {
+        shared = new https.Agent({ ...fresh.options, keepAlive: true, maxSockets: 128 });
+      }
+      if (shared) ctx.setAgent(shared);
+      if (fresh instanceof https.Agent && fresh !== shared) fresh.destroy();
+    },
+  };
+}

@@ -1,0 +1,308 @@
+/**
+ * Registers the virtual node and keeps it alive: a Lease renewed every 10 s,
+ * conditions written when they change and at least once a minute, Ready driven
+ * by the provider's health. Recreates the Node when someone deletes it.
+ * Never deletes the Node itself (stopping must not disturb the pods on it).
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { V1Node, V1NodeCondition, V1Taint } from '@kubernetes/client-node';
+import type { Logger } from '../common/logger.js';
+import { mergePatchOptions, strategicMergePatchOptions } from './events.js';
+import { managedInformer, type ManagedInformer } from './informer.js';
+import type { KubeClients } from './kube-client.js';
+import type { HealthStatus, NodeInfoFromProvider, Provider } from './provider.js';
+
+export const LEASE_NAMESPACE = 'kube-node-lease';
+
+export interface NodeControllerOptions {
+  clients: KubeClients;
+  provider: Provider;
+  nodeName: string;
+  nodeIP: string;
+  taints: V1Taint[];
+  kubeletPort: number;
+  /** Connector version, for nodeInfo.kubeletVersion. */
+  version: string;
+  log: Logger;
+  leaseDurationSeconds?: number;
+  leaseRenewMs?: number;
+  /** How often health is checked; conditions are written when they change. */
+  statusCheckMs?: number;
+  /** Conditions are re-written at least this often. */
+  statusRefreshMs?: number;
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { code?: number } | undefined)?.code === 404;
+}
+function isConflict(err: unknown): boolean {
+  return (err as { code?: number } | undefined)?.code === 409;
+}
+
+export class NodeController {
+  private informer: ManagedInformer<V1Node> | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private info: NodeInfoFromProvider | undefined;
+  private kubeletVersion = 'v0.0.0';
+  private lastHealth: HealthStatus | undefined;
+  private lastStatusWrite = 0;
+  private lastTransition = new Date();
+  private registering: Promise<void> | undefined;
+  /** True once the node is registered and its first status written. */
+  ready = false;
+
+  constructor(private readonly o: NodeControllerOptions) {}
+
+  private get leaseDuration(): number {
+    return this.o.leaseDurationSeconds ?? 40;
+  }
+
+  async start(): Promise<void> {
+    this.kubeletVersion = await this.serverKubeletVersion();
+    this.info = await this.o.provider.nodeInfo();
+    await this.register();
+    await this.writeStatus(true);
+    await this.renewLease();
+    this.ready = true;
+
+    this.informer = managedInformer<V1Node>(
+      this.o.clients.kc,
+      '/api/v1/nodes',
+      () => this.o.clients.core.listNode({ fieldSelector: `metadata.name=${this.o.nodeName}` }),
+      { fieldSelector: `metadata.name=${this.o.nodeName}`, log: this.o.log, what: 'node' },
+    );
+    this.informer.cache.on('delete', (n) => {
+      if (this.stopped || n.metadata?.name !== this.o.nodeName) return;
+      this.o.log.warn({ node: this.o.nodeName }, 'node deleted from outside; registering it again');
+      void this.reregister();
+    });
+    this.informer.cache.on('update', (n) => {
+      // Someone (the node lifecycle controller) overwrote Ready: put ours back now.
+      if (this.stopped || !this.lastHealth) return;
+      const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+      const want = this.lastHealth.ok ? 'True' : 'False';
+      if (ready && ready.status !== want) void this.writeStatus(true).catch((err: unknown) => this.warn(err, 'node status'));
+    });
+    await this.informer.start();
+
+    this.leaseTimer = setInterval(() => {
+      void this.renewLease().catch((err: unknown) => this.warn(err, 'lease renewal'));
+    }, this.o.leaseRenewMs ?? 10_000);
+    this.statusTimer = setInterval(() => {
+      void this.writeStatus(false).catch((err: unknown) => this.warn(err, 'node status'));
+    }, this.o.statusCheckMs ?? 5_000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    await this.informer?.stop();
+  }
+
+  /** The node's current health, as last reported by the provider. */
+  get health(): HealthStatus | undefined {
+    return this.lastHealth;
+  }
+
+  private warn(err: unknown, what: string): void {
+    if (this.stopped) return;
+    this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, `${what} failed; will retry`);
+  }
+
+  private async serverKubeletVersion(): Promise<string> {
+    const version = await this.o.clients.kc.makeApiClient(k8s.VersionApi).getCode();
+    const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version.gitVersion);
+    const base = m ? `v${m[1]}.${m[2]}.${m[3]}` : 'v0.0.0';
+    return `${base}-aci-connector-${this.o.version}`;
+  }
+
+  private async reregister(): Promise<void> {
+    if (this.registering) return this.registering;
+    this.registering = (async () => {
+      for (let attempt = 0; !this.stopped; attempt++) {
+        try {
+          await this.register();
+          await this.writeStatus(true);
+          await this.renewLease();
+          return;
+        } catch (err) {
+          this.warn(err, 'node registration');
+          await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
+        }
+      }
+    })().finally(() => {
+      this.registering = undefined;
+    });
+    return this.registering;
+  }
+
+  labels(): Record<string, string> {
+    const info = this.info;
+    return {
+      ...(info?.labels ?? {}),
+      type: 'virtual-kubelet',
+      'kubernetes.io/role': 'agent',
+      'kubernetes.io/hostname': this.o.nodeName,
+      'kubernetes.io/os': info?.operatingSystem ?? 'linux',
+      'kubernetes.io/arch': info?.architecture ?? 'amd64',
+      'beta.kubernetes.io/os': info?.operatingSystem ?? 'linux',
+      'beta.kubernetes.io/arch': info?.architecture ?? 'amd64',
+      'node.kubernetes.io/exclude-from-external-load-balancers': 'true',
+    };
+  }
+
+  private async register(): Promise<void> {
+    const core = this.o.clients.core;
+    let existing: V1Node | undefined;
+    try {
+      existing = await core.readNode({ name: this.o.nodeName });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!existing) {
+      try {
+        await core.createNode({
+          body: {
+            apiVersion: 'v1',
+            kind: 'Node',
+            metadata: { name: this.o.nodeName, labels: this.labels() },
+            spec: { taints: this.o.taints },
+            status: this.statusBody(this.lastHealth ?? { ok: true, reason: 'KubeletReady', message: 'starting' }),
+          },
+        });
+        this.o.log.info({ node: this.o.nodeName }, 'node registered');
+        return;
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        existing = await core.readNode({ name: this.o.nodeName });
+      }
+    }
+    // Adopt the existing node: our labels and taints added, everyone else's kept.
+    const taints = [...(existing.spec?.taints ?? [])];
+    for (const t of this.o.taints) {
+      if (!taints.some((x) => x.key === t.key && x.effect === t.effect)) taints.push(t);
+    }
+    await core.patchNode(
+      { name: this.o.nodeName, body: { metadata: { labels: this.labels() }, spec: { taints } } },
+      mergePatchOptions(),
+    );
+    this.o.log.info({ node: this.o.nodeName }, 'node exists; adopted');
+  }
+
+  private conditions(h: HealthStatus, now: Date): V1NodeCondition[] {
+    const ok = (type: string, reason: string, message: string): V1NodeCondition => ({
+      type,
+      status: 'False',
+      reason,
+      message,
+      lastHeartbeatTime: now,
+      lastTransitionTime: this.lastTransition,
+    });
+    return [
+      {
+        type: 'Ready',
+        status: h.ok ? 'True' : 'False',
+        reason: h.ok ? 'KubeletReady' : h.reason,
+        message: h.ok ? `aci-connector is posting ready status: ${h.message}` : h.message,
+        lastHeartbeatTime: now,
+        lastTransitionTime: this.lastTransition,
+      },
+      ok('MemoryPressure', 'KubeletHasSufficientMemory', 'the backend has no memory pressure'),
+      ok('DiskPressure', 'KubeletHasNoDiskPressure', 'the backend has no disk pressure'),
+      ok('PIDPressure', 'KubeletHasSufficientPID', 'the backend has no PID pressure'),
+    ];
+  }
+
+  private statusBody(h: HealthStatus): k8s.V1NodeStatus {
+    const info = this.info;
+    const now = new Date();
+    return {
+      capacity: info?.capacity ?? {},
+      allocatable: info?.allocatable ?? info?.capacity ?? {},
+      conditions: this.conditions(h, now),
+      addresses: [
+        { type: 'InternalIP', address: this.o.nodeIP },
+        { type: 'Hostname', address: this.o.nodeName },
+      ],
+      daemonEndpoints: { kubeletEndpoint: { Port: this.o.kubeletPort } },
+      nodeInfo: {
+        kubeletVersion: this.kubeletVersion,
+        kubeProxyVersion: '',
+        operatingSystem: info?.operatingSystem ?? 'linux',
+        architecture: info?.architecture ?? 'amd64',
+        containerRuntimeVersion: `aci-connector://${this.o.version}`,
+        kernelVersion: '',
+        osImage: '',
+        machineID: this.o.nodeName,
+        systemUUID: this.o.nodeName,
+        bootID: '',
+      },
+    };
+  }
+
+  /** Checks health; writes the status when it changed, when forced, or when a minute passed. */
+  private async writeStatus(force: boolean): Promise<void> {
+    if (this.stopped) return;
+    let h: HealthStatus;
+    try {
+      h = await this.o.provider.health();
+    } catch (err) {
+      h = { ok: false, reason: 'ProviderHealthCheckFailed', message: `the provider's health check failed: ${(err as Error).message}` };
+    }
+    const changed = !this.lastHealth || this.lastHealth.ok !== h.ok || this.lastHealth.reason !== h.reason || this.lastHealth.message !== h.message;
+    if (this.lastHealth && this.lastHealth.ok !== h.ok) this.lastTransition = new Date();
+    const due = Date.now() - this.lastStatusWrite >= (this.o.statusRefreshMs ?? 60_000);
+    if (!force && !changed && !due) return;
+    if (changed && this.lastHealth) {
+      this.o.log.info({ ok: h.ok, reason: h.reason, message: h.message }, 'provider health changed');
+    }
+    this.lastHealth = h;
+    await this.o.clients.core.patchNodeStatus(
+      { name: this.o.nodeName, body: { status: this.statusBody(h) } },
+      strategicMergePatchOptions(),
+    );
+    this.lastStatusWrite = Date.now();
+  }
+
+  private async renewLease(): Promise<void> {
+    if (this.stopped) return;
+    const coord = this.o.clients.coordination;
+    const name = this.o.nodeName;
+    let node: V1Node | undefined;
+    const spec = {
+      holderIdentity: name,
+      leaseDurationSeconds: this.leaseDuration,
+      renewTime: new k8s.V1MicroTime(),
+    };
+    try {
+      const lease = await coord.readNamespacedLease({ name, namespace: LEASE_NAMESPACE });
+      lease.spec = { ...lease.spec, ...spec };
+      await coord.replaceNamespacedLease({ name, namespace: LEASE_NAMESPACE, body: lease });
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    // The lease is owned by the node, so it goes when the node goes (as a kubelet's does).
+    try {
+      node = await this.o.clients.core.readNode({ name });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await coord.createNamespacedLease({
+      namespace: LEASE_NAMESPACE,
+      body: {
+        metadata: {
+          name,
+          namespace: LEASE_NAMESPACE,
+          ownerReferences: node?.metadata?.uid
+            ? [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata.uid }]
+            : undefined,
+        },
+        spec,
+      },
+    });
+  }
+}

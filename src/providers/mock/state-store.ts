@@ -1,0 +1,105 @@
+/**
+ * The mock backend's memory, optionally kept in a JSON file so that it outlives
+ * the connector process (the SIGKILL-restart test needs a "backend" that
+ * survives). Writes are batched: every change in a tick lands in one atomic
+ * write (temp file + rename), and callers can await the write that holds theirs.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { V1ContainerStatus } from '@kubernetes/client-node';
+import type { PodRef, ProviderPodStatus } from '../../core/provider.js';
+
+export interface MockContainer {
+  name: string;
+  image: string;
+  /** Exit code after the container's run time, or undefined to run forever. */
+  exitCode?: number;
+  runMs: number;
+}
+
+export interface MockPod {
+  ref: PodRef;
+  /** Which connector created it: node name and cluster id. */
+  owner: { node: string; cluster: string };
+  restartPolicy: 'Always' | 'OnFailure' | 'Never';
+  containers: MockContainer[];
+  /** Epoch ms when the pod becomes Running. */
+  startAt: number;
+  podIP: string;
+  status: ProviderPodStatus;
+  /** Per container: epoch ms of the current run's start, for exit scheduling. */
+  runStartedAt: Record<string, number>;
+}
+
+export interface CallCounts {
+  /** Workloads actually created for this uid (a second one is a duplicate). */
+  created: number;
+  /** createPod calls, including idempotent repeats. */
+  createCalls: number;
+  deleteCalls: number;
+  /** Workloads actually removed. */
+  deleted: number;
+}
+
+export interface MockState {
+  version: 1;
+  nextIP: number;
+  pods: Record<string, MockPod>;
+  calls: Record<string, CallCounts>;
+}
+
+export function emptyState(): MockState {
+  return { version: 1, nextIP: 1, pods: {}, calls: {} };
+}
+
+/** Reads a state file (for tests that inspect the mock's backend from outside). */
+export function readMockState(file: string): MockState {
+  if (!existsSync(file)) return emptyState();
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as MockState;
+  if (parsed.version !== 1) throw new Error(`unsupported mock state version ${String(parsed.version)} in ${file}`);
+  return parsed;
+}
+
+export function writeMockState(file: string, state: MockState): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state));
+  renameSync(tmp, file);
+}
+
+export class StateStore {
+  readonly state: MockState;
+  private pending: Promise<void> | undefined;
+
+  constructor(private readonly file: string | undefined) {
+    this.state = file ? readMockState(file) : emptyState();
+  }
+
+  /** Resolves once the current state (including the caller's change) is on disk. */
+  save(): Promise<void> {
+    const file = this.file;
+    if (!file) return Promise.resolve();
+    if (this.pending) return this.pending;
+    this.pending = new Promise((resolve, reject) => {
+      setImmediate(() => {
+        this.pending = undefined;
+        try {
+          writeMockState(file, this.state);
+          resolve();
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    return this.pending;
+  }
+
+  counts(uid: string): CallCounts {
+    let c = this.state.calls[uid];
+    if (!c) {
+      c = { created: 0, createCalls: 0, deleteCalls: 0, deleted: 0 };
+      this.state.calls[uid] = c;
+    }
+    return c;
+  }
+}
+
+export type { V1ContainerStatus };
