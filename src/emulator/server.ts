@@ -252,6 +252,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     if (typeof clientRequestId === 'string') baseHeaders['x-ms-client-request-id'] = clientRequestId;
     const method = (req.method ?? 'GET').toUpperCase();
     let operation = 'Unknown';
+    // Grows with the rate-limit headers once the request passed throttling; errors carry them too.
+    const headers: Record<string, string> = { ...baseHeaders };
     try {
       const latency = faults.latency();
       if (latency > 0) await new Promise((r) => setTimeout(r, latency));
@@ -278,7 +280,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         );
       }
       const category = categoryOf(method);
-      const headers: Record<string, string> = { ...baseHeaders };
       if (throttling) {
         const scope = match.params.subscriptionId ?? principal.tenantId;
         const taken = buckets.take(`${scope.toLowerCase()}\u0000${principal.objectId}`, category);
@@ -317,7 +318,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       send(res, result.status, result.body, { ...headers, ...result.headers });
     } catch (err) {
       if (err instanceof ArmError) {
-        send(res, err.status, err.body(), { ...baseHeaders, ...err.headers });
+        send(res, err.status, err.body(), { ...headers, ...err.headers });
         return;
       }
       const message = err instanceof Error ? err.message : String(err);

@@ -151,4 +151,41 @@ export class SpecValidator {
     const v = this.validator({ $ref: `#/definitions/${name}` });
     return v(value) ? [] : SpecValidator.describe(v.errors);
   }
+
+  /** A copy of `value` without the properties the spec marks readOnly (turns a GET body into a PUT body). */
+  stripReadOnly(definition: string, value: unknown): unknown {
+    return this.strip({ $ref: `#/definitions/${definition}` }, value);
+  }
+
+  private resolve(schema: Json): Json {
+    let s = schema;
+    while (typeof s.$ref === 'string') s = this.spec.definitions[s.$ref.replace('#/definitions/', '')] as Json;
+    return s;
+  }
+
+  private strip(schemaIn: Json, value: unknown): unknown {
+    const schema = this.resolve(schemaIn);
+    if (Array.isArray(value)) return schema.items ? value.map((v) => this.strip(schema.items as Json, v)) : value;
+    if (!isObject(value)) return value;
+    const props: Record<string, Json> = {};
+    const collect = (s: Json): void => {
+      const r = this.resolve(s);
+      if (Array.isArray(r.allOf)) for (const m of r.allOf as Json[]) collect(m);
+      if (isObject(r.properties)) Object.assign(props, r.properties);
+    };
+    collect(schema);
+    const out: Json = {};
+    for (const [k, v] of Object.entries(value)) {
+      const ps = props[k];
+      if (ps) {
+        if (ps.readOnly === true || this.resolve(ps).readOnly === true) continue;
+        out[k] = this.strip(ps, v);
+      } else if (isObject(schema.additionalProperties)) {
+        out[k] = this.strip(schema.additionalProperties, v);
+      } else {
+        out[k] = v;
+      }
+    }
+    return out;
+  }
 }
