@@ -44,7 +44,10 @@ function collect(ws: WebSocket): Promise<{ output: string; code: number; reason:
 }
 
 before(async () => {
-  ({ emu, arm } = await startTestEmulator({ pageSize: 2 }));
+  ({ emu, arm } = await startTestEmulator({
+    pageSize: 2,
+    simulated: { pullMs: 5, startMs: 5, exitAfterMs: 100, restartDelayMs: 50, rules: [{ image: 'registry.invalid/missing:1', fate: { kind: 'pullFails' } }] },
+  }));
   sub = emu.subscriptionId;
 });
 after(async () => {
@@ -222,6 +225,22 @@ describe('container group lifecycle', () => {
     const restart = await arm.call('POST', `${groupPath(sub, RG, 'shell')}/restart?${API}`);
     assert.equal(restart.status, 204);
     await waitFor('running after restart', async () => (await getGroup('shell')).properties.instanceView?.state === 'Running');
+  });
+
+  it('fails provisioning when an image cannot be pulled: operation Failed with a code, group Failed, events kept', async () => {
+    const put = await arm.call('PUT', `${groupPath(sub, RG, 'nopull')}?${API}`, { body: simpleGroup({ image: 'registry.invalid/missing:1' }) });
+    assert.equal(put.status, 201);
+    const op = await waitFor('operation settles', async () => {
+      const res = await arm.call('GET', String(put.headers['azure-asyncoperation']));
+      const body = res.body as { status: string; error?: { code: string; message: string } };
+      return body.status === 'InProgress' ? undefined : body;
+    });
+    assert.equal(op.status, 'Failed');
+    assert.equal(op.error?.code, 'InaccessibleImage');
+    const got = await getGroup('nopull');
+    assert.equal(got.properties.provisioningState, 'Failed');
+    const events = (got.properties.containers[0]?.properties.instanceView as { events?: { name: string; type: string }[] } | undefined)?.events ?? [];
+    assert.ok(events.some((e) => e.name === 'Failed' && e.type === 'Warning'), JSON.stringify(events));
   });
 
   it('deletes with 200, then 204 when absent; GET is 404 ResourceNotFound', async () => {
