@@ -255,6 +255,32 @@ describe('container group lifecycle', () => {
   });
 });
 
+describe('slow deletion', () => {
+  it('answers DELETE with 202 and a pollable operation when the runtime takes its time', async () => {
+    const slow = await startTestEmulator({ deleteSyncWaitMs: 50, simulated: { pullMs: 5, startMs: 5, removeMs: 400 } });
+    try {
+      const path = `${groupPath(slow.emu.subscriptionId, 'rg', 'slow-delete')}?${API}`;
+      assert.equal((await slow.arm.call('PUT', path, { body: simpleGroup() })).status, 201);
+      await waitFor('provisioned', async () => ((await slow.arm.call('GET', path)).body as GroupBody).properties.provisioningState === 'Succeeded');
+      const del = await slow.arm.call('DELETE', path);
+      assert.equal(del.status, 202);
+      const during = await slow.arm.call('GET', path);
+      assert.equal((during.body as GroupBody).properties.provisioningState, 'Deleting');
+      const status = await waitFor('delete done', async () => {
+        const op = await slow.arm.call('GET', String(del.headers['azure-asyncoperation']));
+        const s = (op.body as { status: string }).status;
+        return s === 'InProgress' ? undefined : s;
+      });
+      assert.equal(status, 'Succeeded');
+      assert.equal((await slow.arm.call('GET', String(del.headers.location))).status, 204);
+      assert.equal((await slow.arm.call('GET', path)).status, 404);
+    } finally {
+      slow.arm.close();
+      await slow.emu.stop();
+    }
+  });
+});
+
 describe('restart policies in the simulated runtime', () => {
   type View = NonNullable<GroupBody['properties']['containers'][number]['properties']['instanceView']>;
   const containerView = async (name: string): Promise<View | undefined> => (await getGroup(name)).properties.containers[0]?.properties.instanceView;

@@ -35,6 +35,8 @@ export interface SimulatedRuntimeOptions {
   defaultFate?: SimulatedFate;
   /** First two octets of the loopback range group IPs are drawn from (nothing listens there). Default '127.40'. */
   ipPrefix?: string;
+  /** Time to tear a group down on delete. Default 0. */
+  removeMs?: number;
   /** Log lines kept per container. Default 200. */
   maxLogLines?: number;
 }
@@ -93,6 +95,7 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
       defaultFate: options.defaultFate ?? { kind: 'runs' },
       ipPrefix: options.ipPrefix ?? '127.40',
       maxLogLines: options.maxLogLines ?? 200,
+      removeMs: options.removeMs ?? 0,
     };
   }
 
@@ -317,7 +320,8 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
     if (!g) return;
     this.clearTimers(g);
     for (const c of [...g.init, ...g.main]) for (const f of c.followers ?? []) f('');
-    this.groups.delete(id);
+    if (this.opts.removeMs > 0) await new Promise((r) => setTimeout(r, this.opts.removeMs));
+    if (this.groups.get(id) === g) this.groups.delete(id);
   }
 
   private container(id: string, name: string): SimContainer {
