@@ -74,9 +74,9 @@ export class PodmanCli {
       }
       child.stdout?.on('data', (b: Buffer) => out.push(b));
       child.stderr?.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => {
+      child.on('error', (e: NodeJS.ErrnoException) => {
         if (timer) clearTimeout(timer);
-        reject(e);
+        reject(e.code === 'ENOENT' ? new Error(`podman is not installed: '${this.config.binary}' was not found`) : e);
       });
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);

@@ -103,6 +103,13 @@ interface GroupRecord {
   events: EventLog;
   probePorts: Map<number, { host: string; port: number }>;
   signature: string;
+  /** Mutating operations on the group run one after another, in call order. */
+  lock: Promise<void>;
+}
+
+/** Thrown inside provisioning when the group was stopped, removed or re-provisioned meanwhile. */
+class ProvisionCanceled extends Error {
+  override readonly name = 'ProvisionCanceled';
 }
 
 /** ps -a --format json, the fields used. */
@@ -197,9 +204,10 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       events: new EventLog(),
       probePorts: new Map(),
       signature: '',
+      lock: Promise.resolve(),
     };
     this.groups.set(spec.id, rec);
-    await this.provision(rec);
+    await this.serial(rec, () => this.provision(rec, rec.generation));
   }
 
   view(id: string): RuntimeGroupView | undefined {
@@ -211,11 +219,16 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     const rec = this.groups.get(id);
     if (!rec) return;
     this.quiesce(rec);
-    rec.phase = 'stopped';
-    await this.cli.run(['pod', 'stop', '--ignore', '-t', String(this.opts.stopTimeoutSeconds ?? 10), rec.podName]);
-    for (const c of [...rec.init, ...rec.app]) c.ready = c.spec.readinessProbe ? false : undefined;
-    await this.refresh();
-    this.notify(rec, true);
+    await this.serial(rec, async () => {
+      rec.phase = 'stopped';
+      for (const c of [...rec.init, ...rec.app]) {
+        if (c.current.state === 'Running') c.events.add('Killing', 'Normal', `Killing container with id ${c.ctrId?.slice(0, 12) ?? c.ctrName}.`);
+      }
+      await this.cli.run(['pod', 'stop', '--ignore', '-t', String(this.opts.stopTimeoutSeconds ?? 10), rec.podName]);
+      for (const c of [...rec.init, ...rec.app]) c.ready = c.spec.readinessProbe ? false : undefined;
+      await this.refresh();
+      this.notify(rec, true);
+    });
   }
 
   async start(id: string): Promise<void> {
@@ -234,15 +247,19 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     const rec = this.groups.get(id);
     if (!rec) return;
     this.quiesce(rec);
-    await this.removePod(rec);
-    this.forgetContainers(rec);
-    rmSync(rec.dir, { recursive: true, force: true });
-    if (rec.ip) this.pool.release(rec.ip);
-    this.groups.delete(id);
+    // Gone from view at once; the podman side follows any operation still in flight.
+    if (this.groups.get(id) === rec) this.groups.delete(id);
+    await this.serial(rec, async () => {
+      await this.removePod(rec);
+      this.forgetContainers(rec);
+      rmSync(rec.dir, { recursive: true, force: true });
+      if (rec.ip) this.pool.release(rec.ip);
+    });
   }
 
   async logs(id: string, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string> {
     const { record } = this.containerOf(id, container);
+    if (!record.ctrId) return ''; // never created (provisioning failed before it)
     return containerLogs(this.cli, record.ctrName, opts);
   }
 
@@ -276,6 +293,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     if (this.debounce) clearTimeout(this.debounce);
     this.eventsChild?.kill('SIGTERM');
     for (const rec of this.groups.values()) this.quiesce(rec);
+    // In-flight provisioning notices the close at its next step and undoes itself.
+    await Promise.all([...this.groups.values()].map((g) => g.lock));
     if (!opts.keep) {
       const pods = [...this.groups.values()].map((g) => g.podName);
       if (pods.length) await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...pods]);
@@ -295,18 +314,33 @@ export class PodmanRuntime implements ContainerGroupRuntime {
 
   // ---- provisioning ----
 
-  private async provision(rec: GroupRecord): Promise<void> {
-    const gen = rec.generation;
+  /** Runs `fn` after every earlier mutating operation on the group has settled. */
+  private serial(rec: GroupRecord, fn: () => Promise<void>): Promise<void> {
+    const run = rec.lock.then(fn);
+    rec.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Must run under the group's lock (see serial). */
+  private async provision(rec: GroupRecord, gen: number): Promise<void> {
+    const alive = () => {
+      if (gen !== rec.generation || this.closed) throw new ProvisionCanceled();
+    };
     rec.phase = 'provisioning';
     rec.init = rec.spec.initContainers.map((c) => this.newContainer(rec, c, 'init'));
     rec.app = rec.spec.containers.map((c) => this.newContainer(rec, c, 'app'));
     try {
+      alive();
       await this.pullImages(rec);
+      alive();
+      // Volumes start fresh on each provisioning, as a re-created ACI group's do.
+      rmSync(join(rec.dir, 'volumes'), { recursive: true, force: true });
       const volumes = await prepareVolumes(rec.dir, this.layout.fileSharesDir, rec.spec.volumes);
-      if (gen !== rec.generation) return;
+      alive();
       await this.createPod(rec);
+      alive();
       for (const c of [...rec.init, ...rec.app]) await this.createContainer(rec, c, volumes);
-      if (gen !== rec.generation) return;
+      alive();
       if (rec.init.length) {
         rec.phase = 'init';
         void this.runInitContainers(rec, gen);
@@ -317,9 +351,11 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       this.requestRefresh();
       this.notify(rec, true);
     } catch (e) {
+      await this.removePod(rec).catch(() => undefined);
+      // Whoever canceled (stop, restart, remove, close) owns the group now.
+      if (e instanceof ProvisionCanceled || gen !== rec.generation || this.closed) return;
       rec.phase = 'failed';
       this.quiesce(rec, false);
-      await this.removePod(rec).catch(() => undefined);
       this.notify(rec, true);
       if (e instanceof RuntimeProvisionError) throw e;
       const message = e instanceof Error ? e.message : String(e);
@@ -330,9 +366,13 @@ export class PodmanRuntime implements ContainerGroupRuntime {
 
   private async reprovision(rec: GroupRecord): Promise<void> {
     this.quiesce(rec);
-    await this.removePod(rec);
-    this.forgetContainers(rec);
-    await this.provision(rec);
+    const gen = rec.generation;
+    await this.serial(rec, async () => {
+      if (gen !== rec.generation) return; // a later stop, restart or remove wins
+      await this.removePod(rec);
+      this.forgetContainers(rec);
+      await this.provision(rec, gen);
+    });
   }
 
   private newContainer(rec: GroupRecord, spec: RuntimeContainerSpec, kind: 'init' | 'app'): ContainerRecord {
