@@ -41,9 +41,10 @@ start=$(date +%s)
 progress() { # go build -v names each package as it compiles; count them so a person sees it moving
   local n=0 line
   while IFS= read -r line; do
+    # A package path has no spaces; anything else (compiler errors, go's messages) is shown as is.
     case "$line" in
-      *error*|*:[0-9]*:*) echo "$line" >&2 ;;
-      *) n=$((n+1)); if (( n % 100 == 0 )); then echo "  [$1] $n packages compiled ($(( $(date +%s) - start ))s)" >&2; fi ;;
+      *" "*) echo "$line" >&2 ;;
+      *) n=$((n+1)); if (( n % 200 == 0 )); then echo "  [$1] $n packages compiled ($(( $(date +%s) - start ))s)" >&2; fi ;;
     esac
   done
 }

@@ -50,6 +50,10 @@ export async function freshNamespace(t: TestContext, prefix = 't'): Promise<stri
   t.after(async () => {
     await core.deleteNamespace({ name }).catch(() => undefined);
   });
+  // Pods are admitted only once the controller-manager has made the namespace's default ServiceAccount.
+  await waitFor(`the default ServiceAccount in ${name}`, () =>
+    core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true, () => false),
+  );
   return name;
 }
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * devcluster up [--run-root DIR]   start a control plane; prints `export ...` lines for a shell
+ * devcluster down RUNDIR|ROOT      stop every process of one run (or of all runs under ROOT)
+ * devcluster env RUNDIR            print the exports of a running cluster again
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { startCluster, stopCluster, type ClusterInfo } from './cluster.js';
+import { processesMentioning, stopRun } from './processes.js';
+
+function exportsFor(info: ClusterInfo): string {
+  return [
+    `export KUBECONFIG=${info.kubeconfig}`,
+    `export ACI_TEST_CLUSTER=${join(info.runDir, 'cluster.json')}`,
+    `export ACI_KUBE_BIN=${info.binDir}`,
+    `export PATH=${info.binDir}:$PATH`,
+    `# stop with: node dist/devcluster/cli.js down ${info.runDir}`,
+  ].join('\n');
+}
+
+const program = new Command('devcluster').description('A real Kubernetes control plane on loopback, for the tests and the demo.');
+
+program
+  .command('up')
+  .option('--run-root <dir>', 'parent folder of the run folder')
+  .action(async (o: { runRoot?: string }) => {
+    const info = await startCluster({ runRoot: o.runRoot, outliveParent: true, log: (l) => process.stderr.write(`devcluster: ${l}\n`) });
+    process.stdout.write(`${exportsFor(info)}\n`);
+  });
+
+program
+  .command('env <runDir>')
+  .action((runDir: string) => {
+    const info = JSON.parse(readFileSync(join(runDir, 'cluster.json'), 'utf8')) as ClusterInfo;
+    process.stdout.write(`${exportsFor(info)}\n`);
+  });
+
+program
+  .command('down <dir>')
+  .description('stop one run, or every run under a run root')
+  .action(async (dir: string) => {
+    if (!existsSync(dir)) return;
+    const runs = existsSync(join(dir, 'pids')) ? [dir] : readdirSync(dir).map((d) => join(dir, d));
+    for (const r of runs) await stopCluster({ runDir: r });
+    // Anything else still naming the folder (a connector or emulator a test left behind) goes too.
+    await stopRun(dir);
+    const left = processesMentioning(dir);
+    if (left.length > 0) {
+      process.stderr.write(`devcluster: still running after down: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`devcluster: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,236 @@
+/**
+ * A real Kubernetes control plane on loopback: etcd, kube-apiserver,
+ * kube-controller-manager and kube-scheduler, each in its own process, in a
+ * private run folder with free ports, so two runs on one machine never collide.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CertificateAuthority, serviceAccountKeys, writePair } from './certs.js';
+import { writeKubeconfig } from './kubeconfig.js';
+import { logTail, startProcess, stopRun, type Managed } from './processes.js';
+
+const run = promisify(execFile);
+
+/** The repository root, found from this file whether it runs from src or dist. */
+export const repoRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!dir.endsWith('/devcluster')) dir = dirname(dir);
+  dir = dirname(dir);
+  return dir.endsWith('/dist') ? dirname(dir) : dir;
+})();
+
+export interface ClusterInfo {
+  server: string;
+  kubeconfig: string;
+  connectorKubeconfig: string;
+  caCert: string;
+  binDir: string;
+  runDir: string;
+  kubeletServingCert: string;
+  kubeletServingKey: string;
+  /** Seconds from the first process start to /readyz and a working controller-manager. */
+  startSeconds: number;
+}
+
+export interface StartOptions {
+  /** Folder with the built binaries; default: ACI_KUBE_BIN, else devcluster/kube/build.sh is run. */
+  binDir?: string;
+  /** Parent folder for the run folder; default: the OS temp dir. */
+  runRoot?: string;
+  log?: (line: string) => void;
+  /** Let this process exit while the cluster keeps running (for `devcluster up`). */
+  outliveParent?: boolean;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function resolveBinDir(explicit?: string, log?: (l: string) => void): Promise<string> {
+  if (explicit) return explicit;
+  if (process.env.ACI_KUBE_BIN) return process.env.ACI_KUBE_BIN;
+  log?.('control plane binaries: running devcluster/kube/build.sh');
+  const { stdout } = await run('bash', [join(repoRoot, 'devcluster/kube/build.sh')], { maxBuffer: 64 * 1024 * 1024 });
+  const lines = stdout.trim().split('\n');
+  return lines[lines.length - 1] ?? '';
+}
+
+/** GET path on the API server with a client certificate; resolves with the status code (0 when unreachable). */
+function probe(server: string, path: string, tls: { ca: string; cert: string; key: string }): Promise<{ status: number; body: string }> {
+  return new Promise((done) => {
+    const req = request(`${server}${path}`, { ...tls, timeout: 2_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => done({ status: 0, body: '' }));
+    req.end();
+  });
+}
+
+async function waitUntil(what: string, procs: Managed[], check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const dead: string[] = [];
+  for (const p of procs) void p.exited.then(() => dead.push(p.name));
+  while (Date.now() < deadline) {
+    if (dead.length > 0) {
+      const p = procs.find((x) => x.name === dead[0]);
+      throw new Error(`${dead[0]} exited while waiting for ${what}:\n${p ? logTail(p) : ''}`);
+    }
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}:\n${procs.map((p) => `--- ${p.name}\n${logTail(p, 8)}`).join('\n')}`);
+}
+
+export async function startCluster(opts: StartOptions = {}): Promise<ClusterInfo> {
+  const log = opts.log ?? (() => undefined);
+  const binDir = await resolveBinDir(opts.binDir, log);
+  const root = opts.runRoot ?? join(tmpdir(), 'aci-connector-runs');
+  mkdirSync(root, { recursive: true });
+  const runDir = mkdtempSync(join(root, 'cluster-'));
+  const pki = join(runDir, 'pki');
+  mkdirSync(pki);
+  const started = Date.now();
+  try {
+    return await boot(binDir, runDir, pki, started, log, opts.outliveParent ?? false);
+  } catch (err) {
+    await stopRun(runDir);
+    throw err;
+  }
+}
+
+async function boot(
+  binDir: string,
+  runDir: string,
+  pki: string,
+  started: number,
+  log: (l: string) => void,
+  outliveParent: boolean,
+): Promise<ClusterInfo> {
+  const start = (name: string, bin: string, args: string[]) => startProcess(runDir, name, join(binDir, bin), args, { outliveParent });
+  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const server = `https://127.0.0.1:${apiPort}`;
+
+  const ca = await CertificateAuthority.create('aci-connector-dev-ca');
+  const caPaths = writePair(pki, 'ca', ca.pem);
+  const apiserverPair = writePair(pki, 'apiserver', await ca.issue({
+    commonName: 'kube-apiserver',
+    server: true,
+    serverNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+    serverIps: ['127.0.0.1', '10.0.0.1'],
+  }));
+  const client = async (name: string, commonName: string, organizations?: string[]) =>
+    writePair(pki, name, await ca.issue({ commonName, organizations, client: true }));
+  const [admin, kubeletClient, cm, sched, connector] = await Promise.all([
+    client('admin', 'dev-admin', ['system:masters']),
+    client('apiserver-kubelet-client', 'kube-apiserver-kubelet-client', ['system:masters']),
+    client('controller-manager', 'system:kube-controller-manager'),
+    client('scheduler', 'system:kube-scheduler'),
+    client('connector', 'aci-connector'),
+  ]);
+  const kubeletServing = writePair(pki, 'kubelet-serving', await ca.issue({
+    commonName: 'aci-connector-kubelet', server: true, serverNames: ['localhost'], serverIps: ['127.0.0.1'],
+  }));
+  const sa = serviceAccountKeys(pki);
+
+  const kc = (name: string, user: string, pair: { cert: string; key: string }) => {
+    const path = join(runDir, `${name}.kubeconfig`);
+    writeKubeconfig(path, { server, caFile: caPaths.cert, certFile: pair.cert, keyFile: pair.key, user });
+    return path;
+  };
+  const adminKc = kc('admin', 'dev-admin', admin);
+  const cmKc = kc('controller-manager', 'system:kube-controller-manager', cm);
+  const schedKc = kc('scheduler', 'system:kube-scheduler', sched);
+  const connectorKc = kc('connector', 'aci-connector', connector);
+  log(`certificates ready (${Date.now() - started} ms)`);
+
+  const etcd = start('etcd', 'etcd', [
+    '--name=dev', `--data-dir=${join(runDir, 'etcd')}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdClient}`, `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-cluster=dev=http://127.0.0.1:${etcdPeer}`,
+    // A throwaway test store: durability across power loss buys nothing and fsync costs seconds.
+    '--unsafe-no-fsync', '--log-level=warn',
+  ]);
+
+  const apiserver = start('kube-apiserver', 'kube-apiserver', [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+    `--tls-cert-file=${apiserverPair.cert}`, `--tls-private-key-file=${apiserverPair.key}`,
+    `--client-ca-file=${caPaths.cert}`,
+    '--authorization-mode=RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${sa.pub}`, `--service-account-signing-key-file=${sa.key}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--allow-privileged=true',
+    // The API server reaches a node's kubelet port (logs, exec) at its InternalIP, with a client certificate.
+    '--kubelet-preferred-address-types=InternalIP',
+    `--kubelet-client-certificate=${kubeletClient.cert}`, `--kubelet-client-key=${kubeletClient.key}`,
+    `--kubelet-certificate-authority=${caPaths.cert}`,
+    '--profiling=false', '--v=1',
+  ]);
+
+  const tls = { ca: ca.pem.cert, cert: readFileSync(admin.cert, 'utf8'), key: readFileSync(admin.key, 'utf8') };
+  await waitUntil('kube-apiserver /readyz', [etcd, apiserver], async () => (await probe(server, '/readyz', tls)).status === 200, 60_000);
+  log(`kube-apiserver ready (${Date.now() - started} ms)`);
+
+  const controllerManager = start('kube-controller-manager', 'kube-controller-manager', [
+    `--kubeconfig=${cmKc}`, `--authentication-kubeconfig=${cmKc}`, `--authorization-kubeconfig=${cmKc}`,
+    '--bind-address=127.0.0.1', `--secure-port=${cmPort}`,
+    '--leader-elect=false', '--use-service-account-credentials=true',
+    `--service-account-private-key-file=${sa.key}`, `--root-ca-file=${caPaths.cert}`,
+    `--cluster-signing-cert-file=${caPaths.cert}`, `--cluster-signing-key-file=${caPaths.key}`,
+    '--v=1',
+  ]);
+  const scheduler = start('kube-scheduler', 'kube-scheduler', [
+    `--kubeconfig=${schedKc}`, `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`,
+    '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, '--leader-elect=false', '--v=1',
+  ]);
+
+  // The connector's permissions are the project's own ClusterRole; the dev user is bound to it.
+  const kubectl = join(binDir, 'kubectl');
+  await run(kubectl, ['--kubeconfig', adminKc, 'apply', '-f', join(repoRoot, 'examples/rbac.yaml')]);
+  await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'aci-connector-dev-user', '--clusterrole=aci-connector', '--user=aci-connector']);
+
+  // The controller-manager works once it has created the default ServiceAccount.
+  const all = [etcd, apiserver, controllerManager, scheduler];
+  await waitUntil('the controller-manager (default ServiceAccount)', all, async () =>
+    (await probe(server, '/api/v1/namespaces/default/serviceaccounts/default', tls)).status === 200, 60_000);
+  const startSeconds = (Date.now() - started) / 1000;
+  log(`control plane ready in ${startSeconds.toFixed(1)} s`);
+
+  const info: ClusterInfo = {
+    server,
+    kubeconfig: adminKc,
+    connectorKubeconfig: connectorKc,
+    caCert: caPaths.cert,
+    binDir,
+    runDir,
+    kubeletServingCert: kubeletServing.cert,
+    kubeletServingKey: kubeletServing.key,
+    startSeconds,
+  };
+  writeFileSync(join(runDir, 'cluster.json'), JSON.stringify(info, null, 2));
+  return info;
+}
+
+export async function stopCluster(info: Pick<ClusterInfo, 'runDir'>, opts: { keepDir?: boolean } = {}): Promise<void> {
+  await stopRun(info.runDir, { removeDir: !opts.keepDir });
+}
