@@ -94,7 +94,7 @@ export interface Emulator {
   resetStats(): void;
   setFaults(faults: FaultOptions): void;
   setLimits(limits: ThrottleOverrides): void;
-  /** Refills every bucket and clears the creation window. */
+  /** Refills every bucket and clears the creation window. (stats().throttled counts every 429 sent.) */
   resetThrottling(): void;
   setQuota(quota: Partial<Quota>): void;
   stop(opts?: { keep?: boolean }): Promise<void>;
@@ -109,7 +109,7 @@ function mergeLimits(base: ThrottleLimits, o: ThrottleOverrides | undefined): Th
   };
 }
 
-async function loadRuntime(options: EmulatorOptions): Promise<ContainerGroupRuntime> {
+async function loadRuntime(options: EmulatorOptions, log: (msg: string) => void): Promise<ContainerGroupRuntime> {
   const r = options.runtime ?? 'simulated';
   if (typeof r !== 'string') return r;
   if (r === 'simulated') return createSimulatedRuntime(options.simulated);
@@ -117,7 +117,14 @@ async function loadRuntime(options: EmulatorOptions): Promise<ContainerGroupRunt
   const specifier = './runtimes/podman/index.js';
   const mod = (await import(specifier)) as { createPodmanRuntime?: (opts: Record<string, unknown>) => ContainerGroupRuntime | Promise<ContainerGroupRuntime> };
   if (typeof mod.createPodmanRuntime !== 'function') throw new Error('runtimes/podman/index.js does not export createPodmanRuntime');
-  return await mod.createPodmanRuntime(options.podman ?? {});
+  // With an explicit state folder, podman's state lives inside it; otherwise the runtime picks its
+  // own machine-wide folder (a temporary emulator folder would lose pulled images at every stop).
+  const podmanOptions: Record<string, unknown> = {
+    ...(options.stateDir ? { stateDir: path.join(options.stateDir, 'podman') } : {}),
+    log,
+    ...options.podman,
+  };
+  return await mod.createPodmanRuntime(podmanOptions);
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -161,7 +168,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     { tenantId: options.tenantId ?? DEFAULT_TENANT_ID, clients, tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3600 },
     stateDir,
   );
-  const runtime = await loadRuntime(options);
+  const runtime = await loadRuntime(options, log);
 
   let limits = mergeLimits(defaultThrottleLimits(), options.limits);
   let quota: Quota = { containerGroups: 5000, cores: 10000, ...options.quota };
@@ -284,7 +291,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         const scope = match.params.subscriptionId ?? principal.tenantId;
         const taken = buckets.take(`${scope.toLowerCase()}\u0000${principal.objectId}`, category);
         if (!taken.ok) {
-          stats.throttled += 1;
           throw new ArmError(
             429,
             'TooManyRequests',
@@ -318,6 +324,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       send(res, result.status, result.body, { ...headers, ...result.headers });
     } catch (err) {
       if (err instanceof ArmError) {
+        // Bucket throttling and the creation rate limit alike.
+        if (err.status === 429) stats.throttled += 1;
         send(res, err.status, err.body(), { ...headers, ...err.headers });
         return;
       }
