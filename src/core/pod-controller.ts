@@ -427,6 +427,7 @@ export class PodController {
     }
     const t = this.tracked.get(key)?.get(uid);
     if (t) t.created = true;
+    this.event(pod, 'Normal', 'Created', 'Created the pod in the backend');
     this.notBefore.delete(key);
     this.createFailures.delete(key);
     return true;

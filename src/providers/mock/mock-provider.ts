@@ -10,12 +10,15 @@
  * - `mock.aci-connector.io/run-ms`: how long an exiting container runs (default 500).
  * - `mock.aci-connector.io/transient-failures`: the first N createPod calls for
  *   this pod fail with a TransientProviderError (retryAfterMs 200).
+ * - `mock.aci-connector.io/create-latency-ms`: createPod takes this long before
+ *   the backend holds the pod (to test deletes during creation).
  * Restart policies are honoured: an exited container restarts (restartCount + 1)
  * under Always, or OnFailure with a non-zero code; otherwise the pod ends
  * Succeeded (all exited 0) or Failed.
  * Like ACI, it rejects privileged containers and hostNetwork with PodRejectedError
  * naming the field.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import {
@@ -108,12 +111,17 @@ export class MockProvider implements Provider {
     return { ok: true, reason: 'ProviderReady', message: 'the mock backend accepts pods' };
   }
 
-  async createPod(pod: V1Pod, _ctx: PodContext): Promise<void> {
+  async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {
     const ref = refOf(pod);
     const counts = this.store.counts(ref.uid);
     counts.createCalls++;
     if (this.store.state.pods[ref.uid]) return this.store.save();
     this.validate(pod);
+    const latency = intAnnotation(pod, 'create-latency-ms') ?? 0;
+    if (latency > 0) {
+      await new Promise((r) => setTimeout(r, latency));
+      if (this.store.state.pods[ref.uid]) return this.store.save();
+    }
     const transient = intAnnotation(pod, 'transient-failures') ?? 0;
     const left = this.transientLeft.get(ref.uid) ?? transient;
     if (left > 0) {
@@ -138,6 +146,12 @@ export class MockProvider implements Provider {
       podIP: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
       status: { phase: 'Pending' },
       runStartedAt: {},
+      env: Object.fromEntries(
+        [...ctx.env].map(([container, vars]) => [
+          container,
+          vars.map((v) => (v.sensitive ? { name: v.name, sha256: createHash('sha256').update(v.value).digest('hex') } : { name: v.name, value: v.value })),
+        ]),
+      ),
     };
     mp.status = this.pendingStatus(mp);
     this.store.state.pods[ref.uid] = mp;

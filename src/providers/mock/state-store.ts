@@ -28,6 +28,11 @@ export interface MockPod {
   status: ProviderPodStatus;
   /** Per container: epoch ms of the current run's start, for exit scheduling. */
   runStartedAt: Record<string, number>;
+  /**
+   * The env the core resolved, per container, for tests to inspect. Secret-sourced
+   * values are stored only as a sha256 hex digest, never in clear.
+   */
+  env: Record<string, Array<{ name: string; value?: string; sha256?: string }>>;
 }
 
 export interface CallCounts {
