@@ -78,8 +78,10 @@ interface ContainerRecord {
   starts: number;
   ready?: boolean;
   events: EventLog;
-  /** StartedAt of the run whose end the supervisor has handled. */
-  handledRun?: number;
+  /** Between a back-off's `podman start` and the refresh after it: ps may still show the old run. */
+  restarting?: boolean;
+  /** Time of the last `start` event, to the nanosecond podman reports. */
+  lastStartAt?: Date;
   /** Set when `podman start` itself failed: podman leaves the container "created". */
   startFailure?: { at: Date; exitCode: number };
   restartTimer?: NodeJS.Timeout;
@@ -130,6 +132,7 @@ interface PodmanEventLine {
   Type?: string;
   Time?: string;
   ID?: string;
+  ContainerExitCode?: number;
 }
 
 function unixToDate(seconds: number | undefined): Date | undefined {
@@ -547,7 +550,10 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     }
     const message = r.stderr.trim().replace(/^Error:\s*/, '');
     c.events.add('Failed', 'Warning', `Error: failed to start container "${c.spec.name}": ${message}`);
-    c.startFailure = { at: new Date(), exitCode: startFailureExitCode(message) };
+    const at = new Date();
+    c.startFailure = { at, exitCode: startFailureExitCode(message) };
+    c.current = { state: 'Terminated', startTime: at, finishTime: at, exitCode: c.startFailure.exitCode, detailStatus: 'Error' };
+    if (c.kind === 'app') this.exited(rec, c, c.startFailure.exitCode, at);
     this.requestRefresh();
     this.notify(rec);
     return false;
@@ -623,9 +629,13 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     return policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0);
   }
 
-  /** Applies one container's podman state to its record, restarting it when its policy says so. */
+  /**
+   * Applies one container's podman state (from ps) to its record, for display.
+   * Restarts are decided on `died` events (see exited), which name each run's end
+   * exactly; ps times have whole-second resolution and cannot tell two quick runs apart.
+   */
   private apply(rec: GroupRecord, c: ContainerRecord, ps: PsEntry | undefined): void {
-    if (c.restartTimer) return; // waiting out a back-off: the last exit is already recorded
+    if (c.restartTimer || c.restarting) return; // the last exit is recorded; a new run is on its way
     if (!ps) return;
     const startTime = unixToDate(ps.StartedAt);
     if (ps.State === 'running' || ps.State === 'paused' || ps.State === 'stopping') {
@@ -633,17 +643,12 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       this.ensureProbes(rec, c, ps.StartedAt ?? 0);
       return;
     }
-    if (c.startFailure) {
-      // `podman start` failed: podman keeps the container's previous state, so the
-      // failure is recorded as a run of its own that ended at once.
-      const at = c.startFailure.at;
-      this.terminated(rec, c, { state: 'Terminated', startTime: at, finishTime: at, exitCode: c.startFailure.exitCode, detailStatus: 'Error' }, -at.getTime());
-      return;
-    }
+    this.stopProbes(c);
+    if (c.spec.readinessProbe) c.ready = false;
+    if (c.startFailure) return; // recorded when `podman start` failed; podman kept the old state
     if (ps.State === 'exited' || ps.State === 'stopped') {
       const exitCode = ps.ExitCode ?? 0;
-      const state: RuntimeContainerState = { state: 'Terminated', startTime, finishTime: unixToDate(ps.ExitedAt), exitCode, detailStatus: exitCode === 0 ? 'Completed' : 'Error' };
-      this.terminated(rec, c, state, ps.StartedAt ?? 0);
+      c.current = { state: 'Terminated', startTime, finishTime: unixToDate(ps.ExitedAt), exitCode, detailStatus: exitCode === 0 ? 'Completed' : 'Error' };
       return;
     }
     if (ps.State === 'created' || ps.State === 'configured' || ps.State === 'initialized') {
@@ -651,19 +656,25 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     }
   }
 
-  private terminated(rec: GroupRecord, c: ContainerRecord, state: RuntimeContainerState, run: number): void {
+  /** One run of an app container ended (a `died` event, or a failed start): restart it if the policy says so. */
+  private exited(rec: GroupRecord, c: ContainerRecord, exitCode: number, at: Date): void {
+    if (c.kind !== 'app' || rec.phase !== 'running' || c.restartTimer || this.closed) return;
     this.stopProbes(c);
     if (c.spec.readinessProbe) c.ready = false;
-    if (c.kind === 'init' || rec.phase !== 'running') {
-      c.current = state;
+    const state: RuntimeContainerState = {
+      state: 'Terminated',
+      startTime: c.startFailure ? at : (c.lastStartAt ?? c.current.startTime),
+      finishTime: at,
+      exitCode,
+      detailStatus: exitCode === 0 ? 'Completed' : 'Error',
+    };
+    c.current = state;
+    if (!this.shouldRestart(rec.spec.restartPolicy, exitCode)) {
+      this.notify(rec);
       return;
     }
-    if (c.handledRun === run) return;
-    c.handledRun = run;
-    c.current = state;
-    if (!this.shouldRestart(rec.spec.restartPolicy, state.exitCode ?? 0)) return;
     // Crash-loop back-off; a run that lasted long resets it, as the kubelet does.
-    const ranMs = state.finishTime && state.startTime ? state.finishTime.getTime() - state.startTime.getTime() : 0;
+    const ranMs = state.startTime ? at.getTime() - state.startTime.getTime() : 0;
     if (ranMs > 10 * 60_000) c.backoffMs = this.backoff.initialMs;
     const delay = c.backoffMs;
     c.backoffMs = Math.min(c.backoffMs * 2, this.backoff.maxMs);
@@ -673,8 +684,16 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     c.restartTimer = setTimeout(() => {
       c.restartTimer = undefined;
       if (gen !== rec.generation || this.closed) return;
-      void this.startContainer(rec, c).then(() => this.requestRefresh());
+      c.restarting = true;
+      void this.startContainer(rec, c)
+        .then(() => this.refresh())
+        .catch((e: unknown) => this.opts.log?.('restart failed', { container: c.ctrName, error: e instanceof Error ? e.message : String(e) }))
+        .finally(() => {
+          c.restarting = false;
+          this.requestRefresh();
+        });
     }, delay);
+    this.notify(rec);
   }
 
   private ensureProbes(rec: GroupRecord, c: ContainerRecord, run: number): void {
@@ -780,9 +799,16 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       if (seen.size > 10_000) seen.clear();
       if (ev.Time) this.lastEventTime = ev.Time;
       const hit = this.byCtrName.get(ev.Name);
-      if (hit && ev.Status === 'start' && hit.record.ctrId === ev.ID) {
-        hit.record.starts += 1;
-        hit.record.events.add('Started', 'Normal', 'Started container');
+      if (hit && hit.record.ctrId === ev.ID) {
+        if (ev.Status === 'start') {
+          hit.record.starts += 1;
+          const at = ev.Time ? new Date(ev.Time) : undefined;
+          if (at && !Number.isNaN(at.getTime())) hit.record.lastStartAt = at;
+          hit.record.events.add('Started', 'Normal', 'Started container');
+        } else if (ev.Status === 'died') {
+          const at = ev.Time ? new Date(ev.Time) : new Date();
+          this.exited(hit.group, hit.record, ev.ContainerExitCode ?? 0, Number.isNaN(at.getTime()) ? new Date() : at);
+        }
       }
       this.requestRefresh();
     });
@@ -826,6 +852,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
         return 'Pending';
       case 'running': {
         if (rec.app.some((c) => c.current.state !== 'Terminated')) return 'Running';
+        // An exit the policy restarts is not an end, even before its died event arrives.
+        if (rec.app.some((c) => this.shouldRestart(rec.spec.restartPolicy, c.current.exitCode ?? 0))) return 'Running';
         return rec.app.every((c) => c.current.exitCode === 0) ? 'Succeeded' : 'Failed';
       }
     }
