@@ -6,12 +6,16 @@ import { Counter, type Registry } from 'prom-client';
 import { TransientProviderError } from '../../core/provider.js';
 import { ArmRequestError } from './errors.js';
 import { TokenBucket } from './token-bucket.js';
+import { Semaphore } from './semaphore.js';
 import type { RateLimitConfig } from './config.js';
 
-export type CallKind = 'read' | 'write';
+/** ARM meters reads, writes and deletes in separate buckets. */
+export type CallKind = 'read' | 'write' | 'delete';
 
 /** What the caller observes about each attempt (for metrics and tests). */
 export interface ArmAttempt {
+  /** Same for every attempt of one logical call. */
+  callId: number;
   operation: string;
   kind: CallKind;
   /** HTTP status, or 'network' when no response came back. */
@@ -29,6 +33,12 @@ export interface ArmCallerOptions {
   maxThrottledAttempts?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * Requests in flight at once. A token is only spent when a request can leave
+   * right away: tokens granted to requests that then queue in the HTTP agent would
+   * reach ARM in a late burst, after ARM's bucket had already capped its refill.
+   */
+  maxInFlight?: number;
   registry?: Registry;
   onAttempt?: (a: ArmAttempt) => void;
   now?: () => number;
@@ -78,21 +88,28 @@ function sleep(ms: number): Promise<void> {
 export class ArmCaller {
   readonly reads: TokenBucket;
   readonly writes: TokenBucket;
+  readonly deletes: TokenBucket;
   readonly requests: Counter<'operation' | 'result'>;
   private readonly maxAttempts: number;
   private readonly maxThrottled: number;
   private readonly baseDelay: number;
   private readonly maxDelay: number;
   private readonly now: () => number;
+  private nextCallId = 1;
+  private readonly inFlight: Record<CallKind, Semaphore>;
+  private readonly sent: Record<CallKind, number> = { read: 0, write: 0, delete: 0 };
 
   constructor(private readonly opts: ArmCallerOptions) {
     this.now = opts.now ?? Date.now;
     this.reads = new TokenBucket(opts.limits.readBucket, opts.limits.readRefillPerSecond, this.now);
     this.writes = new TokenBucket(opts.limits.writeBucket, opts.limits.writeRefillPerSecond, this.now);
+    this.deletes = new TokenBucket(opts.limits.deleteBucket ?? opts.limits.writeBucket, opts.limits.deleteRefillPerSecond ?? opts.limits.writeRefillPerSecond, this.now);
     this.maxAttempts = opts.maxAttempts ?? 5;
     this.maxThrottled = opts.maxThrottledAttempts ?? 20;
     this.baseDelay = opts.baseDelayMs ?? 500;
     this.maxDelay = opts.maxDelayMs ?? 30_000;
+    const n = opts.maxInFlight ?? 32;
+    this.inFlight = { read: new Semaphore(n), write: new Semaphore(n), delete: new Semaphore(n) };
     this.requests = new Counter({
       name: 'aci_connector_arm_requests_total',
       help: 'ARM requests sent by the ACI provider, by operation and result (HTTP status or "network").',
@@ -113,16 +130,23 @@ export class ArmCaller {
     fn: (signal: AbortSignal) => Promise<T>,
     opts: { timeoutMs?: number; beforeRetry?: () => Promise<T | undefined> } = {},
   ): Promise<T> {
-    const bucket = kind === 'read' ? this.reads : this.writes;
+    const bucket = kind === 'read' ? this.reads : kind === 'delete' ? this.deletes : this.writes;
     let failures = 0;
     let throttled = 0;
     let lastRetryAfter: number | undefined;
+    const callId = this.nextCallId++;
     for (;;) {
+      const release = await this.inFlight[kind].acquire();
       await bucket.take();
       const startedAt = this.now();
+      this.sent[kind]++;
+      const done = (): void => {
+        this.sent[kind]--;
+        release();
+      };
       try {
-        const out = await fn(AbortSignal.timeout(opts.timeoutMs ?? 60_000));
-        this.record({ operation, kind, result: 'success', startedAt });
+        const out = await fn(AbortSignal.timeout(opts.timeoutMs ?? 60_000)).finally(done);
+        this.record({ callId, operation, kind, result: 'success', startedAt });
         return out;
       } catch (e) {
         const r = asRestError(e);
@@ -131,7 +155,7 @@ export class ArmCaller {
           const wait = parseRetryAfter(r?.response?.headers.get('retry-after'), this.now()) ?? this.backoff(throttled);
           const notBefore = this.now() + wait;
           lastRetryAfter = wait;
-          this.record({ operation, kind, result: '429', startedAt, retryNotBefore: notBefore });
+          this.record({ callId, operation, kind, result: '429', startedAt, retryNotBefore: notBefore });
           bucket.blockUntil(notBefore);
           if (++throttled >= this.maxThrottled) {
             throw new TransientProviderError('Throttled', `ARM throttled ${operation} ${throttled} times`, wait, { cause: e });
@@ -139,7 +163,7 @@ export class ArmCaller {
           continue;
         }
         const retryable = status === undefined ? isNetworkError(e) : status >= 500 || status === 408;
-        this.record({ operation, kind, result: status === undefined ? 'network' : String(status), startedAt });
+        this.record({ callId, operation, kind, result: status === undefined ? 'network' : String(status), startedAt });
         if (!retryable) {
           if (status === undefined) throw e;
           if (status === 404) throw e;
@@ -152,13 +176,24 @@ export class ArmCaller {
         if (++failures >= this.maxAttempts) {
           throw new TransientProviderError('ArmUnavailable', `ARM ${operation} failed ${failures} times: ${r?.message ?? String(e)}`, lastRetryAfter, { cause: e });
         }
-        await sleep(this.backoff(failures));
+        // A 503 may say when to come back; never earlier than that.
+        const hinted = parseRetryAfter(r?.response?.headers.get('retry-after'), this.now()) ?? 0;
+        if (hinted > 0) lastRetryAfter = hinted;
+        await sleep(Math.max(hinted, this.backoff(failures)));
         if (opts.beforeRetry) {
           const done = await opts.beforeRetry();
           if (done !== undefined) return done;
         }
       }
     }
+  }
+
+  /** Aligns our bucket with ARM's `x-ms-ratelimit-remaining-subscription-*` header after a response. */
+  observeRemaining(kind: CallKind, remaining: number): void {
+    if (!Number.isFinite(remaining)) return;
+    // Requests still in flight (besides this one) may not have reached ARM yet when it counted.
+    const others = Math.max(0, this.sent[kind] - 1);
+    (kind === 'read' ? this.reads : kind === 'delete' ? this.deletes : this.writes).sync(remaining - others);
   }
 
   /** Exponential backoff with full jitter. */

@@ -10,13 +10,19 @@ import {
 } from '@azure/arm-containerinstance';
 import { createPipelineRequest, createHttpHeaders } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/identity';
-import { ArmCaller, isNotFound } from './arm-caller.js';
+import { ArmCaller, isNotFound, type CallKind } from './arm-caller.js';
 import { ArmRequestError } from './errors.js';
 import { TAG } from './naming.js';
 import { groupToWire } from './wire.js';
 import type { TlsOptions } from './credential.js';
 
 export const API_VERSION = '2023-05-01';
+
+const REMAINING_HEADERS: [CallKind, string][] = [
+  ['read', 'x-ms-ratelimit-remaining-subscription-reads'],
+  ['write', 'x-ms-ratelimit-remaining-subscription-writes'],
+  ['delete', 'x-ms-ratelimit-remaining-subscription-deletes'],
+];
 
 export interface AciArmOptions {
   subscriptionId: string;
@@ -54,6 +60,17 @@ export class AciArm {
       // Retries, Retry-After and budgets are ArmCaller's job: the pipeline must not retry behind its back.
       retryOptions: { maxRetries: 0 },
       ...(o.tls.ca ? { tlsOptions: { ca: o.tls.ca } } : {}),
+    });
+    this.client.pipeline.addPolicy({
+      name: 'aciRateLimitSync',
+      sendRequest: async (request, next) => {
+        const response = await next(request);
+        for (const [kind, header] of REMAINING_HEADERS) {
+          const v = response.headers.get(header);
+          if (v !== undefined) this.caller.observeRemaining(kind, Number(v));
+        }
+        return response;
+      },
     });
   }
 
@@ -127,7 +144,7 @@ export class AciArm {
 
   /** One DELETE; resolves also when the group is already gone. */
   async deleteGroup(name: string): Promise<void> {
-    await this.caller.call('containerGroups.delete', 'write', async (abortSignal) => {
+    await this.caller.call('containerGroups.delete', 'delete', async (abortSignal) => {
       const res = await this.client.sendRequest(createPipelineRequest({ url: this.groupUrl(name), method: 'DELETE', abortSignal }));
       if (res.status === 200 || res.status === 202 || res.status === 204 || res.status === 404) return;
       throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);

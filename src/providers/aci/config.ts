@@ -10,6 +10,9 @@ export interface RateLimitConfig {
   readRefillPerSecond: number;
   writeBucket: number;
   writeRefillPerSecond: number;
+  /** Deletes have their own bucket in ARM; the write limits apply when unset. */
+  deleteBucket?: number;
+  deleteRefillPerSecond?: number;
 }
 
 export interface AciConfig {

@@ -450,7 +450,7 @@ function healthFromError(e: unknown): HealthStatus {
   const name = (e as { name?: string })?.name ?? '';
   const status = (e as { statusCode?: number })?.statusCode;
   const msg = (e as Error)?.message ?? String(e);
-  if (/AuthenticationError|CredentialUnavailableError|AggregateAuthenticationError/.test(name) || status === 401 || status === 403) {
+  if (/AuthenticationError|AuthenticationRequiredError|CredentialUnavailableError|AggregateAuthenticationError/.test(name) || status === 401 || status === 403) {
     return {
       ok: false,
       reason: 'AzureCredentialInvalid',

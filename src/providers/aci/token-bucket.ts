@@ -38,6 +38,12 @@ export class TokenBucket {
     this.drain();
   }
 
+  /** The server reported `remaining` requests left in its bucket: never believe we have more. */
+  sync(remaining: number): void {
+    this.refill();
+    if (remaining < this.tokens) this.tokens = remaining;
+  }
+
   /** Tokens available right now (for tests and metrics). */
   available(): number {
     this.refill();

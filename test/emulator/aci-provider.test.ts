@@ -1,0 +1,178 @@
+/** The ACI provider against the emulator's simulated runtime: lifecycle, status, exits, vanished groups, quota, health. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
+import { containerGroupName } from '../../src/providers/aci/index.js';
+import { contextFor, harness, key, podRef, testPod, waitFor, type Harness } from './aci-provider-fixtures.js';
+
+let h: Harness;
+before(async () => {
+  h = await harness();
+});
+after(async () => {
+  await h?.close();
+});
+
+const groupNameOf = (p: ReturnType<typeof testPod>) =>
+  containerGroupName({ clusterId: 'cluster-under-test', namespace: p.metadata!.namespace!, podName: p.metadata!.name!, podUid: p.metadata!.uid! });
+
+test('create → Running with an IP pushed via onStatus, events recorded once; delete leaves no group', async () => {
+  const p = testPod('web');
+  await h.provider.createPod(p, contextFor(h, p));
+  const s = await waitFor('Running', () => {
+    const st = h.statuses.get(key(podRef(p)));
+    return st?.phase === 'Running' && st.containerStatuses?.[0]?.ready ? st : undefined;
+  });
+  assert.match(s.podIP ?? '', /^127\./);
+  assert.equal(s.containerStatuses?.[0]?.name, 'app');
+  const evs = h.events.get(key(podRef(p))) ?? [];
+  assert.ok(evs.length > 0, 'ACI events became pod events');
+  const keys = evs.map((e) => `${e.reason}|${e.message}`);
+  assert.equal(new Set(keys).size, keys.length, 'no event reported twice');
+
+  const got = await h.provider.getPod(podRef(p));
+  assert.equal(got?.status.phase, 'Running');
+  const listed = await h.provider.listPods();
+  assert.ok(listed.some((x) => x.ref.uid === p.metadata!.uid));
+
+  // A second create of the same pod (a core retry) does not send a second PUT.
+  const putsBefore = h.attempts.filter((a) => a.operation === 'containerGroups.createOrUpdate').length;
+  await h.provider.createPod(p, contextFor(h, p));
+  assert.equal(h.attempts.filter((a) => a.operation === 'containerGroups.createOrUpdate').length, putsBefore);
+
+  await h.provider.deletePod(p, 30);
+  assert.equal(await h.provider.arm.getGroup(groupNameOf(p)), undefined);
+  await h.provider.deletePod(p, 30); // already gone: still fine
+});
+
+test('groups without our tags are never listed as pods', async () => {
+  await h.provider.arm.createGroup('someone-elses-group', {
+    location: 'westus',
+    osType: 'Linux',
+    containers: [{ name: 'c', image: 'nginx', resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } }],
+  });
+  const listed = await h.provider.listPods();
+  assert.ok(listed.every((x) => x.ref.name !== 'someone-elses-group'));
+  await h.provider.arm.deleteGroup('someone-elses-group');
+});
+
+for (const [policy, exitCode, expectPhase] of [
+  ['Never', 0, 'Succeeded'],
+  ['Never', 3, 'Failed'],
+  ['OnFailure', 0, 'Succeeded'],
+] as const) {
+  test(`restartPolicy ${policy}, exit ${exitCode} → ${expectPhase} with the exit code`, async () => {
+    const p = testPod(`exit-${policy.toLowerCase()}-${exitCode}`, {
+      restartPolicy: policy,
+      containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', `exit ${exitCode}`] }],
+    });
+    await h.provider.createPod(p, contextFor(h, p));
+    const s = await waitFor(expectPhase, () => {
+      const st = h.statuses.get(key(podRef(p)));
+      return st?.phase === expectPhase ? st : undefined;
+    });
+    assert.equal(s.containerStatuses?.[0]?.state?.terminated?.exitCode, exitCode);
+    assert.equal(s.containerStatuses?.[0]?.restartCount, 0);
+    await h.provider.deletePod(p, 0);
+  });
+}
+
+for (const [policy, exitCode] of [
+  ['OnFailure', 2],
+  ['Always', 0],
+] as const) {
+  test(`restartPolicy ${policy}, exit ${exitCode} → restarted, Running, lastState carries the exit code`, async () => {
+    const p = testPod(`restart-${policy.toLowerCase()}`, {
+      restartPolicy: policy,
+      containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', `exit ${exitCode}`] }],
+    });
+    await h.provider.createPod(p, contextFor(h, p));
+    const s = await waitFor('a restart', () => {
+      const st = h.statuses.get(key(podRef(p)));
+      return (st?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && st?.containerStatuses?.[0]?.lastState?.terminated ? st : undefined;
+    });
+    assert.ok(s.phase === 'Running' || s.phase === 'Pending', `phase ${s.phase}`);
+    assert.equal(s.containerStatuses?.[0]?.lastState?.terminated?.exitCode, exitCode);
+    await h.provider.deletePod(p, 0);
+  });
+}
+
+test('a group deleted behind our back fails the pod with a reason and is not re-created', async () => {
+  const p = testPod('vanishing');
+  const ctx = contextFor(h, p);
+  await h.provider.createPod(p, ctx);
+  await waitFor('Running', () => h.statuses.get(key(podRef(p)))?.phase === 'Running');
+  await h.provider.arm.deleteGroup(groupNameOf(p));
+  const s = await waitFor('Failed', () => {
+    const st = h.statuses.get(key(podRef(p)));
+    return st?.phase === 'Failed' ? st : undefined;
+  });
+  assert.equal(s.reason, 'ProviderGroupVanished');
+  await assert.rejects(h.provider.createPod(p, ctx), (e: unknown) => e instanceof PodRejectedError && e.reason === 'ProviderGroupVanished');
+  assert.equal(await h.provider.arm.getGroup(groupNameOf(p)), undefined);
+});
+
+test('an image that cannot be pulled fails the pod with the reason', async () => {
+  const p = testPod('bad-image', { containers: [{ name: 'app', image: 'registry.invalid/does-not-exist:1' }] });
+  await h.provider.createPod(p, contextFor(h, p));
+  const s = await waitFor('Failed', () => {
+    const st = h.statuses.get(key(podRef(p)));
+    return st?.phase === 'Failed' ? st : undefined;
+  });
+  assert.equal(s.reason, 'ProviderFailed');
+  assert.match(s.message ?? '', /manifest unknown|pull/i);
+  await h.provider.deletePod(p, 0);
+});
+
+test('quota exhaustion keeps the pod waiting (transient QuotaExceeded + event) and it starts once capacity frees', async () => {
+  const used = (await h.provider.arm.listUsage()).find((u) => u.name?.value === 'ContainerGroups')?.currentValue ?? 0;
+  h.emu.setQuota({ containerGroups: used + 1 });
+  try {
+    const first = testPod('quota-a');
+    await h.provider.createPod(first, contextFor(h, first));
+    const second = testPod('quota-b');
+    const ctx = contextFor(h, second);
+    await assert.rejects(h.provider.createPod(second, ctx), (e: unknown) => e instanceof TransientProviderError && e.reason === 'QuotaExceeded');
+    assert.ok((h.events.get(key(podRef(second))) ?? []).some((e) => e.reason === 'QuotaExceeded' && e.type === 'Warning'));
+    // Held back locally: a retry right away does not reach ARM.
+    const putsBefore = h.attempts.filter((a) => a.operation === 'containerGroups.createOrUpdate').length;
+    await assert.rejects(h.provider.createPod(second, ctx), TransientProviderError);
+    assert.equal(h.attempts.filter((a) => a.operation === 'containerGroups.createOrUpdate').length, putsBefore);
+    await h.provider.deletePod(first, 0);
+    await h.provider.createPod(second, ctx);
+    await waitFor('Running', () => h.statuses.get(key(podRef(second)))?.phase === 'Running');
+    await h.provider.deletePod(second, 0);
+  } finally {
+    h.emu.setQuota({ containerGroups: 5000 });
+  }
+});
+
+test('node capacity comes from the usages API', async () => {
+  h.emu.setQuota({ containerGroups: 42 });
+  try {
+    const fresh = await harness({}, {});
+    try {
+      fresh.emu.setQuota({ containerGroups: 42 });
+      const info = await fresh.provider.nodeInfo();
+      assert.equal(info.capacity['pods'], '42');
+      assert.equal(info.labels['topology.kubernetes.io/region'], 'westus');
+    } finally {
+      await fresh.close();
+    }
+  } finally {
+    h.emu.setQuota({ containerGroups: 5000 });
+  }
+});
+
+test('health: ok with the right credential; a wrong secret is not ok with a reason', async () => {
+  assert.equal((await h.provider.health()).ok, true);
+  const bad = await harness({}, { env: { AZURE_CLIENT_SECRET: 'wrong-secret' } });
+  try {
+    const health = await bad.provider.health();
+    assert.equal(health.ok, false);
+    assert.equal(health.reason, 'AzureCredentialInvalid');
+    assert.ok(!health.message.includes('wrong-secret'));
+  } finally {
+    await bad.close();
+  }
+});
