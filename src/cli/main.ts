@@ -1,21 +1,10 @@
 #!/usr/bin/env node
 /**
- * The aci-connector binary: parses flags, checks the cluster is reachable,
- * builds the provider and runs the connector until SIGTERM/SIGINT.
- * Bad configuration ends the process with one line on stderr and exit code 1.
+ * The aci-connector binary. Bad configuration ends the process with one line on
+ * stderr and exit code 1.
  */
 import { readFileSync } from 'node:fs';
-import * as k8s from '@kubernetes/client-node';
-import { createLogger, type Logger } from '../common/logger.js';
-import { createMetrics } from '../common/metrics.js';
-import { Connector, clusterIdentity } from '../core/connector.js';
-import { KubeConfigError, loadKubeConfig } from '../core/kube-client.js';
-import type { Provider, ProviderConfig } from '../core/provider.js';
-import { parseTaints, TaintError } from '../core/taints.js';
-import { createMockProvider } from '../providers/mock/index.js';
 import { buildProgram, type CliOptions } from './options.js';
-
-class ConfigError extends Error {}
 
 function packageVersion(): string {
   for (const rel of ['../../../package.json', '../../package.json']) {
@@ -29,125 +18,21 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
-      }),
-    ]);
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
-}
-
-async function loadProvider(opts: CliOptions, config: ProviderConfig): Promise<Provider> {
-  if (opts.provider === 'mock') {
-    return createMockProvider(config, {
-      startDelayMs: opts.mockStartDelayMs,
-      stateFile: opts.mockStateFile,
-      healthFile: opts.mockHealthFile,
-    });
-  }
-  // The ACI provider is loaded lazily so the mock path never pulls in the Azure SDK.
-  const spec = '../providers/aci/index.js';
-  let mod: { createAciProvider?: (c: ProviderConfig) => Provider | Promise<Provider> };
-  try {
-    mod = (await import(spec)) as typeof mod;
-  } catch (err) {
-    throw new ConfigError(`the ACI provider is not available in this build (${(err as Error).message})`);
-  }
-  if (typeof mod.createAciProvider !== 'function') throw new ConfigError('the ACI provider module does not export createAciProvider');
-  return await mod.createAciProvider(config);
-}
-
-async function run(argv: string[]): Promise<void> {
+async function main(): Promise<void> {
   const version = packageVersion();
   const program = buildProgram(version);
-  program.parse(argv);
+  program.parse(process.argv);
   const opts = program.opts<CliOptions>();
-
-  let taints;
+  const { run, startupErrorMessage } = await import('./run.js');
   try {
-    taints = parseTaints(opts.taint);
+    await run(opts, version);
   } catch (err) {
-    if (err instanceof TaintError) throw new ConfigError(err.message);
-    throw err;
+    process.stderr.write(`aci-connector: error: ${startupErrorMessage(err)}\n`);
+    process.exit(1);
   }
-  const log: Logger = createLogger(opts.logLevel as Parameters<typeof createLogger>[0]);
-  const kc = loadKubeConfig(opts.kubeconfig);
-  const server = kc.getCurrentCluster()?.server ?? '(none)';
-
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  try {
-    await withTimeout(kc.makeApiClient(k8s.VersionApi).getCode(), 15_000, `the API server at ${server}`);
-  } catch (err) {
-    throw new ConfigError(`cannot reach the API server at ${server}: ${(err as Error).message}`);
-  }
-  let clusterId: string;
-  try {
-    clusterId = await withTimeout(clusterIdentity(core), 15_000, `the API server at ${server}`);
-  } catch (err) {
-    throw new ConfigError(`cannot read the cluster identity (namespace kube-system) from ${server}: ${(err as Error).message}`);
-  }
-
-  const provider = await loadProvider(opts, {
-    nodeName: opts.nodeName,
-    clusterId,
-    nodeIP: opts.nodeIp,
-    configFile: opts.providerConfig,
-    env: process.env,
-    log: log.child({ component: 'provider' }),
-  });
-  const metrics = createMetrics();
-  const connector = new Connector({
-    kc,
-    provider,
-    nodeName: opts.nodeName,
-    nodeIP: opts.nodeIp,
-    taints,
-    qps: opts.kubeApiQps,
-    burst: opts.kubeApiBurst,
-    workers: opts.workers,
-    kubeletPort: opts.kubeletPort,
-    metricsPort: opts.metricsPort,
-    metricsAddress: opts.metricsAddress,
-    version,
-    log,
-    metrics,
-  });
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal; exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ signal }, 'stopping; pods keep running');
-    connector.stop().then(
-      () => {
-        log.info('stopped');
-        log.flush();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err: (err as Error).message }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-
-  log.info({ node: opts.nodeName, provider: opts.provider, server, version }, 'starting aci-connector');
-  await connector.start();
 }
 
-run(process.argv).catch((err: unknown) => {
-  const msg = err instanceof ConfigError || err instanceof KubeConfigError ? err.message : `${(err as Error).message ?? String(err)}`;
-  process.stderr.write(`aci-connector: error: ${msg}\n`);
+main().catch((err: unknown) => {
+  process.stderr.write(`aci-connector: error: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
