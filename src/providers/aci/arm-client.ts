@@ -169,6 +169,12 @@ export class AciArm {
     return r.content ?? '';
   }
 
+  async attach(group: string, container: string): Promise<{ webSocketUri: string; password: string }> {
+    const r = await this.caller.call('containers.attach', 'write', (abortSignal) => this.client.containers.attach(this.o.resourceGroup, group, container, { abortSignal }));
+    if (!r.webSocketUri || !r.password) throw new ArmRequestError('containers.attach', 200, undefined, 'attach response had no websocket URI');
+    return { webSocketUri: r.webSocketUri, password: r.password };
+  }
+
   async executeCommand(group: string, container: string, command: string, size: { rows: number; cols: number }): Promise<{ webSocketUri: string; password: string }> {
     const r = await this.caller.call('containers.executeCommand', 'write', (abortSignal) =>
       this.client.containers.executeCommand(this.o.resourceGroup, group, container, { command, terminalSize: size }, { abortSignal }),

@@ -38,7 +38,7 @@ import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
 import { mapPool } from './pool.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
-import { execViaWebSocket } from './exec.js';
+import { attachViaWebSocket, execViaWebSocket } from './exec.js';
 
 export interface AciProviderOptions {
   config: AciConfig;
@@ -292,6 +292,11 @@ export class AciProvider implements Provider {
   async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
     const { webSocketUri, password } = await this.arm.executeCommand(this.nameOf(ref), container, command.join(' '), { rows: 24, cols: 80 });
     return execViaWebSocket(webSocketUri, password, streams, this.cfg.caFile ? tlsOptionsFor(this.cfg).ca : undefined);
+  }
+
+  async attach(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult> {
+    const { webSocketUri, password } = await this.arm.attach(this.nameOf(ref), container);
+    return attachViaWebSocket(webSocketUri, password, streams, this.cfg.caFile ? tlsOptionsFor(this.cfg).ca : undefined);
   }
 
   async close(): Promise<void> {
