@@ -50,6 +50,7 @@ export class NodeController {
   private lastStatusWrite = 0;
   private lastTransition = new Date();
   private registering: Promise<void> | undefined;
+  private lease: k8s.V1Lease | undefined;
   /** True once the node is registered and its first status written. */
   ready = false;
 
@@ -267,7 +268,7 @@ export class NodeController {
     this.lastStatusWrite = Date.now();
   }
 
-  private async renewLease(): Promise<void> {
+  private async renewLease(retried = false): Promise<void> {
     if (this.stopped) return;
     const coord = this.o.clients.coordination;
     const name = this.o.nodeName;
@@ -277,12 +278,15 @@ export class NodeController {
       leaseDurationSeconds: this.leaseDuration,
       renewTime: new k8s.V1MicroTime(),
     };
+    // Renew with the Lease from the last renewal (one PUT); read it again only on a conflict or a miss.
     try {
-      const lease = await coord.readNamespacedLease({ name, namespace: LEASE_NAMESPACE });
-      lease.spec = { ...lease.spec, ...spec };
-      await coord.replaceNamespacedLease({ name, namespace: LEASE_NAMESPACE, body: lease });
+      let lease = this.lease;
+      if (!lease) lease = await coord.readNamespacedLease({ name, namespace: LEASE_NAMESPACE });
+      this.lease = await coord.replaceNamespacedLease({ name, namespace: LEASE_NAMESPACE, body: { ...lease, spec: { ...lease.spec, ...spec } } });
       return;
     } catch (err) {
+      this.lease = undefined;
+      if (isConflict(err) && !retried) return this.renewLease(true);
       if (!isNotFound(err)) throw err;
     }
     // The lease is owned by the node, so it goes when the node goes (as a kubelet's does).
@@ -291,7 +295,7 @@ export class NodeController {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    await coord.createNamespacedLease({
+    this.lease = await coord.createNamespacedLease({
       namespace: LEASE_NAMESPACE,
       body: {
         metadata: {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backoffDelay } from '../../src/common/backoff.js';
 import { TokenBucket } from '../../src/common/token-bucket.js';
+import { resourceOfUrl } from '../../src/core/kube-client.js';
 
 test('backoff doubles from the base and stops at the cap', () => {
   const p = { baseMs: 100, maxMs: 1000, jitter: 0 };
@@ -42,4 +43,12 @@ test('token bucket serves waiters in order once tokens refill', async () => {
 test('token bucket rejects nonsense settings', () => {
   assert.throws(() => new TokenBucket(0, 1), RangeError);
   assert.throws(() => new TokenBucket(1, 0), RangeError);
+});
+
+test('API request metrics are labelled by resource and subresource', () => {
+  assert.equal(resourceOfUrl('https://h:1/api/v1/namespaces/ns/pods/p/status?x=1'), 'pods/status');
+  assert.equal(resourceOfUrl('https://h:1/api/v1/pods?fieldSelector=spec.nodeName%3Dn'), 'pods');
+  assert.equal(resourceOfUrl('https://h:1/api/v1/nodes/n/status'), 'nodes/status');
+  assert.equal(resourceOfUrl('https://h:1/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n'), 'leases');
+  assert.equal(resourceOfUrl('https://h:1/api/v1/namespaces/kube-system'), 'namespaces');
 });
