@@ -1,0 +1,291 @@
+/**
+ * The kubelet API: the HTTPS endpoint a node advertises in
+ * status.daemonEndpoints.kubeletEndpoint, which the API server calls for
+ * `kubectl logs`, `exec` and `attach`. Callers authenticate with a client
+ * certificate signed by the configured CA (the API server's kubelet client);
+ * everyone else gets 401. Pods are found in the core's cache and handed to the
+ * provider's streaming hooks.
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from '../common/logger.js';
+import { TransientProviderError, type PodRef, type Provider } from '../core/provider.js';
+import { BadRequestError, parseRoute, type ContainerTarget, type Route } from './routes.js';
+import type { RemoteSession } from './session.js';
+import { acceptSpdy, negotiateProtocol, SPDY_PROTOCOLS } from './spdy-server.js';
+import { failureStatus, statusForExit, type MetaStatus } from './status.js';
+import type { KubeletTls } from './tls.js';
+import { acceptWebSocket, WS_PROTOCOLS } from './ws-server.js';
+
+export type PodLookup = (namespace: string, name: string) => V1Pod | undefined;
+
+export interface KubeletApiOptions {
+  port: number;
+  /** Default 0.0.0.0. */
+  address?: string;
+  tls: KubeletTls;
+  provider: Provider;
+  nodeName: string;
+  /** The core's pod cache. */
+  lookupPod: PodLookup;
+  /** Every pod bound to the node, for GET /pods. */
+  listPods?: () => V1Pod[];
+  log: Logger;
+}
+
+/** An HTTP error with the status code the caller gets. */
+class HttpError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly headers: Record<string, string | string[]> = {},
+  ) {
+    super(message);
+  }
+}
+
+type Hook = 'getContainerLogs' | 'exec' | 'attach';
+
+export class KubeletApiServer {
+  private readonly server: Server;
+  private readonly sessions = new Set<RemoteSession>();
+  private readonly startedAt = new Date();
+  port: number | undefined;
+
+  constructor(private readonly o: KubeletApiOptions) {
+    this.server = createServer({
+      cert: o.tls.cert,
+      key: o.tls.key,
+      ca: o.tls.clientCA,
+      // Asked for, then checked per request, so a caller without one gets a 401 body, not a TLS alert.
+      requestCert: o.tls.clientCA !== undefined,
+      rejectUnauthorized: false,
+    });
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.onRequest(req, res).catch((err: unknown) => this.fail(res, err));
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', (err: Error) => o.log.debug({ err: err.message }, 'kubelet API socket error'));
+      this.onUpgrade(req, socket, head).catch((err: unknown) => this.failSocket(socket, err));
+    });
+    this.server.on('tlsClientError', (err: Error) => o.log.debug({ err: err.message }, 'kubelet API TLS handshake failed'));
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.o.port, this.o.address ?? '0.0.0.0', () => {
+        this.server.off('error', reject);
+        this.port = (this.server.address() as AddressInfo).port;
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stops accepting, ends open exec sessions and closes every connection. */
+  async close(): Promise<void> {
+    const closing = new Promise<void>((r) => this.server.close(() => r()));
+    await Promise.all([...this.sessions].map((s) => s.finish(failureStatus('the node agent is shutting down', 'ServiceUnavailable', 503))));
+    this.server.closeAllConnections();
+    await closing;
+  }
+
+  // ---- plain requests --------------------------------------------------------
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const route = this.route(req);
+    if (route.kind !== 'healthz') this.authenticate(req);
+    switch (route.kind) {
+      case 'healthz':
+        return this.send(res, 200, 'ok');
+      case 'pods':
+        return this.sendJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items: this.o.listPods?.() ?? [] });
+      case 'statsSummary':
+        return this.sendJson(res, 200, {
+          node: { nodeName: this.o.nodeName, startTime: this.startedAt.toISOString() },
+          pods: (this.o.listPods?.() ?? []).map((p) => ({
+            podRef: { name: p.metadata?.name, namespace: p.metadata?.namespace, uid: p.metadata?.uid },
+            startTime: p.status?.startTime,
+          })),
+        });
+      case 'containerLogs':
+        return this.logs(req, res, route);
+      case 'exec':
+      case 'attach':
+        throw new HttpError(400, `${route.kind} needs a connection upgrade (SPDY/3.1 or WebSocket)`);
+    }
+  }
+
+  private async logs(req: IncomingMessage, res: ServerResponse, route: Extract<Route, { kind: 'containerLogs' }>): Promise<void> {
+    const hook = this.hook('getContainerLogs');
+    const ref = this.findPod(route.target);
+    const source = await this.callProvider(() => hook(ref, route.target.container, route.opts));
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
+    // A follow stream ends only when the caller goes away.
+    res.on('close', () => source.destroy());
+    let left = route.opts.limitBytes ?? Infinity;
+    try {
+      for await (const chunk of source) {
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+        const part = buf.length > left ? buf.subarray(0, left) : buf;
+        left -= part.length;
+        if (!res.write(part)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (left <= 0 || res.destroyed) break; // leaving the loop destroys the source
+      }
+      res.end();
+    } catch (err) {
+      // The source failed mid-way; the status line is gone already, so cut the body short.
+      this.o.log.debug({ err: (err as Error).message }, 'log stream ended early');
+      res.destroy();
+    }
+  }
+
+  // ---- exec / attach -----------------------------------------------------------
+
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const route = this.route(req);
+    this.authenticate(req);
+    if (route.kind !== 'exec' && route.kind !== 'attach') throw new HttpError(400, `${req.url ?? ''} does not take a connection upgrade`);
+    const hook = this.hook(route.kind);
+    const ref = this.findPod(route.target);
+    const container = route.target.container;
+
+    const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+    let session: RemoteSession;
+    if (upgrade.includes('websocket')) {
+      const offered = req.headers['sec-websocket-protocol'];
+      if (!negotiateProtocol(offered, WS_PROTOCOLS)) {
+        throw new HttpError(400, `no supported WebSocket sub-protocol offered (want one of ${WS_PROTOCOLS.join(', ')})`);
+      }
+      session = await acceptWebSocket(req, socket, head, { flags: route.stream, log: this.o.log });
+    } else if (upgrade.includes('spdy/3.1')) {
+      const protocol = negotiateProtocol(req.headers['x-stream-protocol-version'], SPDY_PROTOCOLS);
+      if (!protocol) {
+        throw new HttpError(403, `unable to negotiate a stream protocol (server accepts ${SPDY_PROTOCOLS.join(', ')})`, {
+          'X-Accepted-Stream-Protocol-Versions': [...SPDY_PROTOCOLS],
+        });
+      }
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' + `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
+      );
+      if (head.length > 0) socket.unshift(head);
+      session = await acceptSpdy(socket, { flags: route.stream, protocol, log: this.o.log });
+    } else {
+      throw new HttpError(400, 'unsupported upgrade: want SPDY/3.1 or websocket');
+    }
+
+    this.sessions.add(session);
+    const log = this.o.log.child({ pod: `${ref.namespace}/${ref.name}`, container, kind: route.kind, protocol: session.protocol });
+    log.info('streaming session started');
+    let status: MetaStatus;
+    try {
+      const result =
+        route.kind === 'exec'
+          ? await (hook as NonNullable<Provider['exec']>)(ref, container, route.command, session.streams)
+          : await (hook as NonNullable<Provider['attach']>)(ref, container, session.streams);
+      status = statusForExit(result.exitCode);
+      log.info({ exitCode: result.exitCode }, 'streaming session ended');
+    } catch (err) {
+      status = failureStatus(`${route.kind} failed: ${(err as Error).message}`);
+      log.warn({ err: (err as Error).message }, 'streaming session failed');
+    }
+    try {
+      await session.finish(status);
+    } finally {
+      this.sessions.delete(session);
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------
+
+  private route(req: IncomingMessage): Route {
+    let route: Route | undefined;
+    try {
+      route = parseRoute(req.method ?? 'GET', req.url ?? '/');
+    } catch (err) {
+      if (err instanceof BadRequestError) throw new HttpError(400, err.message);
+      throw err;
+    }
+    if (!route) throw new HttpError(404, `${req.method ?? ''} ${(req.url ?? '').split('?')[0] ?? ''}: not found`);
+    return route;
+  }
+
+  private authenticate(req: IncomingMessage): void {
+    const tls = req.socket as TLSSocket;
+    if (this.o.tls.clientCA === undefined) throw new HttpError(401, 'Unauthorized: no client CA is configured (--kubelet-client-ca)');
+    if (!tls.authorized) throw new HttpError(401, 'Unauthorized: a client certificate signed by the kubelet client CA is required');
+  }
+
+  private hook<H extends Hook>(name: H): NonNullable<Provider[H]> {
+    const fn = this.o.provider[name];
+    if (!fn) throw new HttpError(501, `the provider does not support ${name === 'getContainerLogs' ? 'container logs' : name}`);
+    return fn.bind(this.o.provider) as NonNullable<Provider[H]>;
+  }
+
+  private findPod(t: ContainerTarget): PodRef {
+    const pod = this.o.lookupPod(t.namespace, t.pod);
+    const uid = pod?.metadata?.uid;
+    if (!pod || !uid || (t.uid !== undefined && t.uid !== uid)) throw new HttpError(404, `pod ${t.namespace}/${t.pod} is not on node ${this.o.nodeName}`);
+    const spec = pod.spec;
+    const names = [...(spec?.containers ?? []), ...(spec?.initContainers ?? []), ...(spec?.ephemeralContainers ?? [])].map((c) => c.name);
+    if (!names.includes(t.container)) throw new HttpError(404, `container ${JSON.stringify(t.container)} is not in pod ${t.namespace}/${t.pod}`);
+    return { namespace: t.namespace, name: t.pod, uid };
+  }
+
+  private async callProvider<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof TransientProviderError) {
+        const headers: Record<string, string> = err.retryAfterMs ? { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) } : {};
+        throw new HttpError(503, err.message, headers);
+      }
+      throw new HttpError(500, (err as Error).message);
+    }
+  }
+
+  private send(res: ServerResponse, code: number, text: string, headers: Record<string, string | string[]> = {}): void {
+    res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
+    res.end(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  private sendJson(res: ServerResponse, code: number, body: unknown): void {
+    res.writeHead(code, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    const e = err instanceof HttpError ? err : new HttpError(500, (err as Error).message ?? String(err));
+    if (e.code >= 500) this.o.log.warn({ err: e.message }, 'kubelet API request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.send(res, e.code, e.message, e.headers);
+  }
+
+  private failSocket(socket: Duplex, err: unknown): void {
+    const e = err instanceof HttpError ? err : new HttpError(500, (err as Error).message ?? String(err));
+    if (e.code >= 500) this.o.log.warn({ err: e.message }, 'kubelet API upgrade failed');
+    if (socket.destroyed || !socket.writable) return;
+    const body = `${e.message}\n`;
+    const extra = Object.entries(e.headers)
+      .flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${k}: ${x}\r\n`))
+      .join('');
+    socket.end(
+      `HTTP/1.1 ${e.code} ${STATUS_CODES[e.code] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
+    );
+  }
+}
+
+export async function startKubeletApi(o: KubeletApiOptions): Promise<KubeletApiServer> {
+  const server = new KubeletApiServer(o);
+  await server.listen();
+  return server;
+}

@@ -1,0 +1,47 @@
+/**
+ * What both streaming transports (SPDY and WebSocket channels) hand the
+ * request handler: the standard streams for the provider, and a way to end the
+ * session with a Status on the error stream.
+ */
+import type { Readable } from 'node:stream';
+import type { ExecStreams } from '../core/provider.js';
+import type { MetaStatus } from './status.js';
+
+export interface RemoteSession {
+  /** The negotiated sub-protocol, e.g. v4.channel.k8s.io. */
+  protocol: string;
+  streams: ExecStreams;
+  /** Writes the status on the error stream, ends every stream and closes the connection. */
+  finish(status: MetaStatus): Promise<void>;
+  /** Resolves when the connection is gone (finished or dropped by the peer). */
+  closed: Promise<void>;
+}
+
+export interface TerminalSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * Terminal sizes from a resize stream: JSON objects `{"Width":W,"Height":H}`,
+ * one after the other (Go's json.Encoder puts a newline after each).
+ * Malformed objects are skipped: a bad resize must not end the session.
+ */
+export async function* resizeEvents(stream: Readable): AsyncIterable<TerminalSize> {
+  let buf = '';
+  for await (const chunk of stream) {
+    buf += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
+    for (;;) {
+      const end = buf.indexOf('}');
+      if (end < 0) break;
+      const text = buf.slice(0, end + 1).trim();
+      buf = buf.slice(end + 1);
+      try {
+        const o = JSON.parse(text) as { Width?: unknown; Height?: unknown };
+        if (typeof o.Width === 'number' && typeof o.Height === 'number') yield { width: o.Width, height: o.Height };
+      } catch {
+        // skip the malformed object
+      }
+    }
+  }
+}
