@@ -52,6 +52,8 @@ export interface StoreLimits {
 export class Store {
   private readonly groups = new Map<string, GroupRecord>();
   private readonly operations = new Map<string, OperationRecord>();
+  /** Quota usage per subscription and location, kept as groups come and go (creates must not scan every group). */
+  private readonly usageByScope = new Map<string, { groups: number; cores: number }>();
 
   constructor(private readonly limits: StoreLimits) {}
 
@@ -59,11 +61,37 @@ export class Store {
     return this.groups.get(key);
   }
 
+  private scopeOf(subscriptionId: string, location: string): string {
+    return `${subscriptionId.toLowerCase()}\u0000${location}`;
+  }
+
+  private account(record: GroupRecord, sign: 1 | -1): void {
+    const scope = this.scopeOf(record.subscriptionId, record.location);
+    const u = this.usageByScope.get(scope) ?? { groups: 0, cores: 0 };
+    u.groups += sign;
+    u.cores = Math.round((u.cores + sign * record.cores) * 1e6) / 1e6;
+    if (u.groups <= 0) this.usageByScope.delete(scope);
+    else this.usageByScope.set(scope, u);
+  }
+
   putGroup(record: GroupRecord): void {
+    const previous = this.groups.get(record.key);
+    if (previous) this.account(previous, -1);
     this.groups.set(record.key, record);
+    this.account(record, 1);
+  }
+
+  /** Changes a stored group's cores, keeping the usage totals right. */
+  setCores(record: GroupRecord, cores: number): void {
+    if (this.groups.get(record.key) === record) this.account(record, -1);
+    record.cores = cores;
+    if (this.groups.get(record.key) === record) this.account(record, 1);
   }
 
   deleteGroup(key: string): void {
+    const previous = this.groups.get(key);
+    if (!previous) return;
+    this.account(previous, -1);
     this.groups.delete(key);
   }
 
@@ -80,16 +108,8 @@ export class Store {
 
   /** Groups counted against a subscription's regional quota. */
   usage(subscriptionId: string, location: string): { groups: number; cores: number } {
-    const sub = subscriptionId.toLowerCase();
-    let groups = 0;
-    let cores = 0;
-    for (const g of this.groups.values()) {
-      if (g.subscriptionId.toLowerCase() === sub && g.location === location) {
-        groups += 1;
-        cores += g.cores;
-      }
-    }
-    return { groups, cores };
+    const u = this.usageByScope.get(this.scopeOf(subscriptionId, location));
+    return { groups: u?.groups ?? 0, cores: u?.cores ?? 0 };
   }
 
   addOperation(op: OperationRecord): void {

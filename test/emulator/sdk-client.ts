@@ -63,7 +63,7 @@ assert.deepEqual(listed, ['sdk-group']);
 assert.ok(all.includes('sdk-group'));
 findings.listed = all.length;
 
-// The simulated container logs its echo each time it (re)starts.
+// The simulated container logs its greeting when it starts.
 let logs = '';
 for (let i = 0; i < 100 && !logs.includes('sdk says hello'); i++) {
   logs = (await client.containers.listLogs(rg, 'sdk-group', 'app', { tail: 5, timestamps: false })).content ?? '';

@@ -13,7 +13,11 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 let emu: Emulator;
 
 before(async () => {
-  emu = await startEmulator({ runtime: 'simulated', simulated: { pullMs: 10, startMs: 10, exitAfterMs: 200, restartDelayMs: 100 } });
+  emu = await startEmulator({
+    runtime: 'simulated',
+    // The container logs its greeting and keeps running, so that exec always finds it running.
+    simulated: { pullMs: 10, startMs: 10, rules: [{ command: 'sdk says hello', fate: { kind: 'runs', logs: ['sdk says hello'] } }] },
+  });
 });
 after(async () => {
   await emu.stop();

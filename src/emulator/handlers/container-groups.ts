@@ -120,7 +120,7 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
     const delta = groupCores(input.properties) - existing.cores;
     if (delta > 0) checkQuota(ctx, sub, location, 0, delta);
     existing.input = input;
-    existing.cores = groupCores(input.properties);
+    ctx.store.setCores(existing, groupCores(input.properties));
     existing.generation += 1;
     existing.provisioningState = 'Pending';
     existing.stopped = false;
