@@ -172,5 +172,7 @@ describe('the spec validator itself', () => {
     assert.notDeepEqual(validator.responseErrors('ContainerGroups_Get', 201, g), []);
     assert.notDeepEqual(validator.responseErrors('ContainerGroups_List', 200, { value: [{ ...g, properties: { ...g.properties, instanceView: { state: 'Running' } } }] }), []);
     assert.notDeepEqual(validator.requestErrors('ContainerGroups_CreateOrUpdate', { location: 'l', properties: { containers: [] } }), []);
+    const withSecret = { ...g, properties: { ...g.properties, containers: [{ name: 'a', properties: { image: 'i', environmentVariables: [{ name: 'S', secureValue: 'x' }], resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } };
+    assert.deepEqual(validator.responseErrors('ContainerGroups_Get', 200, withSecret), ['/properties/containers/0/properties/environmentVariables/0/secureValue is x-ms-secret and must not be returned']);
   });
 });

@@ -8,6 +8,7 @@
  * allOf — except on the allOf members themselves, which only see their own part).
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Ajv2019Module from 'ajv/dist/2019.js';
 import addFormatsModule from 'ajv-formats';
 import type { ErrorObject, ValidateFunction } from 'ajv';
@@ -15,7 +16,8 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 const Ajv2019 = Ajv2019Module.default;
 const addFormats = addFormatsModule.default;
 
-export const SPEC_DIR = '/work/shared/aci-spec/2023-05-01';
+/** The spec sits beside the checkout (../shared/aci-spec); ACI_SPEC_DIR overrides. From dist/test/emulator/ that is four levels up. */
+export const SPEC_DIR = process.env.ACI_SPEC_DIR ?? fileURLToPath(new URL('../../../../shared/aci-spec/2023-05-01', import.meta.url));
 const SPEC_ID = 'https://aci.spec/containerInstance.json';
 
 type Json = Record<string, unknown>;
@@ -144,7 +146,31 @@ export class SpecValidator {
     if (!response) return [`status ${status} is not a declared response of ${operationId} (declared: ${Object.keys(op.responses).join(', ')})`];
     if (!response.schema) return body === undefined || body === '' ? [] : [`${operationId} ${status} declares no body, got one`];
     const v = this.validator(response.schema);
-    return v(body) ? [] : SpecValidator.describe(v.errors);
+    const errors = v(body) ? [] : SpecValidator.describe(v.errors);
+    // x-ms-secret: the service never returns these values on reads.
+    if (this.operation(operationId).method === 'GET') errors.push(...this.secretsIn(response.schema, body, ''));
+    return errors;
+  }
+
+  private secretsIn(schemaIn: Json, value: unknown, at: string): string[] {
+    const schema = this.resolve(schemaIn);
+    if (Array.isArray(value)) return schema.items ? value.flatMap((v, i) => this.secretsIn(schema.items as Json, v, `${at}/${i}`)) : [];
+    if (!isObject(value)) return [];
+    const props: Record<string, Json> = {};
+    const collect = (s: Json): void => {
+      const r = this.resolve(s);
+      if (Array.isArray(r.allOf)) for (const m of r.allOf as Json[]) collect(m);
+      if (isObject(r.properties)) Object.assign(props, r.properties);
+    };
+    collect(schema);
+    const out: string[] = [];
+    for (const [k, v] of Object.entries(value)) {
+      const ps = props[k] ?? (isObject(schema.additionalProperties) ? schema.additionalProperties : undefined);
+      if (!ps) continue;
+      if (ps['x-ms-secret'] === true) out.push(`${at}/${k} is x-ms-secret and must not be returned`);
+      else out.push(...this.secretsIn(ps, v, `${at}/${k}`));
+    }
+    return out;
   }
 
   definitionErrors(name: string, value: unknown): string[] {
