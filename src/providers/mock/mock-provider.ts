@@ -20,6 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import {
   PodRejectedError,
@@ -32,8 +33,12 @@ import {
   type ProviderPod,
   type ProviderPodStatus,
   type StatusListener,
+  type ExecResult,
+  type ExecStreams,
+  type LogOptions,
 } from '../../core/provider.js';
 import { StateStore, type CallCounts, type MockContainer, type MockPod } from './state-store.js';
+import { mockAttach, mockExec, mockLogs, type PodSnapshot } from './streams.js';
 
 export const MOCK_ANNOTATION = 'mock.aci-connector.io';
 
@@ -191,6 +196,26 @@ export class MockProvider implements Provider {
 
   onStatus(listener: StatusListener): void {
     this.listeners.push(listener);
+  }
+
+  // Streaming hooks for the kubelet API; what they print is documented in streams.ts.
+  async getContainerLogs(ref: PodRef, container: string, opts: LogOptions): Promise<Readable> {
+    return mockLogs(this.snapshot(ref), container, opts);
+  }
+
+  async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
+    return mockExec(this.snapshot(ref), container, command, streams);
+  }
+
+  async attach(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult> {
+    return mockAttach(this.snapshot(ref), container, streams);
+  }
+
+  private snapshot(ref: PodRef): PodSnapshot {
+    return () => {
+      const mp = this.store.state.pods[ref.uid];
+      return mp && this.isOwn(mp) ? mp : undefined;
+    };
   }
 
   async close(): Promise<void> {
