@@ -26,6 +26,8 @@ export async function podmanFixture(): Promise<PodmanFixture> {
     refreshIntervalMs: 1000,
     // Busybox httpd as PID 1 ignores SIGTERM: don't wait podman's default 10 s on each stop.
     stopTimeoutSeconds: 2,
+    // A test process that was killed must not leave its pods to later runs.
+    reapOrphans: true,
   }) as PodmanRuntime;
   const image = await busyboxImage(runtime.cli);
   const f: PodmanFixture = {

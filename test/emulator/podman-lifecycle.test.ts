@@ -4,10 +4,11 @@
  * which also shows that two runtimes on one machine keep apart.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../support/cluster.js';
 import { collect, podmanFixture, type PodmanFixture } from './podman-fixtures.js';
@@ -144,5 +145,34 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
       return l.split('\n').length >= 3 ? l : undefined;
     });
     assert.equal(logs, 'old\nnew\n');
+  });
+});
+
+describe('podman runtime orphans', { timeout: 5 * 60_000 }, () => {
+  it('reaps the pods of an emulator process that was killed', { timeout: 240_000 }, async (t) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./podman-orphan-child.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => child.kill('SIGKILL'));
+    const instance = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString('utf8');
+        const m = /ready (\S+)\n/.exec(out);
+        if (m?.[1]) resolve(m[1]);
+      });
+      child.on('exit', (code) => reject(new Error(`child exited with ${code} before creating its group`)));
+    });
+    const label = `aci-emulator.instance=${instance}`;
+    const probe = await podmanFixture();
+    t.after(() => probe.runtime.close());
+    assert.equal((await probe.podsOf(label)).length, 1, 'the child left a pod while alive');
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal((await probe.podsOf(label)).length, 1, 'the pod outlives its killed owner');
+
+    // A new runtime that reaps at start removes it.
+    const reaper = await podmanFixture();
+    t.after(() => reaper.runtime.close());
+    await reaper.createGroup(t, reaper.group('after-reap', [reaper.container('c', ['true'])]));
+    assert.deepEqual(await probe.podsOf(label), []);
   });
 });

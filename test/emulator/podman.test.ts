@@ -55,9 +55,10 @@ describe('podman runtime', { timeout: 15 * 60_000 }, () => {
     assert.equal(body, 'hello from aci\n');
     assert.equal(await (await fetch(`http://${ip}:8080/token.txt`)).text(), 'token-bytes');
     assert.equal(await (await fetch(`http://${ip}:8080/pw.txt`)).text(), 's3cret value\n');
-    const view = await waitFor('the view to show Running', () => {
+    // Started comes from podman's event stream, which may trail `podman ps` a little.
+    const view = await waitFor('the view to show Running and Started', () => {
       const v = runtime.view(spec.id);
-      return v?.state === 'Running' && v.containers.web?.currentState.state === 'Running' ? v : undefined;
+      return v?.state === 'Running' && v.containers.web?.currentState.state === 'Running' && v.containers.web.events.some((e) => e.name === 'Started') ? v : undefined;
     });
     const web = view.containers.web;
     assert.ok(web);

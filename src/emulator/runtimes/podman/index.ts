@@ -21,6 +21,7 @@ const optionsSchema = z.strictObject({
   refreshIntervalMs: z.number().min(100).optional(),
   pullTimeoutMs: z.number().positive().optional(),
   stopTimeoutSeconds: z.number().int().min(0).optional(),
+  reapOrphans: z.boolean().optional(),
   log: z.custom<NonNullable<PodmanRuntimeOptions['log']>>((v) => typeof v === 'function').optional(),
 });
 

@@ -28,6 +28,7 @@ import {
 import { EventLog } from './event-log.js';
 import { sessionFromChild, shellQuote } from './exec-session.js';
 import { LoopbackIpPool } from './ip-pool.js';
+import { ownerAlive, ownerToken } from './owner.js';
 import { containerLogs } from './logs.js';
 import { PodmanError, type PodmanCli } from './podman-cli.js';
 import { ProbeRunner } from './probes.js';
@@ -55,6 +56,11 @@ export interface PodmanRuntimeOptions {
   pullTimeoutMs?: number;
   /** Grace period of stop and delete. Default 10 s. */
   stopTimeoutSeconds?: number;
+  /**
+   * At start, remove pods in the state folder whose emulator process has died
+   * (a crash, say). Off by default: it also removes pods a closed runtime kept.
+   */
+  reapOrphans?: boolean;
   /** Optional logger for runtime trouble (never receives secret values). */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -63,6 +69,7 @@ const LABEL_INSTANCE = 'aci-emulator.instance';
 const LABEL_GROUP = 'aci-emulator.group';
 const LABEL_CONTAINER = 'aci-emulator.container';
 const LABEL_KIND = 'aci-emulator.kind';
+const LABEL_OWNER = 'aci-emulator.owner';
 
 type Phase = 'provisioning' | 'init' | 'running' | 'stopped' | 'failed';
 
@@ -173,6 +180,9 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   private debounce: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly seenEvents = new Set<string>();
+  private readonly owner = ownerToken();
+  /** Settles when start-up chores (reaping orphans) are done; create waits for it. */
+  private readonly ready: Promise<void>;
 
   constructor(opts: PodmanRuntimeOptions) {
     this.opts = opts;
@@ -185,12 +195,17 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     this.watchEvents();
     this.refreshTimer = setInterval(() => this.requestRefresh(), opts.refreshIntervalMs ?? 5000);
     this.refreshTimer.unref();
+    this.ready = opts.reapOrphans ? this.reapOrphans() : Promise.resolve();
   }
 
   // ---- public interface ----
 
   async create(spec: RuntimeGroupSpec, onChange: () => void): Promise<void> {
     this.assertOpen();
+    if (spec.osType !== 'Linux') {
+      throw new RuntimeProvisionError('OsTypeNotSupported', `container group '${spec.name}': the podman runtime runs Linux containers only`);
+    }
+    await this.ready;
     const existing = this.groups.get(spec.id);
     if (existing) await this.remove(spec.id);
     const key = createHash('sha256').update(`${this.instanceId}\n${spec.id}`).digest('hex').slice(0, 12);
@@ -312,6 +327,28 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       this.pool.releaseAll();
       this.groups.clear();
       this.byCtrName.clear();
+    }
+  }
+
+  /** Removes pods whose owning emulator process is gone; failures only get logged. */
+  private async reapOrphans(): Promise<void> {
+    try {
+      const out = await this.cli.run(['pod', 'ps', '--format', 'json', '--filter', `label=${LABEL_INSTANCE}`]);
+      const pods = JSON.parse(out || '[]') as { Id: string; Labels?: Record<string, string> | null }[];
+      const dead = pods.filter((p) => {
+        const owner = p.Labels?.[LABEL_OWNER];
+        return owner !== undefined && !ownerAlive(owner);
+      });
+      if (dead.length) {
+        this.opts.log?.('removing pods of emulators that are gone', { count: dead.length });
+        await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...dead.map((p) => p.Id)]);
+        for (const p of dead) {
+          const key = p.Labels?.[LABEL_GROUP];
+          if (key && /^[0-9a-f]{12}$/.test(key)) rmSync(join(this.layout.groupsDir, key), { recursive: true, force: true });
+        }
+      }
+    } catch (e) {
+      this.opts.log?.('reaping orphaned pods failed', { error: e instanceof Error ? e.message : String(e) });
     }
   }
 
@@ -447,6 +484,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
         '--name', rec.podName,
         '--label', `${LABEL_INSTANCE}=${this.instanceId}`,
         '--label', `${LABEL_GROUP}=${rec.key}`,
+        '--label', `${LABEL_OWNER}=${this.owner}`,
         '--hostname', sanitize(rec.spec.name),
         // A private user-mode network per group: no shared bridge or iptables state
         // that two emulators (or other podman users) could collide on.
