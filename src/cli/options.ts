@@ -14,6 +14,10 @@ export interface CliOptions {
   kubeApiBurst: number;
   workers: number;
   kubeletPort: number;
+  kubeletAddress: string;
+  kubeletTlsCert?: string;
+  kubeletTlsKey?: string;
+  kubeletClientCa?: string;
   metricsPort: number;
   metricsAddress: string;
   logLevel: string;
@@ -77,7 +81,11 @@ export function buildProgram(version: string): Command {
     .option('--kube-api-qps <n>', 'sustained requests per second to the API server', positiveNumber, 50)
     .option('--kube-api-burst <n>', 'requests allowed in a burst above the QPS', positiveInt, 100)
     .option('--workers <n>', 'pods reconciled concurrently', positiveInt, 50)
-    .option('--kubelet-port <port>', 'port advertised for the kubelet API (logs, exec)', port, 10250)
+    .option('--kubelet-port <port>', 'port of the kubelet API (logs, exec, attach) advertised in the node (0: any free port)', port, 10250)
+    .option('--kubelet-address <ip>', 'address the kubelet API binds', '0.0.0.0')
+    .option('--kubelet-tls-cert <path>', 'serving certificate of the kubelet API (default: a self-signed one)')
+    .option('--kubelet-tls-key <path>', 'key of --kubelet-tls-cert')
+    .option('--kubelet-client-ca <path>', "CA of the API server's client certificate; without it the kubelet API refuses every caller")
     .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics (0: any free port)', port, 10255)
     .option('--metrics-address <ip>', 'address the operations endpoint binds', '0.0.0.0')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, logLevel, env.LOG_LEVEL ?? 'info')

@@ -1,9 +1,11 @@
 /**
  * Starts the connector from parsed flags: checks the cluster is reachable,
- * builds the provider, runs until SIGTERM/SIGINT. Loaded only after the flags
- * parsed, so --help and --version do not pay for loading the Kubernetes client.
+ * builds the provider, serves the kubelet API, runs until SIGTERM/SIGINT.
+ * Loaded only after the flags parsed, so --help and --version do not pay for
+ * loading the Kubernetes client.
  */
 import * as k8s from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics } from '../common/metrics.js';
 import { Connector, clusterIdentity } from '../core/connector.js';
@@ -29,7 +31,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
-async function loadProvider(opts: CliOptions, config: ProviderConfig): Promise<Provider> {
+async function loadProvider(opts: CliOptions, config: ProviderConfig, registry: Registry): Promise<Provider> {
   if (opts.provider === 'mock') {
     return createMockProvider(config, {
       startDelayMs: opts.mockStartDelayMs,
@@ -37,20 +39,24 @@ async function loadProvider(opts: CliOptions, config: ProviderConfig): Promise<P
       healthFile: opts.mockHealthFile,
     });
   }
-  // The ACI provider is loaded lazily so the mock path never pulls in the Azure SDK.
-  const spec = '../providers/aci/index.js';
-  let mod: { createAciProvider?: (c: ProviderConfig) => Provider | Promise<Provider> };
+  // Loaded lazily so the mock path never pulls in the Azure SDK.
+  let aci: typeof import('../providers/aci/index.js');
   try {
-    mod = (await import(spec)) as typeof mod;
+    aci = await import('../providers/aci/index.js');
   } catch (err) {
     throw new ConfigError(`the ACI provider is not available in this build (${(err as Error).message})`);
   }
-  if (typeof mod.createAciProvider !== 'function') throw new ConfigError('the ACI provider module does not export createAciProvider');
-  return await mod.createAciProvider(config);
+  let aciConfig;
+  try {
+    aciConfig = aci.loadAciConfig(config.env);
+  } catch (err) {
+    if (err instanceof aci.AciConfigError) throw new ConfigError(`ACI provider configuration: ${err.message}`);
+    throw err;
+  }
+  return aci.createAciProvider({ config: aciConfig, clusterId: config.clusterId, nodeName: config.nodeName, metricsRegistry: registry });
 }
 
 export async function run(opts: CliOptions, version: string): Promise<void> {
-
   let taints;
   try {
     taints = parseTaints(opts.taint);
@@ -75,15 +81,53 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     throw new ConfigError(`cannot read the cluster identity (namespace kube-system) from ${server}: ${(err as Error).message}`);
   }
 
-  const provider = await loadProvider(opts, {
-    nodeName: opts.nodeName,
-    clusterId,
-    nodeIP: opts.nodeIp,
-    configFile: opts.providerConfig,
-    env: process.env,
-    log: log.child({ component: 'provider' }),
-  });
   const metrics = createMetrics();
+  const provider = await loadProvider(
+    opts,
+    {
+      nodeName: opts.nodeName,
+      clusterId,
+      nodeIP: opts.nodeIp,
+      configFile: opts.providerConfig,
+      env: process.env,
+      log: log.child({ component: 'provider' }),
+    },
+    metrics.registry,
+  );
+
+  // The kubelet API (logs, exec, attach) listens before the node is registered, so the
+  // node advertises the port actually bound (--kubelet-port 0 picks a free one).
+  const kubeletApi = await import('../kubelet-api/index.js');
+  let tls;
+  try {
+    tls = kubeletApi.loadKubeletTls(
+      { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
+      [opts.nodeName, opts.nodeIp],
+    );
+  } catch (err) {
+    if (err instanceof kubeletApi.KubeletTlsError) throw new ConfigError(err.message);
+    throw err;
+  }
+  // Filled in below; the kubelet API answers 404 for pods until then.
+  const started: { connector?: Connector } = {};
+  let kubeletServer;
+  try {
+    kubeletServer = await kubeletApi.startKubeletApi({
+      port: opts.kubeletPort,
+      address: opts.kubeletAddress,
+      tls,
+      provider,
+      nodeName: opts.nodeName,
+      lookupPod: (ns, name) => started.connector?.pods.lookupPod(ns, name),
+      listPods: () => started.connector?.pods.listPods() ?? [],
+      log: log.child({ component: 'kubelet-api' }),
+    });
+  } catch (err) {
+    throw new ConfigError(`cannot serve the kubelet API on ${opts.kubeletAddress}:${opts.kubeletPort}: ${(err as Error).message}`);
+  }
+  const kubeletPort = kubeletServer.port ?? opts.kubeletPort;
+  log.info({ port: kubeletPort, selfSigned: tls.selfSigned, clientAuth: tls.clientCA !== undefined }, 'kubelet API listening');
+
   const connector = new Connector({
     kc,
     provider,
@@ -93,7 +137,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     qps: opts.kubeApiQps,
     burst: opts.kubeApiBurst,
     workers: opts.workers,
-    kubeletPort: opts.kubeletPort,
+    kubeletPort,
     metricsPort: opts.metricsPort,
     metricsAddress: opts.metricsAddress,
     version,
@@ -101,7 +145,9 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     metrics,
   });
 
+  started.connector = connector;
   let stopping = false;
+  const running = connector;
   const stop = (signal: string) => {
     if (stopping) {
       log.warn({ signal }, 'second signal; exiting now');
@@ -109,7 +155,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'stopping; pods keep running');
-    connector.stop().then(
+    Promise.all([running.stop(), kubeletServer.close()]).then(
       () => {
         log.info('stopped');
         log.flush();
@@ -125,7 +171,12 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   log.info({ node: opts.nodeName, provider: opts.provider, server, version }, 'starting aci-connector');
-  await connector.start();
+  try {
+    await connector.start();
+  } catch (err) {
+    if (stopping) return;
+    throw err;
+  }
 }
 
 /** The one line printed for a failure at start. */

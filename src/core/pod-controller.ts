@@ -48,6 +48,8 @@ interface Tracked {
   pod: V1Pod;
   /** createPod succeeded (or the pod was found in the provider at start). */
   created: boolean;
+  /** metadata.generation the provider last saw; a newer one is handed to updatePod. */
+  generation?: number;
 }
 
 const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 60_000 };
@@ -148,6 +150,16 @@ export class PodController {
     });
   }
 
+  /** A pod bound to this node, from the informer's cache. */
+  lookupPod(namespace: string, name: string): V1Pod | undefined {
+    return this.pods.cache.get(name, namespace);
+  }
+
+  /** Every pod bound to this node, from the informer's cache. */
+  listPods(): V1Pod[] {
+    return [...this.pods.cache.list()];
+  }
+
   /** Keys waiting in the work queue. */
   get queueDepth(): number {
     return this.queue.depth;
@@ -179,7 +191,7 @@ export class PodController {
       const key = podKey(pp.ref.namespace, pp.ref.name);
       const api = apiByKey.get(key);
       const same = api?.metadata?.uid === pp.ref.uid;
-      this.track(key, pp.ref.uid, { pod: same && api ? api : podFromRef(pp.ref), created: true });
+      this.track(key, pp.ref.uid, { pod: same && api ? api : podFromRef(pp.ref), created: true, generation: same ? api?.metadata?.generation : undefined });
       this.providerStatus.set(pp.ref.uid, pp.status);
       inProvider.add(pp.ref.uid);
       if (same) adopted++;
@@ -283,6 +295,8 @@ export class PodController {
     if (!t?.created) {
       const created = await this.create(key, pod);
       if (!created) return;
+    } else if (pod.metadata?.generation !== undefined && t.generation !== undefined && pod.metadata.generation > t.generation) {
+      await this.update(key, pod, t);
     }
     await this.syncStatus(key, pod);
   }
@@ -399,7 +413,7 @@ export class PodController {
     }
 
     // Tracked before the call: if the pod is deleted meanwhile, the backend copy is removed too.
-    this.track(key, uid, { pod, created: false });
+    this.track(key, uid, { pod, created: false, generation: pod.metadata?.generation });
     try {
       await this.timed('create', () => this.o.provider.createPod(pod, this.context(pod, res.env)));
     } catch (err) {
@@ -431,6 +445,24 @@ export class PodController {
     this.notBefore.delete(key);
     this.createFailures.delete(key);
     return true;
+  }
+
+  /** Hands a spec change (e.g. a new image) to the provider; what it cannot apply it rejects. */
+  private async update(key: string, pod: V1Pod, t: Tracked): Promise<void> {
+    const res = resolvePodEnv(pod, {
+      getSecret: (n, name) => this.secrets.cache.get(name, n),
+      getConfigMap: (n, name) => this.configMaps.cache.get(name, n),
+      nodeAllocatable: this.o.nodeAllocatable?.(),
+      hostIP: this.o.nodeIP,
+    });
+    try {
+      await this.timed('update', () => this.o.provider.updatePod(pod, this.context(pod, res.env)));
+    } catch (err) {
+      if (!(err instanceof PodRejectedError)) throw err;
+      this.o.log.info({ pod: key, reason: err.reason, field: err.field }, 'provider cannot apply the spec change');
+      this.event(pod, 'Warning', err.reason, err.field && !err.message.includes(err.field) ? `${err.field}: ${err.message}` : err.message);
+    }
+    t.generation = pod.metadata?.generation;
   }
 
   private async syncStatus(key: string, pod: V1Pod): Promise<void> {

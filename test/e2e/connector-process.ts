@@ -70,6 +70,16 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
     stateFile,
     '--mock-health-file',
     healthFile,
+    '--kubelet-port',
+    '0',
+    '--kubelet-address',
+    '127.0.0.1',
+    '--kubelet-tls-cert',
+    cluster.kubeletServingCert,
+    '--kubelet-tls-key',
+    cluster.kubeletServingKey,
+    '--kubelet-client-ca',
+    cluster.caCert,
     ...(opts.extraArgs ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ACI_TEST_RUN_DIR: cluster.runDir } });
