@@ -456,10 +456,13 @@ function healthFromError(e: unknown): HealthStatus {
   const status = (e as { statusCode?: number })?.statusCode;
   const msg = (e as Error)?.message ?? String(e);
   if (/AuthenticationError|AuthenticationRequiredError|CredentialUnavailableError|AggregateAuthenticationError/.test(name) || status === 401 || status === 403) {
+    // Keep only the stable part (the AADSTS code and text): trace ids and timestamps would
+    // make every check look like a change and rewrite the node's status.
+    const aad = /AADSTS\d+:[^.]*\./.exec(msg)?.[0];
     return {
       ok: false,
       reason: 'AzureCredentialInvalid',
-      message: `Azure rejected the connector's credential: ${firstLine(msg)}`,
+      message: `Azure rejected the connector's credential${aad ? ` (${aad})` : status ? ` (HTTP ${status})` : ''}; check AZURE_CLIENT_ID, AZURE_CLIENT_KEY/AZURE_CLIENT_SECRET and AZURE_TENANT_ID, or the managed identity`,
     };
   }
   if (e instanceof TransientProviderError && e.reason === 'Throttled') {
