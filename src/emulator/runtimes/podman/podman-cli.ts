@@ -12,6 +12,8 @@ export interface PodmanCliConfig {
   tmpdir: string;
   storageDriver: string;
   containersConf: string;
+  /** Set when the emulator ships its own registries.conf (see setup.ts). */
+  registriesConf?: string;
 }
 
 export interface PodmanResult {
@@ -49,7 +51,10 @@ export class PodmanCli {
   }
 
   env(extra?: Record<string, string>): NodeJS.ProcessEnv {
-    return { ...process.env, CONTAINERS_CONF: this.config.containersConf, ...extra };
+    const own: Record<string, string> = { CONTAINERS_CONF: this.config.containersConf };
+    if (this.config.registriesConf) own.CONTAINERS_REGISTRIES_CONF = this.config.registriesConf;
+    // Ours last: a container env var must never redirect podman itself.
+    return { ...process.env, ...extra, ...own };
   }
 
   /** Spawns podman with piped stdio; the caller owns the process. */

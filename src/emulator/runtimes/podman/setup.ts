@@ -3,7 +3,7 @@
  * containers.conf it points podman to (CONTAINERS_CONF). The conf is rendered at
  * start because its ulimits must fit this machine's hard limits.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PodmanCli } from './podman-cli.js';
 
@@ -13,6 +13,7 @@ export interface PodmanLayout {
   runroot: string;
   tmpdir: string;
   containersConf: string;
+  registriesConf: string;
   eventsLog: string;
   /** Per-group folders for volumes and env files. */
   groupsDir: string;
@@ -27,6 +28,7 @@ export function podmanLayout(stateDir: string): PodmanLayout {
     runroot: join(stateDir, 'run'),
     tmpdir: join(stateDir, 'tmp'),
     containersConf: join(stateDir, 'containers.conf'),
+    registriesConf: join(stateDir, 'registries.conf'),
     eventsLog: join(stateDir, 'events', 'events.log'),
     groupsDir: join(stateDir, 'groups'),
     fileSharesDir: join(stateDir, 'fileshares'),
@@ -92,6 +94,38 @@ export function renderContainersConf(limits: ContainerUlimits, eventsLog: string
   ].join('\n');
 }
 
+const SYSTEM_REGISTRIES_CONF = '/etc/containers/registries.conf';
+
+/**
+ * ACI resolves an unqualified image name (`nginx`) on Docker Hub. When the machine's
+ * registries.conf names no search registry (Debian's doesn't), podman would refuse
+ * such names, so the emulator ships a registries.conf that searches docker.io.
+ * A machine that configures its own search registries keeps its file.
+ */
+function needsOwnRegistriesConf(): boolean {
+  try {
+    return !/^\s*unqualified-search-registries\s*=\s*\[\s*"/m.test(readFileSync(SYSTEM_REGISTRIES_CONF, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+export function renderRegistriesConf(): string {
+  return [
+    '# Written by the ACI emulator: unqualified names resolve on Docker Hub, as in ACI.',
+    'unqualified-search-registries = ["docker.io"]',
+    'short-name-mode = "permissive"',
+    '',
+  ].join('\n');
+}
+
+/** Writes through a temporary file and a rename: other runtimes may read it meanwhile. */
+function writeAtomically(path: string, content: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}
+
 export interface PodmanSetup {
   layout: PodmanLayout;
   cli: PodmanCli;
@@ -104,7 +138,12 @@ export function preparePodman(opts: { stateDir: string; binary?: string; storage
     mkdirSync(dir, { recursive: true });
   }
   const ulimits = machineUlimits();
-  writeFileSync(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog));
+  writeAtomically(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog));
+  let registriesConf: string | undefined;
+  if (needsOwnRegistriesConf()) {
+    writeAtomically(layout.registriesConf, renderRegistriesConf());
+    registriesConf = layout.registriesConf;
+  }
   const cli = new PodmanCli({
     binary: opts.binary ?? 'podman',
     root: layout.root,
@@ -112,6 +151,7 @@ export function preparePodman(opts: { stateDir: string; binary?: string; storage
     tmpdir: layout.tmpdir,
     storageDriver: opts.storageDriver ?? 'overlay',
     containersConf: layout.containersConf,
+    registriesConf,
   });
   return { layout, cli, ulimits };
 }
