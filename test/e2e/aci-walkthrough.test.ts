@@ -1,0 +1,118 @@
+/**
+ * The original connector's walkthrough, as written, with the emulator on the
+ * podman runtime standing in for Azure: the node `aci-connector` is Ready, the
+ * nginx pod (examples/nginx-pod.yaml) runs and answers HTTP on its address, and
+ * the tolerations example (examples/nginx-pod-tolerations.yaml) is placed by the
+ * real scheduler.
+ *
+ * No registry is reachable here, so `nginx` is a local stand-in committed from the
+ * busybox test image: an httpd serving a page on port 80.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import type * as k8s from '@kubernetes/client-node';
+import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { createPodmanRuntime } from '../../src/emulator/runtimes/podman/index.js';
+import type { PodmanRuntime } from '../../src/emulator/runtimes/podman/podman-runtime.js';
+import { busyboxImage, podmanTestStateDir } from '../support/images.js';
+import { freshNamespace, waitFor } from '../support/cluster.js';
+import { core, startConnector } from './connector-process.js';
+
+const NGINX_STAND_IN = 'docker.io/library/nginx:latest';
+const PAGE = 'Welcome to nginx (a busybox httpd stand-in)';
+let emu: Emulator;
+const saved = { ...process.env };
+
+function example(name: string): k8s.V1Pod {
+  return parse(readFileSync(fileURLToPath(new URL(`../../../examples/${name}`, import.meta.url)), 'utf8')) as k8s.V1Pod;
+}
+
+before(async () => {
+  const runtime = createPodmanRuntime({
+    stateDir: podmanTestStateDir(),
+    restartBackoff: { initialMs: 200, maxMs: 1000 },
+    refreshIntervalMs: 1000,
+    stopTimeoutSeconds: 2,
+    reapOrphans: true,
+  }) as PodmanRuntime;
+  const busybox = await busyboxImage(runtime.cli);
+  if ((await runtime.cli.exec(['image', 'exists', NGINX_STAND_IN])).code !== 0) {
+    const name = `nginx-stand-in-${process.pid}`;
+    await runtime.cli.run(['create', '--name', name, busybox]);
+    try {
+      await runtime.cli.run([
+        'commit',
+        '--quiet',
+        '--change',
+        `CMD ["sh","-c","echo '${PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www"]`,
+        name,
+        NGINX_STAND_IN,
+      ]);
+    } finally {
+      await runtime.cli.exec(['rm', '-f', name]);
+    }
+  }
+  emu = await startEmulator({ runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  Object.assign(process.env, {
+    AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
+    ACI_RESOURCE_GROUP: 'walkthrough',
+    AZURE_CLIENT_ID: emu.clientId,
+    AZURE_CLIENT_KEY: emu.clientSecret,
+    AZURE_TENANT_ID: emu.tenantId,
+    ACI_REGION: 'westus',
+    ACI_ARM_ENDPOINT: emu.endpoint,
+    AZURE_AUTHORITY_HOST: emu.authorityHost,
+    ACI_CA_FILE: emu.caCertPath,
+  });
+});
+
+after(async () => {
+  await emu?.stop();
+  process.env = saved;
+});
+
+test('the walkthrough: node aci-connector Ready, nginx answers HTTP on its pod IP, the tolerations example is scheduled', { timeout: 600_000 }, async (t) => {
+  const ns = await freshNamespace(t, 'walkthrough');
+  await startConnector(t, { nodeName: 'aci-connector', extraArgs: ['--provider', 'aci'] });
+  await waitFor('node aci-connector Ready', async () => {
+    const n = await core().readNode({ name: 'aci-connector' });
+    return n.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True';
+  });
+
+  await core().createNamespacedPod({ namespace: ns, body: example('nginx-pod.yaml') });
+  const pod = await waitFor(
+    'nginx Running with an IP',
+    async () => {
+      const p = await core().readNamespacedPod({ name: 'nginx', namespace: ns });
+      return p.status?.phase === 'Running' && p.status.podIP ? p : undefined;
+    },
+    { timeoutMs: 300_000 },
+  );
+  const body = await waitFor(
+    'nginx to answer HTTP',
+    async () => {
+      const res = await fetch(`http://${pod.status!.podIP}:80/`).catch(() => undefined);
+      return res?.status === 200 ? res.text() : undefined;
+    },
+    { timeoutMs: 120_000 },
+  );
+  assert.match(body, new RegExp(PAGE.replace(/[()]/g, '\\$&')));
+
+  await core().createNamespacedPod({ namespace: ns, body: example('nginx-pod-tolerations.yaml') });
+  const placed = await waitFor(
+    'nginx-tolerations scheduled and Running',
+    async () => {
+      const p = await core().readNamespacedPod({ name: 'nginx-tolerations', namespace: ns });
+      return p.status?.phase === 'Running' ? p : undefined;
+    },
+    { timeoutMs: 300_000 },
+  );
+  assert.equal(placed.spec?.nodeName, 'aci-connector');
+  assert.ok(placed.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'True'));
+
+  for (const name of ['nginx', 'nginx-tolerations']) await core().deleteNamespacedPod({ name, namespace: ns });
+  await waitFor('no container group left', async () => emu.stats().groups === 0, { timeoutMs: 120_000 });
+});
