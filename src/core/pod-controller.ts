@@ -89,7 +89,7 @@ export class PodController {
   private readonly configMaps: ManagedInformer<V1ConfigMap>;
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly providerStatus = new Map<string, ProviderPodStatus>();
-  private readonly lastWritten = new Map<string, { uid: string; view: string }>();
+  private readonly lastWritten = new Map<string, { uid: string; view: string; basedOn: string | undefined }>();
   private readonly waitingOn = new Map<string, Set<string>>();
   private readonly notBefore = new Map<string, number>();
   private readonly createFailures = new Map<string, number>();
@@ -475,14 +475,17 @@ export class PodController {
 
   private async writeStatus(key: string, pod: V1Pod, status: k8s.V1PodStatus): Promise<void> {
     const uid = pod.metadata?.uid ?? '';
+    const rv = pod.metadata?.resourceVersion;
     const view = ownedView(status);
+    if (!statusDiffers(pod.status, status)) return;
+    // Our last write is not in the informer's copy yet (same resourceVersion as when we wrote):
+    // writing again would only repeat it. Once the copy moved on, it is the truth, even if
+    // someone else (the node lifecycle controller) changed our fields since.
     const last = this.lastWritten.get(key);
-    if (!statusDiffers(pod.status, status)) {
-      this.lastWritten.set(key, { uid, view });
-      return;
+    if (last && last.uid === uid && last.view === view && last.basedOn === rv) return;
+    if (this.o.log.isLevelEnabled('trace')) {
+      this.o.log.trace({ pod: key, rv, lastBasedOn: last?.basedOn, current: ownedView(pod.status), next: view }, 'writing pod status');
     }
-    // The informer may not have seen our last write yet.
-    if (last && last.uid === uid && last.view === view) return;
     try {
       await this.o.clients.core.patchNamespacedPodStatus(
         { name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', body: statusPatch(uid, status) },
@@ -494,6 +497,6 @@ export class PodController {
     }
     this.statusWrites++;
     this.o.metrics?.statusWrites.inc();
-    this.lastWritten.set(key, { uid, view });
+    this.lastWritten.set(key, { uid, view, basedOn: rv });
   }
 }

@@ -166,7 +166,7 @@ function isoSeconds(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Canonical JSON: sorted keys, dates at second precision (what the API server keeps), no nulls. */
+/** Canonical JSON: sorted keys, dates at second precision (what the API server keeps), no nulls or empty members. */
 export function canonical(v: unknown): unknown {
   if (v === null || v === undefined) return undefined;
   if (v instanceof Date) return isoSeconds(v);
@@ -176,7 +176,10 @@ export function canonical(v: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(v as object).sort()) {
       const c = canonical((v as Record<string, unknown>)[k]);
-      if (c !== undefined) out[k] = c;
+      // An empty object or list means the same as none (the API server returns `lastState: {}`).
+      if (c === undefined || (Array.isArray(c) && c.length === 0)) continue;
+      if (typeof c === 'object' && !Array.isArray(c) && c !== null && Object.keys(c).length === 0) continue;
+      out[k] = c;
     }
     return out;
   }

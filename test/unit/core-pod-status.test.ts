@@ -115,6 +115,10 @@ test('statusDiffers ignores date formats and others\' conditions, sees real chan
   assert.equal(statusDiffers(asServer, s), false);
   const changed = computePodStatus(pod(), { hostIP: 'other', now });
   assert.equal(statusDiffers(asServer, changed), true);
+  // The API server answers `lastState: {}` for a container that never restarted.
+  const withEmpty = JSON.parse(JSON.stringify(asServer)) as typeof asServer;
+  for (const cs of withEmpty.containerStatuses ?? []) cs.lastState = {};
+  assert.equal(statusDiffers(withEmpty, s), false);
 });
 
 test('the patch nulls stale fields and names every container state member', () => {
