@@ -98,7 +98,9 @@ export interface SpdyAcceptOptions {
  * once the client opened every expected stream.
  */
 export function acceptSpdy(socket: Duplex, o: SpdyAcceptOptions): Promise<RemoteSession> {
-  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20 });
+  // autoSpdy31: grant session-level window to peers that keep SPDY/3.1 flow control
+  // (spdystream ignores those WINDOW_UPDATE frames, which is harmless).
+  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20, autoSpdy31: true });
   acceptBareStreams(conn);
   neverBlockSends(conn._spdyState.window.send);
 
