@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { backendPods, boundPod, core, placeOn, startConnector } from './connector-process.js';
@@ -59,6 +60,41 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
     assert.ok(!cs.lastState?.running && !cs.lastState?.waiting && !cs.lastState?.terminated, `${cs.name} has no lastState`);
   }
   assert.equal(c.state().calls[created.metadata?.uid ?? '']?.created, 1);
+
+  // Status is written only when it changes: one pod, at most two writes, and no more later.
+  const writes = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${c.metricsPort()}/metrics`)).text();
+    return Number(/^aci_connector_pod_status_writes_total (\d+)/m.exec(text)?.[1] ?? NaN);
+  };
+  const w1 = await writes();
+  assert.ok(w1 >= 1 && w1 <= 2, `status writes for one pod: ${w1}`);
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(await writes(), w1, 'no further status writes without a change');
+});
+
+test("conditions others own are kept, and a readiness gate holds Ready until it is True", async (t) => {
+  const ns = await freshNamespace(t, 'gates');
+  const c = await startConnector(t);
+  const api = core();
+  const gate = 'example.com/load-balancer-ready';
+  await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'gated', { spec: { readinessGates: [{ conditionType: gate }], containers: [{ name: 'c', image: 'nginx' }] } }) });
+  const running = await waitFor('pod Running with Ready False for the gate', async () => {
+    const p = await api.readNamespacedPod({ name: 'gated', namespace: ns });
+    const ready = p.status?.conditions?.find((x) => x.type === 'Ready');
+    return p.status?.phase === 'Running' && ready?.status === 'False' ? { p, ready } : undefined;
+  });
+  assert.equal(running.ready.reason, 'ReadinessGatesNotReady');
+  assert.equal(running.p.status?.conditions?.find((x) => x.type === 'ContainersReady')?.status, 'True');
+  // Another controller sets its condition through the status subresource.
+  await api.patchNamespacedPodStatus(
+    { name: 'gated', namespace: ns, body: { status: { conditions: [{ type: gate, status: 'True', lastTransitionTime: new Date() }] } } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+  );
+  const ready = await waitFor('Ready True once the gate is True', async () => {
+    const p = await api.readNamespacedPod({ name: 'gated', namespace: ns });
+    return p.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True' ? p : undefined;
+  });
+  assert.equal(ready.status?.conditions?.find((x) => x.type === gate)?.status, 'True', "the other controller's condition is kept");
 });
 
 test('the scheduler places a tolerating pod on the node, and not a pod without the toleration', async (t) => {
