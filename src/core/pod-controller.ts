@@ -94,7 +94,8 @@ export class PodController {
   private readonly notBefore = new Map<string, number>();
   private readonly createFailures = new Map<string, number>();
   private readonly lostAtStart = new Set<string>();
-  private readonly optionalNoted = new Set<string>();
+  /** Per key, the uid whose skipped optional references were already reported. */
+  private readonly optionalNoted = new Map<string, string>();
   private live = false;
   private stopped = false;
   /** Status patches sent, for the benchmark's writes-per-pod figure. */
@@ -303,6 +304,7 @@ export class PodController {
 
   private forget(key: string): void {
     this.lastWritten.delete(key);
+    this.optionalNoted.delete(key);
     this.notBefore.delete(key);
     this.createFailures.delete(key);
     for (const [ref, keys] of this.waitingOn) {
@@ -403,9 +405,9 @@ export class PodController {
       this.queue.addAfter(key, backoffDelay(MISSING_REF_BACKOFF, n));
       return false;
     }
-    if (!this.optionalNoted.has(uid)) {
+    if (this.optionalNoted.get(key) !== uid) {
       for (const note of res.notes) this.event(pod, 'Warning', note.reason, note.message);
-      this.optionalNoted.add(uid);
+      this.optionalNoted.set(key, uid);
     }
     for (const [ref, keys] of this.waitingOn) {
       keys.delete(key);
