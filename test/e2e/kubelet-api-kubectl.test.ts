@@ -133,6 +133,16 @@ test('kubectl logs, exec and attach through the API server reach the node’s ku
     assert.match(r.stdout, /hello attach\n/);
   });
 
+  await t.test('kubectl logs -f follows the run until the container exits', async () => {
+    await runningPod(h, ns, 'short', {
+      metadata: { annotations: { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '4000' } },
+      spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'registry.example/short:1' }] },
+    });
+    const r = await kubectl(['-n', ns, 'logs', '-f', 'short']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'started registry.example/short:1\nexited with code 0\n');
+  });
+
   await t.test('the kubelet port refuses a caller without the API server’s client certificate', async () => {
     const port = await kubeletPort(h);
     const ca = readFileSync(testCluster().caCert, 'utf8');
