@@ -151,14 +151,18 @@ test('a pod deleted while it is being created does not stay in the backend', asy
   const ns = await freshNamespace(t, 'midcreate');
   const c = await startConnector(t);
   const api = core();
-  const slow = { 'mock.aci-connector.io/create-latency-ms': '2000' };
+  const slow = { 'mock.aci-connector.io/create-latency-ms': '5000' };
   const a = await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'graceful', { annotations: slow }) });
   const b = await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'forced', { annotations: slow }) });
-  // Wait until the connector is inside createPod for both.
-  await waitFor('create calls to start', () => {
+  // Delete while the connector is inside createPod for both: called, not yet created.
+  const inFlight = await waitFor('both create calls in progress', () => {
     const calls = c.state().calls;
-    return (calls[a.metadata?.uid ?? '']?.createCalls ?? 0) > 0 && (calls[b.metadata?.uid ?? '']?.createCalls ?? 0) > 0;
-  }, { intervalMs: 20 }).catch(() => undefined);
+    const ca = calls[a.metadata?.uid ?? ''];
+    const cb = calls[b.metadata?.uid ?? ''];
+    return (ca?.createCalls ?? 0) > 0 && (cb?.createCalls ?? 0) > 0 ? { ca, cb } : undefined;
+  }, { intervalMs: 20 });
+  assert.equal(inFlight.ca?.created, 0, 'deleted before the backend held the pod');
+  assert.equal(inFlight.cb?.created, 0, 'deleted before the backend held the pod');
   await api.deleteNamespacedPod({ name: 'graceful', namespace: ns });
   await api.deleteNamespacedPod({ name: 'forced', namespace: ns, gracePeriodSeconds: 0 });
   await waitFor('both pods gone from the API', async () => (await podGone(ns, 'graceful')) && (await podGone(ns, 'forced')));
@@ -166,4 +170,8 @@ test('a pod deleted while it is being created does not stay in the backend', asy
   // Give a late create a chance to show up, then check again: nothing may linger.
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(backendPods(c, ns).length, 0);
+  for (const p of [a, b]) {
+    const calls = c.state().calls[p.metadata?.uid ?? ''];
+    assert.equal(calls?.deleted, calls?.created, `${p.metadata?.name}: every workload created was removed`);
+  }
 });

@@ -124,6 +124,8 @@ export class MockProvider implements Provider {
     this.validate(pod);
     const latency = intAnnotation(pod, 'create-latency-ms') ?? 0;
     if (latency > 0) {
+      // Make the call visible in the state file while it is still in progress.
+      void this.store.save().catch(() => undefined);
       await new Promise((r) => setTimeout(r, latency));
       if (this.store.state.pods[ref.uid]) return this.store.save();
     }
