@@ -122,3 +122,15 @@ test('SIGTERM stops the connector cleanly without deleting pods or the node', as
   assert.equal(backendPods(c, ns).length, 1, 'the backend still runs the pod');
   await api.readNode({ name: c.nodeName });
 });
+
+test('--taint sets several taints, and --taint none registers an untainted node', async (t) => {
+  const several = await startConnector(t, { extraArgs: ['--taint', 'team=blue:NoExecute', '--taint', 'example.com/virtual:PreferNoSchedule'] });
+  const none = await startConnector(t, { extraArgs: ['--taint', 'none'] });
+  const api = core();
+  const ours = (n: k8s.V1Node) => (n.spec?.taints ?? []).filter((x) => !x.key.startsWith('node.kubernetes.io/')).map((x) => [x.key, x.value, x.effect]);
+  assert.deepEqual(ours(await api.readNode({ name: several.nodeName })), [
+    ['team', 'blue', 'NoExecute'],
+    ['example.com/virtual', undefined, 'PreferNoSchedule'],
+  ]);
+  assert.deepEqual(ours(await api.readNode({ name: none.nodeName })), []);
+});
