@@ -168,7 +168,7 @@ export class ArmCaller {
           if (status === undefined) throw e;
           if (status === 404) throw e;
           if (isQuotaError(e)) {
-            throw new TransientProviderError('QuotaExceeded', `Azure Container Instances quota reached: ${r?.message ?? ''}`, 60_000, { cause: e });
+            throw new TransientProviderError('QuotaExceeded', `Azure Container Instances quota reached: ${r?.message ?? ''}`, 30_000, { cause: e });
           }
           if (status === 409) throw new TransientProviderError('Conflict', `ARM conflict on ${operation}: ${r?.message ?? ''}`, 5_000, { cause: e });
           throw new ArmRequestError(operation, status, r?.code, `ARM ${operation} failed (${status}${r?.code ? ` ${r.code}` : ''}): ${r?.message ?? ''}`, { cause: e });

@@ -195,18 +195,15 @@ export class AciProvider implements Provider {
       known.recordEvent = ctx.recordEvent;
       return;
     }
+    // The core turns QuotaExceeded into the pod's waiting reason and a Warning event.
     if (Date.now() < this.quotaHoldUntil) {
-      ctx.recordEvent('Warning', 'QuotaExceeded', 'Azure Container Instances quota is exhausted; waiting for capacity');
       throw new TransientProviderError('QuotaExceeded', 'Azure Container Instances quota is exhausted; waiting for capacity', this.quotaHoldUntil - Date.now());
     }
     let created: ContainerGroup;
     try {
       created = await this.arm.createGroup(name, group);
     } catch (e) {
-      if (e instanceof TransientProviderError && e.reason === 'QuotaExceeded') {
-        this.quotaHoldUntil = Date.now() + QUOTA_HOLD_MS;
-        ctx.recordEvent('Warning', 'QuotaExceeded', e.message);
-      }
+      if (e instanceof TransientProviderError && e.reason === 'QuotaExceeded') this.quotaHoldUntil = Date.now() + QUOTA_HOLD_MS;
       if (e instanceof ArmRequestError && e.statusCode === 400) {
         throw new PodRejectedError('ProviderRejected', `Azure Container Instances rejected the container group: ${e.message}`);
       }

@@ -1,0 +1,86 @@
+/**
+ * Quota exhaustion and groups deleted behind the connector's back, through the
+ * real control plane with the emulator standing in for Azure.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { V1Pod } from '@kubernetes/client-node';
+import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { createAciProvider, loadAciConfig, ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
+import { freshNamespace, waitFor } from '../support/cluster.js';
+import { boundPod, core, startConnector } from './connector-process.js';
+
+let emu: Emulator;
+let inspector: AciProvider;
+const saved = { ...process.env };
+
+before(async () => {
+  emu = await startEmulator({ simulated: { pullMs: 20, startMs: 20 }, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  const env = {
+    AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
+    ACI_RESOURCE_GROUP: 'quota',
+    AZURE_CLIENT_ID: emu.clientId,
+    AZURE_CLIENT_KEY: emu.clientSecret,
+    AZURE_TENANT_ID: emu.tenantId,
+    ACI_ARM_ENDPOINT: emu.endpoint,
+    AZURE_AUTHORITY_HOST: emu.authorityHost,
+    ACI_CA_FILE: emu.caCertPath,
+  };
+  Object.assign(process.env, env);
+  inspector = createAciProvider({ config: loadAciConfig(env), clusterId: 'inspector', nodeName: 'inspector' });
+});
+
+after(async () => {
+  await inspector?.close();
+  await emu?.stop();
+  process.env = saved;
+});
+
+function pod(node: string, name: string): V1Pod {
+  return boundPod(node, name, { spec: { automountServiceAccountToken: false, containers: [{ name: 'app', image: 'nginx' }] } });
+}
+
+test('quota exhaustion keeps pods Pending with the reason and an event; they start once capacity frees', { timeout: 300_000 }, async (t) => {
+  const ns = await freshNamespace(t, 'aci-quota');
+  emu.setQuota({ containerGroups: 2 });
+  try {
+    const c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+    for (const n of ['q-0', 'q-1']) await core().createNamespacedPod({ namespace: ns, body: pod(c.nodeName, n) });
+    await waitFor('two Running', async () => (await core().listNamespacedPod({ namespace: ns })).items.filter((p) => p.status?.phase === 'Running').length === 2);
+    await core().createNamespacedPod({ namespace: ns, body: pod(c.nodeName, 'q-2') });
+    const waiting = await waitFor('q-2 waiting on quota', async () => {
+      const p = await core().readNamespacedPod({ name: 'q-2', namespace: ns });
+      return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'QuotaExceeded' ? p : undefined;
+    });
+    assert.equal(waiting.status?.phase, 'Pending');
+    const events = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=q-2' });
+    assert.ok(events.items.some((e) => e.reason === 'QuotaExceeded' && e.type === 'Warning'), 'a QuotaExceeded event');
+
+    await core().deleteNamespacedPod({ name: 'q-0', namespace: ns });
+    await waitFor('q-2 Running after capacity freed', async () => (await core().readNamespacedPod({ name: 'q-2', namespace: ns })).status?.phase === 'Running', { timeoutMs: 180_000 });
+  } finally {
+    emu.setQuota({ containerGroups: 5000 });
+  }
+});
+
+test('a group deleted behind the connector’s back fails its Running pod with a reason, and is not re-created', { timeout: 300_000 }, async (t) => {
+  const ns = await freshNamespace(t, 'aci-vanish');
+  const c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+  await core().createNamespacedPod({ namespace: ns, body: pod(c.nodeName, 'victim') });
+  const running = await waitFor('victim Running', async () => {
+    const p = await core().readNamespacedPod({ name: 'victim', namespace: ns });
+    return p.status?.phase === 'Running' ? p : undefined;
+  });
+  const [g] = (await inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid);
+  assert.ok(g?.name);
+  await inspector.arm.deleteGroup(g.name);
+  const failed = await waitFor('victim Failed', async () => {
+    const p = await core().readNamespacedPod({ name: 'victim', namespace: ns });
+    return p.status?.phase === 'Failed' ? p : undefined;
+  }, { timeoutMs: 120_000 });
+  assert.equal(failed.status?.reason, 'ProviderGroupVanished');
+  assert.match(failed.status?.message ?? '', /deleted outside Kubernetes/);
+  // Give a would-be re-create time to happen, then check nothing came back.
+  await new Promise((r) => setTimeout(r, 5_000));
+  assert.equal((await inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid).length, 0);
+});
