@@ -17,7 +17,7 @@ const TIMEOUT = 240_000;
 let fx: PodmanFixture;
 
 async function fetchText(url: string): Promise<string | undefined> {
-  const res = await fetch(url);
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   return res.ok ? res.text() : undefined;
 }
 
@@ -41,14 +41,17 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     assert.ok(ip);
     const first = await waitFor('the group to serve', () => fetchText(`http://${ip}:8080/`).catch(() => undefined), { timeoutMs: 60_000 });
 
+    t.diagnostic('serving; stopping');
     await runtime.stop(spec.id);
+    t.diagnostic('stopped');
     const stopped = runtime.view(spec.id);
     assert.equal(stopped?.state, 'Stopped');
     assert.equal(stopped?.containers.web?.currentState.state, 'Terminated');
-    await assert.rejects(fetch(`http://${ip}:8080/`));
+    await assert.rejects(fetch(`http://${ip}:8080/`, { signal: AbortSignal.timeout(10_000) }));
     assert.ok(changes > 0, 'onChange was called');
 
     await runtime.start(spec.id);
+    t.diagnostic('started');
     assert.equal(runtime.view(spec.id)?.ip, ip);
     const second = await waitFor('the started group to serve anew', async () => {
       const body = await fetchText(`http://${ip}:8080/`).catch(() => undefined);
@@ -56,7 +59,9 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     }, { timeoutMs: 60_000 });
     await waitFor('the view to show Running', () => runtime.view(spec.id)?.state === 'Running');
 
+    t.diagnostic('serving again; restarting');
     await runtime.restart(spec.id);
+    t.diagnostic('restarted');
     await waitFor('the restarted group to serve anew', async () => {
       const body = await fetchText(`http://${ip}:8080/`).catch(() => undefined);
       return body !== undefined && body !== second ? body : undefined;

@@ -49,12 +49,12 @@ describe('podman runtime', { timeout: 15 * 60_000 }, () => {
     assert.ok(ip, 'the group has an IP');
     assert.match(ip, /^127\.20\.\d+\.\d+$/);
     const body = await waitFor('httpd to answer', async () => {
-      const res = await fetch(`http://${ip}:8080/`);
+      const res = await fetch(`http://${ip}:8080/`, { signal: AbortSignal.timeout(10_000) });
       return res.ok ? res.text() : undefined;
     }, { timeoutMs: 60_000 });
     assert.equal(body, 'hello from aci\n');
-    assert.equal(await (await fetch(`http://${ip}:8080/token.txt`)).text(), 'token-bytes');
-    assert.equal(await (await fetch(`http://${ip}:8080/pw.txt`)).text(), 's3cret value\n');
+    assert.equal(await (await fetch(`http://${ip}:8080/token.txt`, { signal: AbortSignal.timeout(10_000) })).text(), 'token-bytes');
+    assert.equal(await (await fetch(`http://${ip}:8080/pw.txt`, { signal: AbortSignal.timeout(10_000) })).text(), 's3cret value\n');
     // Started comes from podman's event stream, which may trail `podman ps` a little.
     const view = await waitFor('the view to show Running and Started', () => {
       const v = runtime.view(spec.id);

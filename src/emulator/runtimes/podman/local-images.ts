@@ -68,7 +68,7 @@ export async function busyboxImage(cli: PodmanCli): Promise<string> {
   if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: install Debian's busybox-static (scripts/lib.sh does)`);
   const applets = busyboxApplets();
   const hash = contentHash(applets);
-  const image = `localhost/aci-test/busybox:${hash}`;
+  const image = `localhost/aci-local/busybox:${hash}`;
   if ((await cli.exec(['image', 'exists', image])).code === 0) return image;
   const tarball = busyboxTarball(hash, applets);
   const args = ['import', '--quiet'];

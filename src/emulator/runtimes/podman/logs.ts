@@ -45,10 +45,15 @@ export async function containerLogs(cli: PodmanCli, container: string, opts: { t
   args.push(container);
   const r = await cli.exec(args, { timeoutMs: 60_000 });
   if (r.code !== 0) throw new PodmanError(args, r.code, r.stderr);
+  return mergeLogStreams(r.stdout, r.stderr, opts.timestamps ?? false);
+}
+
+/** Merges `podman logs --timestamps` stdout and stderr text into one, ordered by timestamp. */
+export function mergeLogStreams(stdout: string, stderr: string, timestamps: boolean): string {
   const lines: LogLine[] = [];
-  parse(r.stdout, 0, lines);
-  parse(r.stderr, 1_000_000_000, lines);
+  parse(stdout, 0, lines);
+  parse(stderr, 1_000_000_000, lines);
   lines.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq));
-  const text = lines.map((l) => (opts.timestamps ? l.text : stripTimestamp(l.text)));
+  const text = lines.map((l) => (timestamps ? l.text : stripTimestamp(l.text)));
   return text.length ? `${text.join('\n')}\n` : '';
 }

@@ -22,6 +22,8 @@ export interface PodmanResult {
   stderr: string;
 }
 
+const DEFAULT_TIMEOUT_MS = 120_000;
+
 export class PodmanError extends Error {
   override readonly name = 'PodmanError';
   constructor(
@@ -67,15 +69,20 @@ export class PodmanCli {
     });
   }
 
-  /** Runs podman to completion; never throws for a non-zero exit (see `run`). */
+  /**
+   * Runs podman to completion; never throws for a non-zero exit (see `run`).
+   * A podman that hangs (a stuck lock, say) is killed after `timeoutMs`, default
+   * two minutes; 0 waits forever (for `podman wait`).
+   */
   exec(args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<PodmanResult> {
     return new Promise((resolve, reject) => {
       const child = this.spawn(args, { env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let timer: NodeJS.Timeout | undefined;
-      if (opts.timeoutMs) {
-        timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       }
       child.stdout?.on('data', (b: Buffer) => out.push(b));
       child.stderr?.on('data', (b: Buffer) => err.push(b));
@@ -89,7 +96,7 @@ export class PodmanCli {
         resolve({
           code: code ?? (signal ? 128 + 9 : 1),
           stdout: Buffer.concat(out).toString('utf8'),
-          stderr: signal && opts.timeoutMs ? `${stderr}\n(timed out after ${opts.timeoutMs} ms)` : stderr,
+          stderr: signal && timeoutMs > 0 ? `${stderr}\n(killed after ${timeoutMs} ms)` : stderr,
         });
       });
       if (opts.input !== undefined) child.stdin?.end(opts.input);

@@ -180,6 +180,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   private debounce: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly seenEvents = new Set<string>();
+  private creations = 0;
   private readonly owner = ownerToken();
   /** Settles when start-up chores (reaping orphans) are done; create waits for it. */
   private readonly ready: Promise<void>;
@@ -208,7 +209,10 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     await this.ready;
     const existing = this.groups.get(spec.id);
     if (existing) await this.remove(spec.id);
-    const key = createHash('sha256').update(`${this.instanceId}\n${spec.id}`).digest('hex').slice(0, 12);
+    // Unique per creation: a group deleted and created again at once must not share
+    // a pod name with the old pod that is still being removed.
+    this.creations += 1;
+    const key = createHash('sha256').update(`${this.instanceId}\n${spec.id}\n${this.creations}`).digest('hex').slice(0, 12);
     const rec: GroupRecord = {
       spec,
       onChange,
@@ -605,7 +609,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
           if (gen !== rec.generation || this.closed) return;
           let code: number;
           if (await this.startContainer(rec, c)) {
-            const waited = await this.cli.exec(['wait', c.ctrName]);
+            const waited = await this.cli.exec(['wait', c.ctrName], { timeoutMs: 0 });
             code = waited.code === 0 ? Number(waited.stdout.trim()) : 1;
           } else {
             code = c.startFailure?.exitCode ?? 128;

@@ -7,6 +7,8 @@ import { request } from 'node:http';
 import type { RuntimeProbe } from '../../runtime.js';
 import type { PodmanCli } from './podman-cli.js';
 
+const PODMAN_EXEC_OVERHEAD_MS = 5000;
+
 export interface ProbeTarget {
   cli: PodmanCli;
   container: string;
@@ -17,7 +19,9 @@ export interface ProbeTarget {
 export async function probeOnce(probe: RuntimeProbe, target: ProbeTarget): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   if (probe.exec) {
-    const r = await target.cli.exec(['exec', target.container, ...probe.exec.command], { timeoutMs });
+    // The probe's timeout is the command's; podman exec's own start-up (a few hundred
+    // ms, more on a loaded machine) must not count against it.
+    const r = await target.cli.exec(['exec', target.container, ...probe.exec.command], { timeoutMs: timeoutMs + PODMAN_EXEC_OVERHEAD_MS });
     return r.code === 0;
   }
   if (probe.httpGet) {
