@@ -54,6 +54,6 @@ test("the chart's Deployment passes only flags the CLI knows", () => {
   const text = read('charts/aci-connector/templates/deployment.yaml');
   const flags = [...text.matchAll(/^\s+- (--[a-z-]+)=/gm)].map((m) => m[1] ?? '');
   assert.ok(flags.length >= 8, `found the chart's flags (${flags.join(' ')})`);
-  const sample: Record<string, string> = { '--provider': 'aci', '--taint': 'azure.com/aci:NoSchedule', '--log-level': 'info', '--node-name': 'aci-connector' };
+  const sample: Record<string, string> = { '--provider': 'aci', '--taint': 'azure.com/aci:NoSchedule', '--log-level': 'info', '--node-name': 'aci-connector', '--kubelet-client-ca': '/ca.crt' };
   assert.doesNotThrow(() => flagsAccepted(flags.map((f) => `${f}=${sample[f] ?? '10'}`)));
 });
