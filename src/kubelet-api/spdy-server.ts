@@ -189,8 +189,15 @@ function session(
     finish(status: MetaStatus): Promise<void> {
       finished ??= (async () => {
         const text = encodeStatus(status, o.protocol);
-        if (error && !error.writableEnded) {
-          await new Promise<void>((r) => (text ? error.end(text, () => r()) : error.end(() => r())));
+        if (error && !error.writableEnded && !error.destroyed) {
+          // A stream wedged by a failed connection must not hold the session open.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            new Promise<void>((r) => (text ? error.end(text, () => r()) : error.end(() => r()))),
+            closed,
+            new Promise<void>((r) => (timer = setTimeout(r, 5_000))),
+          ]);
+          clearTimeout(timer);
         }
         for (const s of all) if (!s.writableEnded) s.end();
         // No GOAWAY here: spdystream stops reading at a GOAWAY, and spdy-transport may

@@ -127,6 +127,27 @@ test('kubectl logs, exec and attach through the API server reach the node’s ku
     assert.match(err.stderr, /oops/);
   });
 
+  await t.test('kubectl exec -it on a terminal: the terminal size reaches the process', async () => {
+    // `script` gives kubectl a pseudo-terminal of a known size; kubectl sends it on the resize stream.
+    const c = testCluster();
+    const cmd = `stty rows 43 cols 132; ${join(c.binDir, 'kubectl')} --kubeconfig ${c.kubeconfig} -n ${ns} exec -it app -- stty size`;
+    const r = await new Promise<Run>((resolve, reject) => {
+      const p = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+      p.on('error', reject);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /43 132/);
+  });
+
   await t.test('kubectl attach -i joins the main process', async () => {
     const r = await kubectl(['-n', ns, 'attach', '-i', 'app', '-c', 'main'], { stdin: 'hello attach\n' });
     assert.equal(r.code, 0, r.stderr);

@@ -106,7 +106,7 @@ interface SpdyResult {
 }
 
 /** Runs one remote command over SPDY with a real spdy-transport client, like client-go's v4 executor. */
-async function spdyExec(path: string, types: string[], stdin?: string | Buffer): Promise<SpdyResult> {
+async function spdyExec(path: string, types: string[], stdin?: string | Buffer, resize?: string): Promise<SpdyResult> {
   const up = await upgrade(path, { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': ['v5.channel.k8s.io', 'v4.channel.k8s.io'] });
   assert.ok(up.socket, `upgrade refused: ${up.res?.statusCode} ${up.body}`);
   const protocol = up.res?.headers['x-stream-protocol-version'] as string | undefined;
@@ -131,9 +131,11 @@ async function spdyExec(path: string, types: string[], stdin?: string | Buffer):
         s.on('error', () => resolve());
       }),
   );
+  const resizeStream = streams[types.indexOf('resize')];
+  if (resizeStream && resize !== undefined) resizeStream.write(resize);
   const stdinStream = streams[types.indexOf('stdin')];
   if (stdinStream) stdinStream.end(stdin ?? '');
-  await Promise.all(ends.filter((_, i) => types[i] !== 'stdin'));
+  await Promise.all(ends.filter((_, i) => types[i] !== 'stdin' && types[i] !== 'resize'));
   up.socket.destroy();
   return { protocol, out };
 }
@@ -223,13 +225,24 @@ test('SPDY attach with stdin echoes it back', async () => {
   assert.match(r.out.error ?? '', /"status":"Success"/);
 });
 
+test('SPDY exec with a terminal: no stderr stream, a resize stream whose sizes reach the process', async () => {
+  const r = await spdyExec('/exec/ns/web/main?command=stty&command=size&input=1&output=1&error=1&tty=1', ['error', 'stdin', 'stdout', 'resize'], undefined, '{"Width":132,"Height":43}\n');
+  assert.equal(r.out.stdout, '43 132\n', JSON.stringify(r.out));
+  assert.match(r.out.error ?? '', /"status":"Success"/);
+  // without a terminal there is no size to read
+  const plain = await spdyExec('/exec/ns/web/main?command=stty&command=size&output=1&error=1', ['error', 'stdout', 'stderr']);
+  assert.match(plain.out.stderr ?? '', /Inappropriate ioctl/);
+  assert.match(plain.out.error ?? '', /"message":"1"/);
+});
+
 /** Runs one remote command over the WebSocket channel protocol with the ws client. */
-async function wsExec(path: string, protocol: string, stdin?: string): Promise<{ protocol: string; channels: Record<number, string>; first: number[] }> {
+async function wsExec(path: string, protocol: string, stdin?: string, resize?: string): Promise<{ protocol: string; channels: Record<number, string>; first: number[] }> {
   const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, [protocol], { ca: ca.cert, cert: client.cert, key: client.key });
   const channels: Record<number, string> = {};
   const first: number[] = [];
   await new Promise<void>((resolve, reject) => {
     ws.on('open', () => {
+      if (resize !== undefined) ws.send(Buffer.concat([Buffer.from([4]), Buffer.from(resize)]));
       if (stdin !== undefined) {
         ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(stdin)]));
         ws.send(Buffer.from([255, 0])); // v5: stdin closed
@@ -260,6 +273,12 @@ test('WebSocket v4 exec: exit code status', async () => {
   const status = JSON.parse(r.channels[3] ?? '') as { reason: string; details: { causes: Array<{ message: string }> } };
   assert.equal(status.reason, 'NonZeroExitCode');
   assert.equal(status.details.causes[0]?.message, '7');
+});
+
+test('WebSocket exec with a terminal: sizes on channel 4 reach the process', async () => {
+  const r = await wsExec('/exec/ns/web/main?command=stty&command=size&output=1&tty=1', 'v5.channel.k8s.io', undefined, '{"Width":80,"Height":24}');
+  assert.equal(r.channels[1], '24 80\n');
+  assert.match(r.channels[3] ?? '', /"status":"Success"/);
 });
 
 test('WebSocket without a client certificate is refused with 401', async () => {

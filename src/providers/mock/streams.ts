@@ -16,6 +16,7 @@
  *   cat             stdin to stdout until stdin ends
  *   env             the container's env, NAME=value per line
  *   hostname        the pod name
+ *   stty size       "ROWS COLS" from the first terminal size sent (tty sessions only)
  *   true / false    exit 0 / 1
  *   exit N          exit N
  *   sleep SECONDS   waits, then exit 0
@@ -151,6 +152,8 @@ async function run(pod: MockPod, container: string, argv: string[], s: ExecStrea
     case 'env':
       await writeText(s.stdout, envText(pod, container));
       return 0;
+    case 'stty':
+      return stty(args, s);
     case 'hostname':
       await writeText(s.stdout, `${pod.ref.name}\n`);
       return 0;
@@ -186,6 +189,24 @@ async function run(pod: MockPod, container: string, argv: string[], s: ExecStrea
       await writeText(s.stderr ?? s.stdout, `${cmd}: command not found\n`);
       return 127;
   }
+}
+
+/** `stty size`: rows and columns from the first terminal size the client sends. */
+async function stty(args: string[], s: ExecStreams): Promise<number> {
+  if (args[0] !== 'size') {
+    await writeText(s.stderr ?? s.stdout, 'stty: the mock only knows "stty size"\n');
+    return 1;
+  }
+  if (!s.tty || !s.resize) {
+    await writeText(s.stderr ?? s.stdout, 'stty: standard input: Inappropriate ioctl for device\n');
+    return 1;
+  }
+  for await (const size of s.resize) {
+    await writeText(s.stdout, `${size.height} ${size.width}\n`);
+    return 0;
+  }
+  await writeText(s.stderr ?? s.stdout, 'stty: no terminal size was sent\n');
+  return 1;
 }
 
 function runningPod(snapshot: PodSnapshot, container: string): MockPod {
