@@ -7,7 +7,7 @@
  * `listIntervalMs` one paged list of the resource group notices provisioning
  * changes, groups adopted after a restart, and groups deleted behind our back.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup } from '@azure/arm-containerinstance';
 import type { Registry } from 'prom-client';
@@ -39,6 +39,7 @@ import { mapPool } from './pool.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 import { attachViaWebSocket, execViaWebSocket } from './exec.js';
+import { logStream } from './logs.js';
 
 export interface AciProviderOptions {
   config: AciConfig;
@@ -52,6 +53,8 @@ export interface AciProviderOptions {
   passIntervalMs?: number;
   /** How often a steady Running group is refreshed at most (ms). */
   steadyRefreshMs?: number;
+  /** How often a followed log is polled (ms). */
+  logPollMs?: number;
   onArmAttempt?: (a: ArmAttempt) => void;
   /** Retry tuning for ArmCaller (tests shorten it). */
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
@@ -85,6 +88,7 @@ export class AciProvider implements Provider {
   private readonly statusBudget: TokenBucket;
   private readonly passIntervalMs: number;
   private readonly steadyRefreshMs: number;
+  private readonly logPollMs: number;
   private timer: NodeJS.Timeout | undefined;
   private nextPassAt = 0;
   private running = false;
@@ -124,6 +128,7 @@ export class AciProvider implements Provider {
     this.statusBudget = new TokenBucket(Math.max(1, perSecond * 2), perSecond);
     this.passIntervalMs = o.passIntervalMs ?? 2_000;
     this.steadyRefreshMs = o.steadyRefreshMs ?? 30_000;
+    this.logPollMs = o.logPollMs ?? 2_000;
   }
 
   // ---- node ----------------------------------------------------------------
@@ -278,12 +283,16 @@ export class AciProvider implements Provider {
     if (opts.previous) {
       throw new PodRejectedError('Unsupported', 'Azure Container Instances keeps no logs of a previous container instance');
     }
-    let text = await this.arm.listLogs(this.nameOf(ref), container, {
-      ...(opts.tailLines !== undefined ? { tail: opts.tailLines } : {}),
-      ...(opts.timestamps ? { timestamps: true } : {}),
-    });
-    if (opts.limitBytes !== undefined) text = Buffer.from(text).subarray(0, opts.limitBytes).toString('utf8');
-    return Readable.from([Buffer.from(text)]);
+    const name = this.nameOf(ref);
+    // A follower stops when the container can no longer write (terminated for good, or the group is gone).
+    const isDone = (): boolean => {
+      const t = this.tracked.get(name);
+      if (!t) return true;
+      if (t.vanished) return true;
+      const cs = [...(t.status?.containerStatuses ?? []), ...(t.status?.initContainerStatuses ?? [])].find((c) => c.name === container);
+      return t.terminal || (cs?.state?.terminated !== undefined && t.status?.phase !== 'Running' && t.status?.phase !== 'Pending');
+    };
+    return logStream((o) => this.arm.listLogs(name, container, o), opts, isDone, this.logPollMs);
   }
 
   async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
