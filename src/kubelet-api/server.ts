@@ -54,6 +54,8 @@ type Hook = 'getContainerLogs' | 'exec' | 'attach';
 export class KubeletApiServer {
   private readonly server: Server;
   private readonly sessions = new Set<RemoteSession>();
+  /** Upgraded sockets: the HTTP server no longer tracks them. */
+  private readonly upgraded = new Set<Duplex>();
   private readonly startedAt = new Date();
   port: number | undefined;
 
@@ -71,6 +73,8 @@ export class KubeletApiServer {
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', (err: Error) => o.log.debug({ err: err.message }, 'kubelet API socket error'));
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
       this.onUpgrade(req, socket, head).catch((err: unknown) => this.failSocket(socket, err));
     });
     this.server.on('tlsClientError', (err: Error) => o.log.debug({ err: err.message }, 'kubelet API TLS handshake failed'));
@@ -90,7 +94,12 @@ export class KubeletApiServer {
   /** Stops accepting, ends open exec sessions and closes every connection. */
   async close(): Promise<void> {
     const closing = new Promise<void>((r) => this.server.close(() => r()));
-    await Promise.all([...this.sessions].map((s) => s.finish(failureStatus('the node agent is shutting down', 'ServiceUnavailable', 503))));
+    const ending = Promise.all([...this.sessions].map((s) => s.finish(failureStatus('the node agent is shutting down', 'ServiceUnavailable', 503))));
+    // Clients get a moment to read the status; then every connection goes.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ending, new Promise<void>((r) => (timer = setTimeout(r, 2_000)))]);
+    clearTimeout(timer);
+    for (const socket of this.upgraded) socket.destroy();
     this.server.closeAllConnections();
     await closing;
   }

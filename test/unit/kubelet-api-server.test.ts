@@ -289,3 +289,50 @@ test('WebSocket without a client certificate is refused with 401', async () => {
   });
   assert.equal(status, 401);
 });
+
+test('close() ends open sessions with a ServiceUnavailable status and frees the port', async () => {
+  const serving = await CertificateAuthority.create('shutdown-ca');
+  const pair = await serving.issue({ commonName: 'kubelet', server: true, serverIps: ['127.0.0.1'] });
+  const caller = await serving.issue({ commonName: 'apiserver', client: true });
+  const s2 = new KubeletApiServer({
+    port: 0,
+    address: '127.0.0.1',
+    tls: { cert: pair.cert, key: pair.key, clientCA: serving.pem.cert, selfSigned: false },
+    provider,
+    nodeName: 'n',
+    lookupPod: (ns, name) => (ns === 'ns' && name === 'web' ? pod : undefined),
+    log: createLogger('silent'),
+  });
+  const p2 = await s2.listen();
+  const ws = new WebSocket(`wss://127.0.0.1:${p2}/exec/ns/web/main?command=sleep&command=2&output=1`, ['v5.channel.k8s.io'], {
+    ca: serving.pem.cert,
+    cert: caller.cert,
+    key: caller.key,
+  });
+  let status = '';
+  let closing: Promise<void> | undefined;
+  const closed = new Promise<void>((resolve, reject) => {
+    ws.on('message', (data: Buffer) => {
+      if (data[0] === 1 && data.length === 1) closing = s2.close();
+      if (data[0] === 3) status += data.subarray(1).toString('utf8');
+    });
+    ws.on('close', () => resolve());
+    ws.on('error', reject);
+  });
+  await closed;
+  const parsed = JSON.parse(status) as { status: string; reason: string; message: string };
+  assert.equal(parsed.status, 'Failure');
+  assert.equal(parsed.reason, 'ServiceUnavailable');
+  assert.match(parsed.message, /shutting down/);
+  await closing;
+  // the port is free again
+  const refused = await new Promise<string>((resolve) => {
+    const req = request({ host: '127.0.0.1', port: p2, path: '/healthz', ca: serving.pem.cert }, (res) => {
+      res.resume();
+      resolve(`answered ${res.statusCode ?? 0}`);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    req.end();
+  });
+  assert.equal(refused, 'ECONNREFUSED');
+});
