@@ -70,6 +70,8 @@ const LABEL_GROUP = 'aci-emulator.group';
 const LABEL_CONTAINER = 'aci-emulator.container';
 const LABEL_KIND = 'aci-emulator.kind';
 const LABEL_OWNER = 'aci-emulator.owner';
+/** How long a died event may trail `podman ps` before ps alone decides a restart. */
+const MISSED_EVENT_MS = 5000;
 
 type Phase = 'provisioning' | 'init' | 'running' | 'stopped' | 'failed';
 
@@ -89,6 +91,8 @@ interface ContainerRecord {
   restarting?: boolean;
   /** Time of the last `start` event, to the nanosecond podman reports. */
   lastStartAt?: Date;
+  /** lastStartAt of the run whose end was handled: each run's end is handled once. */
+  handledRunOf?: Date;
   /** Set when `podman start` itself failed: podman leaves the container "created". */
   startFailure?: { at: Date; exitCode: number };
   restartTimer?: NodeJS.Timeout;
@@ -692,7 +696,13 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     if (c.startFailure) return; // recorded when `podman start` failed; podman kept the old state
     if (ps.State === 'exited' || ps.State === 'stopped') {
       const exitCode = ps.ExitCode ?? 0;
-      c.current = { state: 'Terminated', startTime, finishTime: unixToDate(ps.ExitedAt), exitCode, detailStatus: exitCode === 0 ? 'Completed' : 'Error' };
+      const finishTime = unixToDate(ps.ExitedAt);
+      c.current = { state: 'Terminated', startTime, finishTime, exitCode, detailStatus: exitCode === 0 ? 'Completed' : 'Error' };
+      // Safety net for a died event that never came (its watcher restarted, say): an
+      // exit seconds old and still unhandled is handled from ps.
+      if (finishTime && Date.now() - finishTime.getTime() > MISSED_EVENT_MS && c.lastStartAt && c.handledRunOf !== c.lastStartAt) {
+        this.exited(rec, c, exitCode, new Date(Math.max(finishTime.getTime(), c.lastStartAt.getTime())));
+      }
       return;
     }
     if (ps.State === 'created' || ps.State === 'configured' || ps.State === 'initialized') {
@@ -702,7 +712,11 @@ export class PodmanRuntime implements ContainerGroupRuntime {
 
   /** One run of an app container ended (a `died` event, or a failed start): restart it if the policy says so. */
   private exited(rec: GroupRecord, c: ContainerRecord, exitCode: number, at: Date): void {
-    if (c.kind !== 'app' || rec.phase !== 'running' || c.restartTimer || this.closed) return;
+    if (c.kind !== 'app' || rec.phase !== 'running' || c.restartTimer || c.restarting || this.closed) return;
+    // A late event about a run before the latest start, or a second report of one run's end.
+    if (!c.startFailure && c.lastStartAt && at.getTime() < c.lastStartAt.getTime()) return;
+    if (!c.startFailure && c.lastStartAt && c.handledRunOf === c.lastStartAt) return;
+    c.handledRunOf = c.lastStartAt;
     this.stopProbes(c);
     if (c.spec.readinessProbe) c.ready = false;
     const state: RuntimeContainerState = {
