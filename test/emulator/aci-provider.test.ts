@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
 import { containerGroupName } from '../../src/providers/aci/index.js';
+import { createSimulatedRuntime } from '../../src/emulator/index.js';
 import { contextFor, harness, key, podRef, testPod, waitFor, type Harness } from './aci-provider-fixtures.js';
 
 let h: Harness;
@@ -173,5 +174,26 @@ test('health: ok with the right credential; a wrong secret is not ok with a reas
     assert.ok(!health.message.includes('wrong-secret'));
   } finally {
     await bad.close();
+  }
+});
+
+test('a DELETE answered 202 resolves only once the group is gone', async () => {
+  // A runtime whose teardown takes longer than the emulator waits before answering 202.
+  const runtime = createSimulatedRuntime({ pullMs: 20, startMs: 20 });
+  const remove = runtime.remove.bind(runtime);
+  runtime.remove = async (id: string) => {
+    await new Promise((r) => setTimeout(r, 1_500));
+    await remove(id);
+  };
+  const slow = await harness({ runtime, deleteSyncWaitMs: 100 });
+  try {
+    const p = testPod('slow-delete');
+    await slow.provider.createPod(p, contextFor(slow, p));
+    await waitFor('Running', () => slow.statuses.get(key(podRef(p)))?.phase === 'Running');
+    await slow.provider.deletePod(p, 0);
+    assert.equal(await slow.provider.arm.getGroup(groupNameOf(p)), undefined);
+    assert.ok((slow.emu.stats().responsesByStatus['202'] ?? 0) >= 1, 'the DELETE was answered 202');
+  } finally {
+    await slow.close();
   }
 });

@@ -142,11 +142,15 @@ export class AciArm {
     );
   }
 
-  /** One DELETE; resolves also when the group is already gone. */
-  async deleteGroup(name: string): Promise<void> {
-    await this.caller.call('containerGroups.delete', 'delete', async (abortSignal) => {
+  /**
+   * One DELETE; resolves also when the group is already gone. Returns 'accepted'
+   * when ARM answered 202 (the group is still being torn down).
+   */
+  async deleteGroup(name: string): Promise<'deleted' | 'accepted'> {
+    return this.caller.call('containerGroups.delete', 'delete', async (abortSignal) => {
       const res = await this.client.sendRequest(createPipelineRequest({ url: this.groupUrl(name), method: 'DELETE', abortSignal }));
-      if (res.status === 200 || res.status === 202 || res.status === 204 || res.status === 404) return;
+      if (res.status === 202) return 'accepted';
+      if (res.status === 200 || res.status === 204 || res.status === 404) return 'deleted';
       throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);
     });
   }

@@ -74,10 +74,13 @@ interface Tracked {
   hot: boolean;
   terminal: boolean;
   vanished: boolean;
+  /** deletePod is under way: not watched, and its absence is expected. */
+  deleting?: boolean;
   events: EventDeduper;
 }
 
 const QUOTA_HOLD_MS = 30_000;
+const DELETE_WAIT_MS = 120_000;
 
 export class AciProvider implements Provider {
   readonly arm: AciArm;
@@ -233,7 +236,16 @@ export class AciProvider implements Provider {
 
   async deletePod(pod: V1Pod, _gracePeriodSeconds: number): Promise<void> {
     const name = this.nameOf(refOf(pod));
-    await this.arm.deleteGroup(name);
+    const t = this.tracked.get(name);
+    if (t) t.deleting = true;
+    if ((await this.arm.deleteGroup(name)) === 'accepted') {
+      // ARM is still tearing it down: the contract is "nothing remains", so wait for the 404.
+      const deadline = Date.now() + DELETE_WAIT_MS;
+      while (await this.arm.getGroup(name)) {
+        if (Date.now() > deadline) throw new TransientProviderError('DeletionInProgress', `container group ${name} is still being deleted`, 5_000);
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+    }
     this.tracked.delete(name);
     // Capacity was freed: let a create held back by quota try again.
     this.quotaHoldUntil = 0;
@@ -411,11 +423,11 @@ export class AciProvider implements Provider {
       t.confirmedAt = Math.max(t.confirmedAt, startedAt);
       if (g.provisioningState !== t.provisioningState) t.hot = true;
     }
-    const missing = [...this.tracked.values()].filter((t) => !present.has(t.name) && !t.vanished && t.confirmedAt < startedAt);
+    const missing = [...this.tracked.values()].filter((t) => !present.has(t.name) && !t.vanished && !t.deleting && t.confirmedAt < startedAt);
     await mapPool(missing, 8, async (t) => {
       // Confirm with a GET: the listing may be stale or the group may just have been deleted by us.
       const g = await this.arm.getGroup(t.name);
-      if (!this.tracked.has(t.name)) return;
+      if (!this.tracked.has(t.name) || t.deleting) return;
       if (g) {
         this.absorb(t, g, Date.now());
         return;
@@ -435,7 +447,7 @@ export class AciProvider implements Provider {
 
   private async getPass(): Promise<void> {
     const now = Date.now();
-    const live = [...this.tracked.values()].filter((t) => !t.vanished && !t.terminal);
+    const live = [...this.tracked.values()].filter((t) => !t.vanished && !t.terminal && !t.deleting);
     const hot = live.filter((t) => t.hot && now - t.lastGetAt >= Math.min(this.passIntervalMs, 1_000));
     const steady = live.filter((t) => !t.hot && now - t.lastGetAt >= this.steadyRefreshMs);
     const order = [...hot.sort((a, b) => a.lastGetAt - b.lastGetAt), ...steady.sort((a, b) => a.lastGetAt - b.lastGetAt)];
