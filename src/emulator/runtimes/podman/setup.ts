@@ -75,7 +75,7 @@ export function machineUlimits(): ContainerUlimits {
 }
 
 /** The containers.conf the emulator ships; values are TOML strings and numbers only. */
-export function renderContainersConf(limits: ContainerUlimits, eventsLog: string): string {
+export function renderContainersConf(limits: ContainerUlimits, eventsLog: string, networkConfigDir: string): string {
   return [
     '# Written by the ACI emulator at start; podman reads it through CONTAINERS_CONF.',
     '[containers]',
@@ -90,6 +90,10 @@ export function renderContainersConf(limits: ContainerUlimits, eventsLog: string
     'cgroup_manager = "cgroupfs"',
     'events_logger = "file"',
     `events_logfile_path = ${JSON.stringify(eventsLog)}`,
+    '',
+    '[network]',
+    '# Pods use slirp4netns and create no networks; should one appear, it stays in our folder.',
+    `network_config_dir = ${JSON.stringify(networkConfigDir)}`,
     '',
   ].join('\n');
 }
@@ -134,11 +138,11 @@ export interface PodmanSetup {
 
 export function preparePodman(opts: { stateDir: string; binary?: string; storageDriver?: string }): PodmanSetup {
   const layout = podmanLayout(opts.stateDir);
-  for (const dir of [layout.stateDir, layout.root, layout.runroot, layout.tmpdir, layout.groupsDir, layout.fileSharesDir, join(layout.stateDir, 'events')]) {
+  for (const dir of [layout.stateDir, layout.root, layout.runroot, layout.tmpdir, layout.groupsDir, layout.fileSharesDir, join(layout.stateDir, 'events'), join(layout.stateDir, 'networks')]) {
     mkdirSync(dir, { recursive: true });
   }
   const ulimits = machineUlimits();
-  writeAtomically(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog));
+  writeAtomically(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog, join(layout.stateDir, 'networks')));
   let registriesConf: string | undefined;
   if (needsOwnRegistriesConf()) {
     writeAtomically(layout.registriesConf, renderRegistriesConf());
