@@ -47,6 +47,7 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     const stopped = runtime.view(spec.id);
     assert.equal(stopped?.state, 'Stopped');
     assert.equal(stopped?.containers.web?.currentState.state, 'Terminated');
+    assert.ok(stopped?.containers.web?.events.some((e) => e.name === 'Killing'), 'stop reports Killing');
     await assert.rejects(fetch(`http://${ip}:8080/`, { signal: AbortSignal.timeout(10_000) }));
     assert.ok(changes > 0, 'onChange was called');
 

@@ -196,31 +196,44 @@ describe('podman runtime', { timeout: 15 * 60_000 }, () => {
     assert.ok(v?.containers.c?.events.some((e) => e.name === 'Failed'));
   });
 
-  it('deletes the podman pod with the group, and close() removes what is left', { timeout: TIMEOUT }, async (t) => {
-    const spec = group('delete', [container('c', ['sleep', '3600'])], { ipAddress: { type: 'Public', ports: [{ port: 80, protocol: 'TCP' }] } });
+  it('keeps two runtimes on one machine apart, deletes a group\'s pod, and close() removes only its own', { timeout: TIMEOUT }, async (t) => {
+    const web = (text: string) => container('web', ['sh', '-c', `echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`], { ports: [{ port: 80, protocol: 'TCP' }] });
+    const ipAddress = { type: 'Public' as const, ports: [{ port: 80, protocol: 'TCP' as const }] };
+    const spec = group('delete', [web('ours')], { ipAddress });
     await createGroup(t, spec);
     const mine = `aci-emulator.instance=${runtime.instanceId}`;
-    await waitFor('the container to run', () => runtime.view(spec.id)?.containers.c?.currentState.state === 'Running');
-    const podsBefore = await podsOf(mine);
-    assert.equal(podsBefore.length, 1, 'this runtime has exactly the one group left');
+
+    // A second runtime (a second emulator) on the same state folder, same port.
+    const other = createPodmanRuntime({ stateDir: podmanTestStateDir(), restartBackoff: { initialMs: 200, maxMs: 1000 }, stopTimeoutSeconds: 2 });
+    t.after(() => other.close());
+    const otherSpec = group('close', [web('theirs')], { ipAddress });
+    await other.create(otherSpec, () => undefined);
+    const ourIp = runtime.view(spec.id)?.ip;
+    const theirIp = other.view(otherSpec.id)?.ip;
+    assert.ok(ourIp && theirIp);
+    assert.notEqual(ourIp, theirIp);
+    const get = (ip: string) => async () => {
+      const res = await fetch(`http://${ip}/`, { signal: AbortSignal.timeout(10_000) });
+      return res.ok ? res.text() : undefined;
+    };
+    assert.equal(await waitFor('our group to serve', get(ourIp), { timeoutMs: 60_000 }), 'ours\n');
+    assert.equal(await waitFor('their group to serve', get(theirIp), { timeoutMs: 60_000 }), 'theirs\n');
+
+    const theirs = `aci-emulator.instance=${other.instanceId}`;
+    assert.equal((await podsOf(theirs)).length, 1);
+    const oursBefore = await podsOf(mine);
+    assert.equal(oursBefore.length, 1, 'this runtime has exactly the one group left');
+    await other.close();
+    assert.deepEqual(await podsOf(theirs), []);
+    assert.deepEqual(await podsOf(mine), oursBefore);
+    assert.equal(await get(ourIp)(), 'ours\n');
+
     await runtime.remove(spec.id);
     assert.equal(runtime.view(spec.id), undefined);
     assert.deepEqual(await podsOf(mine), []);
     const containersLeft = await runtime.cli.run(['ps', '-a', '-q', '--filter', `label=${mine}`]);
     assert.equal(containersLeft.trim(), '');
+    await assert.rejects(fetch(`http://${ourIp}/`, { signal: AbortSignal.timeout(10_000) }));
     await runtime.remove(spec.id); // idempotent
-
-    // A second runtime on the same state folder: close() takes its pods, not ours.
-    const other = createPodmanRuntime({ stateDir: podmanTestStateDir(), restartBackoff: { initialMs: 200, maxMs: 1000 } });
-    t.after(() => other.close());
-    const otherSpec = group('close', [container('c', ['sleep', '3600'])], { ipAddress: { type: 'Public', ports: [{ port: 80, protocol: 'TCP' }] } });
-    await other.create(otherSpec, () => undefined);
-    assert.notEqual(other.view(otherSpec.id)?.ip, undefined);
-    const theirs = `aci-emulator.instance=${other.instanceId}`;
-    assert.equal((await podsOf(theirs)).length, 1);
-    const oursBefore = await podsOf(mine);
-    await other.close();
-    assert.deepEqual(await podsOf(theirs), []);
-    assert.deepEqual(await podsOf(mine), oursBefore);
   });
 });
