@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
-import { TransientProviderError, type PodRef, type Provider } from '../core/provider.js';
+import { PodRejectedError, TransientProviderError, type PodRef, type Provider } from '../core/provider.js';
 import { BadRequestError, parseRoute, type ContainerTarget, type Route } from './routes.js';
 import type { RemoteSession } from './session.js';
 import { acceptSpdy, negotiateProtocol, SPDY_PROTOCOLS } from './spdy-server.js';
@@ -254,6 +254,8 @@ export class KubeletApiServer {
         const headers: Record<string, string> = err.retryAfterMs ? { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) } : {};
         throw new HttpError(503, err.message, headers);
       }
+      // The backend can never do this (e.g. ACI keeps no previous logs): the request is at fault.
+      if (err instanceof PodRejectedError) throw new HttpError(400, err.message);
       throw new HttpError(500, (err as Error).message);
     }
   }

@@ -5,41 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { freshNamespace, testCluster, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector, type ConnectorHandle } from './connector-process.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real kubectl against the dev cluster; resolves with its exit code and output. */
-function kubectl(args: string[], opts: { stdin?: string | Buffer; env?: Record<string, string> } = {}): Promise<Run> {
-  const c = testCluster();
-  return new Promise((resolve, reject) => {
-    const p = spawn(join(c.binDir, 'kubectl'), ['--kubeconfig', c.kubeconfig, '--request-timeout=60s', ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env },
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 90_000);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-    p.stdin.end(opts.stdin ?? '');
-  });
-}
+import { kubectl, runProgram } from './kubelet-api-support.js';
 
 async function runningPod(h: ConnectorHandle, ns: string, name: string, extra: Partial<V1Pod> = {}): Promise<void> {
   const pod = boundPod(h.nodeName, name, extra);
@@ -131,19 +103,7 @@ test('kubectl logs, exec and attach through the API server reach the node’s ku
     // `script` gives kubectl a pseudo-terminal of a known size; kubectl sends it on the resize stream.
     const c = testCluster();
     const cmd = `stty rows 43 cols 132; ${join(c.binDir, 'kubectl')} --kubeconfig ${c.kubeconfig} -n ${ns} exec -it app -- stty size`;
-    const r = await new Promise<Run>((resolve, reject) => {
-      const p = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-      p.on('error', reject);
-      p.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    const r = await runProgram('script', ['-qec', cmd, '/dev/null']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /43 132/);
   });
