@@ -406,8 +406,12 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       if (e instanceof ProvisionCanceled || gen !== rec.generation || this.closed) return;
       rec.phase = 'failed';
       this.quiesce(rec, false);
+      if (e instanceof RuntimeProvisionError) {
+        if (e.code === 'FailedMount') rec.events.add('FailedMount', 'Warning', e.message);
+        this.notify(rec, true);
+        throw e;
+      }
       this.notify(rec, true);
-      if (e instanceof RuntimeProvisionError) throw e;
       const message = e instanceof Error ? e.message : String(e);
       rec.events.add('Failed', 'Warning', message);
       throw new RuntimeProvisionError('ContainerGroupDeploymentFailed', `container group '${rec.spec.name}' could not be deployed: ${message}`);
@@ -443,16 +447,15 @@ export class PodmanRuntime implements ContainerGroupRuntime {
 
   private async pullImages(rec: GroupRecord): Promise<void> {
     const all = [...rec.init, ...rec.app];
+    // Every distinct image is fetched side by side; results are reported per container.
     const pulled = new Map<string, Promise<string | undefined>>();
     for (const c of all) {
+      c.events.add('Pulling', 'Normal', `pulling image "${c.spec.image}"`);
+      if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, this.ensureImage(c.spec.image).catch((e: unknown) => (e instanceof Error ? e.message : String(e))));
+    }
+    for (const c of all) {
       const image = c.spec.image;
-      c.events.add('Pulling', 'Normal', `pulling image "${image}"`);
-      let p = pulled.get(image);
-      if (!p) {
-        p = this.ensureImage(image);
-        pulled.set(image, p);
-      }
-      const failure = await p;
+      const failure = await pulled.get(image);
       if (failure !== undefined) {
         c.events.add('Failed', 'Warning', `Failed to pull image "${image}": ${failure}`);
         c.current = { state: 'Waiting', detailStatus: 'ErrImagePull' };
