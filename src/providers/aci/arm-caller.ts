@@ -96,6 +96,8 @@ export class ArmCaller {
   private readonly maxDelay: number;
   private readonly now: () => number;
   private nextCallId = 1;
+  /** When ARM last answered a request successfully (epoch ms; 0 = never). */
+  lastSuccessAt = 0;
   private readonly inFlight: Record<CallKind, Semaphore>;
   private readonly sent: Record<CallKind, number> = { read: 0, write: 0, delete: 0 };
 
@@ -147,6 +149,7 @@ export class ArmCaller {
       try {
         const out = await fn(AbortSignal.timeout(opts.timeoutMs ?? 60_000)).finally(done);
         this.record({ callId, operation, kind, result: 'success', startedAt });
+        this.lastSuccessAt = this.now();
         return out;
       } catch (e) {
         const r = asRestError(e);

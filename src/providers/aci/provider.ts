@@ -173,6 +173,13 @@ export class AciProvider implements Provider {
   async health(): Promise<HealthStatus> {
     const now = Date.now();
     if (this.healthCache && now - this.healthCache.at < 15_000) return this.healthCache.h;
+    // Any recent success proves credential and endpoint; a probe would only queue behind
+    // busy reads (e.g. a restart's GETs) and could time the node out for no reason.
+    if (now - this.arm.caller.lastSuccessAt < 30_000) {
+      const h = { ok: true, reason: 'AciReachable', message: `Azure Container Instances in ${this.cfg.region} is reachable` };
+      this.healthCache = { at: now, h };
+      return h;
+    }
     let h: HealthStatus;
     try {
       await this.arm.listUsage();
