@@ -155,7 +155,13 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 export async function startTestEmulator(options: EmulatorOptions = {}): Promise<{ emu: Emulator; arm: ArmTestClient }> {
   const emu = await startEmulator({ runtime: 'simulated', simulated: { pullMs: 5, startMs: 5, exitAfterMs: 100, restartDelayMs: 50 }, ...options });
-  return { emu, arm: new ArmTestClient(emu) };
+  try {
+    return { emu, arm: new ArmTestClient(emu) };
+  } catch (err) {
+    // A running emulator would keep the test process alive long after the failure is reported.
+    await emu.stop();
+    throw err;
+  }
 }
 
 export type GroupBody = {

@@ -21,8 +21,8 @@ before(async () => {
   sub = emu.subscriptionId;
 });
 after(async () => {
-  arm.close();
-  await emu.stop();
+  arm?.close();
+  await emu?.stop();
 });
 
 describe('validation errors', () => {

@@ -38,8 +38,8 @@ before(async () => {
   ({ emu, arm } = await startTestEmulator({ throttling: false, pageSize: 500 }));
 });
 after(async () => {
-  arm.close();
-  await emu.stop();
+  arm?.close();
+  await emu?.stop();
 });
 
 async function countSucceeded(): Promise<number> {

@@ -20,7 +20,7 @@ before(async () => {
   });
 });
 after(async () => {
-  await emu.stop();
+  await emu?.stop();
 });
 
 it('works with the official SDK and ClientSecretCredential, unchanged', { timeout: 120_000 }, async () => {

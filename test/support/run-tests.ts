@@ -68,7 +68,7 @@ async function main(): Promise<number> {
   process.env.ACI_TEST_RUN_DIR = runDir;
   try {
     const concurrency = Number(process.env.ACI_TEST_CONCURRENCY ?? 2);
-    const stream = run({ files, concurrency, timeout: 15 * 60_000 });
+    const stream = run({ files, concurrency, timeout: 10 * 60_000 });
     stream.on('test:pass', (d) => {
       if (d.details.type !== 'suite') passed++;
     });
