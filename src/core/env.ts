@@ -6,7 +6,7 @@
  */
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { ResolvedEnvVar } from './provider.js';
-import { parseQuantity } from './quantity.js';
+import { parseQuantity } from '../common/quantity.js';
 
 export interface EnvLookups {
   getSecret(namespace: string, name: string): V1Secret | undefined;

@@ -10,24 +10,12 @@ import { createAciProvider, loadAciConfig, ACI_TAGS, type AciProvider } from '..
 import { adminKubeConfig, freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, placeOn, startConnector, type ConnectorHandle } from './connector-process.js';
 import type { TestContext } from 'node:test';
+import { azureEnv, inspectorFor } from './aci-emulator-env.js';
 
 let emu: Emulator;
 let inspector: AciProvider;
 const RG = `e2e-${Math.random().toString(36).slice(2, 8)}`;
 const saved = { ...process.env };
-
-function azureEnv(e: Emulator): Record<string, string> {
-  return {
-    AZURE_SUBSCRIPTION_ID: e.subscriptionId,
-    ACI_RESOURCE_GROUP: RG,
-    AZURE_CLIENT_ID: e.clientId,
-    AZURE_CLIENT_KEY: e.clientSecret,
-    AZURE_TENANT_ID: e.tenantId,
-    ACI_ARM_ENDPOINT: e.endpoint,
-    AZURE_AUTHORITY_HOST: e.authorityHost,
-    ACI_CA_FILE: e.caCertPath,
-  };
-}
 
 before(async () => {
   emu = await startEmulator({
@@ -35,8 +23,8 @@ before(async () => {
     limits: { creations: { count: 100_000, windowSeconds: 60 } },
   });
   // The connector child process inherits these.
-  Object.assign(process.env, azureEnv(emu));
-  inspector = createAciProvider({ config: loadAciConfig(azureEnv(emu)), clusterId: 'inspector', nodeName: 'inspector' });
+  Object.assign(process.env, azureEnv(emu, RG));
+  inspector = inspectorFor(emu, RG);
 });
 
 after(async () => {
@@ -146,7 +134,7 @@ test('a Secret env value reaches the container as secureValue and appears in no 
   let text = '';
   out.on('data', (d: Buffer) => (text += d.toString()));
   const ref = { namespace: ns, name: 'uses-secret', uid: pod.metadata!.uid! };
-  const shadow = createAciProvider({ config: loadAciConfig(azureEnv(emu)), clusterId: await clusterId(), nodeName: c.nodeName });
+  const shadow = createAciProvider({ config: loadAciConfig(azureEnv(emu, RG)), clusterId: await clusterId(), nodeName: c.nodeName });
   try {
     await shadow.exec(ref, 'app', ['env'], { stdout: out, tty: true });
   } finally {

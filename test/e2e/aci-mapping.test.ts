@@ -7,7 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { createAciProvider, loadAciConfig, ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
+import { ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
+import { azureEnv, inspectorFor } from './aci-emulator-env.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
 
@@ -17,18 +18,8 @@ const saved = { ...process.env };
 
 before(async () => {
   emu = await startEmulator({ simulated: { pullMs: 20, startMs: 20 }, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  const env = {
-    AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
-    ACI_RESOURCE_GROUP: 'mapping',
-    AZURE_CLIENT_ID: emu.clientId,
-    AZURE_CLIENT_KEY: emu.clientSecret,
-    AZURE_TENANT_ID: emu.tenantId,
-    ACI_ARM_ENDPOINT: emu.endpoint,
-    AZURE_AUTHORITY_HOST: emu.authorityHost,
-    ACI_CA_FILE: emu.caCertPath,
-  };
-  Object.assign(process.env, env);
-  inspector = createAciProvider({ config: loadAciConfig(env), clusterId: 'inspector', nodeName: 'inspector' });
+  Object.assign(process.env, azureEnv(emu, 'mapping'));
+  inspector = inspectorFor(emu, 'mapping');
 });
 
 after(async () => {

@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { createAciProvider, loadAciConfig, ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
+import { ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
+import { azureEnv, inspectorFor } from './aci-emulator-env.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector, uniqueNodeName, type ConnectorHandle } from './connector-process.js';
 
@@ -18,18 +19,8 @@ const saved = { ...process.env };
 before(async () => {
   // ACI's creation-rate limit (100 per 5 min) is lifted: ARM's buckets are what is under test.
   emu = await startEmulator({ simulated: { pullMs: 50, startMs: 50 }, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  const env = {
-    AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
-    ACI_RESOURCE_GROUP: RG,
-    AZURE_CLIENT_ID: emu.clientId,
-    AZURE_CLIENT_KEY: emu.clientSecret,
-    AZURE_TENANT_ID: emu.tenantId,
-    ACI_ARM_ENDPOINT: emu.endpoint,
-    AZURE_AUTHORITY_HOST: emu.authorityHost,
-    ACI_CA_FILE: emu.caCertPath,
-  };
-  Object.assign(process.env, env);
-  inspector = createAciProvider({ config: loadAciConfig(env), clusterId: 'inspector', nodeName: 'inspector' });
+  Object.assign(process.env, azureEnv(emu, RG));
+  inspector = inspectorFor(emu, RG);
 });
 
 after(async () => {

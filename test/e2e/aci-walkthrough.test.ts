@@ -20,6 +20,7 @@ import type { PodmanRuntime } from '../../src/emulator/runtimes/podman/podman-ru
 import { busyboxImage, podmanTestStateDir } from '../support/images.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { core, startConnector } from './connector-process.js';
+import { azureEnv } from './aci-emulator-env.js';
 
 const NGINX_STAND_IN = 'docker.io/library/nginx:latest';
 const PAGE = 'Welcome to nginx (a busybox httpd stand-in)';
@@ -56,17 +57,7 @@ before(async () => {
     }
   }
   emu = await startEmulator({ runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  Object.assign(process.env, {
-    AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
-    ACI_RESOURCE_GROUP: 'walkthrough',
-    AZURE_CLIENT_ID: emu.clientId,
-    AZURE_CLIENT_KEY: emu.clientSecret,
-    AZURE_TENANT_ID: emu.tenantId,
-    ACI_REGION: 'westus',
-    ACI_ARM_ENDPOINT: emu.endpoint,
-    AZURE_AUTHORITY_HOST: emu.authorityHost,
-    ACI_CA_FILE: emu.caCertPath,
-  });
+  Object.assign(process.env, azureEnv(emu, 'walkthrough'), { ACI_REGION: 'westus' });
 });
 
 after(async () => {

@@ -8,6 +8,7 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
 import { kubectl } from './kubelet-api-support.js';
+import { azureEnv } from './aci-emulator-env.js';
 
 let emu: Emulator;
 const saved = { ...process.env };
@@ -21,16 +22,7 @@ before(async () => {
     },
   });
   // The connector child process inherits these.
-  Object.assign(process.env, {
-    AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
-    ACI_RESOURCE_GROUP: `kubelet-api-${Math.random().toString(36).slice(2, 8)}`,
-    AZURE_CLIENT_ID: emu.clientId,
-    AZURE_CLIENT_KEY: emu.clientSecret,
-    AZURE_TENANT_ID: emu.tenantId,
-    ACI_ARM_ENDPOINT: emu.endpoint,
-    AZURE_AUTHORITY_HOST: emu.authorityHost,
-    ACI_CA_FILE: emu.caCertPath,
-  });
+  Object.assign(process.env, azureEnv(emu, `kubelet-api-${Math.random().toString(36).slice(2, 8)}`));
 });
 
 after(async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { containerGroupName, groupTags, identityFromTags, MAX_GROUP_NAME, TAG } from '../../src/providers/aci/naming.js';
-import { parseQuantity } from '../../src/providers/aci/quantity.js';
+import { parseQuantity } from '../../src/common/quantity.js';
 
 const aciName = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 

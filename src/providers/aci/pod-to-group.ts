@@ -21,7 +21,7 @@ import { registryCredentialsFromSecret } from './pull-secrets.js';
 import { mapContainerResources, type AciContainerResources, type ResourceDefaults, type ResourceMaximums } from './resources.js';
 import { validatePodForAci } from './validate.js';
 import { mapVolume, type ResourceLookup } from './volumes.js';
-import { parseQuantity } from './quantity.js';
+import { parseQuantity } from '../../common/quantity.js';
 
 export interface MappingOptions {
   clusterId: string;

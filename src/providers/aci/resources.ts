@@ -9,7 +9,7 @@
  */
 import type { V1Container } from '@kubernetes/client-node';
 import { PodRejectedError } from '../../core/provider.js';
-import { parseQuantity } from './quantity.js';
+import { parseQuantity } from '../../common/quantity.js';
 
 export interface ResourceDefaults {
   /** Cores for a container that requests nothing. */
