@@ -246,6 +246,9 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     if (!rec) return;
     this.quiesce(rec);
     await this.serial(rec, async () => {
+      // The cached states can lag podman's events by a refresh period; read them now, so
+      // every container that is really running gets its Killing event.
+      await this.refresh();
       rec.phase = 'stopped';
       for (const c of [...rec.init, ...rec.app]) {
         if (c.current.state === 'Running') c.events.add('Killing', 'Normal', `Killing container with id ${c.ctrId?.slice(0, 12) ?? c.ctrName}.`);
