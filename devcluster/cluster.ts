@@ -26,12 +26,19 @@ export const repoRoot = (() => {
 })();
 
 export interface ClusterInfo {
+  /** https://127.0.0.1:PORT */
   server: string;
+  /** Admin kubeconfig path. */
   kubeconfig: string;
+  /** Kubeconfig with exactly the connector's ClusterRole (examples/rbac.yaml). */
   connectorKubeconfig: string;
+  /** CA that signed the API server's and every generated certificate. */
   caCert: string;
+  /** Folder with etcd, kube-apiserver, …, kubectl. */
   binDir: string;
+  /** This run's private folder (data dirs, logs, pids). */
   runDir: string;
+  /** Certificate and key that a node's kubelet endpoint can serve, signed by caCert. */
   kubeletServingCert: string;
   kubeletServingKey: string;
   /** Seconds from the first process start to /readyz and a working controller-manager. */

@@ -6,24 +6,10 @@
 import { readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import type { ClusterInfo } from '../../devcluster/cluster.js';
 
-export interface TestClusterInfo {
-  /** https://127.0.0.1:PORT */
-  server: string;
-  /** Admin kubeconfig path. */
-  kubeconfig: string;
-  /** Kubeconfig with exactly the connector's ClusterRole. */
-  connectorKubeconfig: string;
-  /** CA that signed the API server's and every generated certificate. */
-  caCert: string;
-  /** Folder with etcd, kube-apiserver, …, kubectl. */
-  binDir: string;
-  /** This run's private folder (data dirs, logs, pids). */
-  runDir: string;
-  /** Certificate and key that a node's kubelet endpoint can serve, signed by caCert. */
-  kubeletServingCert: string;
-  kubeletServingKey: string;
-}
+/** The cluster's description as devcluster wrote it (cluster.json). */
+export type TestClusterInfo = ClusterInfo;
 
 let cached: TestClusterInfo | undefined;
 
