@@ -15,9 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type * as k8s from '@kubernetes/client-node';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { createPodmanRuntime } from '../../src/emulator/runtimes/podman/index.js';
-import type { PodmanRuntime } from '../../src/emulator/runtimes/podman/podman-runtime.js';
-import { busyboxImage, podmanTestStateDir } from '../support/images.js';
+import { podmanFixture } from '../emulator/podman-fixtures.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { core, startConnector } from './connector-process.js';
 import { azureEnv } from './aci-emulator-env.js';
@@ -32,14 +30,8 @@ function example(name: string): k8s.V1Pod {
 }
 
 before(async () => {
-  const runtime = createPodmanRuntime({
-    stateDir: podmanTestStateDir(),
-    restartBackoff: { initialMs: 200, maxMs: 1000 },
-    refreshIntervalMs: 1000,
-    stopTimeoutSeconds: 2,
-    reapOrphans: true,
-  }) as PodmanRuntime;
-  const busybox = await busyboxImage(runtime.cli);
+  // The podman tests' runtime settings and shared store, so the busybox image is built once per machine.
+  const { runtime, image: busybox } = await podmanFixture();
   if ((await runtime.cli.exec(['image', 'exists', NGINX_STAND_IN])).code !== 0) {
     const name = `nginx-stand-in-${process.pid}`;
     await runtime.cli.run(['create', '--name', name, busybox]);
