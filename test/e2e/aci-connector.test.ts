@@ -2,35 +2,19 @@
  * The connector with the ACI provider against the real control plane, with the
  * emulator (simulated runtime) standing in for Azure.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { createAciProvider, loadAciConfig, ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
+import { createAciProvider, loadAciConfig, ACI_TAGS } from '../../src/providers/aci/index.js';
 import { adminKubeConfig, freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, placeOn, startConnector, type ConnectorHandle } from './connector-process.js';
 import type { TestContext } from 'node:test';
-import { azureEnv, inspectorFor } from './aci-emulator-env.js';
+import { azureEnv, useEmulatorForFile } from './aci-emulator-env.js';
 
-let emu: Emulator;
-let inspector: AciProvider;
 const RG = `e2e-${Math.random().toString(36).slice(2, 8)}`;
-const saved = { ...process.env };
 
-before(async () => {
-  emu = await startEmulator({
-    simulated: { pullMs: 50, startMs: 50, rules: [{ image: /does-not-exist/, fate: { kind: 'pullFails' } }] },
-    limits: { creations: { count: 100_000, windowSeconds: 60 } },
-  });
-  // The connector child process inherits these.
-  Object.assign(process.env, azureEnv(emu, RG));
-  inspector = inspectorFor(emu, RG);
-});
-
-after(async () => {
-  await inspector?.close();
-  await emu?.stop();
-  process.env = saved;
+const aci = useEmulatorForFile(RG, {
+  simulated: { pullMs: 50, startMs: 50, rules: [{ image: /does-not-exist/, fate: { kind: 'pullFails' } }] },
 });
 
 function aciConnector(t: TestContext): Promise<ConnectorHandle> {
@@ -38,7 +22,7 @@ function aciConnector(t: TestContext): Promise<ConnectorHandle> {
 }
 
 async function groupsOf(node: string, namespace?: string) {
-  return (await inspector.arm.listGroups()).filter(
+  return (await aci.inspector.arm.listGroups()).filter(
     (g) => g.tags?.[ACI_TAGS.nodeName] === node && (namespace === undefined || g.tags?.[ACI_TAGS.namespace] === namespace),
   );
 }
@@ -64,7 +48,7 @@ test('the node is Ready; a bound pod runs as a container group with its IP and A
   const pod = await podIn(ns, 'nginx', (p) => p.status?.phase === 'Running' && p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') === true, 'Running and Ready');
   const groups = await groupsOf(c.nodeName, ns);
   assert.equal(groups.length, 1);
-  const group = await inspector.arm.getGroup(groups[0]!.name!);
+  const group = await aci.inspector.arm.getGroup(groups[0]!.name!);
   assert.equal(pod.status?.podIP, group?.ipAddress?.ip);
   assert.match(pod.status?.podIP ?? '', /^127\./);
   assert.equal(pod.status?.containerStatuses?.[0]?.containerID, `aci://${groups[0]!.name}/nginx`);
@@ -124,7 +108,7 @@ test('a Secret env value reaches the container as secureValue and appears in no 
   });
   const pod = await podIn(ns, 'uses-secret', (x) => x.status?.phase === 'Running', 'Running');
   const [g] = await groupsOf(c.nodeName, ns);
-  const group = await inspector.arm.getGroup(g!.name!);
+  const group = await aci.inspector.arm.getGroup(g!.name!);
   const env = group?.containers[0]?.environmentVariables ?? [];
   assert.ok(env.some((e) => e.name === 'PASSWORD' && e.value === undefined), 'PASSWORD is a secure variable');
   assert.ok(!JSON.stringify(group).includes(secretValue));
@@ -134,7 +118,7 @@ test('a Secret env value reaches the container as secureValue and appears in no 
   let text = '';
   out.on('data', (d: Buffer) => (text += d.toString()));
   const ref = { namespace: ns, name: 'uses-secret', uid: pod.metadata!.uid! };
-  const shadow = createAciProvider({ config: loadAciConfig(azureEnv(emu, RG)), clusterId: await clusterId(), nodeName: c.nodeName });
+  const shadow = createAciProvider({ config: loadAciConfig(azureEnv(aci.emu, RG)), clusterId: await clusterId(), nodeName: c.nodeName });
   try {
     await shadow.exec(ref, 'app', ['env'], { stdout: out, tty: true });
   } finally {

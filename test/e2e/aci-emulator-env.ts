@@ -3,7 +3,8 @@
  * connector's environment variables plus the endpoint overrides. Connectors that
  * a test starts inherit process.env.
  */
-import type { Emulator } from '../../src/emulator/index.js';
+import { after, before } from 'node:test';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { createAciProvider, loadAciConfig, type AciProvider } from '../../src/providers/aci/index.js';
 
 export function azureEnv(emu: Emulator, resourceGroup: string): Record<string, string> {
@@ -22,4 +23,42 @@ export function azureEnv(emu: Emulator, resourceGroup: string): Record<string, s
 /** A provider of its own that the test uses to look at the groups in the resource group (it creates nothing). */
 export function inspectorFor(emu: Emulator, resourceGroup: string): AciProvider {
   return createAciProvider({ config: loadAciConfig(azureEnv(emu, resourceGroup)), clusterId: 'inspector', nodeName: 'inspector' });
+}
+
+export interface EmulatorForFile {
+  readonly emu: Emulator;
+  readonly inspector: AciProvider;
+}
+
+/**
+ * One emulator (simulated runtime) for a whole test file: started before its
+ * tests, with process.env pointing connectors at it, and stopped after them.
+ * ACI's creation-rate limit is lifted unless the options set their own limits.
+ */
+export function useEmulatorForFile(resourceGroup: string, options: EmulatorOptions = {}): EmulatorForFile {
+  let emu: Emulator | undefined;
+  let inspector: AciProvider | undefined;
+  const saved = { ...process.env };
+  before(async () => {
+    emu = await startEmulator({ limits: { creations: { count: 100_000, windowSeconds: 60 } }, ...options });
+    Object.assign(process.env, azureEnv(emu, resourceGroup));
+    inspector = inspectorFor(emu, resourceGroup);
+  });
+  after(async () => {
+    await inspector?.close();
+    await emu?.stop();
+    process.env = saved;
+  });
+  const started = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('the emulator is used before the file’s before() hook ran');
+    return v;
+  };
+  return {
+    get emu() {
+      return started(emu);
+    },
+    get inspector() {
+      return started(inspector);
+    },
+  };
 }

@@ -4,29 +4,14 @@
  * the core's env resolution and tokens) and the emulator's request validation;
  * the stored group is then read back from ARM.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
-import { azureEnv, inspectorFor } from './aci-emulator-env.js';
+import { ACI_TAGS } from '../../src/providers/aci/index.js';
+import { useEmulatorForFile } from './aci-emulator-env.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
 
-let emu: Emulator;
-let inspector: AciProvider;
-const saved = { ...process.env };
-
-before(async () => {
-  emu = await startEmulator({ simulated: { pullMs: 20, startMs: 20 }, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  Object.assign(process.env, azureEnv(emu, 'mapping'));
-  inspector = inspectorFor(emu, 'mapping');
-});
-
-after(async () => {
-  await inspector?.close();
-  await emu?.stop();
-  process.env = saved;
-});
+const aci = useEmulatorForFile('mapping', { simulated: { pullMs: 20, startMs: 20 } });
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -96,9 +81,9 @@ test('a pod using most mapping rows becomes the expected container group', async
     const p = await api.readNamespacedPod({ name: 'kitchen-sink', namespace: ns });
     return p.status?.phase === 'Running' ? p : undefined;
   });
-  const [listed] = (await inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
+  const [listed] = (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
   assert.ok(listed, 'the group carries the pod uid tag');
-  const g = (await inspector.arm.getGroup(listed.name!))!;
+  const g = (await aci.inspector.arm.getGroup(listed.name!))!;
   assert.equal(g.tags?.[ACI_TAGS.namespace], ns);
   assert.equal(g.tags?.[ACI_TAGS.podName], 'kitchen-sink');
   assert.equal(g.tags?.[ACI_TAGS.nodeName], c.nodeName);
@@ -151,6 +136,6 @@ test('nodeSelector kubernetes.io/os: windows makes a Windows group', async (t) =
     const p = await core().readNamespacedPod({ name: 'win', namespace: ns });
     return p.status?.phase === 'Running' ? p : undefined;
   });
-  const [g] = (await inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
+  const [g] = (await aci.inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
   assert.equal(g?.osType, 'Windows');
 });

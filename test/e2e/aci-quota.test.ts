@@ -2,30 +2,15 @@
  * Quota exhaustion and groups deleted behind the connector's back, through the
  * real control plane with the emulator standing in for Azure.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
-import { azureEnv, inspectorFor } from './aci-emulator-env.js';
+import { ACI_TAGS } from '../../src/providers/aci/index.js';
+import { useEmulatorForFile } from './aci-emulator-env.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
 
-let emu: Emulator;
-let inspector: AciProvider;
-const saved = { ...process.env };
-
-before(async () => {
-  emu = await startEmulator({ simulated: { pullMs: 20, startMs: 20 }, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  Object.assign(process.env, azureEnv(emu, 'quota'));
-  inspector = inspectorFor(emu, 'quota');
-});
-
-after(async () => {
-  await inspector?.close();
-  await emu?.stop();
-  process.env = saved;
-});
+const aci = useEmulatorForFile('quota', { simulated: { pullMs: 20, startMs: 20 } });
 
 function pod(node: string, name: string): V1Pod {
   return boundPod(node, name, { spec: { automountServiceAccountToken: false, containers: [{ name: 'app', image: 'nginx' }] } });
@@ -33,7 +18,7 @@ function pod(node: string, name: string): V1Pod {
 
 test('quota exhaustion keeps pods Pending with the reason and an event; they start once capacity frees', { timeout: 300_000 }, async (t) => {
   const ns = await freshNamespace(t, 'aci-quota');
-  emu.setQuota({ containerGroups: 2 });
+  aci.emu.setQuota({ containerGroups: 2 });
   try {
     const c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
     for (const n of ['q-0', 'q-1']) await core().createNamespacedPod({ namespace: ns, body: pod(c.nodeName, n) });
@@ -50,7 +35,7 @@ test('quota exhaustion keeps pods Pending with the reason and an event; they sta
     await core().deleteNamespacedPod({ name: 'q-0', namespace: ns });
     await waitFor('q-2 Running after capacity freed', async () => (await core().readNamespacedPod({ name: 'q-2', namespace: ns })).status?.phase === 'Running', { timeoutMs: 180_000 });
   } finally {
-    emu.setQuota({ containerGroups: 5000 });
+    aci.emu.setQuota({ containerGroups: 5000 });
   }
 });
 
@@ -62,9 +47,9 @@ test('a group deleted behind the connector’s back fails its Running pod with a
     const p = await core().readNamespacedPod({ name: 'victim', namespace: ns });
     return p.status?.phase === 'Running' ? p : undefined;
   });
-  const [g] = (await inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid);
+  const [g] = (await aci.inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid);
   assert.ok(g?.name);
-  await inspector.arm.deleteGroup(g.name);
+  await aci.inspector.arm.deleteGroup(g.name);
   const failed = await waitFor('victim Failed', async () => {
     const p = await core().readNamespacedPod({ name: 'victim', namespace: ns });
     return p.status?.phase === 'Failed' ? p : undefined;
@@ -73,5 +58,5 @@ test('a group deleted behind the connector’s back fails its Running pod with a
   assert.match(failed.status?.message ?? '', /deleted outside Kubernetes/);
   // Give a would-be re-create time to happen, then check nothing came back.
   await new Promise((r) => setTimeout(r, 5_000));
-  assert.equal((await inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid).length, 0);
+  assert.equal((await aci.inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid).length, 0);
 });

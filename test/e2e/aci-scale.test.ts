@@ -2,35 +2,21 @@
  * The connector with the ACI provider under ARM's limits, faults and a restart,
  * against the real control plane and the emulator (simulated runtime).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { ACI_TAGS, type AciProvider } from '../../src/providers/aci/index.js';
-import { azureEnv, inspectorFor } from './aci-emulator-env.js';
+import { ACI_TAGS } from '../../src/providers/aci/index.js';
+import { useEmulatorForFile } from './aci-emulator-env.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector, uniqueNodeName, type ConnectorHandle } from './connector-process.js';
 
-let emu: Emulator;
-let inspector: AciProvider;
 const RG = `scale-${Math.random().toString(36).slice(2, 8)}`;
-const saved = { ...process.env };
 
-before(async () => {
-  // ACI's creation-rate limit (100 per 5 min) is lifted: ARM's buckets are what is under test.
-  emu = await startEmulator({ simulated: { pullMs: 50, startMs: 50 }, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  Object.assign(process.env, azureEnv(emu, RG));
-  inspector = inspectorFor(emu, RG);
-});
-
-after(async () => {
-  await inspector?.close();
-  await emu?.stop();
-  process.env = saved;
-});
+// ACI's creation-rate limit is lifted (useEmulatorForFile's default): ARM's buckets are what is under test.
+const aci = useEmulatorForFile(RG, { simulated: { pullMs: 50, startMs: 50 } });
 
 async function groupsOf(node: string) {
-  return (await inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.nodeName] === node);
+  return (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.nodeName] === node);
 }
 
 async function runningCount(ns: string): Promise<number> {
@@ -54,7 +40,7 @@ function pod(node: string, name: string): V1Pod {
 test('500 pods at once under ARM limits: all Running, one PUT and one DELETE each, calls within budget', { timeout: 900_000 }, async (t) => {
   const ns = await freshNamespace(t, 'aci-500');
   const c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
-  emu.resetStats();
+  aci.emu.resetStats();
   const started = Date.now();
   const names = Array.from({ length: 500 }, (_, i) => `p-${i}`);
   for (let i = 0; i < names.length; i += 50) {
@@ -62,7 +48,7 @@ test('500 pods at once under ARM limits: all Running, one PUT and one DELETE eac
   }
   await waitFor('500 pods Running', async () => (await runningCount(ns)) === 500, { timeoutMs: 600_000, intervalMs: 2_000 });
   const elapsedS = (Date.now() - started) / 1000;
-  const stats = emu.stats();
+  const stats = aci.emu.stats();
   const calls = await armCalls(c);
   t.diagnostic(`500 pods Running in ${elapsedS.toFixed(1)} s; emulator saw ${JSON.stringify(stats.callsByOperation)}; 429s sent: ${stats.throttled}; connector counted ${JSON.stringify(calls)}`);
   const putOutcomes = Object.entries(calls).filter(([k]) => k.startsWith('containerGroups.createOrUpdate '));
@@ -82,8 +68,8 @@ test('500 pods at once under ARM limits: all Running, one PUT and one DELETE eac
 test('503s, lost PUT responses and a SIGKILL mid-flight: no duplicates, no orphans, no stuck pods', { timeout: 600_000 }, async (t) => {
   const ns = await freshNamespace(t, 'aci-faults');
   const nodeName = uniqueNodeName('aci-faults');
-  emu.resetStats();
-  emu.setFaults({ unavailableRate: 0.15, lostPutResponseRate: 0.3 });
+  aci.emu.resetStats();
+  aci.emu.setFaults({ unavailableRate: 0.15, lostPutResponseRate: 0.3 });
   try {
     const first = await startConnector(t, { nodeName, extraArgs: ['--provider', 'aci'] });
     const names = Array.from({ length: 60 }, (_, i) => `f-${i}`);
@@ -97,14 +83,14 @@ test('503s, lost PUT responses and a SIGKILL mid-flight: no duplicates, no orpha
     assert.equal(groups.length, 60, 'exactly one group per pod');
     const pods = (await core().listNamespacedPod({ namespace: ns })).items;
     assert.deepEqual(new Set(groups.map((g) => g.tags?.[ACI_TAGS.podUid])), new Set(pods.map((p) => p.metadata?.uid)));
-    t.diagnostic(`faults: ${JSON.stringify(emu.stats())}`);
-    assert.ok(emu.stats().lostResponses > 0, 'lost responses were exercised');
+    t.diagnostic(`faults: ${JSON.stringify(aci.emu.stats())}`);
+    assert.ok(aci.emu.stats().lostResponses > 0, 'lost responses were exercised');
 
     await Promise.all(names.map((n) => core().deleteNamespacedPod({ name: n, namespace: ns })));
     await waitFor('no pod left', async () => (await core().listNamespacedPod({ namespace: ns })).items.length === 0, { timeoutMs: 300_000, intervalMs: 1_000 });
     assert.equal((await groupsOf(nodeName)).length, 0, 'no orphan');
     assert.ok(second.proc.exitCode === null, 'the restarted connector is still running');
   } finally {
-    emu.setFaults({});
+    aci.emu.setFaults({});
   }
 });
