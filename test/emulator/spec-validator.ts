@@ -156,13 +156,7 @@ export class SpecValidator {
     const schema = this.resolve(schemaIn);
     if (Array.isArray(value)) return schema.items ? value.flatMap((v, i) => this.secretsIn(schema.items as Json, v, `${at}/${i}`)) : [];
     if (!isObject(value)) return [];
-    const props: Record<string, Json> = {};
-    const collect = (s: Json): void => {
-      const r = this.resolve(s);
-      if (Array.isArray(r.allOf)) for (const m of r.allOf as Json[]) collect(m);
-      if (isObject(r.properties)) Object.assign(props, r.properties);
-    };
-    collect(schema);
+    const props = this.propertiesOf(schema);
     const out: string[] = [];
     for (const [k, v] of Object.entries(value)) {
       const ps = props[k] ?? (isObject(schema.additionalProperties) ? schema.additionalProperties : undefined);
@@ -183,6 +177,18 @@ export class SpecValidator {
     return this.strip({ $ref: `#/definitions/${definition}` }, value);
   }
 
+  /** The properties a schema declares, including those it inherits through allOf. */
+  private propertiesOf(schema: Json): Record<string, Json> {
+    const props: Record<string, Json> = {};
+    const collect = (s: Json): void => {
+      const r = this.resolve(s);
+      if (Array.isArray(r.allOf)) for (const m of r.allOf as Json[]) collect(m);
+      if (isObject(r.properties)) Object.assign(props, r.properties);
+    };
+    collect(schema);
+    return props;
+  }
+
   private resolve(schema: Json): Json {
     let s = schema;
     while (typeof s.$ref === 'string') s = this.spec.definitions[s.$ref.replace('#/definitions/', '')] as Json;
@@ -193,13 +199,7 @@ export class SpecValidator {
     const schema = this.resolve(schemaIn);
     if (Array.isArray(value)) return schema.items ? value.map((v) => this.strip(schema.items as Json, v)) : value;
     if (!isObject(value)) return value;
-    const props: Record<string, Json> = {};
-    const collect = (s: Json): void => {
-      const r = this.resolve(s);
-      if (Array.isArray(r.allOf)) for (const m of r.allOf as Json[]) collect(m);
-      if (isObject(r.properties)) Object.assign(props, r.properties);
-    };
-    collect(schema);
+    const props = this.propertiesOf(schema);
     const out: Json = {};
     for (const [k, v] of Object.entries(value)) {
       const ps = props[k];
