@@ -1,9 +1,22 @@
 # Shared by scripts/test and scripts/demo: install steps, each a no-op when done.
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# Debian packages the project needs at run time: podman with runc for the emulator's
-# real containers, busybox-static for locally built test images, iproute2 and openssl.
-APT_PACKAGES=(podman runc uidmap slirp4netns busybox-static iproute2 openssl git ca-certificates)
+# Debian packages the project needs at run time. They are installed with
+# --no-install-recommends, so every package that a tool only *recommends* but we
+# rely on is named here too (a fresh machine has nothing else; .ci/fresh-machine proves it).
+#   podman          the emulator's real containers (podman pods, podman build)
+#   runc            podman's OCI runtime here: crun fails on these hybrid cgroups
+#   conmon          podman's container monitor (a Depends of podman; named for the preflight)
+#   catatonit       init binary of podman's local pause image, which `podman pod create` builds;
+#                   podman only Recommends catatonit | tini | dumb-init
+#   slirp4netns     pods' user-mode network; podman only Recommends it
+#   uidmap          newuidmap/newgidmap for user namespaces; podman only Recommends it
+#   netavark        podman's network backend; containers-common only Recommends it
+#   busybox-static  the locally built test images (no registry is reachable)
+#   iproute2        `ip` for the network namespaces tests create
+#   git             gitRepo volumes in the emulator
+#   ca-certificates TLS to the package registries npm and go use
+APT_PACKAGES=(podman runc conmon catatonit slirp4netns uidmap netavark busybox-static iproute2 git ca-certificates)
 
 ensure_system_packages() {
   local missing=() p
