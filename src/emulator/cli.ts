@@ -64,6 +64,7 @@ interface CliOptions {
   podman?: Record<string, unknown>;
   keep: boolean;
   quiet: boolean;
+  preflight: boolean;
 }
 
 const program = new Command()
@@ -92,6 +93,7 @@ const program = new Command()
   .option('--simulated <json>', 'simulated runtime options (JSON text or file): pullMs, startMs, exitAfterMs, restartDelayMs, rules, defaultFate', json)
   .option('--podman <json>', 'podman runtime options (JSON text or file)', json)
   .option('--keep', 'leave containers running when the emulator stops', false)
+  .option('--no-preflight', "skip the runtime's start-up check that it can run a group (podman: create a pod, run the local image)")
   .option('-q, --quiet', 'do not log internal errors', false);
 
 program.parse();
@@ -124,6 +126,7 @@ const options: EmulatorOptions = {
     ...(o.lostPutRate !== undefined ? { lostPutResponseRate: o.lostPutRate } : {}),
   },
   log: o.quiet ? () => undefined : (msg) => console.error(`[aci-emulator] ${msg}`),
+  preflight: o.preflight,
 };
 if (o.stateDir) options.stateDir = o.stateDir;
 if (o.tenantId) options.tenantId = o.tenantId;
@@ -134,7 +137,17 @@ if (o.podman) options.podman = o.podman;
 if (clientId && clientSecret) options.clients = [{ clientId, clientSecret }];
 else if (clientId || clientSecret) program.error('--client-id and --client-secret go together');
 
-const emulator = await startEmulator(options);
+let emulator: Awaited<ReturnType<typeof startEmulator>>;
+try {
+  emulator = await startEmulator(options);
+} catch (e) {
+  // A machine that cannot run groups gets one line that names the fix, not a stack trace.
+  if (e instanceof Error && e.name === 'PodmanPreflightError') {
+    console.error(`aci-emulator: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+}
 // The credentials are the emulator's own, printed so that clients can be configured; they guard nothing real.
 console.log(
   [

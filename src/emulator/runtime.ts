@@ -123,6 +123,11 @@ export class RuntimeProvisionError extends Error {
 export interface ContainerGroupRuntime {
   readonly kind: 'podman' | 'simulated';
   /**
+   * Proves at start that the machine can run a group at all (the emulator calls it
+   * before it listens); rejects with an error whose message names the fix.
+   */
+  preflight?(): Promise<void>;
+  /**
    * Provisions and starts the group. Resolves when the group is running (or has
    * started its init containers); rejects with RuntimeProvisionError when it cannot
    * (image pull failure and the like). `onChange` is called whenever the view changes.

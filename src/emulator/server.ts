@@ -66,6 +66,11 @@ export interface EmulatorOptions {
   /** Random source for faults. Default Math.random. */
   random?: () => number;
   log?: (msg: string) => void;
+  /**
+   * Run the runtime's preflight before listening (default true): a machine that cannot
+   * run a group fails here, with the fix named, instead of leaving groups waiting.
+   */
+  preflight?: boolean;
 }
 
 export interface EmulatorStats {
@@ -169,6 +174,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     stateDir,
   );
   const runtime = await loadRuntime(options, log);
+  if (options.preflight !== false && runtime.preflight) {
+    try {
+      await runtime.preflight();
+    } catch (e) {
+      await runtime.close().catch(() => undefined);
+      throw e;
+    }
+  }
 
   let limits = mergeLimits(defaultThrottleLimits(), options.limits);
   let quota: Quota = { containerGroups: 5000, cores: 10000, ...options.quota };

@@ -133,3 +133,18 @@ test('ACI events become pod events once each; a repeat with a new count is new',
   g.containers[0] = container('app', { events: [ev(2, t1)] });
   assert.deepEqual(d.newEvents(g).map((e) => e.reason), ['Pulling']);
 });
+
+test('a container the runtime could not create keeps the pod Pending with CreateContainerError and the message', () => {
+  const why = 'Error: podman pod create failed: finding pause binary: "catatonit" not found';
+  const g = group({ provisioningState: 'Failed', instanceView: { state: 'Failed' } }, [
+    container('app', { currentState: { state: 'Waiting', detailStatus: 'CreateContainerError' }, events: [{ name: 'Pulled', type: 'Normal', message: 'ok', count: 1 }, { name: 'Failed', type: 'Warning', message: why, count: 1 }] }),
+  ]);
+  const s = groupToPodStatus(g, undefined);
+  assert.equal(s.phase, 'Pending');
+  assert.equal(s.reason, 'CreateContainerError');
+  assert.equal(s.message, why);
+  assert.deepEqual(s.containerStatuses?.[0]?.state, { waiting: { reason: 'CreateContainerError', message: why } });
+  // Any other provisioning failure still ends the pod.
+  const other = groupToPodStatus(group({ provisioningState: 'Failed' }, [container('app', { currentState: { state: 'Waiting' } })]), undefined);
+  assert.equal(other.phase, 'Failed');
+});

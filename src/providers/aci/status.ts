@@ -8,8 +8,12 @@ import type { ProviderPodStatus } from '../../core/provider.js';
 
 type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
+/** The kubelet's waiting reason for a container the runtime could not create. */
+const RETRYABLE_WAITING = 'CreateContainerError';
+
 interface ContainerView {
   restartCount?: number;
+  events?: { type?: string; message?: string }[];
   currentState?: ContainerState;
   previousState?: ContainerState;
   /** Not in the 2023-05-01 schema; honoured when a backend reports it. */
@@ -53,6 +57,11 @@ function containerStatus(
   hasReadinessProbe: boolean,
 ): V1ContainerStatus {
   const state = mapContainerState(view?.currentState) ?? { waiting: { reason: 'ContainerCreating' } };
+  // A kubelet says why a container waits; ACI's state has no message, its Warning event does.
+  if (state.waiting && state.waiting.reason !== 'ContainerCreating') {
+    const warning = view?.events?.filter((e) => e.type === 'Warning').pop()?.message;
+    if (warning) state.waiting.message = warning;
+  }
   const last = mapContainerState(view?.previousState);
   const running = state.running !== undefined;
   const ready = running && (hasReadinessProbe ? (view?.ready ?? true) : true);
@@ -99,7 +108,14 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
   let phase: Phase;
   let reason: string | undefined;
   let message: string | undefined;
-  if (provisioning === 'Failed') {
+  const cannotCreate = [...initContainerStatuses, ...containerStatuses].find((s) => s.state?.waiting?.reason === RETRYABLE_WAITING);
+  if (provisioning === 'Failed' && cannotCreate) {
+    // The runtime could not create a container (a kubelet keeps such a pod Pending and
+    // retries); the pod is not finished, it is stuck, and says why.
+    phase = 'Pending';
+    reason = RETRYABLE_WAITING;
+    message = cannotCreate.state?.waiting?.message ?? `container ${cannotCreate.name} could not be created`;
+  } else if (provisioning === 'Failed') {
     phase = 'Failed';
     reason = 'ProviderFailed';
     const warn = [...(group.instanceView?.events ?? []), ...group.containers.flatMap((c) => c.instanceView?.events ?? [])].filter((e) => e.type === 'Warning').pop();

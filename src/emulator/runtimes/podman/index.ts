@@ -8,6 +8,7 @@ import { PodmanRuntime, type PodmanRuntimeOptions } from './podman-runtime.js';
 export type { PodmanRuntimeOptions } from './podman-runtime.js';
 export { PodmanRuntime } from './podman-runtime.js';
 export { machineUlimits, renderContainersConf } from './setup.js';
+export { PodmanPreflightError } from './preflight.js';
 
 /** Options may come from the CLI as JSON, so they are checked here. */
 const optionsSchema = z.strictObject({
@@ -22,6 +23,7 @@ const optionsSchema = z.strictObject({
   pullTimeoutMs: z.number().positive().optional(),
   stopTimeoutSeconds: z.number().int().min(0).optional(),
   reapOrphans: z.boolean().optional(),
+  helperBinariesDir: z.array(z.string().min(1)).optional(),
   log: z.custom<NonNullable<PodmanRuntimeOptions['log']>>((v) => typeof v === 'function').optional(),
 });
 

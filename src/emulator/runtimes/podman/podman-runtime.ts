@@ -32,6 +32,8 @@ import { ownerAlive, ownerToken } from './owner.js';
 import { containerLogs } from './logs.js';
 import { PodmanError, type PodmanCli } from './podman-cli.js';
 import { ProbeRunner } from './probes.js';
+import { busyboxImage } from './local-images.js';
+import { diagnose, PodmanPreflightError, preflightPodman } from './preflight.js';
 import { preparePodman, type PodmanLayout } from './setup.js';
 import { prepareVolumes } from './volumes.js';
 
@@ -61,6 +63,11 @@ export interface PodmanRuntimeOptions {
    * (a crash, say). Off by default: it also removes pods a closed runtime kept.
    */
   reapOrphans?: boolean;
+  /**
+   * podman's helper_binaries_dir (where it looks for catatonit and the like before
+   * PATH). Default podman's own list; the preflight tests point it at an empty folder.
+   */
+  helperBinariesDir?: string[];
   /** Optional logger for runtime trouble (never receives secret values). */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -192,7 +199,12 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   constructor(opts: PodmanRuntimeOptions) {
     this.opts = opts;
     this.instanceId = opts.instanceId ?? randomUUID();
-    const setup = preparePodman({ stateDir: opts.stateDir, binary: opts.podmanBinary, storageDriver: opts.storageDriver });
+    const setup = preparePodman({
+      stateDir: opts.stateDir,
+      binary: opts.podmanBinary,
+      storageDriver: opts.storageDriver,
+      helperBinariesDir: opts.helperBinariesDir,
+    });
     this.cli = setup.cli;
     this.layout = setup.layout;
     this.pool = new LoopbackIpPool(opts.ipPool ?? '127.20.0.0/16', opts.ipLeaseDir);
@@ -234,6 +246,23 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     };
     this.groups.set(spec.id, rec);
     await this.serial(rec, () => this.provision(rec, rec.generation));
+  }
+
+  /**
+   * Proves this machine can run a group: builds the local image, then creates a pod and
+   * runs the image in it. Rejects with PodmanPreflightError naming the fix.
+   */
+  async preflight(): Promise<void> {
+    this.assertOpen();
+    let image: string;
+    try {
+      image = await busyboxImage(this.cli);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      throw new PodmanPreflightError('build the local image', message.split('\n')[0] ?? message, diagnose(message));
+    }
+    const ms = await preflightPodman(this.cli, { image, label: `${LABEL_INSTANCE}=${this.instanceId}` });
+    this.opts.log?.('podman preflight passed', { ms });
   }
 
   view(id: string): RuntimeGroupView | undefined {
@@ -414,9 +443,16 @@ export class PodmanRuntime implements ContainerGroupRuntime {
         this.notify(rec, true);
         throw e;
       }
-      this.notify(rec, true);
       const message = e instanceof Error ? e.message : String(e);
+      // What a kubelet reports when the runtime cannot create a container: the container
+      // waits with CreateContainerError and says why (an event alone is easy to miss).
+      for (const c of [...rec.init, ...rec.app]) {
+        if (c.current.state !== 'Waiting' || c.current.detailStatus) continue;
+        c.current = { state: 'Waiting', detailStatus: 'CreateContainerError' };
+        c.events.add('Failed', 'Warning', `Error: ${message}`);
+      }
       rec.events.add('Failed', 'Warning', message);
+      this.notify(rec, true);
       throw new RuntimeProvisionError('ContainerGroupDeploymentFailed', `container group '${rec.spec.name}' could not be deployed: ${message}`);
     }
   }

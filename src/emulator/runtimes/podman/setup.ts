@@ -75,7 +75,7 @@ export function machineUlimits(): ContainerUlimits {
 }
 
 /** The containers.conf the emulator ships; values are TOML strings and numbers only. */
-export function renderContainersConf(limits: ContainerUlimits, eventsLog: string, networkConfigDir: string): string {
+export function renderContainersConf(limits: ContainerUlimits, eventsLog: string, networkConfigDir: string, helperBinariesDir?: string[]): string {
   return [
     '# Written by the ACI emulator at start; podman reads it through CONTAINERS_CONF.',
     '[containers]',
@@ -90,6 +90,7 @@ export function renderContainersConf(limits: ContainerUlimits, eventsLog: string
     'cgroup_manager = "cgroupfs"',
     'events_logger = "file"',
     `events_logfile_path = ${JSON.stringify(eventsLog)}`,
+    ...(helperBinariesDir ? [`helper_binaries_dir = [${helperBinariesDir.map((d) => JSON.stringify(d)).join(', ')}]`] : []),
     '',
     '[network]',
     '# Pods use slirp4netns and create no networks; should one appear, it stays in our folder.',
@@ -136,13 +137,13 @@ export interface PodmanSetup {
   ulimits: ContainerUlimits;
 }
 
-export function preparePodman(opts: { stateDir: string; binary?: string; storageDriver?: string }): PodmanSetup {
+export function preparePodman(opts: { stateDir: string; binary?: string; storageDriver?: string; helperBinariesDir?: string[] }): PodmanSetup {
   const layout = podmanLayout(opts.stateDir);
   for (const dir of [layout.stateDir, layout.root, layout.runroot, layout.tmpdir, layout.groupsDir, layout.fileSharesDir, join(layout.stateDir, 'events'), join(layout.stateDir, 'networks')]) {
     mkdirSync(dir, { recursive: true });
   }
   const ulimits = machineUlimits();
-  writeAtomically(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog, join(layout.stateDir, 'networks')));
+  writeAtomically(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog, join(layout.stateDir, 'networks'), opts.helperBinariesDir));
   let registriesConf: string | undefined;
   if (needsOwnRegistriesConf()) {
     writeAtomically(layout.registriesConf, renderRegistriesConf());
