@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { logStream, newPart, shapeLines } from '../../src/providers/aci/logs.js';
+import { TransientProviderError } from '../../src/core/provider.js';
+import { LogFollowerHub, lastLines } from '../../src/providers/aci/log-followers.js';
+import { newPart, shapeLines } from '../../src/providers/aci/logs.js';
+
+const hub = (pollMs = 5, maxFollowers = 100) => new LogFollowerHub({ pollMs, maxFollowers });
 
 async function text(r: NodeJS.ReadableStream): Promise<string> {
   let s = '';
@@ -22,18 +26,22 @@ test('newPart finds what was appended, also when the front was trimmed', () => {
   assert.equal(newPart('a\n', 'x\n'), 'x\n');
 });
 
-test('a non-follow read passes tail and applies limitBytes', async () => {
+test('a non-follow read applies tail locally (one whole-log read) and limitBytes', async () => {
   const asked: unknown[] = [];
-  const r = await logStream(async (o) => (asked.push(o), 'hello world\n'), { tailLines: 5, limitBytes: 5 }, () => true);
+  const r = await hub().open('g/c', async (o) => (asked.push(o), 'zero\nhello world\n'), { tailLines: 1, limitBytes: 5 }, () => true);
   assert.equal(await text(r), 'hello');
-  assert.deepEqual(asked, [{ tail: 5 }]);
+  assert.deepEqual(asked, [{}]);
+  assert.equal(lastLines('a\nb\nc', 2), 'b\nc');
+  assert.equal(lastLines('a\nb\n', 5), 'a\nb\n');
+  assert.equal(lastLines('a\n', 0), '');
 });
 
 test('follow emits only new output and ends when the container is done', async () => {
   const versions = ['one\n', 'one\ntwo\n', 'one\ntwo\nthree\n'];
   let i = 0;
   let done = false;
-  const r = await logStream(
+  const r = await hub().open(
+    'g/c',
     async () => {
       const v = versions[Math.min(i, versions.length - 1)]!;
       i++;
@@ -42,7 +50,42 @@ test('follow emits only new output and ends when the container is done', async (
     },
     { follow: true },
     () => done,
-    5,
   );
   assert.equal(await text(r), 'one\ntwo\nthree\n');
+});
+
+test('many followers of one container share one poll, each from its own tail, and each gets new lines', async () => {
+  let log = 'a\nb\n';
+  let reads = 0;
+  let done = false;
+  const h = hub(20);
+  const fetch = async () => {
+    reads++;
+    return log;
+  };
+  const streams = await Promise.all(Array.from({ length: 50 }, (_, i) => h.open('g/c', fetch, { follow: true, tailLines: i % 2 }, () => done)));
+  assert.equal(reads, 1, 'the first snapshot is shared');
+  assert.equal(h.count, 50);
+  const texts = streams.map((s) => text(s));
+  log += 'c\n';
+  await new Promise((r) => setTimeout(r, 70));
+  done = true;
+  const got = await Promise.all(texts);
+  got.forEach((g, i) => assert.equal(g, i % 2 ? 'b\nc\n' : 'c\n'));
+  assert.ok(reads <= 6, `${reads} reads for 50 followers over ~4 polls`);
+  assert.equal(h.count, 0, 'followers are released when they end');
+});
+
+test('past the cap the next follower is refused with a clear, transient error', async () => {
+  const h = hub(1000, 2);
+  const fetch = async () => 'x\n';
+  const a = await h.open('g/c', fetch, { follow: true }, () => false);
+  const b = await h.open('g/d', fetch, { follow: true }, () => false);
+  await assert.rejects(h.open('g/c', fetch, { follow: true }, () => false), (e: unknown) => e instanceof TransientProviderError && /2 log followers/.test(e.message));
+  const plain = await h.open('g/c', fetch, {}, () => false);
+  assert.equal(await text(plain), 'x\n', 'a plain read is not a follower');
+  a.destroy();
+  await new Promise((r) => setImmediate(r));
+  const c = await h.open('g/c', fetch, { follow: true }, () => false);
+  for (const s of [b, c]) s.destroy();
 });

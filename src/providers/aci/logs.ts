@@ -2,9 +2,8 @@
  * Container logs from ACI's listLogs, shaped to the kubelet's log options.
  *
  * ACI returns the whole (bounded) log on every call, so `follow` polls and emits
- * what is new; `sinceSeconds` asks for timestamps and filters by them.
+ * what is new (log-followers.ts); `sinceSeconds` asks for timestamps and filters by them.
  */
-import { Readable } from 'node:stream';
 import type { LogOptions } from '../../core/provider.js';
 
 export type FetchLogs = (opts: { tail?: number; timestamps?: boolean }) => Promise<string>;
@@ -37,47 +36,4 @@ export function newPart(prev: string, next: string): string {
     if (next.startsWith(tailOfPrev)) return next.slice(tailOfPrev.length);
   }
   return next;
-}
-
-export function logStream(fetch: FetchLogs, opts: LogOptions, isDone: () => boolean, pollMs = 2_000): Promise<Readable> {
-  const withStamps = opts.timestamps === true || opts.sinceSeconds !== undefined;
-  const req = { ...(opts.tailLines !== undefined ? { tail: opts.tailLines } : {}), ...(withStamps ? { timestamps: true } : {}) };
-  let budget = opts.limitBytes ?? Infinity;
-  const cap = (s: string): string => {
-    if (budget === Infinity) return s;
-    const b = Buffer.from(s).subarray(0, Math.max(0, budget));
-    budget -= b.length;
-    return b.toString('utf8');
-  };
-  return fetch(req).then((first) => {
-    const shape = (text: string): string => (withStamps ? shapeLines(text, opts, Date.now()) : text);
-    if (!opts.follow) return Readable.from([Buffer.from(cap(shape(first)))]);
-    let seen = first;
-    let timer: NodeJS.Timeout | undefined;
-    const out = new Readable({
-      read() {},
-      destroy(err, cb) {
-        if (timer) clearTimeout(timer);
-        cb(err);
-      },
-    });
-    out.push(cap(shape(first)));
-    const tick = async (): Promise<void> => {
-      if (out.destroyed) return;
-      try {
-        // Once started, every later line is new: tail only applies to the first read.
-        const now = await fetch(withStamps ? { timestamps: true } : {});
-        const add = newPart(seen, now);
-        seen = now;
-        if (add) out.push(cap(shape(add)));
-      } catch (e) {
-        out.destroy(e as Error);
-        return;
-      }
-      if (budget <= 0 || isDone()) out.push(null);
-      else timer = setTimeout(() => void tick(), pollMs);
-    };
-    timer = setTimeout(() => void tick(), pollMs);
-    return out;
-  });
 }

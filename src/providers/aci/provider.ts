@@ -39,7 +39,7 @@ import { mapPool } from './pool.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 import { attachViaWebSocket, execViaWebSocket } from './exec.js';
-import { logStream } from './logs.js';
+import { LogFollowerHub } from './log-followers.js';
 
 export interface AciProviderOptions {
   config: AciConfig;
@@ -55,6 +55,8 @@ export interface AciProviderOptions {
   steadyRefreshMs?: number;
   /** How often a followed log is polled (ms). */
   logPollMs?: number;
+  /** Concurrent `kubectl logs -f` clients served at once (all share one poll per container). Default 100. */
+  maxLogFollowers?: number;
   onArmAttempt?: (a: ArmAttempt) => void;
   /** Retry tuning for ArmCaller (tests shorten it). */
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
@@ -91,7 +93,7 @@ export class AciProvider implements Provider {
   private readonly statusBudget: TokenBucket;
   private readonly passIntervalMs: number;
   private readonly steadyRefreshMs: number;
-  private readonly logPollMs: number;
+  private readonly followers: LogFollowerHub;
   private timer: NodeJS.Timeout | undefined;
   private nextPassAt = 0;
   private running = false;
@@ -131,7 +133,7 @@ export class AciProvider implements Provider {
     this.statusBudget = new TokenBucket(Math.max(1, perSecond * 2), perSecond);
     this.passIntervalMs = o.passIntervalMs ?? 2_000;
     this.steadyRefreshMs = o.steadyRefreshMs ?? 30_000;
-    this.logPollMs = o.logPollMs ?? 2_000;
+    this.followers = new LogFollowerHub({ pollMs: o.logPollMs ?? 2_000, maxFollowers: o.maxLogFollowers ?? 100 });
   }
 
   // ---- node ----------------------------------------------------------------
@@ -311,7 +313,7 @@ export class AciProvider implements Provider {
       const cs = [...(t.status?.containerStatuses ?? []), ...(t.status?.initContainerStatuses ?? [])].find((c) => c.name === container);
       return t.terminal || (cs?.state?.terminated !== undefined && t.status?.phase !== 'Running' && t.status?.phase !== 'Pending');
     };
-    return logStream((o) => this.arm.listLogs(name, container, o), opts, isDone, this.logPollMs);
+    return this.followers.open(`${name}/${container}`, (o) => this.arm.listLogs(name, container, o), opts, isDone);
   }
 
   async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
