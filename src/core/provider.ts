@@ -40,7 +40,7 @@ export interface PodContext {
   /** A token for a projected serviceAccountToken volume, when the core can mint one. */
   getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
   /** Records a Kubernetes Event on the pod (shown by `kubectl describe pod`). */
-  recordEvent(type: 'Normal' | 'Warning', reason: string, message: string): void;
+  recordEvent: (type: 'Normal' | 'Warning', reason: string, message: string) => void;
 }
 
 /**

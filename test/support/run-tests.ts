@@ -11,6 +11,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import type { Transform } from 'node:stream';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { repoRoot, startCluster, stopCluster } from '../../devcluster/cluster.js';
@@ -76,7 +77,7 @@ async function main(): Promise<number> {
       if (d.details.type !== 'suite') failed++;
     });
     await new Promise<void>((resolve, reject) => {
-      const out = stream.compose(new spec());
+      const out = stream.compose<Transform>(new spec());
       out.on('data', (chunk: Buffer | string) => process.stdout.write(chunk));
       out.on('end', () => resolve());
       out.on('error', reject);
