@@ -180,8 +180,6 @@ export interface ProviderConfig {
   clusterId: string;
   /** The node's InternalIP (also every pod's hostIP). */
   nodeIP: string;
-  /** The --provider-config file, when given; its format is the provider's own. */
-  configFile?: string;
   /** Environment to read provider settings from (process.env in production). */
   env: Readonly<Record<string, string | undefined>>;
   log: import('pino').Logger;
