@@ -54,7 +54,7 @@ async function pemKey(key: CryptoKey): Promise<string> {
 }
 
 async function newKeys(): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
 }
 
 export class CertificateAuthority {

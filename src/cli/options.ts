@@ -8,7 +8,6 @@ export interface CliOptions {
   nodeName: string;
   nodeIp: string;
   provider: 'aci' | 'mock';
-  providerConfig?: string;
   taint?: string[];
   kubeApiQps: number;
   kubeApiBurst: number;
@@ -76,7 +75,6 @@ export function buildProgram(version: string): Command {
     .option('--node-name <name>', 'name of the node to register', nodeName, 'aci-connector')
     .option('--node-ip <ip>', "the node's InternalIP and every pod's hostIP (env POD_IP)", env.POD_IP ?? env.VKUBELET_POD_IP ?? '127.0.0.1')
     .addOption(new Option('--provider <name>', 'backend that runs the pods').choices(['aci', 'mock']).default('aci'))
-    .option('--provider-config <path>', "the provider's own configuration file")
     .option('--taint <key[=value]:Effect>', `taint of the node; repeat for several, "none" for none (default: ${DEFAULT_TAINT})`, collect)
     .option('--kube-api-qps <n>', 'sustained requests per second to the API server', positiveNumber, 50)
     .option('--kube-api-burst <n>', 'requests allowed in a burst above the QPS', positiveInt, 100)

@@ -88,7 +88,6 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
       nodeName: opts.nodeName,
       clusterId,
       nodeIP: opts.nodeIp,
-      configFile: opts.providerConfig,
       env: process.env,
       log: log.child({ component: 'provider' }),
     },

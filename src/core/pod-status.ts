@@ -174,7 +174,7 @@ export function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v as object).sort()) {
+    for (const k of Object.keys(v).sort()) {
       const c = canonical((v as Record<string, unknown>)[k]);
       // An empty object or list means the same as none (the API server returns `lastState: {}`).
       if (c === undefined || (Array.isArray(c) && c.length === 0)) continue;

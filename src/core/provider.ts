@@ -40,7 +40,7 @@ export interface PodContext {
   /** A token for a projected serviceAccountToken volume, when the core can mint one. */
   getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
   /** Records a Kubernetes Event on the pod (shown by `kubectl describe pod`). */
-  recordEvent(type: 'Normal' | 'Warning', reason: string, message: string): void;
+  recordEvent: (type: 'Normal' | 'Warning', reason: string, message: string) => void;
 }
 
 /**
@@ -180,8 +180,6 @@ export interface ProviderConfig {
   clusterId: string;
   /** The node's InternalIP (also every pod's hostIP). */
   nodeIP: string;
-  /** The --provider-config file, when given; its format is the provider's own. */
-  configFile?: string;
   /** Environment to read provider settings from (process.env in production). */
   env: Readonly<Record<string, string | undefined>>;
   log: import('pino').Logger;

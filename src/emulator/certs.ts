@@ -25,8 +25,8 @@ const newKeyPair = (): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   });
   return {
-    privateKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey,
-    publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
+    privateKey: forge.pki.privateKeyFromPem(privateKey),
+    publicKey: forge.pki.publicKeyFromPem(publicKey),
   };
 };
 

@@ -3,7 +3,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { startEmulator, type EmulatorOptions } from './server.js';
-import type { SimulatedRuntimeOptions } from './runtimes/simulated/index.js';
 
 const rate = (v: string): number => {
   const n = Number(v);
@@ -132,7 +131,7 @@ if (o.stateDir) options.stateDir = o.stateDir;
 if (o.tenantId) options.tenantId = o.tenantId;
 if (o.subscriptionId) options.subscriptionId = o.subscriptionId;
 if (o.pageSize !== undefined) options.pageSize = o.pageSize;
-if (o.simulated) options.simulated = o.simulated as SimulatedRuntimeOptions;
+if (o.simulated) options.simulated = o.simulated;
 if (o.podman) options.podman = o.podman;
 if (clientId && clientSecret) options.clients = [{ clientId, clientSecret }];
 else if (clientId || clientSecret) program.error('--client-id and --client-secret go together');

@@ -15,7 +15,7 @@
  *   sender keeping to the 64 KiB window stalls for good; the send windows are
  *   made non-blocking, as in the real kubelet (which does no flow control).
  */
-import { PassThrough, type Duplex, type Writable } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
 import transport, { type SpdyConnection, type SpdyStream, type WindowSide } from 'spdy-transport';
 import type { Logger } from '../common/logger.js';
 import type { StreamFlags } from './routes.js';
@@ -180,8 +180,8 @@ function session(
     protocol: o.protocol,
     streams: {
       stdin: input,
-      stdout: stdout as Writable | undefined,
-      stderr: stderr as Writable | undefined,
+      stdout,
+      stderr,
       tty: o.flags.tty,
       resize: resize ? resizeEvents(resize) : undefined,
     },

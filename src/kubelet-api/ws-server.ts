@@ -92,7 +92,7 @@ export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
             // Output written before the status must go first: wait for the writers to drain.
             await Promise.all(
               [stdout, stderr].map((w) => {
-                if (!w) return undefined;
+                if (!w) return Promise.resolve();
                 if (!w.writableEnded) w.end();
                 return streamFinished(w).catch(() => undefined);
               }),

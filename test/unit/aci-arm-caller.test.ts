@@ -73,7 +73,7 @@ test('a 429 is retried no earlier than its Retry-After, and counted', async () =
   assert.equal(out, 'ok');
   assert.equal(attempts.length, 2);
   assert.equal(attempts[0]?.result, '429');
-  assert.ok(attempts[1]!.startedAt >= attempts[0]!.retryNotBefore!, 'retried before Retry-After');
+  assert.ok(attempts[1]!.startedAt >= attempts[0].retryNotBefore!, 'retried before Retry-After');
   const metric = await registry.getSingleMetricAsString('aci_connector_arm_requests_total');
   assert.match(metric, /operation="containerGroups.get",result="429"} 1/);
   assert.match(metric, /operation="containerGroups.get",result="success"} 1/);

@@ -99,7 +99,7 @@ test('waiting containers carry ACI detail status as the reason; init containers 
   assert.equal(s.phase, 'Pending');
   assert.deepEqual(s.containerStatuses?.[0]?.state, { waiting: { reason: 'ImagePullBackOff' } });
 
-  const withInit = group({ initContainers: [{ name: 'init', image: 'busybox', instanceView: { currentState: { state: 'Running' } } } as never] }, [container('app', {})]);
+  const withInit = group({ initContainers: [{ name: 'init', image: 'busybox', instanceView: { currentState: { state: 'Running' } } }] }, [container('app', {})]);
   const w = groupToPodStatus(withInit, undefined);
   assert.equal(w.phase, 'Pending');
   assert.equal(w.initContainerStatuses?.[0]?.state?.running !== undefined, true);

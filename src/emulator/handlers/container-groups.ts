@@ -17,7 +17,7 @@ export function groupId(sub: string, rg: string, name: string): string {
 }
 
 export function requireGroup(ctx: ArmContext, req: ArmRequest): GroupRecord {
-  const { subscriptionId, resourceGroupName, containerGroupName } = req.params as Record<string, string>;
+  const { subscriptionId, resourceGroupName, containerGroupName } = req.params;
   const key = groupId(subscriptionId ?? '', resourceGroupName ?? '', containerGroupName ?? '').toLowerCase();
   const record = ctx.store.getGroup(key);
   if (!record) throw notFound(`${PROVIDER}/containerGroups`, containerGroupName ?? '', resourceGroupName ?? '');

@@ -52,7 +52,7 @@ export function parseExecCommand(command: string): string[] {
   if (trimmed.startsWith('[')) {
     try {
       const argv: unknown = JSON.parse(trimmed);
-      if (Array.isArray(argv) && argv.length > 0 && argv.every((a) => typeof a === 'string')) return argv as string[];
+      if (Array.isArray(argv) && argv.length > 0 && argv.every((a) => typeof a === 'string')) return argv;
     } catch {
       // not JSON: fall through to splitting
     }

@@ -120,7 +120,7 @@ function mapProbe(c: V1Container, p: V1Probe | undefined, field: string): Contai
     const h = p.httpGet;
     return {
       httpGet: {
-        port: resolvePort(c, h.port as number | string, `${field}.httpGet.port`),
+        port: resolvePort(c, h.port, `${field}.httpGet.port`),
         ...(h.path ? { path: h.path } : {}),
         scheme: (h.scheme ?? 'HTTP').toLowerCase(),
         ...(h.httpHeaders?.length ? { httpHeaders: h.httpHeaders.map((x) => ({ name: x.name, value: x.value })) } : {}),

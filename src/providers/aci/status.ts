@@ -96,10 +96,10 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
   const specContainers = pod?.spec?.containers ?? [];
   const probes = new Map(specContainers.map((c) => [c.name, c.readinessProbe !== undefined]));
   const containerStatuses = group.containers.map((c) =>
-    containerStatus(c.name, c.image, groupName, c.instanceView as ContainerView | undefined, probes.get(c.name) ?? c.readinessProbe !== undefined),
+    containerStatus(c.name, c.image, groupName, c.instanceView, probes.get(c.name) ?? c.readinessProbe !== undefined),
   );
   const initContainerStatuses = (group.initContainers ?? []).map((c) =>
-    containerStatus(c.name, c.image ?? '', groupName, c.instanceView as ContainerView | undefined, false),
+    containerStatus(c.name, c.image ?? '', groupName, c.instanceView, false),
   );
 
   const restartPolicy = group.restartPolicy ?? 'Always';

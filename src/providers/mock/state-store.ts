@@ -90,7 +90,7 @@ export class StateStore {
           writeMockState(file, this.state);
           resolve();
         } catch (err) {
-          reject(err as Error);
+          reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
     });
