@@ -4,17 +4,17 @@
  * standard bootstrap ClusterRoles) and an empty cert dir, gets
  * `system:node:<name>` through a CSR that the controller-manager approves and
  * signs, registers a Ready node with it, reuses it after a restart, and
- * rotates it with its own identity while the node keeps renewing its Lease.
+ * rotates it with its own identity while the node keeps renewing its Lease;
+ * a bootstrap token serves as the bootstrap identity as well.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { writeFileSync } from 'node:fs';
 import { CURRENT_FILE } from '../../src/core/node-credentials/index.js';
 import { adminKubeConfig, freshNamespace, testCluster, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector, uniqueNodeName, type ConnectorHandle } from './connector-process.js';
@@ -224,4 +224,48 @@ test('the node certificate rotates with the node identity before it expires, and
   }, { timeoutMs: 30_000 });
   await waitReady(nodeName);
   assert.doesNotMatch(h.output(), /rotation failed/);
+});
+
+test('a bootstrap token works as the bootstrap identity too', async (t) => {
+  const dir = tempDir(t, 'node-token-');
+  const certDir = join(dir, 'pki');
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
+  const id = pick(6);
+  const secret = pick(16);
+  const api = core();
+  await api.createNamespacedSecret({
+    namespace: 'kube-system',
+    body: {
+      metadata: { name: `bootstrap-token-${id}` },
+      type: 'bootstrap.kubernetes.io/token',
+      stringData: {
+        'token-id': id,
+        'token-secret': secret,
+        'usage-bootstrap-authentication': 'true',
+        expiration: new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+    },
+  });
+  t.after(() => api.deleteNamespacedSecret({ namespace: 'kube-system', name: `bootstrap-token-${id}` }).then(() => undefined, () => undefined));
+  const cluster = testCluster();
+  const path = join(dir, 'bootstrap.kubeconfig');
+  writeFileSync(path, stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'dev', cluster: { server: cluster.server, 'certificate-authority': cluster.caCert } }],
+    users: [{ name: 'bootstrap', user: { token: `${id}.${secret}` } }],
+    contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'bootstrap' } }],
+    'current-context': 'dev',
+  }), { mode: 0o600 });
+  const nodeName = uniqueNodeName('tok');
+  await grantNodeRightsIfNoNodeAuthorizer(t, nodeName);
+
+  await startConnector(t, { nodeName, kubeconfig: null, extraArgs: ['--bootstrap-kubeconfig', path, '--cert-dir', certDir] });
+  const csrs = await csrsBy(`system:bootstrap:${id}`);
+  assert.equal(csrs.length, 1);
+  assert.ok(csrs[0]?.spec.groups?.includes('system:bootstrappers'));
+  assert.equal(csrs[0] && approval(csrs[0])?.reason, 'AutoApproved');
+  assert.equal(currentCert(certDir).serialNumber, csrs[0] && issuedSerial(csrs[0]));
+  await waitReady(nodeName);
 });
