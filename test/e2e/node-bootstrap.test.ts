@@ -10,6 +10,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { CURRENT_FILE } from '../../src/core/node-credentials/index.js';
 import { adminKubeConfig, freshNamespace, testCluster, waitFor } from '../support/cluster.js';
-import { boundPod, core, startConnector, uniqueNodeName, type ConnectorHandle } from './connector-process.js';
+import { boundPod, CONNECTOR_MAIN, core, startConnector, uniqueNodeName, type ConnectorHandle } from './connector-process.js';
 
 const SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 
@@ -48,8 +49,13 @@ async function bootstrapKubeconfig(t: TestContext, dir: string): Promise<{ path:
   const tr = await api.createNamespacedServiceAccountToken({ name: sa, namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
   const token = tr.status?.token ?? '';
   assert.ok(token, 'a ServiceAccount token');
+  return { path: tokenKubeconfig(dir, token), user: `system:serviceaccount:${ns}:${sa}` };
+}
+
+/** A kubeconfig for the dev cluster that authenticates with a bearer token. */
+function tokenKubeconfig(dir: string, token: string, name = 'bootstrap.kubeconfig'): string {
   const cluster = testCluster();
-  const path = join(dir, 'bootstrap.kubeconfig');
+  const path = join(dir, name);
   writeFileSync(
     path,
     stringify({
@@ -62,7 +68,7 @@ async function bootstrapKubeconfig(t: TestContext, dir: string): Promise<{ path:
     }),
     { mode: 0o600 },
   );
-  return { path, user: `system:serviceaccount:${ns}:${sa}` };
+  return path;
 }
 
 /**
@@ -248,16 +254,7 @@ test('a bootstrap token works as the bootstrap identity too', async (t) => {
     },
   });
   t.after(() => api.deleteNamespacedSecret({ namespace: 'kube-system', name: `bootstrap-token-${id}` }).then(() => undefined, () => undefined));
-  const cluster = testCluster();
-  const path = join(dir, 'bootstrap.kubeconfig');
-  writeFileSync(path, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'dev', cluster: { server: cluster.server, 'certificate-authority': cluster.caCert } }],
-    users: [{ name: 'bootstrap', user: { token: `${id}.${secret}` } }],
-    contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'bootstrap' } }],
-    'current-context': 'dev',
-  }), { mode: 0o600 });
+  const path = tokenKubeconfig(dir, `${id}.${secret}`);
   const nodeName = uniqueNodeName('tok');
   await grantNodeRightsIfNoNodeAuthorizer(t, nodeName);
 
@@ -268,4 +265,33 @@ test('a bootstrap token works as the bootstrap identity too', async (t) => {
   assert.equal(csrs[0] && approval(csrs[0])?.reason, 'AutoApproved');
   assert.equal(currentCert(certDir).serialNumber, csrs[0] && issuedSerial(csrs[0]));
   await waitReady(nodeName);
+});
+
+test('TLS bootstrap misconfiguration ends with one clear line', async (t) => {
+  const dir = tempDir(t, 'node-bootstrap-bad-');
+  // A ServiceAccount without the bootstrap bindings: the API server refuses its CSR.
+  const ns = await freshNamespace(t, 'noboot');
+  await core().createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'nobody' } } });
+  const tr = await core().createNamespacedServiceAccountToken({ name: 'nobody', namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const unbound = tokenKubeconfig(dir, tr.status?.token ?? '', 'unbound.kubeconfig');
+  const certDir = join(dir, 'pki');
+  const cases: Array<[string[], RegExp]> = [
+    [['--cert-dir', certDir, '--kubeconfig', testCluster().connectorKubeconfig], /--kubeconfig cannot be combined with --cert-dir/],
+    [['--cert-dir', certDir], /--cert-dir outside a cluster needs --bootstrap-kubeconfig/],
+    [['--bootstrap-kubeconfig', unbound], /--bootstrap-kubeconfig needs --cert-dir/],
+    [['--node-cert-expiration-seconds', '599'], /at least 600/],
+    [['--node-cert-rotation-fraction', '1'], /between 0 and 1/],
+    [['--bootstrap-kubeconfig', unbound, '--cert-dir', certDir], /TLS bootstrap: cannot create a CertificateSigningRequest.*403/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = spawnSync(process.execPath, [CONNECTOR_MAIN, '--provider', 'mock', '--node-name', 'bad-boot', ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, KUBERNETES_SERVICE_HOST: undefined, KUBERNETES_SERVICE_PORT: undefined },
+    });
+    assert.notEqual(r.status, 0, `${args.join(' ')} must fail`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `one line on stderr for ${args.join(' ')}:\n${r.stderr}`);
+    assert.match(lines[0] ?? '', pattern, args.join(' '));
+  }
 });

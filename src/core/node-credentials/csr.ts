@@ -38,6 +38,23 @@ export interface IssuedCert extends NodeCert {
   csrName: string;
 }
 
+/** One line for an API error: client-node's ApiException message spans lines and carries headers. */
+export function apiErrorText(err: unknown): string {
+  if (err instanceof k8s.ApiException) {
+    const body = (typeof err.body === 'string' ? safeJson(err.body) : err.body) as { reason?: string; message?: string } | undefined;
+    return `HTTP ${err.code}${body?.reason ? ` ${body.reason}` : ''}${body?.message ? `: ${body.message}` : ''}`;
+  }
+  return err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { message: text.slice(0, 200) };
+  }
+}
+
 type Outcome = { cert: string } | { refused: string } | undefined;
 
 function outcome(csr: V1CertificateSigningRequest): Outcome {
@@ -61,7 +78,7 @@ async function waitForCsr(kc: k8s.KubeConfig, name: string, timeoutMs: number, s
       const now = outcome(await api.readCertificateSigningRequest({ name }));
       if (now) return now;
     } catch (err) {
-      last = (err as Error).message;
+      last = apiErrorText(err);
     }
     const seen = await new Promise<Outcome>((resolve) => {
       let settled = false;
@@ -87,7 +104,7 @@ async function waitForCsr(kc: k8s.KubeConfig, name: string, timeoutMs: number, s
             if (o) finish(o);
           },
           (err: unknown) => {
-            if (err) last = err instanceof Error ? err.message : String(err);
+            if (err) last = apiErrorText(err);
             finish(undefined);
           },
         )
@@ -96,7 +113,7 @@ async function waitForCsr(kc: k8s.KubeConfig, name: string, timeoutMs: number, s
           if (settled) c.abort();
         })
         .catch((err: unknown) => {
-          last = (err as Error).message;
+          last = apiErrorText(err);
           finish(undefined);
         });
     });
@@ -126,7 +143,7 @@ export async function requestNodeCert(o: CsrRequestOptions): Promise<IssuedCert>
       },
     });
   } catch (err) {
-    throw new CsrError(`cannot create a CertificateSigningRequest: ${(err as Error).message}`);
+    throw new CsrError(`cannot create a CertificateSigningRequest: ${apiErrorText(err)}`);
   }
   const name = created.metadata?.name ?? '';
   const result = await waitForCsr(o.kc, name, o.timeoutMs ?? 15 * 60_000, o.signal);
