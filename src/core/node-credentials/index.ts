@@ -105,11 +105,12 @@ export class NodeCredentials {
     const now = new Date();
     const found = loadNodeCert(this.o.certDir, this.o.nodeName, this.caPem);
     const log = this.o.log;
-    if (found.cert && usableAtStart(found.cert, now, this.fraction)) {
+    // Without rotation a certificate is kept for its whole life, as the kubelet keeps it.
+    if (found.cert && (usableAtStart(found.cert, now, this.fraction) || (!this.o.rotate && isCurrent(found.cert, now)))) {
       log.info({ user: this.user, serial: found.cert.serialNumber, notAfter: found.cert.notAfter.toISOString() }, 'node client certificate: reusing the one in the cert dir');
       this.use(found.cert, now);
     } else if (found.cert && isCurrent(found.cert, now) && this.o.rotate) {
-      // Still valid but due: run on it and rotate right away, as the kubelet does.
+      // Still valid but due: run on it and rotate within seconds, as the kubelet does.
       log.info({ user: this.user, serial: found.cert.serialNumber }, 'node client certificate: the one in the cert dir is due for rotation');
       this.use(found.cert, now);
     } else {
