@@ -77,8 +77,9 @@ test('the CSR asks for system:node:<name> in system:nodes, with an EC P-256 key 
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   assert.equal(csr.subject, 'O=system:nodes, CN=system:node:vk-1');
   assert.equal(await csr.verify(), true, 'self-signed by its key');
-  assert.equal(csr.publicKey.algorithm.name, 'ECDSA');
-  assert.equal((csr.publicKey.algorithm as { namedCurve?: string }).namedCurve, 'P-256');
+  const keyAlg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
+  assert.equal(keyAlg.name, 'ECDSA');
+  assert.equal(keyAlg.namedCurve, 'P-256');
   assert.equal(csr.extensions.length, 0, 'no SAN or other extension');
   assert.match(keyPem, /^-----BEGIN PRIVATE KEY-----/);
 });

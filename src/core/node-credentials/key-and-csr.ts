@@ -40,7 +40,7 @@ function pem(label: string, der: ArrayBuffer): string {
 }
 
 export async function newKeyAndRequest(nodeName: string): Promise<KeyAndRequest> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   // Names here are DNS subdomains (checked by the CLI), so no DN special characters occur.
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `O=${NODE_GROUP}, CN=${nodeUserName(nodeName)}`,
