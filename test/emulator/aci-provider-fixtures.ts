@@ -5,6 +5,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/em
 import { createAciProvider, loadAciConfig, type AciConfig, type AciProvider } from '../../src/providers/aci/index.js';
 import type { ArmAttempt } from '../../src/providers/aci/arm-caller.js';
 import { TransientProviderError, type PodContext, type PodRef, type ProviderPodStatus, type ResolvedEnvVar } from '../../src/core/provider.js';
+import { waitFor as wait } from '../support/wait.js';
 
 export interface Harness {
   emu: Emulator;
@@ -113,12 +114,7 @@ export async function createLikeCore(h: Harness, p: V1Pod, ctx = contextFor(h, p
   }
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** test/support/wait.ts's waitFor, with a positional timeout (60 s by default). */
+export function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  return wait(what, fn, { timeoutMs });
 }

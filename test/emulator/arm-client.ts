@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { SpecValidator } from './spec-validator.js';
+import { waitFor as wait } from '../support/wait.js';
 
 export const API = 'api-version=2023-05-01';
 
@@ -143,14 +144,9 @@ export function simpleGroup(overrides: { image?: string; command?: string[]; res
   };
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/** test/support/wait.ts's waitFor, paced for the emulator's simulated runtime (25 ms, 20 s by default). */
+export function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 25): Promise<T> {
+  return wait(what, probe, { timeoutMs, intervalMs });
 }
 
 export async function startTestEmulator(options: EmulatorOptions = {}): Promise<{ emu: Emulator; arm: ArmTestClient }> {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { waitFor } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 import { collect, podmanFixture, type PodmanFixture } from './podman-fixtures.js';
 
 const TIMEOUT = 240_000;

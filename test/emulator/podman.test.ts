@@ -7,7 +7,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { createPodmanRuntime } from '../../src/emulator/runtimes/podman/index.js';
 import type { PodmanRuntime } from '../../src/emulator/runtimes/podman/podman-runtime.js';
 import { RuntimeProvisionError, type RuntimeContainerSpec, type RuntimeGroupSpec } from '../../src/emulator/runtime.js';
-import { waitFor } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 import { podmanTestStateDir } from '../support/images.js';
 import { collect, podmanFixture, type PodmanFixture } from './podman-fixtures.js';
 

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { ClusterInfo } from '../../devcluster/cluster.js';
+import { waitFor as wait, type WaitOptions } from './wait.js';
 
 /** The cluster's description as devcluster wrote it (cluster.json). */
 export type TestClusterInfo = ClusterInfo;
@@ -43,25 +44,7 @@ export async function freshNamespace(t: TestContext, prefix = 't'): Promise<stri
   return name;
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after timeoutMs. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 90_000, intervalMs = 250 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/** test/support/wait.ts's waitFor, paced for the API server: every 250 ms, for up to 90 s by default. */
+export function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, opts: WaitOptions = {}): Promise<T> {
+  return wait(what, check, { timeoutMs: 90_000, intervalMs: 250, ...opts });
 }

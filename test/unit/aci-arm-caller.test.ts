@@ -5,14 +5,10 @@ import { TransientProviderError } from '../../src/core/provider.js';
 import { ArmCaller, parseRetryAfter, type ArmAttempt } from '../../src/providers/aci/arm-caller.js';
 import { ArmRequestError } from '../../src/providers/aci/errors.js';
 import { TokenBucket } from '../../src/providers/aci/token-bucket.js';
+import { waitFor } from '../support/wait.js';
 
-async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (cond: () => boolean, timeoutMs = 10_000): Promise<true> =>
+  waitFor('the condition', () => cond() || undefined, { timeoutMs, intervalMs: 10 });
 
 const limits = { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 };
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { PodRejectedError, TransientProviderError, type PodContext, type ProviderPodStatus } from '../../src/core/provider.js';
 import { MockProvider, readMockState } from '../../src/providers/mock/index.js';
+import { waitFor } from '../support/wait.js';
 
 const ctx: PodContext = {
   env: new Map(),
@@ -24,13 +25,7 @@ function statuses(p: MockProvider): Array<ProviderPodStatus & { uid: string }> {
   return seen;
 }
 
-async function until(what: string, check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (what: string, check: () => boolean): Promise<true> => waitFor(what, () => check() || undefined, { timeoutMs: 10_000, intervalMs: 5 });
 
 test('a pod is Running at once, with IP, image and container ids; a repeated create is not a second workload', async () => {
   const m = new MockProvider({ nodeName: 'n', clusterId: 'c' });

@@ -5,6 +5,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ExecStreams, PodContext, PodRef } from '../../src/core/provider.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
+import { waitFor } from '../support/wait.js';
 
 const ctx: PodContext = {
   env: new Map([['c', [{ name: 'A', value: '1', sensitive: false }]]]),
@@ -25,13 +26,8 @@ async function text(r: Readable): Promise<string> {
   return s;
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, check: () => Promise<boolean> | boolean): Promise<true> =>
+  waitFor(what, async () => (await check()) || undefined, { timeoutMs: 10_000, intervalMs: 20 });
 
 function streams(stdin?: string): { s: ExecStreams; out: () => string; err: () => string } {
   const stdout = new PassThrough();
