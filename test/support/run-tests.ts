@@ -143,9 +143,9 @@ async function main(): Promise<number> {
         out.on('end', () => resolve());
         out.on('error', reject);
       });
-      const line = `tier ${tier}: ${passed - before.passed} passed, ${failed - before.failed} failed in ${seconds(Date.now() - started)}`;
-      times.push(line);
-      log(line);
+      const took = seconds(Date.now() - started);
+      times.push(`${tier} ${took}`);
+      log(`tier ${tier}: ${passed - before.passed} passed, ${failed - before.failed} failed in ${took}`);
     }
   } finally {
     if (cluster) await stopCluster(cluster, { keepDir: true });
@@ -160,7 +160,7 @@ async function main(): Promise<number> {
     failed++;
     console.log(`✖ processes still alive after teardown:\n${left.map((p) => `  ${p.pid} ${p.cmd}`).join('\n')}`);
   }
-  for (const line of times) log(line);
+  log(`tier times: ${times.join(', ')}`);
   if (failed > 0) {
     // The run folder may be removed by the caller (scripts/test does); the logs are copied out of it.
     const kept = join(args.keepLogs, basename(runDir));
