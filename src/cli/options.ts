@@ -17,8 +17,11 @@ export interface CliOptions {
   kubeletTlsCert?: string;
   kubeletTlsKey?: string;
   kubeletClientCa?: string;
+  kubeletAuthorizationMode: 'Webhook' | 'AlwaysAllow';
+  kubeletAnonymousAuth: boolean;
   metricsPort: number;
   metricsAddress: string;
+  metricsRequireAuth: boolean;
   logLevel: string;
   mockStartDelayMs: number;
   mockStateFile?: string;
@@ -83,9 +86,20 @@ export function buildProgram(version: string): Command {
     .option('--kubelet-address <ip>', 'address the kubelet API binds', '0.0.0.0')
     .option('--kubelet-tls-cert <path>', 'serving certificate of the kubelet API (default: a self-signed one)')
     .option('--kubelet-tls-key <path>', 'key of --kubelet-tls-cert')
-    .option('--kubelet-client-ca <path>', "CA of the API server's client certificate; without it the kubelet API refuses every caller")
+    .option('--kubelet-client-ca <path>', 'CA that client certificates of kubelet API callers (the API server) must chain to; without it only bearer tokens authenticate')
+    .addOption(
+      new Option('--kubelet-authorization-mode <mode>', 'Webhook: a SubjectAccessReview per kubelet API request; AlwaysAllow: none (local debugging only)')
+        .choices(['Webhook', 'AlwaysAllow'])
+        .default('Webhook'),
+    )
+    .option('--kubelet-anonymous-auth', 'let kubelet API requests without credentials through as system:anonymous (still authorized)', false)
     .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics (0: any free port)', port, 10255)
     .option('--metrics-address <ip>', 'address the operations endpoint binds', '0.0.0.0')
+    .option(
+      '--metrics-require-auth',
+      "serve the operations endpoint over TLS (the kubelet API's certificate) and let only callers authorized for nodes/metrics read /metrics; /healthz and /readyz stay open",
+      false,
+    )
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, logLevel, env.LOG_LEVEL ?? 'info')
     .option('--mock-start-delay-ms <ms>', 'mock provider: ms before a pod is Running', nonNegativeInt, 0)
     .option('--mock-state-file <path>', "mock provider: JSON file keeping the backend's pods across restarts")

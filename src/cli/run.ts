@@ -9,7 +9,8 @@ import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics } from '../common/metrics.js';
 import { Connector, clusterIdentity } from '../core/connector.js';
-import { KubeConfigError, loadKubeConfig } from '../core/kube-client.js';
+import { KubeAccessReviews } from '../core/access-reviews.js';
+import { KubeConfigError, loadKubeConfig, makeKubeClients } from '../core/kube-client.js';
 import type { Provider, ProviderConfig } from '../core/provider.js';
 import { parseTaints, TaintError } from '../core/taints.js';
 import { createMockProvider } from '../providers/mock/index.js';
@@ -107,6 +108,25 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     if (err instanceof kubeletApi.KubeletTlsError) throw new ConfigError(err.message);
     throw err;
   }
+  // TokenReviews and SubjectAccessReviews get their own request budget, so pod work never delays `kubectl exec`.
+  const reviewClients = makeKubeClients(kc, { qps: Math.max(1, opts.kubeApiQps / 2), burst: Math.max(1, Math.floor(opts.kubeApiBurst / 2)), metrics });
+  const reviews = new KubeAccessReviews(reviewClients.authentication, reviewClients.authorization);
+  const kubeletLog = log.child({ component: 'kubelet-api' });
+  const auth = new kubeletApi.KubeletAuth({
+    nodeName: opts.nodeName,
+    clientCA: tls.clientCA,
+    tokens: reviews,
+    access: reviews,
+    mode: opts.kubeletAuthorizationMode,
+    anonymous: opts.kubeletAnonymousAuth,
+    log: kubeletLog,
+  });
+  if (opts.kubeletAuthorizationMode === 'AlwaysAllow') {
+    log.warn(
+      'kubelet API authorization is OFF (--kubelet-authorization-mode AlwaysAllow): every authenticated caller may read every pod and exec into it; for local debugging only',
+    );
+  }
+  if (opts.kubeletAnonymousAuth) log.warn('the kubelet API lets requests without credentials through as system:anonymous (--kubelet-anonymous-auth)');
   // Filled in below; the kubelet API answers 404 for pods until then.
   const started: { connector?: Connector } = {};
   let kubeletServer;
@@ -115,17 +135,21 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
       port: opts.kubeletPort,
       address: opts.kubeletAddress,
       tls,
+      auth,
       provider,
       nodeName: opts.nodeName,
       lookupPod: (ns, name) => started.connector?.pods.lookupPod(ns, name),
       listPods: () => started.connector?.pods.listPods() ?? [],
-      log: log.child({ component: 'kubelet-api' }),
+      log: kubeletLog,
     });
   } catch (err) {
     throw new ConfigError(`cannot serve the kubelet API on ${opts.kubeletAddress}:${opts.kubeletPort}: ${(err as Error).message}`);
   }
   const kubeletPort = kubeletServer.port ?? opts.kubeletPort;
-  log.info({ port: kubeletPort, selfSigned: tls.selfSigned, clientAuth: tls.clientCA !== undefined }, 'kubelet API listening');
+  log.info(
+    { port: kubeletPort, selfSigned: tls.selfSigned, clientAuth: tls.clientCA !== undefined, authorization: opts.kubeletAuthorizationMode },
+    'kubelet API listening',
+  );
 
   const connector = new Connector({
     kc,
@@ -139,6 +163,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     kubeletPort,
     metricsPort: opts.metricsPort,
     metricsAddress: opts.metricsAddress,
+    metricsSecurity: opts.metricsRequireAuth ? { tls: kubeletApi.secureServerOptions(tls), guardMetrics: kubeletApi.metricsGuard(auth) } : undefined,
     version,
     log,
     metrics,

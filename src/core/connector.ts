@@ -9,7 +9,7 @@ import type { ConnectorMetrics } from '../common/metrics.js';
 import { EventRecorder } from './events.js';
 import { makeKubeClients, type KubeClients } from './kube-client.js';
 import { NodeController } from './node-controller.js';
-import { OpsServer } from './ops-server.js';
+import { OpsServer, type OpsSecurity } from './ops-server.js';
 import { PodController } from './pod-controller.js';
 import type { Provider } from './provider.js';
 
@@ -26,6 +26,8 @@ export interface ConnectorOptions {
   /** undefined: no operations endpoint. */
   metricsPort?: number;
   metricsAddress?: string;
+  /** HTTPS and a /metrics guard for the operations endpoint; undefined: plain HTTP, open. */
+  metricsSecurity?: OpsSecurity;
   version: string;
   log: Logger;
   metrics: ConnectorMetrics;
@@ -86,7 +88,7 @@ export class Connector {
           for (const [phase, n] of Object.entries(this.pods.podsByPhase())) o.metrics.podsByPhase.set({ phase }, n);
           o.metrics.queueDepth.set(this.pods.queueDepth);
         },
-      });
+      }, o.metricsSecurity);
     }
   }
 

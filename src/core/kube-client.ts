@@ -14,6 +14,9 @@ export interface KubeClients {
   kc: k8s.KubeConfig;
   core: k8s.CoreV1Api;
   coordination: k8s.CoordinationV1Api;
+  /** TokenReviews and SubjectAccessReviews for the kubelet API. */
+  authentication: k8s.AuthenticationV1Api;
+  authorization: k8s.AuthorizationV1Api;
   limiter: TokenBucket;
 }
 
@@ -94,6 +97,8 @@ export function makeKubeClients(
     kc,
     core: new k8s.CoreV1Api(config),
     coordination: new k8s.CoordinationV1Api(config),
+    authentication: new k8s.AuthenticationV1Api(config),
+    authorization: new k8s.AuthorizationV1Api(config),
     limiter,
   };
 }

@@ -130,3 +130,16 @@ export function parseRoute(method: string, rawUrl: string): Route | undefined {
   }
   return undefined;
 }
+
+/**
+ * The first path segment exactly as {@link parseRoute} reads it (dot segments
+ * resolved, percent-decoding applied), which decides the authorization
+ * attributes; undefined for the root or a malformed path (those reach no handler).
+ */
+export function pathHead(rawUrl: string): string | undefined {
+  try {
+    return segments(new URL(rawUrl, 'https://kubelet.invalid').pathname)[0];
+  } catch {
+    return undefined;
+  }
+}

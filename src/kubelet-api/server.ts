@@ -1,25 +1,27 @@
 /**
  * The kubelet API: the HTTPS endpoint a node advertises in
  * status.daemonEndpoints.kubeletEndpoint, which the API server calls for
- * `kubectl logs`, `exec` and `attach`. Callers authenticate with a client
- * certificate signed by the configured CA (the API server's kubelet client);
- * everyone else gets 401. Pods are found in the core's cache and handed to the
- * provider's streaming hooks.
+ * `kubectl logs`, `exec` and `attach`. Every request is authenticated (client
+ * certificate or bearer token) and authorized (SubjectAccessReview on
+ * nodes/<subresource>) before anything else, as by a kubelet (auth.ts); the
+ * listener speaks only TLS 1.2/1.3 with AEAD ECDHE suites (tls.ts). Pods are
+ * found in the core's cache and handed to the provider's streaming hooks.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
+import type { UserInfo } from '../core/access-reviews.js';
 import { PodRejectedError, TransientProviderError, type PodRef, type Provider } from '../core/provider.js';
+import { AuthError, type KubeletAuth } from './auth.js';
 import { BadRequestError, parseRoute, type ContainerTarget, type Route } from './routes.js';
 import type { RemoteSession } from './session.js';
 import { acceptSpdy, negotiateProtocol, SPDY_PROTOCOLS } from './spdy-server.js';
 import { failureStatus, statusForExit, type MetaStatus } from './status.js';
-import type { KubeletTls } from './tls.js';
+import { secureServerOptions, type KubeletTls } from './tls.js';
 import { acceptWebSocket, WS_PROTOCOLS } from './ws-server.js';
 
 export type PodLookup = (namespace: string, name: string) => V1Pod | undefined;
@@ -29,6 +31,8 @@ export interface KubeletApiOptions {
   /** Default 0.0.0.0. */
   address?: string;
   tls: KubeletTls;
+  /** Who may call: authentication and authorization of every request. */
+  auth: KubeletAuth;
   provider: Provider;
   nodeName: string;
   /** The core's pod cache. */
@@ -60,14 +64,7 @@ export class KubeletApiServer {
   port: number | undefined;
 
   constructor(private readonly o: KubeletApiOptions) {
-    this.server = createServer({
-      cert: o.tls.cert,
-      key: o.tls.key,
-      ca: o.tls.clientCA,
-      // Asked for, then checked per request, so a caller without one gets a 401 body, not a TLS alert.
-      requestCert: o.tls.clientCA !== undefined,
-      rejectUnauthorized: false,
-    });
+    this.server = createServer(secureServerOptions(o.tls));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.onRequest(req, res).catch((err: unknown) => this.fail(res, err));
     });
@@ -107,8 +104,8 @@ export class KubeletApiServer {
   // ---- plain requests --------------------------------------------------------
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    await this.admit(req);
     const route = this.route(req);
-    if (route.kind !== 'healthz') this.authenticate(req);
     switch (route.kind) {
       case 'healthz':
         return this.send(res, 200, 'ok');
@@ -157,8 +154,8 @@ export class KubeletApiServer {
   // ---- exec / attach -----------------------------------------------------------
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const user = await this.admit(req);
     const route = this.route(req);
-    this.authenticate(req);
     if (route.kind !== 'exec' && route.kind !== 'attach') throw new HttpError(400, `${req.url ?? ''} does not take a connection upgrade`);
     const hook = this.hook(route.kind);
     const ref = this.findPod(route.target);
@@ -189,7 +186,7 @@ export class KubeletApiServer {
     }
 
     this.sessions.add(session);
-    const log = this.o.log.child({ pod: `${ref.namespace}/${ref.name}`, container, kind: route.kind, protocol: session.protocol });
+    const log = this.o.log.child({ pod: `${ref.namespace}/${ref.name}`, container, kind: route.kind, protocol: session.protocol, user: user.username });
     log.info('streaming session started');
     let status: MetaStatus;
     try {
@@ -224,10 +221,17 @@ export class KubeletApiServer {
     return route;
   }
 
-  private authenticate(req: IncomingMessage): void {
-    const tls = req.socket as TLSSocket;
-    if (this.o.tls.clientCA === undefined) throw new HttpError(401, 'Unauthorized: no client CA is configured (--kubelet-client-ca)');
-    if (!tls.authorized) throw new HttpError(401, 'Unauthorized: a client certificate signed by the kubelet client CA is required');
+  /**
+   * Authentication, then authorization, before the path is even routed (as the
+   * kubelet's filter), so nobody learns which pods exist without the right.
+   */
+  private async admit(req: IncomingMessage): Promise<UserInfo> {
+    try {
+      return await this.o.auth.admit(req);
+    } catch (err) {
+      if (err instanceof AuthError) throw new HttpError(err.code, err.message, err.code === 405 ? { Allow: 'GET, HEAD, POST' } : {});
+      throw err;
+    }
   }
 
   private hook<H extends Hook>(name: H): NonNullable<Provider[H]> {

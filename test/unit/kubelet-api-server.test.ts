@@ -14,7 +14,8 @@ import WebSocket from 'ws';
 import { CertificateAuthority, type KeyPairPem } from '../../devcluster/certs.js';
 import { createLogger } from '../../src/common/logger.js';
 import type { PodContext } from '../../src/core/provider.js';
-import { KubeletApiServer } from '../../src/kubelet-api/index.js';
+import type { AccessReviewer } from '../../src/core/access-reviews.js';
+import { KubeletApiServer, KubeletAuth } from '../../src/kubelet-api/index.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
 
 const ctx: PodContext = {
@@ -36,6 +37,15 @@ let client: KeyPairPem;
 let stranger: KeyPairPem;
 let provider: MockProvider;
 
+/** Stands in for the API server's RBAC: only the API server's kubelet clients may use the node. */
+const apiServerOnly: AccessReviewer = {
+  reviewAccess: async (user) => ({ allowed: user.username === 'kube-apiserver-kubelet-client' || user.username === 'apiserver' }),
+};
+
+function auth(clientCA: string): KubeletAuth {
+  return new KubeletAuth({ nodeName: 'n', clientCA, access: apiServerOnly, mode: 'Webhook', log: createLogger('silent') });
+}
+
 before(async () => {
   const authority = await CertificateAuthority.create('test-ca');
   const other = await CertificateAuthority.create('other-ca');
@@ -49,6 +59,7 @@ before(async () => {
     port: 0,
     address: '127.0.0.1',
     tls: { cert: serving.cert, key: serving.key, clientCA: ca.cert, selfSigned: false },
+    auth: auth(ca.cert),
     provider,
     nodeName: 'n',
     lookupPod: (ns, name) => (ns === 'ns' && name === 'web' ? pod : undefined),
@@ -140,10 +151,11 @@ async function spdyExec(path: string, types: string[], stdin?: string | Buffer, 
   return { protocol, out };
 }
 
-test('GET /healthz answers without a client certificate', async () => {
-  const r = await get('/healthz', null);
+test('GET /healthz answers an authorized caller; like every path of a kubelet port it needs credentials', async () => {
+  const r = await get('/healthz');
   assert.equal(r.status, 200);
   assert.equal(r.body.trim(), 'ok');
+  assert.equal((await get('/healthz', null)).status, 401);
 });
 
 test('no client certificate, or one from another CA: 401 for logs, pods and exec upgrades', async () => {
@@ -298,6 +310,7 @@ test('close() ends open sessions with a ServiceUnavailable status and frees the 
     port: 0,
     address: '127.0.0.1',
     tls: { cert: pair.cert, key: pair.key, clientCA: serving.pem.cert, selfSigned: false },
+    auth: auth(serving.pem.cert),
     provider,
     nodeName: 'n',
     lookupPod: (ns, name) => (ns === 'ns' && name === 'web' ? pod : undefined),
