@@ -147,7 +147,8 @@ async function boot(
     writePair(pki, name, await ca.issue({ commonName, organizations, client: true }));
   const [admin, kubeletClient, cm, sched, connector] = await Promise.all([
     client('admin', 'dev-admin', ['system:masters']),
-    client('apiserver-kubelet-client', 'kube-apiserver-kubelet-client', ['system:masters']),
+    // Not system:masters: its calls to a node's kubelet API are authorized by the system:kubelet-api-admin binding below.
+    client('apiserver-kubelet-client', 'kube-apiserver-kubelet-client'),
     client('controller-manager', 'system:kube-controller-manager'),
     client('scheduler', 'system:kube-scheduler'),
     client('connector', 'aci-connector'),
@@ -215,6 +216,8 @@ async function boot(
   const kubectl = join(binDir, 'kubectl');
   await run(kubectl, ['--kubeconfig', adminKc, 'apply', '-f', join(repoRoot, 'examples/rbac.yaml')]);
   await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'aci-connector-dev-user', '--clusterrole=aci-connector', '--user=aci-connector']);
+  // kubectl logs/exec/attach: the kubelet API asks the API server whether its kubelet client may use the node.
+  await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'kube-apiserver-kubelet-api-admin', '--clusterrole=system:kubelet-api-admin', '--user=kube-apiserver-kubelet-client']);
 
   // The controller-manager works once it has created the default ServiceAccount.
   const all = [etcd, apiserver, controllerManager, scheduler];
