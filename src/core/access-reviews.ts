@@ -6,6 +6,7 @@
  * this module only asks.
  */
 import type * as k8s from '@kubernetes/client-node';
+import { backoffDelay, sleep, type BackoffPolicy } from '../common/backoff.js';
 
 /** Who made a request, as Kubernetes names users. */
 export interface UserInfo {
@@ -48,6 +49,36 @@ export class ReviewError extends Error {
   override readonly name = 'ReviewError';
 }
 
+/** Per attempt; the webhook authenticator and authorizer of a kubelet wait 30 s, a caller here waits less. */
+const ATTEMPT_TIMEOUT_MS = 10_000;
+const ATTEMPTS = 3;
+const RETRY: BackoffPolicy = { baseMs: 250, maxMs: 2_000, factor: 2 };
+
+/** Worth another try: no answer, throttled, or a server-side failure (a 4xx such as Forbidden is final). */
+function transient(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code !== 'number' || code === 429 || code >= 500;
+}
+
+async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`)), ATTEMPT_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      if (i >= ATTEMPTS || !transient(err)) throw new ReviewError(`${what} failed: ${message(err)}`);
+      await sleep(backoffDelay(RETRY, i));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
 function message(err: unknown): string {
   const e = err as { code?: number; body?: unknown; message?: string };
   if (typeof e.code === 'number') {
@@ -71,13 +102,10 @@ export class KubeAccessReviews implements TokenReviewer, AccessReviewer {
   ) {}
 
   async reviewToken(token: string): Promise<TokenReviewResult> {
-    let review: k8s.V1TokenReview;
-    try {
-      // No audiences: the API server checks the token against its own, as for a kubelet.
-      review = await this.authentication.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } });
-    } catch (err) {
-      throw new ReviewError(`TokenReview failed: ${message(err)}`);
-    }
+    // No audiences: the API server checks the token against its own, as for a kubelet.
+    const review = await attempt('TokenReview', () =>
+      this.authentication.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } }),
+    );
     const status = review.status;
     if (!status?.authenticated || !status.user?.username) return { authenticated: false, error: status?.error };
     const u = status.user;
@@ -88,9 +116,8 @@ export class KubeAccessReviews implements TokenReviewer, AccessReviewer {
   }
 
   async reviewAccess(user: UserInfo, attrs: ResourceAttributes): Promise<AccessDecision> {
-    let review: k8s.V1SubjectAccessReview;
-    try {
-      review = await this.authorization.createSubjectAccessReview({
+    const review = await attempt('SubjectAccessReview', () =>
+      this.authorization.createSubjectAccessReview({
         body: {
           apiVersion: 'authorization.k8s.io/v1',
           kind: 'SubjectAccessReview',
@@ -110,10 +137,8 @@ export class KubeAccessReviews implements TokenReviewer, AccessReviewer {
             },
           },
         },
-      });
-    } catch (err) {
-      throw new ReviewError(`SubjectAccessReview failed: ${message(err)}`);
-    }
+      }),
+    );
     const s = review.status;
     // As the webhook authorizer: no opinion is not an allowance. An evaluationError beside it (a binding
     // to a missing role, say) is common in healthy clusters and stays a denial, not a failure.

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { createLogger } from '../../src/common/logger.js';
-import type { AccessDecision, AccessReviewer, ResourceAttributes, TokenReviewer, TokenReviewResult, UserInfo } from '../../src/core/access-reviews.js';
+import type { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
+import { KubeAccessReviews, ReviewError, type AccessDecision, type AccessReviewer, type ResourceAttributes, type TokenReviewer, type TokenReviewResult, type UserInfo } from '../../src/core/access-reviews.js';
 import { requestAttributes, verbOf } from '../../src/kubelet-api/attributes.js';
 import { AuthError, bearerToken, DEFAULT_TTLS, forbiddenMessage, KubeletAuth } from '../../src/kubelet-api/auth.js';
 import { ReviewCache } from '../../src/kubelet-api/review-cache.js';
@@ -330,4 +331,40 @@ test('bearer tokens come from the Authorization header or the WebSocket sub-prot
 test('the 403 text lists every subresource tried', () => {
   const attrs = requestAttributes('pods', 'get', 'n');
   assert.equal(forbiddenMessage({ username: 'x', groups: [] }, attrs), 'Forbidden (user=x, verb=get, resource=nodes, subresource(s)=[pods proxy])');
+});
+
+// ---- the API server side: retries ------------------------------------------------
+
+test('KubeAccessReviews: transient failures are retried, a refusal of the connector itself is final', async () => {
+  let calls = 0;
+  const flaky = {
+    createSubjectAccessReview: async () => {
+      calls++;
+      if (calls < 3) throw Object.assign(new Error('HTTP-Code: 503'), { code: 503, body: '{"message":"etcd leader changed"}' });
+      return { spec: {}, status: { allowed: true } };
+    },
+  } as unknown as AuthorizationV1Api;
+  const reviews = new KubeAccessReviews({} as AuthenticationV1Api, flaky);
+  const d = await reviews.reviewAccess(alice, requestAttributes('pods', 'get', 'vk-1')[0] as ResourceAttributes);
+  assert.equal(d.allowed, true);
+  assert.equal(calls, 3);
+
+  let tokenCalls = 0;
+  const refusing = {
+    createTokenReview: async () => {
+      tokenCalls++;
+      throw Object.assign(new Error('HTTP-Code: 403'), { code: 403, body: '{"message":"tokenreviews.authentication.k8s.io is forbidden"}' });
+    },
+  } as unknown as AuthenticationV1Api;
+  const r2 = new KubeAccessReviews(refusing, {} as AuthorizationV1Api);
+  await assert.rejects(r2.reviewToken('t'), (err: Error) => err instanceof ReviewError && /HTTP 403: tokenreviews.authentication.k8s.io is forbidden/.test(err.message));
+  assert.equal(tokenCalls, 1);
+
+  // an explicit denial, and no opinion, are both "not allowed"
+  const answers = [{ allowed: false, denied: true, reason: 'no' }, { allowed: false, evaluationError: 'role x not found' }];
+  const denying = { createSubjectAccessReview: async () => ({ spec: {}, status: answers.shift() }) } as unknown as AuthorizationV1Api;
+  const r3 = new KubeAccessReviews({} as AuthenticationV1Api, denying);
+  const attrs = requestAttributes('exec', 'create', 'vk-1')[0] as ResourceAttributes;
+  assert.deepEqual(await r3.reviewAccess(alice, attrs), { allowed: false, reason: 'no' });
+  assert.deepEqual(await r3.reviewAccess(alice, attrs), { allowed: false, reason: undefined });
 });
