@@ -53,6 +53,11 @@ export interface StartOptions {
   log?: (line: string) => void;
   /** Let this process exit while the cluster keeps running (for `devcluster up`). */
   outliveParent?: boolean;
+  /**
+   * Longest life of certificates the controller-manager signs for CSRs (`--cluster-signing-duration`,
+   * a Go duration such as `10m`); default: its own (one year). A CSR's expirationSeconds can only shorten it.
+   */
+  clusterSigningDuration?: string;
 }
 
 async function freePort(): Promise<number> {
@@ -116,7 +121,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<ClusterInfo
   mkdirSync(pki);
   const started = Date.now();
   try {
-    return await boot(binDir, runDir, pki, started, log, opts.outliveParent ?? false);
+    return await boot(binDir, runDir, pki, started, log, opts.outliveParent ?? false, opts.clusterSigningDuration);
   } catch (err) {
     await stopRun(runDir);
     throw err;
@@ -130,6 +135,7 @@ async function boot(
   started: number,
   log: (l: string) => void,
   outliveParent: boolean,
+  clusterSigningDuration?: string,
 ): Promise<ClusterInfo> {
   const start = (name: string, bin: string, args: string[]) => startProcess(runDir, name, join(binDir, bin), args, { outliveParent });
   const [etcdClient, etcdPeer, apiPort, cmPort, schedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
@@ -192,6 +198,8 @@ async function boot(
     '--kubelet-preferred-address-types=InternalIP',
     `--kubelet-client-certificate=${kubeletClient.cert}`, `--kubelet-client-key=${kubeletClient.key}`,
     `--kubelet-certificate-authority=${caPaths.cert}`,
+    // Bootstrap tokens (kube-system/bootstrap-token-*) authenticate as system:bootstrappers, for TLS bootstrap.
+    '--enable-bootstrap-token-auth',
     '--profiling=false', '--v=1',
   ]);
 
@@ -204,7 +212,12 @@ async function boot(
     '--bind-address=127.0.0.1', `--secure-port=${cmPort}`,
     '--leader-elect=false', '--use-service-account-credentials=true',
     `--service-account-private-key-file=${sa.key}`, `--root-ca-file=${caPaths.cert}`,
+    // The CA signs approved CSRs (csrsigning), kubelet client ones included; csrapproving approves
+    // node client CSRs whose requester may (see the bindings below). Both are on by default;
+    // bootstrapsigner and tokencleaner (bootstrap tokens) are not.
     `--cluster-signing-cert-file=${caPaths.cert}`, `--cluster-signing-key-file=${caPaths.key}`,
+    ...(clusterSigningDuration ? [`--cluster-signing-duration=${clusterSigningDuration}`] : []),
+    '--controllers=*,bootstrapsigner,tokencleaner',
     '--v=1',
   ]);
   const scheduler = start('kube-scheduler', 'kube-scheduler', [
@@ -218,6 +231,15 @@ async function boot(
   await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'aci-connector-dev-user', '--clusterrole=aci-connector', '--user=aci-connector']);
   // kubectl logs/exec/attach: the kubelet API asks the API server whether its kubelet client may use the node.
   await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'kube-apiserver-kubelet-api-admin', '--clusterrole=system:kubelet-api-admin', '--user=kube-apiserver-kubelet-client']);
+  // TLS bootstrap as kubeadm sets it up: bootstrap tokens may create node client CSRs, which are
+  // approved automatically, and nodes may renew their own certificate.
+  const bind = (name: string, role: string, group: string) =>
+    run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', name, `--clusterrole=${role}`, `--group=${group}`]);
+  await Promise.all([
+    bind('aci-dev:kubelet-bootstrap', 'system:node-bootstrapper', 'system:bootstrappers'),
+    bind('aci-dev:node-autoapprove-bootstrap', 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', 'system:bootstrappers'),
+    bind('aci-dev:node-autoapprove-certificate-rotation', 'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', 'system:nodes'),
+  ]);
 
   // The controller-manager works once it has created the default ServiceAccount.
   const all = [etcd, apiserver, controllerManager, scheduler];

@@ -5,6 +5,11 @@ import { DEFAULT_TAINT } from '../core/taints.js';
 
 export interface CliOptions {
   kubeconfig?: string;
+  bootstrapKubeconfig?: string;
+  certDir?: string;
+  rotateCertificates: boolean;
+  nodeCertRotationFraction?: number;
+  nodeCertExpirationSeconds?: number;
   nodeName: string;
   nodeIp: string;
   provider: 'aci' | 'mock';
@@ -46,6 +51,19 @@ function nonNegativeInt(v: string): number {
   return n;
 }
 
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n >= 1) throw new InvalidArgumentError('must be a number between 0 and 1 (exclusive).');
+  return n;
+}
+
+function expirationSeconds(v: string): number {
+  const n = Number(v);
+  // The CertificateSigningRequest API refuses expirationSeconds below 600.
+  if (!Number.isInteger(n) || n < 600) throw new InvalidArgumentError('must be an integer of at least 600 (the API minimum).');
+  return n;
+}
+
 function port(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535).');
@@ -75,6 +93,12 @@ export function buildProgram(version: string): Command {
     .version(version, '-v, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
     .option('--kubeconfig <path>', 'kubeconfig file; without it: in-cluster config, then $KUBECONFIG (or ~/.kube/config)')
+    .option('--bootstrap-kubeconfig <path>', 'TLS bootstrap: kubeconfig of the identity that requests the node client certificate (a bootstrap token); default with --cert-dir: the in-cluster ServiceAccount')
+    .option('--cert-dir <path>', 'TLS bootstrap: folder of the node client certificate (system:node:<node-name>); got by a CSR when missing or due, then used for every API call (excludes --kubeconfig)')
+    .addOption(new Option('--rotate-certificates', 'TLS bootstrap: renew the node client certificate at 70-90 % of its life (default)').default(true))
+    .option('--no-rotate-certificates', 'TLS bootstrap: keep the node client certificate until it expires')
+    .addOption(new Option('--node-cert-rotation-fraction <f>', 'TLS bootstrap: rotate at this fraction of the life instead of a random one in 0.7-0.9 (for tests)').argParser(fraction))
+    .option('--node-cert-expiration-seconds <s>', "TLS bootstrap: ask for certificates valid this long (CSR expirationSeconds, min 600); default: the signer's duration", expirationSeconds)
     .option('--node-name <name>', 'name of the node to register', nodeName, 'aci-connector')
     .option('--node-ip <ip>', "the node's InternalIP and every pod's hostIP (env POD_IP)", env.POD_IP ?? env.VKUBELET_POD_IP ?? '127.0.0.1')
     .addOption(new Option('--provider <name>', 'backend that runs the pods').choices(['aci', 'mock']).default('aci'))

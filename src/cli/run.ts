@@ -11,6 +11,7 @@ import { createMetrics } from '../common/metrics.js';
 import { Connector, clusterIdentity } from '../core/connector.js';
 import { KubeAccessReviews } from '../core/access-reviews.js';
 import { KubeConfigError, loadKubeConfig, makeKubeClients } from '../core/kube-client.js';
+import type { NodeCredentials } from '../core/node-credentials/index.js';
 import type { Provider, ProviderConfig } from '../core/provider.js';
 import { parseTaints, TaintError } from '../core/taints.js';
 import { createMockProvider } from '../providers/mock/index.js';
@@ -66,7 +67,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     throw err;
   }
   const log: Logger = createLogger(opts.logLevel as Parameters<typeof createLogger>[0]);
-  const kc = loadKubeConfig(opts.kubeconfig);
+  const { kc, credentials } = await kubeConfigFor(opts, log);
   const server = kc.getCurrentCluster()?.server ?? '(none)';
 
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -179,6 +180,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'stopping; pods keep running');
+    credentials?.stop();
     Promise.all([running.stop(), kubeletServer.close()]).then(
       () => {
         log.info('stopped');
@@ -199,6 +201,43 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     await connector.start();
   } catch (err) {
     if (stopping) return;
+    throw err;
+  }
+}
+
+/**
+ * The connector's API credentials: --kubeconfig (or in-cluster, or $KUBECONFIG),
+ * or, with --cert-dir / --bootstrap-kubeconfig, the node identity from TLS bootstrap.
+ */
+async function kubeConfigFor(opts: CliOptions, log: Logger): Promise<{ kc: k8s.KubeConfig; credentials?: NodeCredentials }> {
+  if (!opts.certDir && !opts.bootstrapKubeconfig) return { kc: loadKubeConfig(opts.kubeconfig) };
+  if (opts.kubeconfig) {
+    throw new ConfigError('--kubeconfig cannot be combined with --cert-dir or --bootstrap-kubeconfig: with TLS bootstrap the connector authenticates with its node certificate');
+  }
+  if (!opts.certDir) throw new ConfigError('--bootstrap-kubeconfig needs --cert-dir (where the node client certificate is kept)');
+  let bootstrap: k8s.KubeConfig;
+  if (opts.bootstrapKubeconfig) {
+    bootstrap = loadKubeConfig(opts.bootstrapKubeconfig);
+  } else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) {
+    bootstrap = loadKubeConfig(undefined);
+  } else {
+    throw new ConfigError('--cert-dir outside a cluster needs --bootstrap-kubeconfig (the identity that requests the node certificate)');
+  }
+  const nc = await import('../core/node-credentials/index.js');
+  let credentials: NodeCredentials;
+  try {
+    credentials = new nc.NodeCredentials({
+      nodeName: opts.nodeName,
+      certDir: opts.certDir,
+      bootstrap,
+      rotate: opts.rotateCertificates,
+      rotationFraction: opts.nodeCertRotationFraction,
+      expirationSeconds: opts.nodeCertExpirationSeconds,
+      log: log.child({ component: 'node-credentials' }),
+    });
+    return { kc: await credentials.start(), credentials };
+  } catch (err) {
+    if (err instanceof nc.NodeCredentialsError || err instanceof nc.CsrError) throw new ConfigError(`TLS bootstrap: ${err.message}`);
     throw err;
   }
 }

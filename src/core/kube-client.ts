@@ -107,9 +107,15 @@ export function makeKubeClients(
  * client-node creates a fresh https.Agent per request, so every call pays a TLS
  * handshake. This keeps its authentication (headers, client certs) but reuses
  * one keep-alive agent built from the first agent's TLS options.
+ *
+ * When the KubeConfig's client certificate changes (node certificate rotation,
+ * src/core/node-credentials), a new shared agent is built and the old one's
+ * connections are closed once idle, so later requests authenticate with the new
+ * certificate while requests in flight finish on the old one.
  */
 function keepAliveAuth(kc: k8s.KubeConfig): k8s.SecurityAuthentication {
   let shared: https.Agent | undefined;
+  let sharedCert: unknown;
   const cluster = kc.getCurrentCluster();
   const reusable = Boolean(cluster && cluster.server.startsWith('https') && !cluster.proxyUrl);
   return {
@@ -118,11 +124,27 @@ function keepAliveAuth(kc: k8s.KubeConfig): k8s.SecurityAuthentication {
       await kc.applySecurityAuthentication(ctx);
       if (!reusable) return;
       const fresh = ctx.getAgent();
+      if (fresh instanceof https.Agent && shared && !sameBytes(fresh.options.cert, sharedCert)) {
+        retire(shared);
+        shared = undefined;
+      }
       if (!shared && fresh instanceof https.Agent) {
         shared = new https.Agent({ ...fresh.options, keepAlive: true, maxSockets: 128 });
+        sharedCert = fresh.options.cert;
       }
       if (shared) ctx.setAgent(shared);
       if (fresh instanceof https.Agent && fresh !== shared) fresh.destroy();
     },
   };
+}
+
+function sameBytes(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  return a === b;
+}
+
+/** Closes an agent's idle connections now and each busy one when its request ends. */
+function retire(agent: https.Agent): void {
+  agent.on('free', (socket: import('node:net').Socket) => socket.destroy());
+  for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
 }

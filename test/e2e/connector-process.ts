@@ -40,6 +40,8 @@ export interface StartOptions {
   dir?: string;
   /** Wait until the pod controller runs (default true). */
   waitRunning?: boolean;
+  /** --kubeconfig to pass (default: the dev cluster's connector kubeconfig); null: none (TLS bootstrap). */
+  kubeconfig?: string | null;
 }
 
 export function uniqueNodeName(prefix: string): string {
@@ -56,8 +58,7 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
     CONNECTOR_MAIN,
     '--provider',
     'mock',
-    '--kubeconfig',
-    cluster.connectorKubeconfig,
+    ...(opts.kubeconfig === null ? [] : ['--kubeconfig', opts.kubeconfig ?? cluster.connectorKubeconfig]),
     '--node-name',
     nodeName,
     '--node-ip',

@@ -39,7 +39,6 @@ function podmanWithoutCatatonit(root: string): { podmanBinary: string; helperBin
 
 // Short paths: podman refuses a runroot longer than 50 characters.
 const root = mkdtempSync('/tmp/pf-');
-after(() => rmSync(root, { recursive: true, force: true }));
 
 test('the emulator on podman without catatonit exits non-zero with one line that names the package', { timeout: 180_000 }, async () => {
   const podman = podmanWithoutCatatonit(join(root, 'cli'));
@@ -77,6 +76,8 @@ before(async () => {
 after(async () => {
   await emu?.stop();
   process.env = saved;
+  // Last: the runtime's podman wrapper lives in here.
+  rmSync(root, { recursive: true, force: true });
 });
 
 test('a group podman cannot create leaves the pod Pending with CreateContainerError, the message, and an Event', { timeout: 300_000 }, async (t) => {
