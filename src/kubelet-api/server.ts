@@ -1,7 +1,7 @@
 /**
  * The kubelet API: the HTTPS endpoint a node advertises in
  * status.daemonEndpoints.kubeletEndpoint, which the API server calls for
- * `kubectl logs`, `exec` and `attach`. Every request is authenticated (client
+ * `kubectl logs`, `exec`, `attach` and `port-forward`. Every request is authenticated (client
  * certificate or bearer token) and authorized (SubjectAccessReview on
  * nodes/<subresource>) before anything else, as by a kubelet (auth.ts); the
  * listener speaks only TLS 1.2/1.3 with AEAD ECDHE suites (tls.ts). Pods are
