@@ -182,6 +182,23 @@ test('SPDY port-forward: negotiates portforward.k8s.io and relays each stream pa
   socket.destroy();
 });
 
+test('SPDY port-forward: a client that drops the connection mid-forward leaves no TCP connection to the pod', async () => {
+  const { conn, socket } = await spdyConnect('/portForward/ns/web');
+  const error = await openStream(conn, { streamtype: 'error', port: String(echoPort), requestid: '0' });
+  error.end();
+  const data = await openStream(conn, { streamtype: 'data', port: String(echoPort), requestid: '0' });
+  const first = new Promise<string>((r) => data.once('data', (d: Buffer) => r(d.toString('utf8'))));
+  data.write('still here');
+  assert.equal(await first, 'pod says: still here');
+  const open = () => new Promise<number>((r) => echo.getConnections((_e, n) => r(n)));
+  assert.equal(await open(), 1);
+  socket.destroy();
+  for (let i = 0; (await open()) > 0; i++) {
+    assert.ok(i < 200, 'the connection to the pod is still open 10 s after the client left');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
 test('SPDY port-forward with the uid form of the path; a wrong uid or unknown pod is 404', async () => {
   const { conn, socket } = await spdyConnect('/portForward/ns/web/uid-web');
   assert.deepEqual(await forwardOnce(conn, echoPort, '0', 'x'), { data: 'pod says: x', error: '' });
