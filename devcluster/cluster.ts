@@ -229,6 +229,8 @@ async function boot(
   const kubectl = join(binDir, 'kubectl');
   await run(kubectl, ['--kubeconfig', adminKc, 'apply', '-f', join(repoRoot, 'examples/rbac.yaml')]);
   await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'aci-connector-dev-user', '--clusterrole=aci-connector', '--user=aci-connector']);
+  // kubectl logs/exec/attach: the kubelet API asks the API server whether its kubelet client may use the node.
+  await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'kube-apiserver-kubelet-api-admin', '--clusterrole=system:kubelet-api-admin', '--user=kube-apiserver-kubelet-client']);
   // TLS bootstrap as kubeadm sets it up: bootstrap tokens may create node client CSRs, which are
   // approved automatically, and nodes may renew their own certificate.
   const bind = (name: string, role: string, group: string) =>

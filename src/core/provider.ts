@@ -136,6 +136,12 @@ export interface Provider {
   getContainerLogs?(ref: PodRef, container: string, opts: LogOptions): Promise<Readable>;
   exec?(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult>;
   attach?(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult>;
+  /**
+   * Where `kubectl port-forward` reaches the pod: an address the node can open TCP
+   * connections to (the pod IP), or undefined while the pod has none. A provider
+   * whose pod IPs are not reachable from the node leaves this out.
+   */
+  portForwardAddress?(ref: PodRef): Promise<string | undefined>;
 
   /** Stops background work (watch loops, timers). Pods keep running. */
   close?(): Promise<void>;

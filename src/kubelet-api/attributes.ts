@@ -6,7 +6,7 @@
  *   verb        from the HTTP method: GET get, POST create, PUT update, PATCH patch, DELETE delete
  *   resource    nodes, name = the node's name, apiVersion v1, core group
  *   subresource /stats/* stats, /metrics/* metrics, /logs/* log, /checkpoint/* checkpoint,
- *               /statusz statusz, /flagz configz, /spec/* spec (older kubelets; none serve it now);
+ *               /statusz statusz, /flagz configz, /spec/* spec (older kubelets; current ones dropped it, we serve it);
  *               /pods and /runningpods [pods, proxy], /healthz [healthz, proxy],
  *               /configz [configz, proxy]: the fine-grained one first, proxy as the fallback;
  *               every other path (exec, attach, portForward, run, containerLogs, …) proxy.

@@ -20,10 +20,20 @@ export interface ContainerTarget {
 export type Route =
   | { kind: 'healthz' }
   | { kind: 'pods' }
+  | { kind: 'runningPods' }
+  | { kind: 'spec' }
   | { kind: 'statsSummary' }
+  | { kind: 'portForward'; target: PodTarget; ports: number[] }
   | { kind: 'containerLogs'; target: ContainerTarget; opts: LogOptions }
   | { kind: 'exec'; target: ContainerTarget; command: string[]; stream: StreamFlags }
   | { kind: 'attach'; target: ContainerTarget; stream: StreamFlags };
+
+/** A pod, as `/portForward/{ns}/{pod}[/{uid}]` names it. */
+export interface PodTarget {
+  namespace: string;
+  pod: string;
+  uid?: string;
+}
 
 /** Which standard streams the caller asked for (query input/output/error/tty). */
 export interface StreamFlags {
@@ -105,6 +115,24 @@ export function streamFlags(q: URLSearchParams): StreamFlags {
   return f;
 }
 
+/**
+ * The `port` query parameter, repeated and/or comma-separated, as the kubelet
+ * reads it (portforward.NewV4Options). Only the WebSocket form needs it: over
+ * SPDY each stream pair names its port in a header.
+ */
+export function forwardPorts(q: URLSearchParams): number[] {
+  const ports: number[] = [];
+  for (const value of q.getAll('port')) {
+    if (value === '') throw new BadRequestError('query parameter "port" cannot be empty');
+    for (const p of value.split(',')) {
+      if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new BadRequestError(`unable to parse ${JSON.stringify(p)} as a port`);
+      if (Number(p) < 1) throw new BadRequestError(`port ${JSON.stringify(p)} must be > 0`);
+      ports.push(Number(p));
+    }
+  }
+  return ports;
+}
+
 /** Parses method + URL into a route; undefined for a path the kubelet API does not serve. */
 export function parseRoute(method: string, rawUrl: string): Route | undefined {
   const url = new URL(rawUrl, 'https://kubelet.invalid');
@@ -114,6 +142,9 @@ export function parseRoute(method: string, rawUrl: string): Route | undefined {
   const read = method === 'GET' || method === 'HEAD';
   if (head === 'healthz' && rest.length === 0 && read) return { kind: 'healthz' };
   if (head === 'pods' && rest.length === 0 && read) return { kind: 'pods' };
+  // The kubelet registers `/runningpods/` and `/spec/`; both spellings are served.
+  if (head === 'runningpods' && rest.length === 0 && read) return { kind: 'runningPods' };
+  if (head === 'spec' && rest.length === 0 && read) return { kind: 'spec' };
   if (head === 'stats' && rest.length === 1 && rest[0] === 'summary' && read) return { kind: 'statsSummary' };
   if (head === 'containerLogs' && read) {
     const t = target(rest, false);
@@ -127,6 +158,10 @@ export function parseRoute(method: string, rawUrl: string): Route | undefined {
     const command = q.getAll('command');
     if (command.length === 0 || command[0] === '') throw new BadRequestError('query parameter command is required');
     return { kind: 'exec', target: t, command, stream: streamFlags(q) };
+  }
+  if (head === 'portForward' && (method === 'POST' || method === 'GET') && (rest.length === 2 || rest.length === 3)) {
+    const [namespace, pod, uid] = rest as [string, string, string | undefined];
+    return { kind: 'portForward', target: uid === undefined ? { namespace, pod } : { namespace, pod, uid }, ports: forwardPorts(q) };
   }
   return undefined;
 }

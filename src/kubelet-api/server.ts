@@ -1,7 +1,7 @@
 /**
  * The kubelet API: the HTTPS endpoint a node advertises in
  * status.daemonEndpoints.kubeletEndpoint, which the API server calls for
- * `kubectl logs`, `exec` and `attach`. Every request is authenticated (client
+ * `kubectl logs`, `exec`, `attach` and `port-forward`. Every request is authenticated (client
  * certificate or bearer token) and authorized (SubjectAccessReview on
  * nodes/<subresource>) before anything else, as by a kubelet (auth.ts); the
  * listener speaks only TLS 1.2/1.3 with AEAD ECDHE suites (tls.ts). Pods are
@@ -17,7 +17,11 @@ import type { Logger } from '../common/logger.js';
 import type { UserInfo } from '../core/access-reviews.js';
 import { PodRejectedError, TransientProviderError, type PodRef, type Provider } from '../core/provider.js';
 import { AuthError, type KubeletAuth } from './auth.js';
-import { BadRequestError, parseRoute, type ContainerTarget, type Route } from './routes.js';
+import { dial, ForwardError, relay, type Forward } from './port-forward.js';
+import { PORT_FORWARD_SPDY_PROTOCOLS, servePortForwardSpdy } from './port-forward-spdy.js';
+import { servePortForwardWebSocket } from './port-forward-ws.js';
+import { BadRequestError, parseRoute, type ContainerTarget, type PodTarget, type Route } from './routes.js';
+import { machineInfo, runningPodList, type MachineInfo } from './node-views.js';
 import type { RemoteSession } from './session.js';
 import { acceptSpdy, negotiateProtocol, SPDY_PROTOCOLS } from './spdy-server.js';
 import { failureStatus, statusForExit, type MetaStatus } from './status.js';
@@ -53,7 +57,17 @@ class HttpError extends Error {
   }
 }
 
-type Hook = 'getContainerLogs' | 'exec' | 'attach';
+type Hook = 'getContainerLogs' | 'exec' | 'attach' | 'portForwardAddress';
+
+const HOOK_NAMES: Record<Hook, string> = {
+  getContainerLogs: 'container logs',
+  exec: 'exec',
+  attach: 'attach',
+  portForwardAddress: 'port-forward',
+};
+
+/** /spec/ reads the node's capacity from the provider at most this often. */
+const SPEC_CACHE_MS = 60_000;
 
 export class KubeletApiServer {
   private readonly server: Server;
@@ -61,6 +75,7 @@ export class KubeletApiServer {
   /** Upgraded sockets: the HTTP server no longer tracks them. */
   private readonly upgraded = new Set<Duplex>();
   private readonly startedAt = new Date();
+  private spec: { at: number; info: MachineInfo } | undefined;
   port: number | undefined;
 
   constructor(private readonly o: KubeletApiOptions) {
@@ -111,6 +126,11 @@ export class KubeletApiServer {
         return this.send(res, 200, 'ok');
       case 'pods':
         return this.sendJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items: this.o.listPods?.() ?? [] });
+      case 'runningPods':
+        // What the backend runs, not what the API server asked for (the kubelet asks its runtime).
+        return this.sendJson(res, 200, runningPodList(await this.callProvider(() => this.o.provider.listPods())));
+      case 'spec':
+        return this.sendJson(res, 200, await this.machineSpec());
       case 'statsSummary':
         return this.sendJson(res, 200, {
           node: { nodeName: this.o.nodeName, startTime: this.startedAt.toISOString() },
@@ -123,6 +143,7 @@ export class KubeletApiServer {
         return this.logs(req, res, route);
       case 'exec':
       case 'attach':
+      case 'portForward':
         throw new HttpError(400, `${route.kind} needs a connection upgrade (SPDY/3.1 or WebSocket)`);
     }
   }
@@ -156,6 +177,7 @@ export class KubeletApiServer {
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const user = await this.admit(req);
     const route = this.route(req);
+    if (route.kind === 'portForward') return this.portForward(req, socket, head, route, user);
     if (route.kind !== 'exec' && route.kind !== 'attach') throw new HttpError(400, `${req.url ?? ''} does not take a connection upgrade`);
     const hook = this.hook(route.kind);
     const ref = this.findPod(route.target);
@@ -207,6 +229,62 @@ export class KubeletApiServer {
     }
   }
 
+  // ---- port-forward ------------------------------------------------------------------
+
+  private async portForward(req: IncomingMessage, socket: Duplex, head: Buffer, route: Extract<Route, { kind: 'portForward' }>, user: UserInfo): Promise<void> {
+    const address = this.hook('portForwardAddress');
+    const { namespace, name, uid } = this.findPodOnly(route.target);
+    const ref: PodRef = { namespace, name, uid };
+    const podName = `${ref.namespace}/${ref.name}`;
+    const log = this.o.log.child({ pod: podName, kind: 'portForward', user: user.username });
+    // The pod's address is read per forwarded connection: it may appear (or change) while the session lasts.
+    const forward: Forward = async (port, data) => {
+      let ip: string | undefined;
+      try {
+        ip = await address(ref);
+      } catch (err) {
+        throw new ForwardError(`cannot read the pod's IP address from the provider: ${(err as Error).message}`);
+      }
+      if (!ip) throw new ForwardError(`pod ${podName} has no IP address the node can reach (status.podIP is empty)`);
+      const conn = await dial(ip, port);
+      log.debug({ ip, port }, 'port-forward connection open');
+      await relay(conn, data);
+    };
+
+    const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+    if (upgrade.includes('websocket')) {
+      if (route.ports.length === 0) throw new HttpError(400, 'query parameter "port" is required');
+      log.info({ ports: route.ports, protocol: 'websocket' }, 'port-forward session started');
+      await servePortForwardWebSocket(req, socket, head, { ports: route.ports, podName, uid: ref.uid, forward, log });
+    } else if (upgrade.includes('spdy/3.1')) {
+      const protocol = negotiateProtocol(req.headers['x-stream-protocol-version'], PORT_FORWARD_SPDY_PROTOCOLS);
+      if (!protocol) {
+        throw new HttpError(403, `unable to negotiate a stream protocol (server accepts ${PORT_FORWARD_SPDY_PROTOCOLS.join(', ')})`, {
+          'X-Accepted-Stream-Protocol-Versions': [...PORT_FORWARD_SPDY_PROTOCOLS],
+        });
+      }
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' + `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
+      );
+      if (head.length > 0) socket.unshift(head);
+      log.info({ protocol }, 'port-forward session started');
+      await servePortForwardSpdy(socket, { podName, uid: ref.uid, forward, log });
+    } else {
+      throw new HttpError(400, 'unsupported upgrade: want SPDY/3.1 or websocket');
+    }
+    log.info('port-forward session ended');
+  }
+
+  // ---- node views ----------------------------------------------------------------------
+
+  private async machineSpec(): Promise<MachineInfo> {
+    if (this.spec && Date.now() - this.spec.at < SPEC_CACHE_MS) return this.spec.info;
+    const node = await this.callProvider(() => this.o.provider.nodeInfo());
+    const info = machineInfo(node, this.o.nodeName);
+    this.spec = { at: Date.now(), info };
+    return info;
+  }
+
   // ---- helpers -------------------------------------------------------------------
 
   private route(req: IncomingMessage): Route {
@@ -236,14 +314,19 @@ export class KubeletApiServer {
 
   private hook<H extends Hook>(name: H): NonNullable<Provider[H]> {
     const fn = this.o.provider[name];
-    if (!fn) throw new HttpError(501, `the provider does not support ${name === 'getContainerLogs' ? 'container logs' : name}`);
+    if (!fn) throw new HttpError(501, `the provider does not support ${HOOK_NAMES[name]}`);
     return fn.bind(this.o.provider) as NonNullable<Provider[H]>;
   }
 
-  private findPod(t: ContainerTarget): PodRef {
+  private findPodOnly(t: PodTarget): { pod: V1Pod } & PodRef {
     const pod = this.o.lookupPod(t.namespace, t.pod);
     const uid = pod?.metadata?.uid;
     if (!pod || !uid || (t.uid !== undefined && t.uid !== uid)) throw new HttpError(404, `pod ${t.namespace}/${t.pod} is not on node ${this.o.nodeName}`);
+    return { pod, namespace: t.namespace, name: t.pod, uid };
+  }
+
+  private findPod(t: ContainerTarget): PodRef {
+    const { pod, uid } = this.findPodOnly(t);
     const spec = pod.spec;
     const names = [...(spec?.containers ?? []), ...(spec?.initContainers ?? []), ...(spec?.ephemeralContainers ?? [])].map((c) => c.name);
     if (!names.includes(t.container)) throw new HttpError(404, `container ${JSON.stringify(t.container)} is not in pod ${t.namespace}/${t.pod}`);

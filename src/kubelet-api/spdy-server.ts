@@ -32,7 +32,7 @@ export class StreamSetupError extends Error {
 /** SYN_STREAM frame type in SPDY/3. */
 const SYN_STREAM = 0x01;
 
-function acceptBareStreams(conn: SpdyConnection): void {
+export function acceptBareStreams(conn: SpdyConnection): void {
   const parser = conn._spdyState.parser;
   const onSyn = parser.onSynHeadFrame.bind(parser);
   const parseKVs = parser.parseKVs.bind(parser);
@@ -55,13 +55,13 @@ function acceptBareStreams(conn: SpdyConnection): void {
   };
 }
 
-function neverBlockSends(side: WindowSide): void {
+export function neverBlockSends(side: WindowSide): void {
   side.update = (_size: number, callback?: () => void) => {
     if (callback) process.nextTick(callback);
   };
 }
 
-function header(stream: SpdyStream, name: string): string | undefined {
+export function header(stream: SpdyStream, name: string): string | undefined {
   const v = stream.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

@@ -83,3 +83,24 @@ test('error-stream status: Success for 0, NonZeroExitCode with an ExitCode cause
   assert.equal(encodeStatus(statusForExit(0), 'v3.channel.k8s.io'), '');
   assert.match(encodeStatus(statusForExit(2), 'v3.channel.k8s.io'), /non-zero exit code/);
 });
+
+test('portForward: both path forms, the port query repeated or comma-separated (as the API server joins kubectl’s ports)', () => {
+  assert.deepEqual(parseRoute('POST', '/portForward/ns/p'), { kind: 'portForward', target: { namespace: 'ns', pod: 'p' }, ports: [] });
+  assert.deepEqual(parseRoute('GET', '/portForward/ns/p/uid-1?port=80,443&port=8080'), {
+    kind: 'portForward',
+    target: { namespace: 'ns', pod: 'p', uid: 'uid-1' },
+    ports: [80, 443, 8080],
+  });
+  assert.throws(() => parseRoute('GET', '/portForward/ns/p?port=0'), /must be > 0/);
+  assert.throws(() => parseRoute('GET', '/portForward/ns/p?port=65536'), /unable to parse/);
+  assert.throws(() => parseRoute('GET', '/portForward/ns/p?port='), /cannot be empty/);
+  assert.equal(parseRoute('GET', '/portForward/ns'), undefined);
+  assert.equal(parseRoute('DELETE', '/portForward/ns/p'), undefined);
+});
+
+test('runningpods and spec with and without the trailing slash; reads only', () => {
+  for (const path of ['/runningpods/', '/runningpods']) assert.deepEqual(parseRoute('GET', path), { kind: 'runningPods' });
+  for (const path of ['/spec/', '/spec']) assert.deepEqual(parseRoute('GET', path), { kind: 'spec' });
+  assert.equal(parseRoute('POST', '/runningpods/'), undefined);
+  assert.equal(parseRoute('GET', '/runningpods/x'), undefined);
+});

@@ -271,6 +271,12 @@ export class AciProvider implements Provider {
     return tr.status ? { ref: tr.ref, status: tr.status } : undefined;
   }
 
+  /** The group's IP: private in a VNet (what the node reaches), public otherwise. */
+  async portForwardAddress(ref: PodRef): Promise<string | undefined> {
+    const p = await this.getPod(ref);
+    return p?.status.podIP ?? p?.status.podIPs?.[0]?.ip;
+  }
+
   async listPods(): Promise<ProviderPod[]> {
     this.start();
     const groups = (await this.arm.listGroups()).filter((g) => this.isOurs(g));
