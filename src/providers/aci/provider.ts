@@ -38,7 +38,8 @@ import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
 import { mapPool } from './pool.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
-import { attachViaWebSocket, execViaWebSocket } from './exec.js';
+import { attachViaWebSocket, execViaWebSocket, ExecShellUnavailableError } from './exec.js';
+import { planExec } from './exec-command.js';
 import { logStream } from './logs.js';
 
 export interface AciProviderOptions {
@@ -314,9 +315,13 @@ export class AciProvider implements Provider {
     return logStream((o) => this.arm.listLogs(name, container, o), opts, isDone, this.logPollMs);
   }
 
+  /** ACI's exec runs one executable without arguments: see exec-command.ts for how an argv still runs exactly. */
   async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
-    const { webSocketUri, password } = await this.arm.executeCommand(this.nameOf(ref), container, command.join(' '), { rows: 24, cols: 80 });
-    return execViaWebSocket(webSocketUri, password, streams, this.cfg.caFile ? tlsOptionsFor(this.cfg).ca : undefined);
+    const plan = planExec(command, streams.tty);
+    if (plan.kind === 'refused') throw new ExecShellUnavailableError(plan.message);
+    const { webSocketUri, password } = await this.arm.executeCommand(this.nameOf(ref), container, plan.command, { rows: 24, cols: 80 });
+    const ca = this.cfg.caFile ? tlsOptionsFor(this.cfg).ca : undefined;
+    return execViaWebSocket(webSocketUri, password, streams, ca, plan.kind === 'shell' ? { line: plan.line, sentinel: plan.sentinel } : undefined);
   }
 
   async attach(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult> {
