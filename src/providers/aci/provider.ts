@@ -40,6 +40,7 @@ import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 import { attachViaWebSocket, execViaWebSocket, ExecShellUnavailableError } from './exec.js';
 import { planExec } from './exec-command.js';
+import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';
 import { logStream } from './logs.js';
 
 export interface AciProviderOptions {
@@ -82,6 +83,22 @@ interface Tracked {
 
 const QUOTA_HOLD_MS = 30_000;
 const DELETE_WAIT_MS = 120_000;
+
+/**
+ * An image a kubelet could not parse never reaches ACI. As a kubelet does, the pod stays
+ * Pending with the container waiting in `InvalidImageName` (the core turns the transient
+ * error's reason into that), an `InspectFailed` Event carries the kubelet's message, and it
+ * is retried with back-off, so a corrected image (pod images are mutable) is picked up.
+ */
+function checkImageReferences(pod: V1Pod, ctx: PodContext): void {
+  for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+    const problem = imageReferenceProblem(c.image ?? '');
+    if (!problem) continue;
+    const err = new InvalidImageReferenceError(c.image ?? '', problem);
+    ctx.recordEvent('Warning', 'InspectFailed', err.message);
+    throw new TransientProviderError('InvalidImageName', err.message, undefined, { cause: err });
+  }
+}
 
 export class AciProvider implements Provider {
   readonly arm: AciArm;
@@ -201,6 +218,7 @@ export class AciProvider implements Provider {
   async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {
     this.start();
     const ref = refOf(pod);
+    checkImageReferences(pod, ctx);
     const { name, group } = await podToContainerGroup(pod, ctx, this.mapping);
     const known = this.tracked.get(name);
     if (known) {
