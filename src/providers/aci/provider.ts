@@ -219,7 +219,7 @@ export class AciProvider implements Provider {
     this.start();
     const ref = refOf(pod);
     checkImageReferences(pod, ctx);
-    const { name, group } = await podToContainerGroup(pod, ctx, this.mapping);
+    const { name, group, noIpReason } = await podToContainerGroup(pod, ctx, this.mapping);
     const known = this.tracked.get(name);
     if (known) {
       if (known.vanished) {
@@ -248,6 +248,8 @@ export class AciProvider implements Provider {
     t.recordEvent = ctx.recordEvent;
     t.provisioningState = created.provisioningState;
     t.hot = true;
+    // A kubelet gives every pod an IP; where ACI cannot, say so where the user looks.
+    if (noIpReason) ctx.recordEvent('Warning', 'NoPodIP', noIpReason);
     this.kick();
   }
 
