@@ -76,3 +76,23 @@ test('outside a VNet ACI gives a pod without ports no IP, and a NoPodIP Event sa
   assert.equal(event.type, 'Warning');
   assert.match(event.message ?? '', /declares no containerPort.*ACI_SUBNET_IDS/);
 });
+
+test('the ACI node carries the facts schedulers and charts read: region, zone, os labels and ephemeral-storage', { timeout: 120_000 }, async (t) => {
+  const c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+  const node = await waitFor('the node with its capacity', async () => {
+    const n = await core().readNode({ name: c.nodeName });
+    return n.status?.capacity?.['ephemeral-storage'] ? n : undefined;
+  });
+  const labels = node.metadata?.labels ?? {};
+  assert.equal(labels['topology.kubernetes.io/region'], 'westus');
+  assert.equal(labels['topology.kubernetes.io/zone'], '0');
+  assert.equal(labels['kubernetes.io/os'], 'linux');
+  assert.equal(labels['beta.kubernetes.io/os'], 'linux');
+  assert.equal(labels['kubernetes.io/arch'], 'amd64');
+  assert.equal(labels.type, 'virtual-kubelet');
+  const pods = Number(node.status?.capacity?.pods?.replace(/k$/, '000'));
+  assert.ok(pods > 0, String(node.status?.capacity?.pods));
+  // 50 GB of local disk per group; the API server may print the quantity in another unit.
+  assert.ok(node.status?.allocatable?.['ephemeral-storage'], 'allocatable has ephemeral-storage too');
+  assert.equal(node.status?.allocatable?.['ephemeral-storage'], node.status?.capacity?.['ephemeral-storage']);
+});

@@ -84,6 +84,9 @@ interface Tracked {
 const QUOTA_HOLD_MS = 30_000;
 const DELETE_WAIT_MS = 120_000;
 
+/** Local disk per container group (Microsoft Q&A: "around 50 GB", shared by its containers). */
+const EPHEMERAL_GB_PER_GROUP = 50;
+
 /**
  * An image a kubelet could not parse never reaches ACI. As a kubelet does, the pod stays
  * Pending with the container waiting in `InvalidImageName` (the core turns the transient
@@ -157,7 +160,8 @@ export class AciProvider implements Provider {
   async nodeInfo(): Promise<NodeInfoFromProvider> {
     return {
       capacity: await this.capacity(),
-      labels: { 'topology.kubernetes.io/region': this.cfg.region.toLowerCase() },
+      // Groups are placed without availability zones; AKS labels such nodes zone "0".
+      labels: { 'topology.kubernetes.io/region': this.cfg.region.toLowerCase(), 'topology.kubernetes.io/zone': '0' },
       operatingSystem: 'linux',
       architecture: 'amd64',
     };
@@ -184,6 +188,8 @@ export class AciProvider implements Provider {
     } catch {
       // The usages API is optional (not every cloud has it): keep the configured capacity.
     }
+    // ACI gives each Linux group about 50 GB of local disk (images, writable layers, emptyDir).
+    capacity['ephemeral-storage'] = `${(Number(capacity['pods']) || 0) * EPHEMERAL_GB_PER_GROUP}G`;
     this.usageCache = { at: now, capacity };
     return capacity;
   }
