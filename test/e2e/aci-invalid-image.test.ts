@@ -50,9 +50,12 @@ test('an invalid image reference gives InvalidImageName, Pending, with the kubel
   assert.deepEqual((await aci.inspector.arm.listGroups()).map((g) => g.name), []);
 
   // Pod images are mutable: the corrected one is picked up on the next attempt.
-  const fixed = await core().readNamespacedPod({ name: 'upper', namespace: ns });
-  fixed.spec!.containers[0]!.image = 'busybox';
-  await core().replaceNamespacedPod({ name: 'upper', namespace: ns, body: fixed });
+  await waitFor('the image corrected', async () => {
+    const fixed = await core().readNamespacedPod({ name: 'upper', namespace: ns });
+    fixed.spec!.containers[0]!.image = 'busybox';
+    // A status write in between makes this a conflict: read again and retry.
+    return core().replaceNamespacedPod({ name: 'upper', namespace: ns, body: fixed }).then(() => true, () => false);
+  });
   await waitFor('upper Running with the corrected image', async () => (await core().readNamespacedPod({ name: 'upper', namespace: ns })).status?.phase === 'Running', {
     timeoutMs: 180_000,
   });
