@@ -40,7 +40,9 @@ test('in a VNet a pod without a containerPort gets a private pod IP, and its Ser
   assert.match(ip ?? '', /^127\.\d+\.\d+\.\d+$/, 'a private address (the emulator hands them out on loopback)');
   assert.deepEqual(pod.status?.podIPs?.map((x) => x.ip), [ip]);
 
-  const [group] = (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
+  const [listed] = (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
+  // A list carries no addresses (as on ACI): read the group.
+  const group = await aci.inspector.arm.getGroup(listed?.name ?? '');
   assert.equal(group?.ipAddress?.type, 'Private');
   assert.deepEqual(group?.subnetIds?.map((s) => s.id), [SUBNET]);
   assert.equal(group?.ipAddress?.ip, ip);
