@@ -59,6 +59,7 @@ interface CliOptions {
   latency?: number | { min: number; max: number };
   lostPutRate?: number;
   pageSize?: number;
+  execSplitCommand: boolean;
   simulated?: Record<string, unknown>;
   podman?: Record<string, unknown>;
   keep: boolean;
@@ -89,6 +90,7 @@ const program = new Command()
   .option('--latency <ms>', 'added latency per ARM request: MS or MIN-MAX', latency)
   .option('--lost-put-rate <share>', 'share of container group PUTs whose response is dropped after success', rate)
   .option('--page-size <n>', 'list page size (default 100)', count)
+  .option('--exec-split-command', 'extension: split exec command strings on whitespace (ACI runs the string as one executable)', false)
   .option('--simulated <json>', 'simulated runtime options (JSON text or file): pullMs, startMs, exitAfterMs, restartDelayMs, rules, defaultFate', json)
   .option('--podman <json>', 'podman runtime options (JSON text or file)', json)
   .option('--keep', 'leave containers running when the emulator stops', false)
@@ -131,6 +133,7 @@ if (o.stateDir) options.stateDir = o.stateDir;
 if (o.tenantId) options.tenantId = o.tenantId;
 if (o.subscriptionId) options.subscriptionId = o.subscriptionId;
 if (o.pageSize !== undefined) options.pageSize = o.pageSize;
+if (o.execSplitCommand) options.execSplitsCommand = true;
 if (o.simulated) options.simulated = o.simulated;
 if (o.podman) options.podman = o.podman;
 if (clientId && clientSecret) options.clients = [{ clientId, clientSecret }];

@@ -38,6 +38,8 @@ export interface ArmContext {
   deleteSyncWaitMs: number;
   /** How long before an unused exec/attach password expires. */
   execTicketTtlMs: number;
+  /** Exec command strings are split into an argv (an extension; ACI runs the string as one executable). */
+  execSplitsCommand: boolean;
   tickets: Map<string, ExecSessionTicket>;
   log: (msg: string) => void;
 }

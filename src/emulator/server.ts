@@ -58,6 +58,11 @@ export interface EmulatorOptions {
   faults?: FaultOptions;
   /** List page size. Default 100. */
   pageSize?: number;
+  /**
+   * Extension: split an exec command string on whitespace (or read a JSON array of strings
+   * as an exact argv). Off by default, as ACI runs the string as one executable without arguments.
+   */
+  execSplitsCommand?: boolean;
   /** DELETE answers 200 when the runtime finishes within this, else 202. Default 2000 ms. */
   deleteSyncWaitMs?: number;
   tokenLifetimeSeconds?: number;
@@ -201,6 +206,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     pageSize: options.pageSize ?? 100,
     deleteSyncWaitMs: options.deleteSyncWaitMs ?? 2000,
     execTicketTtlMs: 60_000,
+    execSplitsCommand: options.execSplitsCommand ?? false,
     tickets,
     log,
   };

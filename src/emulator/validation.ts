@@ -4,6 +4,7 @@
  * and the translation of a valid group into the runtime's spec.
  */
 import { badRequest } from './errors.js';
+import { imageReferenceProblem } from '../common/image-reference.js';
 import type { ContainerGroupPropertiesInput, ContainerInput, InitContainerInput } from './schema.js';
 import type { RuntimeContainerSpec, RuntimeGroupSpec, RuntimeProbe, RuntimeVolume } from './runtime.js';
 
@@ -58,6 +59,14 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
   for (const c of p.initContainers ?? []) {
     if (!c.properties.image) {
       throw badRequest('InvalidInitContainerImage', `The init container '${c.name}' must specify an image.`);
+    }
+  }
+  // A reference no registry client can parse can never be pulled: ACI's code and text for an
+  // image it cannot access (see docs/decisions.md).
+  for (const c of all) {
+    const image = c.properties.image ?? '';
+    if (image.trim() && imageReferenceProblem(image)) {
+      throw badRequest('InaccessibleImage', `The image '${image}' in container group '${name}' is not accessible. Please check the image and registry credential.`);
     }
   }
 

@@ -31,6 +31,8 @@ test('the node registers Ready with its taint, labels, capacity, nodeInfo and ad
   assert.equal(labels['kubernetes.io/hostname'], c.nodeName);
   assert.equal(labels['kubernetes.io/os'], 'linux');
   assert.equal(labels['kubernetes.io/arch'], 'amd64');
+  // Old charts still select on the beta label.
+  assert.equal(labels['beta.kubernetes.io/os'], 'linux');
   assert.equal(labels['topology.kubernetes.io/region'], 'mock-region-1');
   assert.equal(labels['topology.kubernetes.io/zone'], 'mock-region-1-a');
 
@@ -38,7 +40,8 @@ test('the node registers Ready with its taint, labels, capacity, nodeInfo and ad
   assert.equal(st.capacity?.cpu, '1k');
   assert.equal(st.capacity?.memory, '4Ti');
   assert.equal(st.capacity?.pods, '5k');
-  assert.deepEqual(st.allocatable, st.capacity);
+  assert.equal(st.capacity?.['ephemeral-storage'], '10Ti');
+  assert.deepEqual(st.allocatable, st.capacity, 'allocatable carries every resource, ephemeral-storage included');
   assert.match(st.nodeInfo?.kubeletVersion ?? '', /^v\d+\.\d+\.\d+-aci-connector-\d+\.\d+\.\d+/);
   assert.equal(st.nodeInfo?.operatingSystem, 'linux');
   assert.equal(st.nodeInfo?.architecture, 'amd64');

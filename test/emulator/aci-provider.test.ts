@@ -155,7 +155,9 @@ test('node capacity comes from the usages API', async () => {
       fresh.emu.setQuota({ containerGroups: 42 });
       const info = await fresh.provider.nodeInfo();
       assert.equal(info.capacity['pods'], '42');
+      assert.equal(info.capacity['ephemeral-storage'], `${42 * 50}G`, 'about 50 GB of local disk per group');
       assert.equal(info.labels['topology.kubernetes.io/region'], 'westus');
+      assert.equal(info.labels['topology.kubernetes.io/zone'], '0');
     } finally {
       await fresh.close();
     }

@@ -180,6 +180,39 @@ describe('container group lifecycle', () => {
     assert.equal(refused, '404', 'an exec password works once');
   });
 
+  it('runs the exec command as one executable without arguments, as ACI does; splitting is an opt-in extension', async () => {
+    const run = async (client: ArmTestClient, ca: string, command: string): Promise<{ output: string; reason: string }> => {
+      const res = await client.call('POST', `${groupPath(sub, RG, 'shell')}/containers/main/exec?${API}`, { body: { command, terminalSize: { rows: 24, cols: 80 } } });
+      assert.equal(res.status, 200);
+      const { webSocketUri, password } = res.body as { webSocketUri: string; password: string };
+      const ws = new WebSocket(webSocketUri, { ca });
+      const done = collect(ws);
+      await new Promise((r) => ws.once('open', r));
+      ws.send(password);
+      return done;
+    };
+    const whole = await run(arm, emu.caPem, 'echo hi there');
+    assert.equal(whole.reason, 'exit code 127');
+    assert.match(whole.output, /echo hi there: not found/);
+    assert.equal((await run(arm, emu.caPem, 'hostname')).reason, 'exit code 0');
+
+    const splitting = await startTestEmulator({ execSplitsCommand: true, subscriptionId: sub });
+    try {
+      const put = await splitting.arm.call('PUT', `${groupPath(sub, RG, 'shell')}?${API}`, { body: simpleGroup() });
+      assert.equal(put.status, 201);
+      await waitFor('running', async () => {
+        const g = (await splitting.arm.call('GET', `${groupPath(sub, RG, 'shell')}?${API}`)).body as GroupBody;
+        return g.properties.containers[0]?.properties.instanceView?.currentState.state === 'Running';
+      });
+      const split = await run(splitting.arm, splitting.emu.caPem, 'echo hi there');
+      assert.equal(split.reason, 'exit code 0');
+      assert.equal(split.output, 'hi there\n');
+    } finally {
+      splitting.arm.close();
+      await splitting.emu.stop();
+    }
+  });
+
   it('refuses an exec socket whose first message is not the password', async () => {
     const res = await arm.call('POST', `${groupPath(sub, RG, 'shell')}/containers/main/exec?${API}`, { body: { command: 'echo x' } });
     const { webSocketUri } = res.body as { webSocketUri: string };

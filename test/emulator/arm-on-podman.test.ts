@@ -78,18 +78,30 @@ it('runs a group as a real pod: HTTP on its IP, logs, exec, and delete removes t
   }, 30_000, 250);
   assert.match(logs, /started web/);
 
-  const exec = await arm.call('POST', `${groupPath(emu.subscriptionId, 'podman-rg', 'httpd')}/containers/web/exec?${API}`, { body: { command: 'cat /www/index.html', terminalSize: { rows: 24, cols: 80 } } });
-  assert.equal(exec.status, 200);
-  const { webSocketUri, password } = exec.body as { webSocketUri: string; password: string };
-  const output = await new Promise<string>((resolve, reject) => {
-    const ws = new WebSocket(webSocketUri, { ca: emu.caPem });
-    const chunks: Buffer[] = [];
-    ws.on('open', () => ws.send(password));
-    ws.on('message', (d: Buffer) => chunks.push(Buffer.from(d)));
-    ws.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    ws.on('error', reject);
-  });
-  assert.match(output, /served by aci-emulator/);
+  const execute = async (command: string, typed?: string): Promise<{ output: string; reason: string }> => {
+    const exec = await arm.call('POST', `${groupPath(emu.subscriptionId, 'podman-rg', 'httpd')}/containers/web/exec?${API}`, { body: { command, terminalSize: { rows: 24, cols: 80 } } });
+    assert.equal(exec.status, 200);
+    const { webSocketUri, password } = exec.body as { webSocketUri: string; password: string };
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(webSocketUri, { ca: emu.caPem });
+      const chunks: Buffer[] = [];
+      ws.on('open', () => {
+        ws.send(password);
+        if (typed) ws.send(typed);
+      });
+      ws.on('message', (d: Buffer) => chunks.push(Buffer.from(d)));
+      ws.on('close', (_code, reason) => resolve({ output: Buffer.concat(chunks).toString('utf8'), reason: reason.toString() }));
+      ws.on('error', reject);
+    });
+  };
+  // As on ACI, the command is one executable without arguments: `cat /www/index.html` is not found…
+  const whole = await execute('cat /www/index.html');
+  assert.equal(whole.reason, 'exit code 127', whole.output);
+  assert.match(whole.output, /not found|no such file/i);
+  // …and a shell with the command typed into it works.
+  const typed = await execute('/bin/sh', 'exec cat /www/index.html\n');
+  assert.match(typed.output, /served by aci-emulator/);
+  assert.equal(typed.reason, 'exit code 0');
 
   // Only this runtime's pods: other tests may share the podman store.
   const label = `aci-emulator.instance=${fx.runtime.instanceId}`;

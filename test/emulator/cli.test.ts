@@ -14,7 +14,7 @@ it('documents its flags with --help', async () => {
   const out = await new Promise<string>((resolve, reject) =>
     execFile(process.execPath, [cli, '--help'], (err: Error | null, stdout) => (err ? reject(err) : resolve(stdout))),
   );
-  for (const flag of ['--port', '--host', '--runtime', '--state-dir', '--read-limit', '--write-limit', '--creation-limit', '--quota-groups', '--fault-500', '--fault-503', '--latency', '--lost-put-rate']) {
+  for (const flag of ['--port', '--host', '--runtime', '--state-dir', '--read-limit', '--write-limit', '--creation-limit', '--quota-groups', '--fault-500', '--fault-503', '--latency', '--lost-put-rate', '--exec-split-command']) {
     assert.ok(out.includes(flag), `--help mentions ${flag}`);
   }
 });

@@ -48,6 +48,16 @@ describe('validation errors', () => {
     assert.equal(code(res), 'ContainerLimitGreaterThanContainerGroupTotalRequest');
   });
 
+  it('refuses an image reference no registry could serve with InaccessibleImage, at PUT', async () => {
+    for (const image of ['registry.example/my app:1', 'BUSYBOX', 'busybox@sha256:abc']) {
+      const res = await put('bad-image', simpleGroup({ image }));
+      assert.equal(res.status, 400, image);
+      assert.equal(code(res), 'InaccessibleImage', image);
+      assert.equal(message(res), `The image '${image}' in container group 'bad-image' is not accessible. Please check the image and registry credential.`);
+    }
+    assert.equal((await arm.call('GET', `${groupPath(sub, 'rg-val', 'bad-image')}?${API}`)).status, 404, 'nothing was created');
+  });
+
   it('rejects a body that does not match the schema, naming the property', async () => {
     const res = await put('shape', { location: 'westeurope', properties: { osType: 'Linux', containers: [{ name: 'a', properties: { image: 'busybox' } }] } });
     assert.equal(res.status, 400);

@@ -81,17 +81,22 @@ const running = async (): Promise<void> => {
   assert.fail('container never Running');
 };
 await running();
-const exec = await client.containers.executeCommand(rg, 'sdk-group', 'app', { command: 'echo from exec', terminalSize: { rows: 24, cols: 80 } });
+// ACI's exec runs one executable without arguments: a shell, with the command typed into it.
+const exec = await client.containers.executeCommand(rg, 'sdk-group', 'app', { command: '/bin/sh', terminalSize: { rows: 24, cols: 80 } });
 assert.ok(exec.webSocketUri && exec.password);
 const output = await new Promise<string>((resolve, reject) => {
   const ws = new WebSocket(exec.webSocketUri ?? '');
   const chunks: Buffer[] = [];
-  ws.on('open', () => ws.send(exec.password ?? ''));
+  ws.on('open', () => {
+    ws.send(exec.password ?? '');
+    // The terminal echoes the typed line, which reads `from-$WHAT`: only the output reads `from-exec`.
+    ws.send('WHAT=exec; echo from-$WHAT; exit\n');
+  });
   ws.on('message', (d: Buffer) => chunks.push(Buffer.from(d)));
   ws.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
   ws.on('error', reject);
 });
-assert.match(output, /from exec/);
+assert.match(output, /from-exec/);
 findings.exec = output.trim();
 
 await client.containerGroups.beginRestartAndWait(rg, 'sdk-group', poll);

@@ -49,7 +49,7 @@ it('works with the official SDK and ClientSecretCredential, unchanged', { timeou
   const findings = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
   assert.equal(findings.created, 'Succeeded');
   assert.equal(findings.deleted, true);
-  assert.match(String(findings.exec), /from exec/);
+  assert.match(String(findings.exec), /^from-exec$/m);
 
   const calls = emu.stats().callsByOperation;
   for (const op of [

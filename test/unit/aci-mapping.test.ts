@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
-import { podToContainerGroup } from '../../src/providers/aci/pod-to-group.js';
+import { PLACEHOLDER_PORT, podToContainerGroup } from '../../src/providers/aci/pod-to-group.js';
 import { ANNOTATION } from '../../src/providers/aci/annotations.js';
 import { TAG } from '../../src/providers/aci/naming.js';
 import { fakeContext, mappingOptions as opts, pod } from './aci-fixtures.js';
@@ -144,6 +144,36 @@ test('ports give a public IP by default; annotations choose Private, None and a 
   const err = await rejection(p);
   assert.equal(err.reason, 'InvalidAnnotation');
   assert.equal(err.field, `metadata.annotations['${ANNOTATION.ipAddressType}']`);
+});
+
+test('in a VNet every group gets a private IP: a pod without ports declares a placeholder port; outside one it gets none, with the reason', async () => {
+  const subnet = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/aci';
+  const vnet = { ...opts, defaultSubnetIds: [subnet] };
+  const bare = pod({ containers: [{ name: 'app', image: 'nginx' }, { name: 'side', image: 'x' }] });
+  const inVnet = await podToContainerGroup(bare, fakeContext(), vnet);
+  assert.deepEqual(inVnet.group.ipAddress, { type: 'Private', ports: [PLACEHOLDER_PORT] });
+  assert.deepEqual(inVnet.group.containers[0]?.ports, [PLACEHOLDER_PORT], "ACI's IP ports must be container ports");
+  assert.equal(inVnet.group.containers[1]?.ports, undefined);
+  assert.deepEqual(inVnet.group.subnetIds, [{ id: subnet }]);
+  assert.equal(inVnet.noIpReason, undefined);
+
+  // Declared ports are used as they are, and stay private in a VNet.
+  const web = pod({ containers: [{ name: 'app', image: 'nginx', ports: [{ containerPort: 80 }] }] });
+  assert.deepEqual((await podToContainerGroup(web, fakeContext(), vnet)).group.ipAddress, { type: 'Private', ports: [{ port: 80, protocol: 'TCP' }] });
+
+  // Outside a VNet: no public port is ever invented; the reason comes back for an Event.
+  const outside = await podToContainerGroup(bare, fakeContext(), opts);
+  assert.equal(outside.group.ipAddress, undefined);
+  assert.match(outside.noIpReason ?? '', /no containerPort.*ACI_SUBNET_IDS/);
+  // Asked for None: no IP and nothing to explain.
+  const none = pod({ containers: [{ name: 'app', image: 'nginx' }] });
+  none.metadata!.annotations = { [ANNOTATION.ipAddressType]: 'None' };
+  const asked = await podToContainerGroup(none, fakeContext(), vnet);
+  assert.equal(asked.group.ipAddress, undefined);
+  assert.equal(asked.noIpReason, undefined);
+  // Public without ports is refused rather than opening a port to the internet.
+  none.metadata!.annotations = { [ANNOTATION.ipAddressType]: 'Public' };
+  assert.match((await rejection(none)).message, /at least one containerPort/);
 });
 
 test('priority and sku annotations', async () => {

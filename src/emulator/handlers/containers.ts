@@ -44,10 +44,13 @@ export async function listLogs(ctx: ArmContext, req: ArmRequest): Promise<ArmRes
 }
 
 /**
- * ACI takes the command as one string. The emulator splits it on whitespace, and, as an
- * extension, accepts a JSON array of strings for an exact argv.
+ * ACI takes the command as one string and runs it as one executable without arguments
+ * (Microsoft: "you can't pass command arguments"): `echo hi` is a program named `echo hi`,
+ * which is not found. With `split` (an opt-in extension) the string is split on
+ * whitespace, and a JSON array of strings gives an exact argv.
  */
-export function parseExecCommand(command: string): string[] {
+export function parseExecCommand(command: string, split = false): string[] {
+  if (!split) return command.trim() === '' ? [] : [command];
   const trimmed = command.trim();
   if (trimmed.startsWith('[')) {
     try {
@@ -84,7 +87,7 @@ export async function executeCommand(ctx: ArmContext, req: ArmRequest): Promise<
     const issue = describeIssue(parsed.error);
     throw badRequest('InvalidRequestContent', issue.message, issue.path);
   }
-  const command = parseExecCommand(parsed.data.command ?? '');
+  const command = parseExecCommand(parsed.data.command ?? '', ctx.execSplitsCommand);
   if (command.length === 0) throw badRequest('InvalidExecCommand', 'The exec command must not be empty.');
   requireRunning(ctx, record, container);
   const ticket = issueTicket(ctx, {

@@ -36,6 +36,8 @@ export interface MappingOptions {
 export interface MappedGroup {
   name: string;
   group: ContainerGroup;
+  /** Set when the group gets no IP address although the pod did not ask for none: why, for an Event. */
+  noIpReason?: string;
 }
 
 /**
@@ -199,7 +201,22 @@ function mapDns(pod: V1Pod): DnsConfiguration | undefined {
   return out;
 }
 
-function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAddress; subnets?: string[] } {
+/**
+ * ACI requires at least one port on a group's IP address. A pod in a VNet that declares none
+ * gets this one, so it still gets a private IP (a kubelet gives every pod one). It opens
+ * nothing: the ports list configures only what ACI's public frontend forwards, and a private
+ * IP is reachable from the VNet on every port anyway (NSGs decide), so declaring one changes
+ * no reachability; and nothing listens on it unless the app itself does.
+ */
+export const PLACEHOLDER_PORT = { port: 65535, protocol: 'TCP' } as const;
+
+/** Why a pod has no IP address, when the mapping could not give it one (for an Event). */
+export const NO_POD_IP_MESSAGE =
+  'Azure Container Instances gives a container group outside a virtual network an IP address only for declared ports, ' +
+  'and this pod declares no containerPort: it has no pod IP. Configure a subnet (ACI_SUBNET_IDS, or the annotation ' +
+  `${ANNOTATION.subnetIds}) so that every pod gets a private IP, or declare a containerPort for a public one.`;
+
+function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAddress; subnets?: string[]; noIpReason?: string } {
   const seen = new Set<string>();
   const ports: { port: number; protocol: string }[] = [];
   for (const c of containers) {
@@ -210,16 +227,14 @@ function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAd
       ports.push({ port: p.port, protocol: p.protocol ?? 'TCP' });
     }
   }
-  const type = ann.ipAddressType ?? (ports.length > 0 ? 'Public' : 'None');
+  // In a VNet (a subnet configured) every group is private, as ACI allows no public IP there.
+  const type = ann.ipAddressType ?? (ann.subnetIds.length > 0 ? 'Private' : ports.length > 0 ? 'Public' : 'None');
   const field = `metadata.annotations['${ANNOTATION.ipAddressType}']`;
   if (type === 'None') {
     if (ann.dnsNameLabel) {
       throw new PodRejectedError('InvalidAnnotation', `${ANNOTATION.dnsNameLabel} needs a public IP address, but ${ANNOTATION.ipAddressType} is None`, `metadata.annotations['${ANNOTATION.dnsNameLabel}']`);
     }
-    return {};
-  }
-  if (ports.length === 0) {
-    throw new PodRejectedError('InvalidAnnotation', `${field}: an IP address of type ${type} needs at least one containerPort in the pod`, field);
+    return ann.ipAddressType === undefined ? { noIpReason: NO_POD_IP_MESSAGE } : {};
   }
   if (type === 'Private') {
     const subnets = ann.subnetIds;
@@ -229,7 +244,15 @@ function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAd
     if (ann.dnsNameLabel) {
       throw new PodRejectedError('InvalidAnnotation', `${ANNOTATION.dnsNameLabel} is only available with a Public IP address`, `metadata.annotations['${ANNOTATION.dnsNameLabel}']`);
     }
+    if (ports.length === 0 && containers[0]) {
+      // The IP's ports must be ports of the containers (ACI's rule), so the first container declares it too.
+      containers[0].ports = [{ ...PLACEHOLDER_PORT }];
+      ports.push({ ...PLACEHOLDER_PORT });
+    }
     return { ip: { type: 'Private', ports }, subnets };
+  }
+  if (ports.length === 0) {
+    throw new PodRejectedError('InvalidAnnotation', `${field}: a Public IP address needs at least one containerPort in the pod (a port would be opened to the internet)`, field);
   }
   return { ip: { type: 'Public', ports, ...(ann.dnsNameLabel ? { dnsNameLabel: ann.dnsNameLabel } : {}) } };
 }
@@ -300,7 +323,7 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   );
 
   const restartPolicy = spec.restartPolicy ?? 'Always';
-  const { ip, subnets } = mapIpAddress({ ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) }, containers);
+  const { ip, subnets, noIpReason } = mapIpAddress({ ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) }, containers);
   const dns = mapDns(pod);
   const creds = await pullCredentials(pod, ctx);
 
@@ -321,5 +344,5 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   if (ann.sku) group.sku = ann.sku;
 
   const name = containerGroupName({ clusterId: opts.clusterId, namespace: md.namespace, podName: md.name, podUid: md.uid });
-  return { name, group };
+  return noIpReason ? { name, group, noIpReason } : { name, group };
 }

@@ -38,7 +38,9 @@ import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
 import { mapPool } from './pool.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
-import { attachViaWebSocket, execViaWebSocket } from './exec.js';
+import { attachViaWebSocket, execViaWebSocket, ExecShellUnavailableError } from './exec.js';
+import { planExec } from './exec-command.js';
+import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';
 import { LogFollowerHub } from './log-followers.js';
 
 export interface AciProviderOptions {
@@ -83,6 +85,25 @@ interface Tracked {
 
 const QUOTA_HOLD_MS = 30_000;
 const DELETE_WAIT_MS = 120_000;
+
+/** Local disk per container group (Microsoft Q&A: "around 50 GB", shared by its containers). */
+const EPHEMERAL_GB_PER_GROUP = 50;
+
+/**
+ * An image a kubelet could not parse never reaches ACI. As a kubelet does, the pod stays
+ * Pending with the container waiting in `InvalidImageName` (the core turns the transient
+ * error's reason into that), an `InspectFailed` Event carries the kubelet's message, and it
+ * is retried with back-off, so a corrected image (pod images are mutable) is picked up.
+ */
+function checkImageReferences(pod: V1Pod, ctx: PodContext): void {
+  for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+    const problem = imageReferenceProblem(c.image ?? '');
+    if (!problem) continue;
+    const err = new InvalidImageReferenceError(c.image ?? '', problem);
+    ctx.recordEvent('Warning', 'InspectFailed', err.message);
+    throw new TransientProviderError('InvalidImageName', err.message, undefined, { cause: err });
+  }
+}
 
 export class AciProvider implements Provider {
   readonly arm: AciArm;
@@ -141,7 +162,8 @@ export class AciProvider implements Provider {
   async nodeInfo(): Promise<NodeInfoFromProvider> {
     return {
       capacity: await this.capacity(),
-      labels: { 'topology.kubernetes.io/region': this.cfg.region.toLowerCase() },
+      // Groups are placed without availability zones; AKS labels such nodes zone "0".
+      labels: { 'topology.kubernetes.io/region': this.cfg.region.toLowerCase(), 'topology.kubernetes.io/zone': '0' },
       operatingSystem: 'linux',
       architecture: 'amd64',
     };
@@ -168,6 +190,8 @@ export class AciProvider implements Provider {
     } catch {
       // The usages API is optional (not every cloud has it): keep the configured capacity.
     }
+    // ACI gives each Linux group about 50 GB of local disk (images, writable layers, emptyDir).
+    capacity['ephemeral-storage'] = `${(Number(capacity['pods']) || 0) * EPHEMERAL_GB_PER_GROUP}G`;
     this.usageCache = { at: now, capacity };
     return capacity;
   }
@@ -202,7 +226,8 @@ export class AciProvider implements Provider {
   async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {
     this.start();
     const ref = refOf(pod);
-    const { name, group } = await podToContainerGroup(pod, ctx, this.mapping);
+    checkImageReferences(pod, ctx);
+    const { name, group, noIpReason } = await podToContainerGroup(pod, ctx, this.mapping);
     const known = this.tracked.get(name);
     if (known) {
       if (known.vanished) {
@@ -231,6 +256,8 @@ export class AciProvider implements Provider {
     t.recordEvent = ctx.recordEvent;
     t.provisioningState = created.provisioningState;
     t.hot = true;
+    // A kubelet gives every pod an IP; where ACI cannot, say so where the user looks.
+    if (noIpReason) ctx.recordEvent('Warning', 'NoPodIP', noIpReason);
     this.kick();
   }
 
@@ -322,9 +349,13 @@ export class AciProvider implements Provider {
     return this.followers.open(`${name}/${container}`, (o) => this.arm.listLogs(name, container, o), opts, isDone);
   }
 
+  /** ACI's exec runs one executable without arguments: see exec-command.ts for how an argv still runs exactly. */
   async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
-    const { webSocketUri, password } = await this.arm.executeCommand(this.nameOf(ref), container, command.join(' '), { rows: 24, cols: 80 });
-    return execViaWebSocket(webSocketUri, password, streams, this.cfg.caFile ? tlsOptionsFor(this.cfg).ca : undefined);
+    const plan = planExec(command, streams.tty);
+    if (plan.kind === 'refused') throw new ExecShellUnavailableError(plan.message);
+    const { webSocketUri, password } = await this.arm.executeCommand(this.nameOf(ref), container, plan.command, { rows: 24, cols: 80 });
+    const ca = this.cfg.caFile ? tlsOptionsFor(this.cfg).ca : undefined;
+    return execViaWebSocket(webSocketUri, password, streams, ca, plan.kind === 'shell' ? { line: plan.line, sentinel: plan.sentinel } : undefined);
   }
 
   async attach(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult> {
