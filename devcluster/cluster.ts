@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertificateAuthority, serviceAccountKeys, writePair } from './certs.js';
 import { writeKubeconfig } from './kubeconfig.js';
+import { nodeKubeconfig } from './node-identity.js';
 import { logTail, startProcess, stopRun, type Managed } from './processes.js';
 
 const run = promisify(execFile);
@@ -30,7 +31,10 @@ export interface ClusterInfo {
   server: string;
   /** Admin kubeconfig path. */
   kubeconfig: string;
-  /** Kubeconfig with exactly the connector's ClusterRole (examples/rbac.yaml). */
+  /**
+   * Kubeconfig of the node identity `system:node:aci-connector` (group system:nodes), what TLS
+   * bootstrap gives the connector in a cluster. Other node names: nodeKubeconfig() in node-identity.ts.
+   */
   connectorKubeconfig: string;
   /** CA that signed the API server's and every generated certificate. */
   caCert: string;
@@ -145,12 +149,11 @@ async function boot(
   }));
   const client = async (name: string, commonName: string, organizations?: string[]) =>
     writePair(pki, name, await ca.issue({ commonName, organizations, client: true }));
-  const [admin, kubeletClient, cm, sched, connector] = await Promise.all([
+  const [admin, kubeletClient, cm, sched] = await Promise.all([
     client('admin', 'dev-admin', ['system:masters']),
     client('apiserver-kubelet-client', 'kube-apiserver-kubelet-client', ['system:masters']),
     client('controller-manager', 'system:kube-controller-manager'),
     client('scheduler', 'system:kube-scheduler'),
-    client('connector', 'aci-connector'),
   ]);
   const kubeletServing = writePair(pki, 'kubelet-serving', await ca.issue({
     commonName: 'aci-connector-kubelet', server: true, serverNames: ['localhost'], serverIps: ['127.0.0.1'],
@@ -165,7 +168,7 @@ async function boot(
   const adminKc = kc('admin', 'dev-admin', admin);
   const cmKc = kc('controller-manager', 'system:kube-controller-manager', cm);
   const schedKc = kc('scheduler', 'system:kube-scheduler', sched);
-  const connectorKc = kc('connector', 'aci-connector', connector);
+  const connectorKc = await nodeKubeconfig({ server, runDir, caCert: caPaths.cert }, 'aci-connector');
   log(`certificates ready (${Date.now() - started} ms)`);
 
   const etcd = start('etcd', 'etcd', [
@@ -182,7 +185,10 @@ async function boot(
     '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
     `--tls-cert-file=${apiserverPair.cert}`, `--tls-private-key-file=${apiserverPair.key}`,
     `--client-ca-file=${caPaths.cert}`,
-    '--authorization-mode=RBAC',
+    // As a production cluster runs: kubelets (and the connector, a node) are held to their own
+    // node's objects by the Node authorizer and the NodeRestriction admission plugin.
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${sa.pub}`, `--service-account-signing-key-file=${sa.key}`,
     '--service-cluster-ip-range=10.0.0.0/24',
@@ -211,10 +217,9 @@ async function boot(
     '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, '--leader-elect=false', '--v=1',
   ]);
 
-  // The connector's permissions are the project's own ClusterRole; the dev user is bound to it.
+  // The project's own RBAC (the bootstrap ServiceAccount's role, and the cluster identity every node may read).
   const kubectl = join(binDir, 'kubectl');
   await run(kubectl, ['--kubeconfig', adminKc, 'apply', '-f', join(repoRoot, 'examples/rbac.yaml')]);
-  await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'aci-connector-dev-user', '--clusterrole=aci-connector', '--user=aci-connector']);
 
   // The controller-manager works once it has created the default ServiceAccount.
   const all = [etcd, apiserver, controllerManager, scheduler];

@@ -2,22 +2,25 @@
  * Runs every pod bound to this node through the provider.
  *
  * Pods come from an informer (fieldSelector spec.nodeName=<node>, all
- * namespaces); nothing is polled per pod. Every change (pod event, provider
- * status, a Secret or ConfigMap appearing) only enqueues the pod's key; one
+ * namespaces); nothing is polled per pod. The Secrets and ConfigMaps the pods
+ * reference come from the reference resolver (one watch per referenced object).
+ * Every change (pod event, provider status, a referenced Secret or ConfigMap
+ * appearing) only enqueues the pod's key; one
  * reconcile per key runs at a time and compares what is wanted with what the
  * provider and the API server have. Status is written only when it differs.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { BackoffPolicy } from '../common/backoff.js';
 import { backoffDelay } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
 import type { ConnectorMetrics } from '../common/metrics.js';
-import { describeMissing, resolvePodEnv, type MissingRef } from './env.js';
+import { describeMissing, resolvePodEnv, type EnvResolution, type MissingRef } from './env.js';
 import type { EventSink, EventType } from './events.js';
 import { strategicMergePatchOptions } from './events.js';
 import { managedInformer, type ManagedInformer } from './informer.js';
 import type { KubeClients } from './kube-client.js';
+import { missingVolumeRefs, ReferenceResolver, refKey } from './references.js';
 import { computePodStatus, isTerminal, ownedView, rejectedStatus, statusDiffers, statusPatch } from './pod-status.js';
 import {
   PodRejectedError,
@@ -85,8 +88,8 @@ function podFromRef(ref: PodRef): V1Pod {
 export class PodController {
   private readonly queue: WorkQueue<string>;
   private readonly pods: ManagedInformer<V1Pod>;
-  private readonly secrets: ManagedInformer<V1Secret>;
-  private readonly configMaps: ManagedInformer<V1ConfigMap>;
+  /** The Secrets and ConfigMaps the node's pods reference, watched one by one. */
+  readonly refs: ReferenceResolver;
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly providerStatus = new Map<string, ProviderPodStatus>();
   private readonly lastWritten = new Map<string, { uid: string; view: string; basedOn: string | undefined }>();
@@ -110,10 +113,14 @@ export class PodController {
       log: o.log,
       what: 'pods',
     });
-    this.secrets = managedInformer<V1Secret>(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces(), { log: o.log, what: 'secrets' });
-    this.configMaps = managedInformer<V1ConfigMap>(kc, '/api/v1/configmaps', () => core.listConfigMapForAllNamespaces(), {
+    this.refs = new ReferenceResolver({
+      kc,
+      core,
       log: o.log,
-      what: 'configmaps',
+      onChange: (kind, namespace, name) => {
+        const waiting = this.waitingOn.get(refKey(kind, namespace, name));
+        if (waiting && this.live) for (const k of waiting) this.queue.add(k);
+      },
     });
     this.queue = new WorkQueue<string>({
       concurrency: o.workers,
@@ -132,14 +139,6 @@ export class PodController {
     this.pods.cache.on('add', onPod);
     this.pods.cache.on('update', onPod);
     this.pods.cache.on('delete', onPod);
-    const onRef = (kind: 'Secret' | 'ConfigMap') => (obj: V1Secret | V1ConfigMap) => {
-      const waiting = this.waitingOn.get(`${kind}/${obj.metadata?.namespace}/${obj.metadata?.name}`);
-      if (waiting && this.live) for (const k of waiting) this.queue.add(k);
-    };
-    this.secrets.cache.on('add', onRef('Secret'));
-    this.secrets.cache.on('update', onRef('Secret'));
-    this.configMaps.cache.on('add', onRef('ConfigMap'));
-    this.configMaps.cache.on('update', onRef('ConfigMap'));
 
     o.provider.onStatus((ref, status) => {
       if (this.stopped) return;
@@ -182,7 +181,7 @@ export class PodController {
    * lost), then starts processing.
    */
   async start(): Promise<void> {
-    await Promise.all([this.secrets.start(), this.configMaps.start(), this.pods.start()]);
+    await this.pods.start();
     const providerPods = await this.timed('list', () => this.o.provider.listPods());
     const apiByKey = new Map(this.pods.cache.list().map((p) => [keyOf(p), p] as const));
     let adopted = 0;
@@ -217,7 +216,7 @@ export class PodController {
     this.stopped = true;
     this.live = false;
     await this.queue.stop();
-    await Promise.all([this.pods.stop(), this.secrets.stop(), this.configMaps.stop()]);
+    await Promise.all([this.pods.stop(), this.refs.stop()]);
   }
 
   /** Resolves when no work is queued or running (tests and the benchmark). */
@@ -283,7 +282,11 @@ export class PodController {
 
     if (pod.metadata?.deletionTimestamp) return this.finalizeDeletion(key, pod, t);
 
-    if (!t && isTerminal(pod.status?.phase)) return;
+    if (!t && isTerminal(pod.status?.phase)) {
+      // Finished: its references are no longer needed, and their watches go when no pod uses them.
+      this.refs.release(key);
+      return;
+    }
 
     if (!t && this.lostAtStart.has(uid)) {
       this.lostAtStart.delete(uid);
@@ -303,6 +306,7 @@ export class PodController {
   }
 
   private forget(key: string): void {
+    this.refs.release(key);
     this.lastWritten.delete(key);
     this.optionalNoted.delete(key);
     this.notBefore.delete(key);
@@ -336,7 +340,7 @@ export class PodController {
 
   private waitFor(key: string, namespace: string, missing: MissingRef[]): void {
     for (const m of missing) {
-      const ref = `${m.kind}/${namespace}/${m.name}`;
+      const ref = refKey(m.kind, namespace, m.name);
       let keys = this.waitingOn.get(ref);
       if (!keys) {
         keys = new Set();
@@ -351,8 +355,8 @@ export class PodController {
     const core = this.o.clients.core;
     return {
       env,
-      getSecret: async (name) => this.secrets.cache.get(name, ns),
-      getConfigMap: async (name) => this.configMaps.cache.get(name, ns),
+      getSecret: async (name) => this.refs.getSecret(ns, name),
+      getConfigMap: async (name) => this.refs.getConfigMap(ns, name),
       getServiceAccountToken: async (audience, expirationSeconds) => {
         const sa = pod.spec?.serviceAccountName ?? 'default';
         const res = await core.createNamespacedServiceAccountToken({
@@ -372,6 +376,22 @@ export class PodController {
     };
   }
 
+  /**
+   * Fetches (and from now on watches) what the pod references, then resolves its env and
+   * checks its volumes' mandatory references, all against the same objects.
+   */
+  private async resolve(key: string, pod: V1Pod): Promise<EnvResolution> {
+    await this.refs.use(key, pod);
+    const res = resolvePodEnv(pod, {
+      getSecret: (n, name) => this.refs.getSecret(n, name),
+      getConfigMap: (n, name) => this.refs.getConfigMap(n, name),
+      nodeAllocatable: this.o.nodeAllocatable?.(),
+      hostIP: this.o.nodeIP,
+    });
+    res.missing.push(...missingVolumeRefs(pod, this.refs));
+    return res;
+  }
+
   /** Creates the pod in the provider. Returns false when it is not (yet) created. */
   private async create(key: string, pod: V1Pod): Promise<boolean> {
     const uid = pod.metadata?.uid ?? '';
@@ -381,12 +401,7 @@ export class PodController {
       this.queue.addAfter(key, gate - Date.now());
       return false;
     }
-    const res = resolvePodEnv(pod, {
-      getSecret: (n, name) => this.secrets.cache.get(name, n),
-      getConfigMap: (n, name) => this.configMaps.cache.get(name, n),
-      nodeAllocatable: this.o.nodeAllocatable?.(),
-      hostIP: this.o.nodeIP,
-    });
+    const res = await this.resolve(key, pod);
     if (res.invalid.length > 0) {
       const first = res.invalid[0] as { field: string; message: string };
       const msg = `${first.field}: ${first.message}`;
@@ -451,12 +466,7 @@ export class PodController {
 
   /** Hands a spec change (e.g. a new image) to the provider; what it cannot apply it rejects. */
   private async update(key: string, pod: V1Pod, t: Tracked): Promise<void> {
-    const res = resolvePodEnv(pod, {
-      getSecret: (n, name) => this.secrets.cache.get(name, n),
-      getConfigMap: (n, name) => this.configMaps.cache.get(name, n),
-      nodeAllocatable: this.o.nodeAllocatable?.(),
-      hostIP: this.o.nodeIP,
-    });
+    const res = await this.resolve(key, pod);
     try {
       await this.timed('update', () => this.o.provider.updatePod(pod, this.context(pod, res.env)));
     } catch (err) {
