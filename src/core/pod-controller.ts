@@ -20,7 +20,8 @@ import type { EventSink, EventType } from './events.js';
 import { strategicMergePatchOptions } from './events.js';
 import { managedInformer, type ManagedInformer } from './informer.js';
 import type { KubeClients } from './kube-client.js';
-import { missingVolumeRefs, ReferenceResolver, refKey } from './references.js';
+import { missingVolumeRefs, podReferences, ReferenceResolver, refKey } from './references.js';
+import { ServiceAccountTokens } from './sa-tokens.js';
 import { computePodStatus, isTerminal, ownedView, rejectedStatus, statusDiffers, statusPatch } from './pod-status.js';
 import {
   PodRejectedError,
@@ -55,6 +56,8 @@ interface Tracked {
   generation?: number;
 }
 
+/** setTimeout's largest delay (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 60_000 };
 /** Missing Secrets/ConfigMaps are mainly retried on their watch events; this is the safety net. */
 const MISSING_REF_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 30_000 };
@@ -90,6 +93,10 @@ export class PodController {
   private readonly pods: ManagedInformer<V1Pod>;
   /** The Secrets and ConfigMaps the node's pods reference, watched one by one. */
   readonly refs: ReferenceResolver;
+  /** Pod-bound ServiceAccount tokens, reused until 80 % of their life. */
+  readonly tokens: ServiceAccountTokens;
+  /** Per pod uid, the timer that reports a handed-out token passing 80 % of its life in a running pod. */
+  private readonly tokenTimers = new Map<string, NodeJS.Timeout>();
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly providerStatus = new Map<string, ProviderPodStatus>();
   private readonly lastWritten = new Map<string, { uid: string; view: string; basedOn: string | undefined }>();
@@ -122,6 +129,7 @@ export class PodController {
         if (waiting && this.live) for (const k of waiting) this.queue.add(k);
       },
     });
+    this.tokens = new ServiceAccountTokens(core);
     this.queue = new WorkQueue<string>({
       concurrency: o.workers,
       backoff: o.backoff ?? DEFAULT_BACKOFF,
@@ -216,6 +224,8 @@ export class PodController {
     this.stopped = true;
     this.live = false;
     await this.queue.stop();
+    for (const timer of this.tokenTimers.values()) clearTimeout(timer);
+    this.tokenTimers.clear();
     await Promise.all([this.pods.stop(), this.refs.stop()]);
   }
 
@@ -240,6 +250,9 @@ export class PodController {
     m?.delete(uid);
     if (m && m.size === 0) this.tracked.delete(key);
     this.providerStatus.delete(uid);
+    this.tokens.release(uid);
+    clearTimeout(this.tokenTimers.get(uid));
+    this.tokenTimers.delete(uid);
   }
 
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -352,26 +365,13 @@ export class PodController {
 
   private context(pod: V1Pod, env: PodContext['env']): PodContext {
     const ns = pod.metadata?.namespace ?? '';
-    const core = this.o.clients.core;
+    // Only what this pod references, as the resolver fetched it (a provider never sees other objects).
+    const refs = podReferences(pod);
     return {
       env,
-      getSecret: async (name) => this.refs.getSecret(ns, name),
-      getConfigMap: async (name) => this.refs.getConfigMap(ns, name),
-      getServiceAccountToken: async (audience, expirationSeconds) => {
-        const sa = pod.spec?.serviceAccountName ?? 'default';
-        const res = await core.createNamespacedServiceAccountToken({
-          name: sa,
-          namespace: ns,
-          body: {
-            spec: {
-              audiences: audience ? [audience] : [],
-              expirationSeconds,
-              boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
-            },
-          },
-        });
-        return res.status?.token;
-      },
+      getSecret: async (name) => (refs.secrets.has(name) ? this.refs.getSecret(ns, name) : undefined),
+      getConfigMap: async (name) => (refs.configMaps.has(name) ? this.refs.getConfigMap(ns, name) : undefined),
+      getServiceAccountToken: (audience, expirationSeconds) => this.tokens.get(pod, audience, expirationSeconds),
       recordEvent: (type, reason, message) => this.event(pod, type, reason, message),
     };
   }
@@ -459,9 +459,42 @@ export class PodController {
     const t = this.tracked.get(key)?.get(uid);
     if (t) t.created = true;
     this.event(pod, 'Normal', 'Created', 'Created the pod in the backend');
+    this.watchTokenLife(key, uid);
     this.notBefore.delete(key);
     this.createFailures.delete(key);
     return true;
+  }
+
+  /**
+   * The provider baked the tokens it took into the pod it created. When the first of them
+   * passes 80 % of its life (when a kubelet would have refreshed it) while the pod still runs,
+   * the pod gets a Warning: the core holds a fresh token for any later create, but a provider
+   * has no call to replace a running pod's files (ACI cannot change a running group's volumes
+   * without restarting it). Tokens of the kube-api-access volume live a year (the API server's
+   * extended expiration), so this speaks only of short-lived tokens a pod asked for explicitly.
+   */
+  private watchTokenLife(key: string, uid: string): void {
+    const issued = this.tokens.issued(uid);
+    if (issued.length === 0) return;
+    const first = issued.reduce((a, b) => (b.refreshAt < a.refreshAt ? b : a));
+    const delay = Math.max(0, first.refreshAt - Date.now());
+    if (delay > MAX_TIMER_MS) return; // outlives any timer (and, in practice, the pod)
+    clearTimeout(this.tokenTimers.get(uid));
+    const timer = setTimeout(() => {
+      this.tokenTimers.delete(uid);
+      const t = this.tracked.get(key)?.get(uid);
+      if (this.stopped || !t?.created) return;
+      const aud = first.audience ? `audience ${first.audience}` : 'the API server audience';
+      this.event(
+        t.pod,
+        'Warning',
+        'ServiceAccountTokenNotRefreshed',
+        `the ServiceAccount token (${aud}) given to the pod passed 80 % of its life and expires at ${new Date(first.expiresAt).toISOString()}; ` +
+          'the backend cannot replace the files of a running pod, so re-create the pod before then',
+      );
+    }, delay);
+    timer.unref();
+    this.tokenTimers.set(uid, timer);
   }
 
   /** Hands a spec change (e.g. a new image) to the provider; what it cannot apply it rejects. */
