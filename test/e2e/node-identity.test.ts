@@ -108,3 +108,30 @@ test('a connector under its node identity reads only referenced Secrets, mints t
   assert.match(bodyOf(denied), /is not allowed to modify node/);
   assert.equal((await api.readNode({ name: other.nodeName })).metadata?.labels?.['node.kubernetes.io/probe'], undefined);
 });
+
+test('a missing Secret volume keeps the pod Pending with an Event until the per-object watch sees the Secret', async (t) => {
+  const ns = await freshNamespace(t, 'node-identity-vol');
+  const api = core();
+  const c = await startConnector(t);
+  await api.createNamespacedPod({
+    namespace: ns,
+    body: boundPod(c.nodeName, 'mounts', {
+      spec: {
+        containers: [{ name: 'main', image: 'busybox', volumeMounts: [{ name: 'creds', mountPath: '/creds' }] }],
+        volumes: [{ name: 'creds', secret: { secretName: 'late' } }],
+      },
+    }),
+  });
+  const waiting = await waitFor('the pod to report the missing Secret', async () => {
+    const p = await api.readNamespacedPod({ name: 'mounts', namespace: ns });
+    const w = p.status?.containerStatuses?.[0]?.state?.waiting;
+    return w?.reason === 'CreateContainerConfigError' ? w : undefined;
+  });
+  assert.match(waiting.message ?? '', /secret "late" not found \(spec\.volumes\[0\]\.secret\)/);
+  await waitFor('a Warning Event', async () =>
+    (await api.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=mounts' })).items.find((e) => e.reason === 'CreateContainerConfigError'),
+  );
+  assert.equal((await api.readNamespacedPod({ name: 'mounts', namespace: ns })).status?.phase, 'Pending');
+  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'late' }, stringData: { k: 'v' } } });
+  await waitFor('the pod to run once the Secret exists', async () => (await api.readNamespacedPod({ name: 'mounts', namespace: ns })).status?.phase === 'Running', { timeoutMs: 60_000 });
+});
