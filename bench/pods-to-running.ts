@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { repoRoot, startCluster, stopCluster } from '../devcluster/cluster.js';
+import { nodeKubeconfig } from '../devcluster/node-identity.js';
 
 const { values } = parseArgs({
   options: {
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
     process.execPath,
     [
       join(repoRoot, 'dist/src/cli/main.js'),
-      '--provider', 'mock', '--kubeconfig', cluster.connectorKubeconfig, '--node-name', nodeName,
+      '--provider', 'mock', '--kubeconfig', await nodeKubeconfig(cluster, nodeName), '--node-name', nodeName,
       '--node-ip', '127.0.0.1', '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--kubelet-port', '0',
       '--kube-api-qps', String(values.qps), '--kube-api-burst', String(values.burst), '--workers', String(values.workers),
       '--log-level', 'info', '--mock-state-file', join(runRoot, 'mock-state.json'),

@@ -82,6 +82,16 @@ export class CertificateAuthority {
     return new CertificateAuthority(cert, keys, { cert: cert.toString('pem'), key: await pemKey(keys.privateKey) });
   }
 
+  /** The CA of a running cluster, from its PEM files (to issue more certificates later, e.g. per node name). */
+  static async load(pem: KeyPairPem): Promise<CertificateAuthority> {
+    const cert = new x509.X509Certificate(pem.cert);
+    const der = Buffer.from(pem.key.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    // Both come back typed as the DOM's CryptoKey, which this build has no lib for; they are Node's.
+    const privateKey = await webcrypto.subtle.importKey('pkcs8', der, alg, true, ['sign']);
+    const publicKey = (await cert.publicKey.export(alg, ['verify'])) as unknown as CryptoKey;
+    return new CertificateAuthority(cert, { privateKey, publicKey }, pem);
+  }
+
   async issue(req: CertRequest): Promise<KeyPairPem> {
     const keys = await newKeys();
     const usages: string[] = [];

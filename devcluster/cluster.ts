@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertificateAuthority, serviceAccountKeys, writePair } from './certs.js';
 import { writeKubeconfig } from './kubeconfig.js';
+import { nodeKubeconfig } from './node-identity.js';
 import { logTail, startProcess, stopRun, type Managed } from './processes.js';
 
 const run = promisify(execFile);
@@ -30,7 +31,10 @@ export interface ClusterInfo {
   server: string;
   /** Admin kubeconfig path. */
   kubeconfig: string;
-  /** Kubeconfig with exactly the connector's ClusterRole (examples/rbac.yaml). */
+  /**
+   * Kubeconfig of the node identity `system:node:aci-connector` (group system:nodes), what TLS
+   * bootstrap gives the connector in a cluster. Other node names: nodeKubeconfig() in node-identity.ts.
+   */
   connectorKubeconfig: string;
   /** CA that signed the API server's and every generated certificate. */
   caCert: string;
@@ -151,13 +155,12 @@ async function boot(
   }));
   const client = async (name: string, commonName: string, organizations?: string[]) =>
     writePair(pki, name, await ca.issue({ commonName, organizations, client: true }));
-  const [admin, kubeletClient, cm, sched, connector] = await Promise.all([
+  const [admin, kubeletClient, cm, sched] = await Promise.all([
     client('admin', 'dev-admin', ['system:masters']),
     // Not system:masters: its calls to a node's kubelet API are authorized by the system:kubelet-api-admin binding below.
     client('apiserver-kubelet-client', 'kube-apiserver-kubelet-client'),
     client('controller-manager', 'system:kube-controller-manager'),
     client('scheduler', 'system:kube-scheduler'),
-    client('connector', 'aci-connector'),
   ]);
   const kubeletServing = writePair(pki, 'kubelet-serving', await ca.issue({
     commonName: 'aci-connector-kubelet', server: true, serverNames: ['localhost'], serverIps: ['127.0.0.1'],
@@ -172,7 +175,7 @@ async function boot(
   const adminKc = kc('admin', 'dev-admin', admin);
   const cmKc = kc('controller-manager', 'system:kube-controller-manager', cm);
   const schedKc = kc('scheduler', 'system:kube-scheduler', sched);
-  const connectorKc = kc('connector', 'aci-connector', connector);
+  const connectorKc = await nodeKubeconfig({ server, runDir, caCert: caPaths.cert }, 'aci-connector');
   log(`certificates ready (${Date.now() - started} ms)`);
 
   const etcd = start('etcd', 'etcd', [
@@ -189,7 +192,10 @@ async function boot(
     '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
     `--tls-cert-file=${apiserverPair.cert}`, `--tls-private-key-file=${apiserverPair.key}`,
     `--client-ca-file=${caPaths.cert}`,
-    '--authorization-mode=RBAC',
+    // As a production cluster runs: kubelets (and the connector, a node) are held to their own
+    // node's objects by the Node authorizer and the NodeRestriction admission plugin.
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${sa.pub}`, `--service-account-signing-key-file=${sa.key}`,
     '--service-cluster-ip-range=10.0.0.0/24',
@@ -225,10 +231,9 @@ async function boot(
     '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, '--leader-elect=false', '--v=1',
   ]);
 
-  // The connector's permissions are the project's own ClusterRole; the dev user is bound to it.
+  // The project's own RBAC (the bootstrap ServiceAccount's role, and the cluster identity every node may read).
   const kubectl = join(binDir, 'kubectl');
   await run(kubectl, ['--kubeconfig', adminKc, 'apply', '-f', join(repoRoot, 'examples/rbac.yaml')]);
-  await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'aci-connector-dev-user', '--clusterrole=aci-connector', '--user=aci-connector']);
   // kubectl logs/exec/attach: the kubelet API asks the API server whether its kubelet client may use the node.
   await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'kube-apiserver-kubelet-api-admin', '--clusterrole=system:kubelet-api-admin', '--user=kube-apiserver-kubelet-client']);
   // TLS bootstrap as kubeadm sets it up: bootstrap tokens may create node client CSRs, which are
@@ -240,8 +245,6 @@ async function boot(
     bind('aci-dev:node-autoapprove-bootstrap', 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', 'system:bootstrappers'),
     bind('aci-dev:node-autoapprove-certificate-rotation', 'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', 'system:nodes'),
   ]);
-  // kubectl logs/exec/attach: the kubelet API asks the API server whether its kubelet client may use the node.
-  await run(kubectl, ['--kubeconfig', adminKc, 'create', 'clusterrolebinding', 'kube-apiserver-kubelet-api-admin', '--clusterrole=system:kubelet-api-admin', '--user=kube-apiserver-kubelet-client']);
 
   // The controller-manager works once it has created the default ServiceAccount.
   const all = [etcd, apiserver, controllerManager, scheduler];

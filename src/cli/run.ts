@@ -80,7 +80,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   try {
     clusterId = await withTimeout(clusterIdentity(core), 15_000, `the API server at ${server}`);
   } catch (err) {
-    throw new ConfigError(`cannot read the cluster identity (namespace kube-system) from ${server}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read the cluster identity (namespace kube-system; examples/rbac.yaml grants nodes get on it) from ${server}: ${(err as Error).message}`);
   }
 
   const metrics = createMetrics();

@@ -145,7 +145,8 @@ export class NodeController {
     return {
       ...(info?.labels ?? {}),
       type: 'virtual-kubelet',
-      'kubernetes.io/role': 'agent',
+      // No kubernetes.io/role (or node-role.kubernetes.io/…): NodeRestriction forbids a node to set
+      // its own role labels, as it forbids a kubelet; an administrator can label the node.
       'kubernetes.io/hostname': this.o.nodeName,
       'kubernetes.io/os': info?.operatingSystem ?? 'linux',
       'kubernetes.io/arch': info?.architecture ?? 'amd64',
@@ -181,15 +182,17 @@ export class NodeController {
         existing = await core.readNode({ name: this.o.nodeName });
       }
     }
-    // Adopt the existing node: our labels and taints added, everyone else's kept.
-    const taints = [...(existing.spec?.taints ?? [])];
-    for (const t of this.o.taints) {
-      if (!taints.some((x) => x.key === t.key && x.effect === t.effect)) taints.push(t);
+    // Adopt the existing node: our labels added, everyone else's kept. Taints are set only when
+    // the node is registered: NodeRestriction forbids a node to change its own taints (so that it
+    // cannot steer workloads to itself), as a kubelet's --register-with-taints does.
+    const missing = this.o.taints.filter((t) => !(existing.spec?.taints ?? []).some((x) => x.key === t.key && x.effect === t.effect));
+    if (missing.length > 0) {
+      this.o.log.warn(
+        { node: this.o.nodeName, missing: missing.map((t) => `${t.key}:${t.effect}`) },
+        'the existing node lacks taints this connector registers with; a node may not change its own taints, so an administrator must add them (or delete the node to register it again)',
+      );
     }
-    await core.patchNode(
-      { name: this.o.nodeName, body: { metadata: { labels: this.labels() }, spec: { taints } } },
-      mergePatchOptions(),
-    );
+    await core.patchNode({ name: this.o.nodeName, body: { metadata: { labels: this.labels() } } }, mergePatchOptions());
     this.o.log.info({ node: this.o.nodeName }, 'node exists; adopted');
   }
 

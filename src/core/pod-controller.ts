@@ -2,22 +2,26 @@
  * Runs every pod bound to this node through the provider.
  *
  * Pods come from an informer (fieldSelector spec.nodeName=<node>, all
- * namespaces); nothing is polled per pod. Every change (pod event, provider
- * status, a Secret or ConfigMap appearing) only enqueues the pod's key; one
+ * namespaces); nothing is polled per pod. The Secrets and ConfigMaps the pods
+ * reference come from the reference resolver (one watch per referenced object).
+ * Every change (pod event, provider status, a referenced Secret or ConfigMap
+ * appearing) only enqueues the pod's key; one
  * reconcile per key runs at a time and compares what is wanted with what the
  * provider and the API server have. Status is written only when it differs.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { BackoffPolicy } from '../common/backoff.js';
 import { backoffDelay } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
 import type { ConnectorMetrics } from '../common/metrics.js';
-import { describeMissing, resolvePodEnv, type MissingRef } from './env.js';
+import { describeMissing, resolvePodEnv, type EnvResolution, type MissingRef } from './env.js';
 import type { EventSink, EventType } from './events.js';
 import { strategicMergePatchOptions } from './events.js';
 import { managedInformer, type ManagedInformer } from './informer.js';
 import type { KubeClients } from './kube-client.js';
+import { missingVolumeRefs, podReferences, ReferenceResolver, refKey } from './references.js';
+import { ServiceAccountTokens } from './sa-tokens.js';
 import { computePodStatus, isTerminal, ownedView, rejectedStatus, statusDiffers, statusPatch } from './pod-status.js';
 import {
   PodRejectedError,
@@ -52,6 +56,8 @@ interface Tracked {
   generation?: number;
 }
 
+/** setTimeout's largest delay (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 60_000 };
 /** Missing Secrets/ConfigMaps are mainly retried on their watch events; this is the safety net. */
 const MISSING_REF_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 30_000 };
@@ -85,8 +91,12 @@ function podFromRef(ref: PodRef): V1Pod {
 export class PodController {
   private readonly queue: WorkQueue<string>;
   private readonly pods: ManagedInformer<V1Pod>;
-  private readonly secrets: ManagedInformer<V1Secret>;
-  private readonly configMaps: ManagedInformer<V1ConfigMap>;
+  /** The Secrets and ConfigMaps the node's pods reference, watched one by one. */
+  readonly refs: ReferenceResolver;
+  /** Pod-bound ServiceAccount tokens, reused until 80 % of their life. */
+  readonly tokens: ServiceAccountTokens;
+  /** Per pod uid, the timer that reports a handed-out token passing 80 % of its life in a running pod. */
+  private readonly tokenTimers = new Map<string, NodeJS.Timeout>();
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly providerStatus = new Map<string, ProviderPodStatus>();
   private readonly lastWritten = new Map<string, { uid: string; view: string; basedOn: string | undefined }>();
@@ -110,11 +120,16 @@ export class PodController {
       log: o.log,
       what: 'pods',
     });
-    this.secrets = managedInformer<V1Secret>(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces(), { log: o.log, what: 'secrets' });
-    this.configMaps = managedInformer<V1ConfigMap>(kc, '/api/v1/configmaps', () => core.listConfigMapForAllNamespaces(), {
+    this.refs = new ReferenceResolver({
+      kc,
+      core,
       log: o.log,
-      what: 'configmaps',
+      onChange: (kind, namespace, name) => {
+        const waiting = this.waitingOn.get(refKey(kind, namespace, name));
+        if (waiting && this.live) for (const k of waiting) this.queue.add(k);
+      },
     });
+    this.tokens = new ServiceAccountTokens(core);
     this.queue = new WorkQueue<string>({
       concurrency: o.workers,
       backoff: o.backoff ?? DEFAULT_BACKOFF,
@@ -132,14 +147,6 @@ export class PodController {
     this.pods.cache.on('add', onPod);
     this.pods.cache.on('update', onPod);
     this.pods.cache.on('delete', onPod);
-    const onRef = (kind: 'Secret' | 'ConfigMap') => (obj: V1Secret | V1ConfigMap) => {
-      const waiting = this.waitingOn.get(`${kind}/${obj.metadata?.namespace}/${obj.metadata?.name}`);
-      if (waiting && this.live) for (const k of waiting) this.queue.add(k);
-    };
-    this.secrets.cache.on('add', onRef('Secret'));
-    this.secrets.cache.on('update', onRef('Secret'));
-    this.configMaps.cache.on('add', onRef('ConfigMap'));
-    this.configMaps.cache.on('update', onRef('ConfigMap'));
 
     o.provider.onStatus((ref, status) => {
       if (this.stopped) return;
@@ -182,7 +189,7 @@ export class PodController {
    * lost), then starts processing.
    */
   async start(): Promise<void> {
-    await Promise.all([this.secrets.start(), this.configMaps.start(), this.pods.start()]);
+    await this.pods.start();
     const providerPods = await this.timed('list', () => this.o.provider.listPods());
     const apiByKey = new Map(this.pods.cache.list().map((p) => [keyOf(p), p] as const));
     let adopted = 0;
@@ -217,7 +224,9 @@ export class PodController {
     this.stopped = true;
     this.live = false;
     await this.queue.stop();
-    await Promise.all([this.pods.stop(), this.secrets.stop(), this.configMaps.stop()]);
+    for (const timer of this.tokenTimers.values()) clearTimeout(timer);
+    this.tokenTimers.clear();
+    await Promise.all([this.pods.stop(), this.refs.stop()]);
   }
 
   /** Resolves when no work is queued or running (tests and the benchmark). */
@@ -241,6 +250,9 @@ export class PodController {
     m?.delete(uid);
     if (m && m.size === 0) this.tracked.delete(key);
     this.providerStatus.delete(uid);
+    this.tokens.release(uid);
+    clearTimeout(this.tokenTimers.get(uid));
+    this.tokenTimers.delete(uid);
   }
 
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -283,7 +295,11 @@ export class PodController {
 
     if (pod.metadata?.deletionTimestamp) return this.finalizeDeletion(key, pod, t);
 
-    if (!t && isTerminal(pod.status?.phase)) return;
+    if (!t && isTerminal(pod.status?.phase)) {
+      // Finished: its references are no longer needed, and their watches go when no pod uses them.
+      this.refs.release(key);
+      return;
+    }
 
     if (!t && this.lostAtStart.has(uid)) {
       this.lostAtStart.delete(uid);
@@ -303,6 +319,7 @@ export class PodController {
   }
 
   private forget(key: string): void {
+    this.refs.release(key);
     this.lastWritten.delete(key);
     this.optionalNoted.delete(key);
     this.notBefore.delete(key);
@@ -336,7 +353,7 @@ export class PodController {
 
   private waitFor(key: string, namespace: string, missing: MissingRef[]): void {
     for (const m of missing) {
-      const ref = `${m.kind}/${namespace}/${m.name}`;
+      const ref = refKey(m.kind, namespace, m.name);
       let keys = this.waitingOn.get(ref);
       if (!keys) {
         keys = new Set();
@@ -348,28 +365,31 @@ export class PodController {
 
   private context(pod: V1Pod, env: PodContext['env']): PodContext {
     const ns = pod.metadata?.namespace ?? '';
-    const core = this.o.clients.core;
+    // Only what this pod references, as the resolver fetched it (a provider never sees other objects).
+    const refs = podReferences(pod);
     return {
       env,
-      getSecret: async (name) => this.secrets.cache.get(name, ns),
-      getConfigMap: async (name) => this.configMaps.cache.get(name, ns),
-      getServiceAccountToken: async (audience, expirationSeconds) => {
-        const sa = pod.spec?.serviceAccountName ?? 'default';
-        const res = await core.createNamespacedServiceAccountToken({
-          name: sa,
-          namespace: ns,
-          body: {
-            spec: {
-              audiences: audience ? [audience] : [],
-              expirationSeconds,
-              boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
-            },
-          },
-        });
-        return res.status?.token;
-      },
+      getSecret: async (name) => (refs.secrets.has(name) ? this.refs.getSecret(ns, name) : undefined),
+      getConfigMap: async (name) => (refs.configMaps.has(name) ? this.refs.getConfigMap(ns, name) : undefined),
+      getServiceAccountToken: (audience, expirationSeconds) => this.tokens.get(pod, audience, expirationSeconds),
       recordEvent: (type, reason, message) => this.event(pod, type, reason, message),
     };
+  }
+
+  /**
+   * Fetches (and from now on watches) what the pod references, then resolves its env and
+   * checks its volumes' mandatory references, all against the same objects.
+   */
+  private async resolve(key: string, pod: V1Pod): Promise<EnvResolution> {
+    await this.refs.use(key, pod);
+    const res = resolvePodEnv(pod, {
+      getSecret: (n, name) => this.refs.getSecret(n, name),
+      getConfigMap: (n, name) => this.refs.getConfigMap(n, name),
+      nodeAllocatable: this.o.nodeAllocatable?.(),
+      hostIP: this.o.nodeIP,
+    });
+    res.missing.push(...missingVolumeRefs(pod, this.refs));
+    return res;
   }
 
   /** Creates the pod in the provider. Returns false when it is not (yet) created. */
@@ -381,12 +401,7 @@ export class PodController {
       this.queue.addAfter(key, gate - Date.now());
       return false;
     }
-    const res = resolvePodEnv(pod, {
-      getSecret: (n, name) => this.secrets.cache.get(name, n),
-      getConfigMap: (n, name) => this.configMaps.cache.get(name, n),
-      nodeAllocatable: this.o.nodeAllocatable?.(),
-      hostIP: this.o.nodeIP,
-    });
+    const res = await this.resolve(key, pod);
     if (res.invalid.length > 0) {
       const first = res.invalid[0] as { field: string; message: string };
       const msg = `${first.field}: ${first.message}`;
@@ -444,19 +459,47 @@ export class PodController {
     const t = this.tracked.get(key)?.get(uid);
     if (t) t.created = true;
     this.event(pod, 'Normal', 'Created', 'Created the pod in the backend');
+    this.watchTokenLife(key, uid);
     this.notBefore.delete(key);
     this.createFailures.delete(key);
     return true;
   }
 
+  /**
+   * The provider baked the tokens it took into the pod it created. When the first of them
+   * passes 80 % of its life (when a kubelet would have refreshed it) while the pod still runs,
+   * the pod gets a Warning: the core holds a fresh token for any later create, but a provider
+   * has no call to replace a running pod's files (ACI cannot change a running group's volumes
+   * without restarting it). Tokens of the kube-api-access volume live a year (the API server's
+   * extended expiration), so this speaks only of short-lived tokens a pod asked for explicitly.
+   */
+  private watchTokenLife(key: string, uid: string): void {
+    const issued = this.tokens.issued(uid);
+    if (issued.length === 0) return;
+    const first = issued.reduce((a, b) => (b.refreshAt < a.refreshAt ? b : a));
+    const delay = Math.max(0, first.refreshAt - Date.now());
+    if (delay > MAX_TIMER_MS) return; // outlives any timer (and, in practice, the pod)
+    clearTimeout(this.tokenTimers.get(uid));
+    const timer = setTimeout(() => {
+      this.tokenTimers.delete(uid);
+      const t = this.tracked.get(key)?.get(uid);
+      if (this.stopped || !t?.created) return;
+      const aud = first.audience ? `audience ${first.audience}` : 'the API server audience';
+      this.event(
+        t.pod,
+        'Warning',
+        'ServiceAccountTokenNotRefreshed',
+        `the ServiceAccount token (${aud}) given to the pod passed 80 % of its life and expires at ${new Date(first.expiresAt).toISOString()}; ` +
+          'the backend cannot replace the files of a running pod, so re-create the pod before then',
+      );
+    }, delay);
+    timer.unref();
+    this.tokenTimers.set(uid, timer);
+  }
+
   /** Hands a spec change (e.g. a new image) to the provider; what it cannot apply it rejects. */
   private async update(key: string, pod: V1Pod, t: Tracked): Promise<void> {
-    const res = resolvePodEnv(pod, {
-      getSecret: (n, name) => this.secrets.cache.get(name, n),
-      getConfigMap: (n, name) => this.configMaps.cache.get(name, n),
-      nodeAllocatable: this.o.nodeAllocatable?.(),
-      hostIP: this.o.nodeIP,
-    });
+    const res = await this.resolve(key, pod);
     try {
       await this.timed('update', () => this.o.provider.updatePod(pod, this.context(pod, res.env)));
     } catch (err) {

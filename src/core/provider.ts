@@ -33,11 +33,18 @@ export interface ResolvedEnvVar {
 export interface PodContext {
   /** Resolved env per container name (init containers included), in the order a kubelet applies it. */
   env: ReadonlyMap<string, readonly ResolvedEnvVar[]>;
-  /** Reads a Secret in the pod's namespace from the core's cache; undefined when absent. */
+  /**
+   * A Secret this pod references (env, volumes, projected sources, azureFile, imagePullSecrets), as
+   * the core's reference resolver fetched and watches it; undefined when absent or not referenced
+   * by this pod. Mandatory references were checked before createPod: the pod waits for them.
+   */
   getSecret(name: string): Promise<V1Secret | undefined>;
-  /** Reads a ConfigMap in the pod's namespace from the core's cache; undefined when absent. */
+  /** A ConfigMap this pod references, as for getSecret. */
   getConfigMap(name: string): Promise<V1ConfigMap | undefined>;
-  /** A token for a projected serviceAccountToken volume, when the core can mint one. */
+  /**
+   * A token for a projected serviceAccountToken volume: a TokenRequest bound to this pod, reused
+   * by the core until 80 % of its life. There is no call to replace it in a running pod.
+   */
   getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
   /** Records a Kubernetes Event on the pod (shown by `kubectl describe pod`). */
   recordEvent: (type: 'Normal' | 'Warning', reason: string, message: string) => void;

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
+import { nodeKubeconfig } from '../../devcluster/node-identity.js';
 import { readMockState, type MockState } from '../../src/providers/mock/index.js';
 import { adminKubeConfig, testCluster, waitFor } from '../support/cluster.js';
 
@@ -58,7 +59,9 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
     CONNECTOR_MAIN,
     '--provider',
     'mock',
-    ...(opts.kubeconfig === null ? [] : ['--kubeconfig', opts.kubeconfig ?? cluster.connectorKubeconfig]),
+    // The node's own identity (system:node:<name>), held to its objects by the Node authorizer;
+    // null: no --kubeconfig (the TLS bootstrap tests pass their own flags).
+    ...(opts.kubeconfig === null ? [] : ['--kubeconfig', opts.kubeconfig ?? (await nodeKubeconfig(cluster, nodeName))]),
     '--node-name',
     nodeName,
     '--node-ip',

@@ -27,7 +27,7 @@ test('the node registers Ready with its taint, labels, capacity, nodeInfo and ad
   assert.deepEqual(ours.map((x) => [x.key, x.value, x.effect]), [['azure.com/aci', undefined, 'NoSchedule']]);
   const labels = node.metadata?.labels ?? {};
   assert.equal(labels.type, 'virtual-kubelet');
-  assert.equal(labels['kubernetes.io/role'], 'agent');
+  assert.equal(labels['kubernetes.io/role'], undefined, 'a node may not set its own role label (NodeRestriction)');
   assert.equal(labels['kubernetes.io/hostname'], c.nodeName);
   assert.equal(labels['kubernetes.io/os'], 'linux');
   assert.equal(labels['kubernetes.io/arch'], 'amd64');
