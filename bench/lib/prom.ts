@@ -65,7 +65,7 @@ export interface RequestDigest {
   /** writes to pods/status (PATCH or PUT) */
   podStatusWrites: number;
   events: number;
-  /** responses 404 and 409 */
+  /** 404 and 409 answers to requests on pods (and subresources) and events: the agents' own resources */
   notFound: number;
   conflicts: number;
 }
@@ -86,8 +86,10 @@ export function digest(d: RequestCounts): RequestDigest {
     total += v;
     if (res === 'pods/status' && (verb === 'PATCH' || verb === 'PUT' || verb === 'APPLY')) podStatusWrites += v;
     if (res === 'events' && verb !== 'WATCH' && verb !== 'LIST' && verb !== 'GET') events += v;
-    if (code === '404') notFound += v;
-    if (code === '409') conflicts += v;
+    // Controllers' 409s on deployments or a namespace's finalize are not the agent's doing.
+    const agents = res.startsWith('pods') || res === 'events';
+    if (agents && code === '404') notFound += v;
+    if (agents && code === '409') conflicts += v;
   }
   return { total, byKey, byVerbResource, podStatusWrites, events, notFound, conflicts };
 }

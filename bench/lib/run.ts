@@ -354,6 +354,12 @@ export async function runSystem(
     // Leftovers (a failed phase) must not weigh on the next system: pods go with grace 0.
     await core.deleteCollectionNamespacedPod({ namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    // The namespace controller's clean-up must not land in the next system's request counts.
+    for (let i = 0; i < 600; i++) {
+      const gone = await core.readNamespace({ name: namespace }).then(() => false, () => true);
+      if (gone) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
   return result;
 }

@@ -16,6 +16,7 @@ apiserver_request_total{code="201",component="apiserver",dry_run="",group="",res
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="events.k8s.io",resource="events",scope="resource",subresource="",verb="PATCH",version="v1"} 3
 apiserver_request_total{code="404",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="DELETE",version="v1"} 7
 apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PUT",version="v1"} 2
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="status",verb="PUT",version="v1"} 4
 apiserver_request_total{code="0",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1"} 1
 `;
 
@@ -31,15 +32,16 @@ test('delta keeps what grew, keyed by verb, resource/subresource and code, large
     ['PATCH pods/status 200', 100],
     ['POST events 201', 53],
     ['DELETE pods 404', 7],
+    ['PUT deployments/status 409', 4],
     ['PATCH events 200', 3],
     ['PUT pods/status 409', 2],
     ['WATCH pods 0', 1],
   ]);
 });
 
-test('digest counts status writes, event writes, 404s and 409s', () => {
+test('digest counts status writes, event writes, and 404s and 409s on pods and events only', () => {
   const g = digest(delta(toCounts(parseRequestTotals(before)), toCounts(parseRequestTotals(after))));
-  assert.equal(g.total, 166);
+  assert.equal(g.total, 170);
   assert.equal(g.podStatusWrites, 102);
   assert.equal(g.events, 56);
   assert.equal(g.notFound, 7);

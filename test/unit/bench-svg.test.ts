@@ -68,6 +68,12 @@ test('the table puts every ratio against the ceiling of the same run and workloa
   const md = formatTable(rows, true).split('\n');
   assert.equal(md.length, 5);
   assert.match(md[0] ?? '', /^\| system \| workload \|/);
+  // steady: the ratio is of p99 latencies (both 990 ms here), not of the schedule-bound end time.
+  const steady = tableRows([
+    { ...results[0], phases: [phase('steady', 10)] } as SystemResult,
+    { ...results[1], phases: [{ ...phase('steady', 10), startupMs: { count: 100, p50: 500, p90: 900, p99: 1980, max: 2000 } }] } as SystemResult,
+  ]);
+  assert.equal(steady[1]?.[8], '2.00×');
   const files = plots(results).map((p) => p.file);
   assert.deepEqual(files, ['burst-startup-cdf.svg', 'burst-running-over-time.svg']);
 });
