@@ -11,7 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { repoRoot, startCluster, stopCluster } from '../devcluster/cluster.js';
 import { formatTable, plots, tableRows } from './lib/report.js';
 import { runSystem, type RunOptions, type SystemResult, type Workload } from './lib/run.js';
-import { buildPeer, DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type SystemId } from './lib/systems.js';
+import { buildPeer, DEFAULT_SYSTEMS, liveProcesses, SYSTEM_IDS, SYSTEMS, type SystemId } from './lib/systems.js';
 
 const WORKLOADS: Workload[] = ['burst', 'steady', 'scheduled', 'delete'];
 
@@ -110,6 +110,19 @@ async function main(): Promise<void> {
   const runRoot = mkdtempSync(join(os.tmpdir(), 'aci-bench-'));
   progress(`starting a dev cluster in ${runRoot}`);
   const cluster = await startCluster({ runRoot, log: (l) => progress(`  ${l}`) });
+  // An interrupted run still ends its agents and its cluster.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      progress(`${sig}: stopping the agents and the dev cluster`);
+      for (const p of liveProcesses) p.kill('SIGKILL');
+      void stopCluster(cluster)
+        .catch(() => undefined)
+        .finally(() => {
+          rmSync(runRoot, { recursive: true, force: true });
+          process.exit(130);
+        });
+    });
+  }
   const results: SystemResult[] = [];
   const kubeVersion = (() => {
     try {

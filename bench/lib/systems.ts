@@ -67,6 +67,15 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Every agent and emulator process still running, so an interrupted run can end them. */
+export const liveProcesses = new Set<ChildProcess>();
+
+function track(proc: ChildProcess): ChildProcess {
+  liveProcesses.add(proc);
+  proc.once('exit', () => liveProcesses.delete(proc));
+  return proc;
+}
+
 function collect(proc: ChildProcess): () => string {
   let out = '';
   const add = (d: Buffer) => {
@@ -88,6 +97,7 @@ async function terminate(proc: ChildProcess): Promise<void> {
 }
 
 function handle(proc: ChildProcess, startedAt: number, extra: Partial<Pick<AgentHandle, 'providerPods' | 'armStats'>> & { cleanup?: () => Promise<void> } = {}): AgentHandle {
+  track(proc);
   const output = collect(proc);
   return {
     proc,
@@ -147,6 +157,7 @@ function mockSystem(id: SystemId, extra: string[]): SystemDef {
 /** The emulator in its own process; resolves with the environment that points a connector at it. */
 async function startEmulatorChild(options: EmulatorOptions): Promise<{ child: ChildProcess; env: Record<string, string>; stats(): Promise<EmulatorStats> }> {
   const child = fork(join(BENCH_DIST, 'emulator-child.js'), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  track(child);
   const env = await new Promise<Record<string, string>>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
     child.on('message', (m: { type?: string; env?: Record<string, string> }) => {
