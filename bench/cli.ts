@@ -52,6 +52,7 @@ const opts = program.opts<{
 }>();
 
 const tty = process.stderr.isTTY;
+let interrupted = false;
 let transientShown = false;
 function progress(line: string, transient = false): void {
   if (transient && !tty) return;
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
   // An interrupted run still ends its agents and its cluster.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      interrupted = true;
       progress(`${sig}: stopping the agents and the dev cluster`);
       for (const p of liveProcesses) p.kill('SIGKILL');
       void stopCluster(cluster)
@@ -135,6 +137,7 @@ async function main(): Promise<void> {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cluster.kubeconfig);
     for (const id of systems) {
+      if (interrupted) break;
       progress(`== ${id}: ${SYSTEMS[id].label}`);
       results.push(await runSystem(SYSTEMS[id], cluster, kc, peers, runRoot, ro, progress));
       progress(formatTable(tableRows(results)));
@@ -166,6 +169,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (interrupted) return; // the signal handler is stopping the cluster and exits with 130
   console.error(err instanceof Error ? err.stack : err);
   process.exit(1);
 });
