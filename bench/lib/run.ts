@@ -303,6 +303,7 @@ export async function runSystem(
         }
         await Promise.all(pending);
       })();
+      creating.catch(() => undefined); // a failed create shows as a pod that never runs: the phase times out
       const r = await phase('steady', () => steadyNames, count, p0, cpu0, api0, arm0, (n) => sentAt.get(n) ?? p0);
       await creating;
       result.phases.push(r);
