@@ -72,7 +72,11 @@ function call(method: string, path: string, body?: unknown, contentType = 'appli
       method,
       path,
       agent,
-      headers: { accept: 'application/json', 'user-agent': 'bench-ceiling', ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}) },
+      headers: {
+        accept: 'application/json',
+        'user-agent': 'bench-ceiling',
+        ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}),
+      },
     };
     const req = request(opts, (res) => {
       const chunks: Buffer[] = [];
@@ -91,7 +95,14 @@ function call(method: string, path: string, body?: unknown, contentType = 'appli
 // ---- node and lease ----
 async function registerNode(): Promise<void> {
   const now = new Date().toISOString();
-  const ready = { type: 'Ready', status: 'True', reason: 'CeilingReady', message: 'ceiling agent', lastHeartbeatTime: now, lastTransitionTime: now };
+  const ready = {
+    type: 'Ready',
+    status: 'True',
+    reason: 'CeilingReady',
+    message: 'ceiling agent',
+    lastHeartbeatTime: now,
+    lastTransitionTime: now,
+  };
   const node = {
     apiVersion: 'v1',
     kind: 'Node',
@@ -109,18 +120,30 @@ async function registerNode(): Promise<void> {
     await call('POST', '/api/v1/nodes', node);
   } catch (err) {
     if (!(err instanceof HttpError && err.status === 409)) throw err;
-    await call('PATCH', `/api/v1/nodes/${nodeName}/status`, { status: { conditions: [ready] } }, 'application/strategic-merge-patch+json');
+    await call(
+      'PATCH',
+      `/api/v1/nodes/${nodeName}/status`,
+      { status: { conditions: [ready] } },
+      'application/strategic-merge-patch+json',
+    );
   }
 }
 
 async function renewLease(): Promise<void> {
   const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${nodeName}`;
-  const spec = { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace('Z', '000Z') };
+  const spec = {
+    holderIdentity: nodeName,
+    leaseDurationSeconds: 40,
+    renewTime: new Date().toISOString().replace('Z', '000Z'),
+  };
   try {
     await call('PATCH', path, { spec }, 'application/merge-patch+json');
   } catch (err) {
     if (!(err instanceof HttpError && err.status === 404)) throw err;
-    await call('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { metadata: { name: nodeName }, spec });
+    await call('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+      metadata: { name: nodeName },
+      spec,
+    });
   }
 }
 
@@ -150,7 +173,13 @@ function runningStatus(pod: PodLite): unknown {
   return {
     status: {
       phase: 'Running',
-      conditions: [cond('PodReadyToStartContainers'), cond('Initialized'), cond('Ready'), cond('ContainersReady'), cond('PodScheduled')],
+      conditions: [
+        cond('PodReadyToStartContainers'),
+        cond('Initialized'),
+        cond('Ready'),
+        cond('ContainersReady'),
+        cond('PodScheduled'),
+      ],
       hostIP: '127.0.0.1',
       hostIPs: [{ ip: '127.0.0.1' }],
       podIP: ip,
@@ -193,7 +222,8 @@ function onPod(pod: PodLite): void {
         await call('PATCH', `${base}/status`, runningStatus(pod), 'application/merge-patch+json');
       } catch (err) {
         written.delete(uid);
-        if (!(err instanceof HttpError && err.status === 404)) console.error(`status ${namespace}/${name}: ${String(err)}`);
+        if (!(err instanceof HttpError && err.status === 404))
+          console.error(`status ${namespace}/${name}: ${String(err)}`);
       }
     });
   }
@@ -206,7 +236,10 @@ async function list(): Promise<string> {
   let cont = '';
   let rv = '';
   do {
-    const page = (await call('GET', `/api/v1/pods?fieldSelector=${selector}&limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`)) as {
+    const page = (await call(
+      'GET',
+      `/api/v1/pods?fieldSelector=${selector}&limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`,
+    )) as {
       items: PodLite[];
       metadata: { resourceVersion: string; continue?: string };
     };

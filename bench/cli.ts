@@ -17,8 +17,12 @@ const WORKLOADS: Workload[] = ['burst', 'steady', 'scheduled', 'delete'];
 
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
-    const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-    for (const i of items) if (!allowed.includes(i as T)) throw new InvalidArgumentError(`unknown "${i}" (one of ${allowed.join(', ')})`);
+    const items = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const i of items)
+      if (!allowed.includes(i as T)) throw new InvalidArgumentError(`unknown "${i}" (one of ${allowed.join(', ')})`);
     return items as T[];
   };
 }
@@ -30,8 +34,16 @@ function positive(v: string): number {
 
 const program = new Command('bench')
   .description('pod startup and deletion of the connector and its peers, side by side on one dev cluster')
-  .addOption(new Option('-s, --systems <list>', `comma-separated, of ${SYSTEM_IDS.join(', ')}`).argParser(list(SYSTEM_IDS)).default(DEFAULT_SYSTEMS, DEFAULT_SYSTEMS.join(',')))
-  .addOption(new Option('-w, --workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`).argParser(list(WORKLOADS)).default(['burst', 'steady', 'delete'], 'burst,steady,delete'))
+  .addOption(
+    new Option('-s, --systems <list>', `comma-separated, of ${SYSTEM_IDS.join(', ')}`)
+      .argParser(list(SYSTEM_IDS))
+      .default(DEFAULT_SYSTEMS, DEFAULT_SYSTEMS.join(',')),
+  )
+  .addOption(
+    new Option('-w, --workloads <list>', `comma-separated, of ${WORKLOADS.join(', ')}`)
+      .argParser(list(WORKLOADS))
+      .default(['burst', 'steady', 'delete'], 'burst,steady,delete'),
+  )
   .option('-n, --pods <N>', 'pods of the burst and of the scheduled Deployment', positive, 100)
   .option('-r, --rate <R>', 'steady: pods created per second', positive, 10)
   .option('-t, --duration <T>', 'steady: seconds of creation', positive, 10)
@@ -128,7 +140,11 @@ async function main(): Promise<void> {
   const results: SystemResult[] = [];
   const kubeVersion = (() => {
     try {
-      return JSON.parse(execFileSync(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfig, 'version', '-o', 'json'], { encoding: 'utf8' })) as unknown;
+      return JSON.parse(
+        execFileSync(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfig, 'version', '-o', 'json'], {
+          encoding: 'utf8',
+        }),
+      ) as unknown;
     } catch {
       return undefined;
     }

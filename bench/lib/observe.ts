@@ -50,7 +50,7 @@ export class PodWatch {
       // A watch ends on the server's timeout; start again (a relist shows every pod as ADDED, which only refreshes).
       if (!this.stopped) setTimeout(() => void this.start().catch(() => undefined), 200);
     };
-    this.req = (await watch.watch(`/api/v1/namespaces/${this.namespace}/pods`, {}, onEvent, onDone)) as { abort(): void };
+    this.req = await watch.watch(`/api/v1/namespaces/${this.namespace}/pods`, {}, onEvent, onDone);
   }
 
   /**
@@ -93,13 +93,16 @@ export class PodWatch {
 }
 
 /** The moment the named Node is first seen with Ready=True (ms epoch). */
-export async function watchNodeReady(kc: k8s.KubeConfig, nodeName: string): Promise<{ ready: Promise<number>; stop(): void }> {
+export async function watchNodeReady(
+  kc: k8s.KubeConfig,
+  nodeName: string,
+): Promise<{ ready: Promise<number>; stop(): void }> {
   let resolveReady: (t: number) => void = () => undefined;
   const ready = new Promise<number>((r) => (resolveReady = r));
   let done = false;
   let req: { abort(): void } | undefined;
   const start = async (): Promise<void> => {
-    req = (await new k8s.Watch(kc).watch(
+    req = await new k8s.Watch(kc).watch(
       '/api/v1/nodes',
       { fieldSelector: `metadata.name=${nodeName}` },
       (_type: string, node: k8s.V1Node) => {
@@ -111,7 +114,7 @@ export async function watchNodeReady(kc: k8s.KubeConfig, nodeName: string): Prom
       () => {
         if (!done) setTimeout(() => void start().catch(() => undefined), 200);
       },
-    )) as { abort(): void };
+    );
   };
   await start();
   return {

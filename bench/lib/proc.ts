@@ -22,7 +22,10 @@ export function parseStat(text: string, pageSize = 4096): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   if (open < 0 || close < 0) return undefined;
   const pid = Number(text.slice(0, open).trim());
-  const f = text.slice(close + 2).trim().split(/\s+/);
+  const f = text
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
   // f[0] is field 3 (state); fields 14-17 are utime, stime, cutime, cstime; 24 is rss (pages).
   const n = (field: number) => Number(f[field - 3] ?? 0);
   return {

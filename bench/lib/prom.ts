@@ -18,7 +18,8 @@ export type RequestCounts = Map<string, number>;
 function parseLabels(text: string): Record<string, string> {
   const labels: Record<string, string> = {};
   const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-  for (const m of text.matchAll(re)) labels[m[1] ?? ''] = (m[2] ?? '').replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c));
+  for (const m of text.matchAll(re))
+    labels[m[1] ?? ''] = (m[2] ?? '').replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c));
   return labels;
 }
 
@@ -29,9 +30,20 @@ export function parseRequestTotals(text: string, metric = 'apiserver_request_tot
     const close = line.lastIndexOf('}');
     if (close < 0) continue;
     const labels = parseLabels(line.slice(metric.length + 1, close));
-    const value = Number(line.slice(close + 1).trim().split(/\s+/)[0]);
+    const value = Number(
+      line
+        .slice(close + 1)
+        .trim()
+        .split(/\s+/)[0],
+    );
     if (!Number.isFinite(value)) continue;
-    out.push({ verb: labels.verb ?? '', resource: labels.resource ?? '', subresource: labels.subresource ?? '', code: labels.code ?? '', value });
+    out.push({
+      verb: labels.verb ?? '',
+      resource: labels.resource ?? '',
+      subresource: labels.subresource ?? '',
+      code: labels.code ?? '',
+      value,
+    });
   }
   return out;
 }

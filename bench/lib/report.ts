@@ -4,11 +4,29 @@ import { linePlot, type Series } from './svg.js';
 import type { PhaseResult, SystemResult } from './run.js';
 
 export const COLUMNS = [
-  'system', 'workload', 'pods', 'p50 ms', 'p90 ms', 'p99 ms', 'pods/s', 'all Running s', 'vs ceiling',
-  'delete s', 'provider empty s', 'CPU s', 'peak RSS MB', 'node Ready s', 'API req/pod', 'status/pod', 'events/pod', '404+409', 'ARM/pod',
+  'system',
+  'workload',
+  'pods',
+  'p50 ms',
+  'p90 ms',
+  'p99 ms',
+  'pods/s',
+  'all Running s',
+  'vs ceiling',
+  'delete s',
+  'provider empty s',
+  'CPU s',
+  'peak RSS MB',
+  'node Ready s',
+  'API req/pod',
+  'status/pod',
+  'events/pod',
+  '404+409',
+  'ARM/pod',
 ] as const;
 
-const f = (v: number | undefined, digits = 1): string => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits));
+const f = (v: number | undefined, digits = 1): string =>
+  v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
 
 export function tableRows(results: readonly SystemResult[]): string[][] {
   const ceiling = new Map<string, number>();
@@ -16,7 +34,11 @@ export function tableRows(results: readonly SystemResult[]): string[][] {
   const rows: string[][] = [];
   for (const r of results) {
     if (r.phases.length === 0) {
-      rows.push([r.id, r.error ? `failed: ${r.error.split('\n')[0]?.slice(0, 60)}` : '—', ...COLUMNS.slice(2).map(() => '')]);
+      rows.push([
+        r.id,
+        r.error ? `failed: ${r.error.split('\n')[0]?.slice(0, 60)}` : '—',
+        ...COLUMNS.slice(2).map(() => ''),
+      ]);
       continue;
     }
     for (const p of r.phases) rows.push(phaseRow(r, p, ceiling.get(p.workload)));
@@ -62,10 +84,15 @@ function phaseRow(r: SystemResult, p: PhaseResult, ceilingS: number | undefined)
 export function formatTable(rows: readonly string[][], markdown = false): string {
   const header = [...COLUMNS];
   if (markdown) {
-    return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+    return [
+      `| ${header.join(' | ')} |`,
+      `|${header.map(() => '---').join('|')}|`,
+      ...rows.map((r) => `| ${r.join(' | ')} |`),
+    ].join('\n');
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -75,16 +102,33 @@ export function plots(results: readonly SystemResult[]): Array<{ file: string; s
   const out: Array<{ file: string; svg: string }> = [];
   for (const w of workloads) {
     const phases = results.flatMap((r) => r.phases.filter((p) => p.workload === w).map((p) => ({ r, p })));
-    const cdf: Series[] = phases.map(({ r, p }) => ({ name: r.id, points: cdfPoints(p.latenciesMs.map((ms) => ms / 1000)) }));
-    const over: Series[] = phases.map(({ r, p }) => ({ name: r.id, points: countOverTime(p.runningAtMs.map((ms) => ms / 1000)) }));
+    const cdf: Series[] = phases.map(({ r, p }) => ({
+      name: r.id,
+      points: cdfPoints(p.latenciesMs.map((ms) => ms / 1000)),
+    }));
+    const over: Series[] = phases.map(({ r, p }) => ({
+      name: r.id,
+      points: countOverTime(p.runningAtMs.map((ms) => ms / 1000)),
+    }));
     const n = phases[0]?.p.pods ?? 0;
     out.push({
       file: `${w}-startup-cdf.svg`,
-      svg: linePlot(cdf, { title: `${w}: pod startup latency CDF (${n} pods)`, xLabel: 'seconds (creation, or agent start for burst, until seen Running)', yLabel: 'fraction of pods', yMax: 1, step: true }),
+      svg: linePlot(cdf, {
+        title: `${w}: pod startup latency CDF (${n} pods)`,
+        xLabel: 'seconds (creation, or agent start for burst, until seen Running)',
+        yLabel: 'fraction of pods',
+        yMax: 1,
+        step: true,
+      }),
     });
     out.push({
       file: `${w}-running-over-time.svg`,
-      svg: linePlot(over, { title: `${w}: pods Running over time (${n} pods)`, xLabel: 'seconds since the phase started', yLabel: 'pods Running', step: true }),
+      svg: linePlot(over, {
+        title: `${w}: pods Running over time (${n} pods)`,
+        xLabel: 'seconds since the phase started',
+        yLabel: 'pods Running',
+        step: true,
+      }),
     });
   }
   return out;

@@ -102,7 +102,10 @@ async function retry<T>(f: () => Promise<T>, tries = 5): Promise<T> {
   }
 }
 
-function armDelta(before: EmulatorStats | undefined, after: EmulatorStats | undefined): Record<string, number> | undefined {
+function armDelta(
+  before: EmulatorStats | undefined,
+  after: EmulatorStats | undefined,
+): Record<string, number> | undefined {
   if (!after) return undefined;
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(after.callsByOperation)) {
@@ -143,15 +146,23 @@ export async function runSystem(
   if (def.preCreateNode) {
     await core.createNode({
       body: {
-        metadata: { name: nodeName, labels: { 'kubernetes.io/hostname': nodeName, type: 'kwok' }, annotations: { 'kwok.x-k8s.io/node': 'fake' } },
-        status: { capacity: { cpu: '100k', memory: '100Ti', pods: '1M' }, allocatable: { cpu: '100k', memory: '100Ti', pods: '1M' } },
+        metadata: {
+          name: nodeName,
+          labels: { 'kubernetes.io/hostname': nodeName, type: 'kwok' },
+          annotations: { 'kwok.x-k8s.io/node': 'fake' },
+        },
+        status: {
+          capacity: { cpu: '100k', memory: '100Ti', pods: '1M' },
+          allocatable: { cpu: '100k', memory: '100Ti', pods: '1M' },
+        },
       },
     });
   }
 
   const wl = new Set(o.workloads);
   const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
-  const create = (name: string, workload: string) => retry(() => core.createNamespacedPod({ namespace, body: pod(nodeName, name, workload) }));
+  const create = (name: string, workload: string) =>
+    retry(() => core.createNamespacedPod({ namespace, body: pod(nodeName, name, workload) }));
 
   // burst: every pod exists and is bound before the agent starts.
   const burstNames = wl.has('burst') ? names('b', o.pods) : [];
@@ -175,7 +186,9 @@ export async function runSystem(
     sampler = new TreeSampler(a.proc.pid ?? -1);
     const s = sampler;
     const exited = new Promise<never>((_, reject) =>
-      a.proc.once('exit', (code, sig) => reject(new Error(`${def.id} exited (${code ?? sig}) early:\n${a.output().slice(-3000)}`))),
+      a.proc.once('exit', (code, sig) =>
+        reject(new Error(`${def.id} exited (${code ?? sig}) early:\n${a.output().slice(-3000)}`)),
+      ),
     );
     exited.catch(() => undefined);
     const t0 = a.startedAt;
@@ -196,14 +209,21 @@ export async function runSystem(
       const ticker = setInterval(() => {
         const ns = podNames();
         const running = ns.filter((n) => watch.pods.get(n)?.running).length;
-        progress(`[${def.id}] ${workload}: ${running}/${expected} Running, ${((Date.now() - phaseT0) / 1000).toFixed(1)} s`, true);
+        progress(
+          `[${def.id}] ${workload}: ${running}/${expected} Running, ${((Date.now() - phaseT0) / 1000).toFixed(1)} s`,
+          true,
+        );
       }, 1000);
       try {
         await Promise.race([
-          watch.until(() => {
-            const ns = podNames();
-            return ns.length >= expected && ns.every((n) => watch.pods.get(n)?.running);
-          }, timeoutMs, `${expected} ${workload} pods Running`),
+          watch.until(
+            () => {
+              const ns = podNames();
+              return ns.length >= expected && ns.every((n) => watch.pods.get(n)?.running);
+            },
+            timeoutMs,
+            `${expected} ${workload} pods Running`,
+          ),
           exited,
         ]);
       } finally {
@@ -230,7 +250,9 @@ export async function runSystem(
         runningAtMs: runningAt,
         latenciesMs: latencies,
       };
-      log(`${workload}: ${ns.length} Running in ${allRunningS.toFixed(2)} s, p50 ${r.startupMs.p50} ms, p99 ${r.startupMs.p99} ms`);
+      log(
+        `${workload}: ${ns.length} Running in ${allRunningS.toFixed(2)} s, p50 ${r.startupMs.p50} ms, p99 ${r.startupMs.p99} ms`,
+      );
       if (wl.has('delete')) r.delete = await deletePhase(workload, ns);
       return r;
     };
@@ -254,7 +276,10 @@ export async function runSystem(
       }, 1000);
       let goneFromProviderS: number | undefined;
       try {
-        await Promise.race([watch.until(() => podNames.every((n) => watch.pods.get(n)?.gone), timeoutMs, `${workload} pods gone`), exited]);
+        await Promise.race([
+          watch.until(() => podNames.every((n) => watch.pods.get(n)?.gone), timeoutMs, `${workload} pods gone`),
+          exited,
+        ]);
         const goneFromApiS = (Date.now() - d0) / 1000;
         if ((await a.providerPods()) !== undefined) {
           const deadline = Date.now() + timeoutMs;
@@ -270,7 +295,9 @@ export async function runSystem(
         }
         const arm = armDelta(arm0, await a.armStats());
         const api = digest(delta(api0, await scrapeRequests(cluster)));
-        log(`delete ${workload}: gone from the API in ${goneFromApiS.toFixed(2)} s${goneFromProviderS !== undefined ? `, from the provider in ${goneFromProviderS.toFixed(2)} s` : ''}`);
+        log(
+          `delete ${workload}: gone from the API in ${goneFromApiS.toFixed(2)} s${goneFromProviderS !== undefined ? `, from the provider in ${goneFromProviderS.toFixed(2)} s` : ''}`,
+        );
         return { goneFromApiS, goneFromProviderS, cpuSeconds: s.cpu() - cpu0, api, armCalls: arm };
       } finally {
         clearInterval(ticker);
@@ -279,7 +306,18 @@ export async function runSystem(
 
     if (burstNames.length > 0) {
       const arm0 = undefined; // the emulator started with the agent: every call it counted is this phase's
-      result.phases.push(await phase('burst', () => burstNames, burstNames.length, t0, 0, apiBefore, arm0, () => t0));
+      result.phases.push(
+        await phase(
+          'burst',
+          () => burstNames,
+          burstNames.length,
+          t0,
+          0,
+          apiBefore,
+          arm0,
+          () => t0,
+        ),
+      );
     }
 
     if (wl.has('steady')) {
@@ -304,7 +342,16 @@ export async function runSystem(
         await Promise.all(pending);
       })();
       creating.catch(() => undefined); // a failed create shows as a pod that never runs: the phase times out
-      const r = await phase('steady', () => steadyNames, count, p0, cpu0, api0, arm0, (n) => sentAt.get(n) ?? p0);
+      const r = await phase(
+        'steady',
+        () => steadyNames,
+        count,
+        p0,
+        cpu0,
+        api0,
+        arm0,
+        (n) => sentAt.get(n) ?? p0,
+      );
       await creating;
       result.phases.push(r);
     }
@@ -323,7 +370,9 @@ export async function runSystem(
               spec: {
                 nodeSelector: { 'kubernetes.io/hostname': nodeName },
                 tolerations: [{ operator: 'Exists' }],
-                containers: [{ name: 'c', image: 'bench/app:1', resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+                containers: [
+                  { name: 'c', image: 'bench/app:1', resources: { requests: { cpu: '100m', memory: '128Mi' } } },
+                ],
               },
             },
           },
@@ -340,7 +389,9 @@ export async function runSystem(
       );
       const schedNames = () => [...watch.pods.keys()].filter((n) => n.startsWith('sched-') && !before.has(n));
       // Latency from the moment the watch first saw the pod (its creation by the ReplicaSet controller).
-      result.phases.push(await phase('scheduled', schedNames, o.pods, p0, cpu0, api0, arm0, (n) => watch.pods.get(n)?.seen ?? p0));
+      result.phases.push(
+        await phase('scheduled', schedNames, o.pods, p0, cpu0, api0, arm0, (n) => watch.pods.get(n)?.seen ?? p0),
+      );
       await apps.deleteNamespacedDeployment({ name: 'sched', namespace }).catch(() => undefined);
     }
   } catch (err) {
@@ -357,7 +408,10 @@ export async function runSystem(
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
     // The namespace controller's clean-up must not land in the next system's request counts.
     for (let i = 0; i < 600; i++) {
-      const gone = await core.readNamespace({ name: namespace }).then(() => false, () => true);
+      const gone = await core.readNamespace({ name: namespace }).then(
+        () => false,
+        () => true,
+      );
       if (gone) break;
       await new Promise((r) => setTimeout(r, 200));
     }

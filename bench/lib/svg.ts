@@ -20,10 +20,24 @@ export interface PlotOptions {
   step?: boolean;
 }
 
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+const COLORS = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#ff7f0e',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#17becf',
+  '#7f7f7f',
+  '#bcbd22',
+];
 
 export function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
+  return s.replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c,
+  );
 }
 
 /** A "nice" upper bound and tick step for an axis from 0 to max. */
@@ -53,7 +67,9 @@ export function linePlot(series: readonly Series[], o: PlotOptions): string {
   const sx = (x: number) => m.l + (x / xa.max) * pw;
   const sy = (y: number) => m.t + ph - (y / ya.max) * ph;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${escapeXml(o.title)}</text>`);
   for (let x = 0; x <= xa.max + 1e-9; x += xa.step) {
@@ -66,7 +82,9 @@ export function linePlot(series: readonly Series[], o: PlotOptions): string {
   }
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${m.l + pw / 2}" y="${H - 10}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
-  parts.push(`<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.yLabel)}</text>`);
+  parts.push(
+    `<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.yLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length] ?? '#000';
     const d: string[] = [];
@@ -79,9 +97,14 @@ export function linePlot(series: readonly Series[], o: PlotOptions): string {
       }
       prevY = y;
     }
-    if (d.length > 0) parts.push(`<path class="series" data-name="${escapeXml(s.name)}" d="${d.join(' ')}" fill="none" stroke="${color}" stroke-width="1.8"/>`);
+    if (d.length > 0)
+      parts.push(
+        `<path class="series" data-name="${escapeXml(s.name)}" d="${d.join(' ')}" fill="none" stroke="${color}" stroke-width="1.8"/>`,
+      );
     const ly = m.t + 10 + i * 18;
-    parts.push(`<line x1="${m.l + pw + 12}" y1="${ly}" x2="${m.l + pw + 32}" y2="${ly}" stroke="${color}" stroke-width="3"/>`);
+    parts.push(
+      `<line x1="${m.l + pw + 12}" y1="${ly}" x2="${m.l + pw + 32}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
+    );
     parts.push(`<text x="${m.l + pw + 38}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });
   parts.push('</svg>');

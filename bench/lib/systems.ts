@@ -96,7 +96,11 @@ async function terminate(proc: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-function handle(proc: ChildProcess, startedAt: number, extra: Partial<Pick<AgentHandle, 'providerPods' | 'armStats'>> & { cleanup?: () => Promise<void> } = {}): AgentHandle {
+function handle(
+  proc: ChildProcess,
+  startedAt: number,
+  extra: Partial<Pick<AgentHandle, 'providerPods' | 'armStats'>> & { cleanup?: () => Promise<void> } = {},
+): AgentHandle {
   track(proc);
   const output = collect(proc);
   return {
@@ -119,11 +123,30 @@ function connectorArgs(ctx: SystemContext, provider: 'mock' | 'aci', extra: stri
   const c = ctx.cluster;
   return [
     CONNECTOR_MAIN,
-    '--provider', provider, '--kubeconfig', c.connectorKubeconfig, '--node-name', ctx.nodeName, '--node-ip', '127.0.0.1',
-    '--metrics-port', '0', '--metrics-address', '127.0.0.1',
-    '--kubelet-port', '0', '--kubelet-address', '127.0.0.1',
-    '--kubelet-tls-cert', c.kubeletServingCert, '--kubelet-tls-key', c.kubeletServingKey, '--kubelet-client-ca', c.caCert,
-    '--log-level', 'info',
+    '--provider',
+    provider,
+    '--kubeconfig',
+    c.connectorKubeconfig,
+    '--node-name',
+    ctx.nodeName,
+    '--node-ip',
+    '127.0.0.1',
+    '--metrics-port',
+    '0',
+    '--metrics-address',
+    '127.0.0.1',
+    '--kubelet-port',
+    '0',
+    '--kubelet-address',
+    '127.0.0.1',
+    '--kubelet-tls-cert',
+    c.kubeletServingCert,
+    '--kubelet-tls-key',
+    c.kubeletServingKey,
+    '--kubelet-client-ca',
+    c.caCert,
+    '--log-level',
+    'info',
     ...(provider === 'mock' ? ['--mock-state-file', join(ctx.dir, 'mock-state.json')] : []),
     ...extra,
   ];
@@ -155,8 +178,12 @@ function mockSystem(id: SystemId, extra: string[]): SystemDef {
 }
 
 /** The emulator in its own process; resolves with the environment that points a connector at it. */
-async function startEmulatorChild(options: EmulatorOptions): Promise<{ child: ChildProcess; env: Record<string, string>; stats(): Promise<EmulatorStats> }> {
-  const child = fork(join(BENCH_DIST, 'emulator-child.js'), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function startEmulatorChild(
+  options: EmulatorOptions,
+): Promise<{ child: ChildProcess; env: Record<string, string>; stats(): Promise<EmulatorStats> }> {
+  const child = fork(join(BENCH_DIST, 'emulator-child.js'), [JSON.stringify(options)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   track(child);
   const env = await new Promise<Record<string, string>>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
@@ -212,7 +239,15 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
       const startedAt = Date.now();
       const proc = spawn(
         process.execPath,
-        [join(BENCH_DIST, 'ceiling-agent.js'), '--kubeconfig', ctx.cluster.connectorKubeconfig, '--node-name', ctx.nodeName, '--concurrency', '64'],
+        [
+          join(BENCH_DIST, 'ceiling-agent.js'),
+          '--kubeconfig',
+          ctx.cluster.connectorKubeconfig,
+          '--node-name',
+          ctx.nodeName,
+          '--concurrency',
+          '64',
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       return handle(proc, startedAt);
@@ -223,7 +258,12 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   aci: aciSystem('aci', { throttling: false, simulated: SIMULATED, quota: BIG_QUOTA }),
   // ARM's documented buckets; ACI's creation window (100 per 5 min) is lifted as in the project's scale test,
   // or a 1,000-pod burst would measure only that window.
-  'aci-arm-limits': aciSystem('aci-arm-limits', { throttling: true, limits: { creations: { count: 1_000_000, windowSeconds: 60 } }, simulated: SIMULATED, quota: BIG_QUOTA }),
+  'aci-arm-limits': aciSystem('aci-arm-limits', {
+    throttling: true,
+    limits: { creations: { count: 1_000_000, windowSeconds: 60 } },
+    simulated: SIMULATED,
+    quota: BIG_QUOTA,
+  }),
   kwok: {
     id: 'kwok',
     label: LABELS.kwok,
@@ -238,8 +278,18 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
       const proc = spawn(
         bin,
         [
-          '--kubeconfig', ctx.cluster.kubeconfig, '--manage-single-node', ctx.nodeName, '--config', stages,
-          '--server-address', `127.0.0.1:${port}`, '--node-ip', '127.0.0.1', '--cidr', '10.128.0.0/10',
+          '--kubeconfig',
+          ctx.cluster.kubeconfig,
+          '--manage-single-node',
+          ctx.nodeName,
+          '--config',
+          stages,
+          '--server-address',
+          `127.0.0.1:${port}`,
+          '--node-ip',
+          '127.0.0.1',
+          '--cidr',
+          '10.128.0.0/10',
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -259,7 +309,18 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
       const startedAt = Date.now();
       const proc = spawn(
         bin,
-        ['--provider', 'mock', '--provider-config', config, '--nodename', ctx.nodeName, '--kubeconfig', ctx.cluster.kubeconfig, '--metrics-addr', `127.0.0.1:${metricsPort}`],
+        [
+          '--provider',
+          'mock',
+          '--provider-config',
+          config,
+          '--nodename',
+          ctx.nodeName,
+          '--kubeconfig',
+          ctx.cluster.kubeconfig,
+          '--metrics-addr',
+          `127.0.0.1:${metricsPort}`,
+        ],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
           // VK's kubelet API has no address setting (it binds ":PORT"); it gets a free port, and
@@ -279,10 +340,15 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
 };
 
 /** Builds (or reuses) a Go peer with bench/peers/build.sh; the binary's path, or the reason it is unavailable. */
-export async function buildPeer(tool: 'kwok' | 'vk', log: (l: string) => void): Promise<{ bin?: string; error?: string }> {
+export async function buildPeer(
+  tool: 'kwok' | 'vk',
+  log: (l: string) => void,
+): Promise<{ bin?: string; error?: string }> {
   try {
     log(`${tool}: bench/peers/build.sh ${tool} (first time: several minutes)`);
-    const { stdout } = await run('bash', [join(repoRoot, 'bench/peers/build.sh'), tool], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run('bash', [join(repoRoot, 'bench/peers/build.sh'), tool], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const lines = stdout.trim().split('\n');
     const bin = lines[lines.length - 1] ?? '';
     if (!existsSync(bin)) return { error: `build.sh printed no binary (${bin})` };

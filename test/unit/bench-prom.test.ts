@@ -28,15 +28,18 @@ test('parseRequestTotals reads only apiserver_request_total samples with their l
 
 test('delta keeps what grew, keyed by verb, resource/subresource and code, largest first', () => {
   const d = delta(toCounts(parseRequestTotals(before)), toCounts(parseRequestTotals(after)));
-  assert.deepEqual([...d.entries()], [
-    ['PATCH pods/status 200', 100],
-    ['POST events 201', 53],
-    ['DELETE pods 404', 7],
-    ['PUT deployments/status 409', 4],
-    ['PATCH events 200', 3],
-    ['PUT pods/status 409', 2],
-    ['WATCH pods 0', 1],
-  ]);
+  assert.deepEqual(
+    [...d.entries()],
+    [
+      ['PATCH pods/status 200', 100],
+      ['POST events 201', 53],
+      ['DELETE pods 404', 7],
+      ['PUT deployments/status 409', 4],
+      ['PATCH events 200', 3],
+      ['PUT pods/status 409', 2],
+      ['WATCH pods 0', 1],
+    ],
+  );
 });
 
 test('digest counts status writes, event writes, and 404s and 409s on pods and events only', () => {

@@ -38,13 +38,41 @@ test('cdfPoints ends at (max, 1), rises monotonically and is thinned', () => {
 });
 
 test('countOverTime starts at (0,0) and ends at the last moment with every pod', () => {
-  assert.deepEqual(countOverTime([300, 100, 200]), [[0, 0], [100, 1], [200, 2], [300, 3]]);
+  assert.deepEqual(countOverTime([300, 100, 200]), [
+    [0, 0],
+    [100, 1],
+    [200, 2],
+    [300, 3],
+  ]);
   assert.deepEqual(countOverTime([]), [[0, 0]]);
 });
 
 test('parseStat reads CPU ticks and RSS pages after a command name with spaces and parentheses', () => {
   // Fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime … rss is field 24.
-  const fields = ['S', '42', '1', '1', '0', '-1', '0', '0', '0', '0', '0', '150', '50', '20', '30', '20', '0', '1', '0', '100', '999', '2500'];
+  const fields = [
+    'S',
+    '42',
+    '1',
+    '1',
+    '0',
+    '-1',
+    '0',
+    '0',
+    '0',
+    '0',
+    '0',
+    '150',
+    '50',
+    '20',
+    '30',
+    '20',
+    '0',
+    '1',
+    '0',
+    '100',
+    '999',
+    '2500',
+  ];
   const s = parseStat(`1234 (node (bench) x) ${fields.join(' ')} 0 0`);
   assert.ok(s);
   assert.equal(s.pid, 1234);

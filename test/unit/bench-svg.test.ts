@@ -14,8 +14,21 @@ test('niceAxis rounds the maximum up to a whole number of 1-2-2.5-5 steps', () =
 test('linePlot is one svg element with a path and a legend entry per series, names escaped', () => {
   const svg = linePlot(
     [
-      { name: 'ceiling', points: [[0, 0], [1, 0.5], [2, 1]] },
-      { name: 'a<b>&"c"', points: [[0, 0], [3, 1]] },
+      {
+        name: 'ceiling',
+        points: [
+          [0, 0],
+          [1, 0.5],
+          [2, 1],
+        ],
+      },
+      {
+        name: 'a<b>&"c"',
+        points: [
+          [0, 0],
+          [3, 1],
+        ],
+      },
     ],
     { title: 'T & t', xLabel: 'x', yLabel: 'y', yMax: 1, step: true },
   );
@@ -53,8 +66,24 @@ function phase(workload: PhaseResult['workload'], allRunningS: number): PhaseRes
 
 test('the table puts every ratio against the ceiling of the same run and workload', () => {
   const results: SystemResult[] = [
-    { id: 'ceiling', label: 'c', nodeName: 'n', namespace: 'n', nodeReadyS: 0.1, usage: { cpuSeconds: 1, peakRssBytes: 50e6 }, phases: [phase('burst', 2)] },
-    { id: 'mock', label: 'm', nodeName: 'm', namespace: 'm', nodeReadyS: 1.4, usage: { cpuSeconds: 3, peakRssBytes: 200e6 }, phases: [phase('burst', 5)] },
+    {
+      id: 'ceiling',
+      label: 'c',
+      nodeName: 'n',
+      namespace: 'n',
+      nodeReadyS: 0.1,
+      usage: { cpuSeconds: 1, peakRssBytes: 50e6 },
+      phases: [phase('burst', 2)],
+    },
+    {
+      id: 'mock',
+      label: 'm',
+      nodeName: 'm',
+      namespace: 'm',
+      nodeReadyS: 1.4,
+      usage: { cpuSeconds: 3, peakRssBytes: 200e6 },
+      phases: [phase('burst', 5)],
+    },
     { id: 'vk', label: 'v', nodeName: 'v', namespace: 'v', phases: [], error: 'exited early' },
   ];
   const rows = tableRows(results);
@@ -71,7 +100,10 @@ test('the table puts every ratio against the ceiling of the same run and workloa
   // steady: the ratio is of p99 latencies (both 990 ms here), not of the schedule-bound end time.
   const steady = tableRows([
     { ...results[0], phases: [phase('steady', 10)] } as SystemResult,
-    { ...results[1], phases: [{ ...phase('steady', 10), startupMs: { count: 100, p50: 500, p90: 900, p99: 1980, max: 2000 } }] } as SystemResult,
+    {
+      ...results[1],
+      phases: [{ ...phase('steady', 10), startupMs: { count: 100, p50: 500, p90: 900, p99: 1980, max: 2000 } }],
+    } as SystemResult,
   ]);
   assert.equal(steady[1]?.[8], '2.00×');
   const files = plots(results).map((p) => p.file);
