@@ -17,6 +17,13 @@ export interface PodTimes {
   deleting?: number;
 }
 
+/** A watch's end reason as text (an Error, a status object, or nothing). */
+export function describe(err: unknown): string {
+  if (err === undefined || err === null) return 'closed by the server';
+  if (err instanceof Error) return err.message;
+  return typeof err === 'string' ? err : JSON.stringify(err);
+}
+
 /** Tracks every pod of one namespace; timestamps are taken when the watch event arrives. */
 export class PodWatch {
   readonly pods = new Map<string, PodTimes>();
@@ -29,10 +36,15 @@ export class PodWatch {
     private readonly namespace: string,
   ) {}
 
+  /** Times the watch ended and was started again; a restart can bunch up the moments seen. */
+  restarts = 0;
+  private lastRV = '';
+
   async start(): Promise<void> {
     const watch = new k8s.Watch(this.kc);
     const onEvent = (type: string, pod: k8s.V1Pod) => {
       const now = Date.now();
+      if (pod.metadata?.resourceVersion) this.lastRV = pod.metadata.resourceVersion;
       const name = pod.metadata?.name ?? '';
       let t = this.pods.get(name);
       if (!t) {
@@ -46,12 +58,24 @@ export class PodWatch {
       }
       for (const l of this.listeners) l();
     };
-    const onDone = () => {
-      // A watch ends on the server's timeout; start again (a relist shows every pod as ADDED, which only refreshes).
-      if (!this.stopped) setTimeout(() => void this.start().catch(() => undefined), 200);
+    const onDone = (err: unknown) => {
+      if (this.stopped) return;
+      // The server ends a watch on its timeout, or when this client falls behind. Resume from the last
+      // resourceVersion seen, so events come in order and nothing is relisted; a 410 starts afresh.
+      this.restarts++;
+      if (err && /410|Gone|too old/i.test(describe(err))) this.lastRV = '';
+      this.onRestart?.(this.restarts, err);
+      setTimeout(() => void this.start().catch(() => undefined), 200);
     };
-    this.req = await watch.watch(`/api/v1/namespaces/${this.namespace}/pods`, {}, onEvent, onDone);
+    this.req = await watch.watch(
+      `/api/v1/namespaces/${this.namespace}/pods`,
+      this.lastRV ? { resourceVersion: this.lastRV, allowWatchBookmarks: true } : { allowWatchBookmarks: true },
+      onEvent,
+      onDone,
+    );
   }
+
+  onRestart?: (n: number, err: unknown) => void;
 
   /**
    * Resolves once pred() holds, or rejects after timeoutMs. pred() walks every pod, so it runs at

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { ClusterInfo } from '../../devcluster/cluster.js';
 import type { EmulatorStats } from '../../src/emulator/index.js';
-import { PodWatch, scrapeRequests, watchNodeReady } from './observe.js';
+import { describe, PodWatch, scrapeRequests, watchNodeReady } from './observe.js';
 import { delta, digest, type RequestDigest } from './prom.js';
 import { TreeSampler, type Usage } from './proc.js';
 import { summarize, type LatencySummary } from './stats.js';
@@ -62,6 +62,8 @@ export interface SystemResult {
   namespace: string;
   nodeReadyS?: number;
   usage?: Usage;
+  /** Restarts of the benchmark's pod watch: where it is not 0, Running moments may be bunched late. */
+  podWatchRestarts: number;
   phases: PhaseResult[];
   error?: string;
 }
@@ -130,7 +132,7 @@ export async function runSystem(
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const nodeName = `bench-${def.id}`;
   const namespace = `bench-${def.id}`;
-  const result: SystemResult = { id: def.id, label: def.label, nodeName, namespace, phases: [] };
+  const result: SystemResult = { id: def.id, label: def.label, nodeName, namespace, phases: [], podWatchRestarts: 0 };
   const sysDir = join(dir, def.id);
   mkdirSync(sysDir, { recursive: true });
   const timeoutMs = o.timeoutSeconds * 1000;
@@ -140,6 +142,10 @@ export async function runSystem(
   // Pods need the namespace's default ServiceAccount, which the controller-manager creates.
   await retry(() => core.readNamespacedServiceAccount({ name: 'default', namespace }), 30);
   const watch = new PodWatch(kc, namespace);
+  watch.onRestart = (n, err) => {
+    result.podWatchRestarts = n;
+    log(`the benchmark's pod watch ended and was resumed (${n}): ${describe(err)}`);
+  };
   await watch.start();
   const nodeWatch = await watchNodeReady(kc, nodeName);
 

@@ -74,6 +74,7 @@ test('the table puts every ratio against the ceiling of the same run and workloa
       nodeReadyS: 0.1,
       usage: { cpuSeconds: 1, peakRssBytes: 50e6 },
       phases: [phase('burst', 2)],
+      podWatchRestarts: 0,
     },
     {
       id: 'mock',
@@ -83,8 +84,9 @@ test('the table puts every ratio against the ceiling of the same run and workloa
       nodeReadyS: 1.4,
       usage: { cpuSeconds: 3, peakRssBytes: 200e6 },
       phases: [phase('burst', 5)],
+      podWatchRestarts: 0,
     },
-    { id: 'vk', label: 'v', nodeName: 'v', namespace: 'v', phases: [], error: 'exited early' },
+    { id: 'vk', label: 'v', nodeName: 'v', namespace: 'v', phases: [], podWatchRestarts: 0, error: 'exited early' },
   ];
   const rows = tableRows(results);
   assert.equal(rows.length, 3);
