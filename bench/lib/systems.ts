@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot, type ClusterInfo } from '../../devcluster/cluster.js';
+import { nodeKubeconfig } from '../../devcluster/node-identity.js';
 import { readMockState } from '../../src/providers/mock/index.js';
 import type { EmulatorOptions, EmulatorStats } from '../../src/emulator/index.js';
 
@@ -119,14 +120,15 @@ function handle(
 const BENCH_DIST = join(repoRoot, 'dist/bench');
 const CONNECTOR_MAIN = join(repoRoot, 'dist/src/cli/main.js');
 
-function connectorArgs(ctx: SystemContext, provider: 'mock' | 'aci', extra: string[]): string[] {
+async function connectorArgs(ctx: SystemContext, provider: 'mock' | 'aci', extra: string[]): Promise<string[]> {
   const c = ctx.cluster;
   return [
     CONNECTOR_MAIN,
     '--provider',
     provider,
     '--kubeconfig',
-    c.connectorKubeconfig,
+    // The node's own identity (system:node:<name>): the Node authorizer holds it to this node.
+    await nodeKubeconfig(c, ctx.nodeName),
     '--node-name',
     ctx.nodeName,
     '--node-ip',
@@ -159,7 +161,7 @@ function mockSystem(id: SystemId, extra: string[]): SystemDef {
     preCreateNode: false,
     start: async (ctx) => {
       const startedAt = Date.now();
-      const proc = spawn(process.execPath, connectorArgs(ctx, 'mock', extra), {
+      const proc = spawn(process.execPath, await connectorArgs(ctx, 'mock', extra), {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ACI_TEST_RUN_DIR: ctx.dir },
       });
@@ -213,7 +215,7 @@ function aciSystem(id: SystemId, emulator: EmulatorOptions): SystemDef {
     start: async (ctx) => {
       const emu = await startEmulatorChild(emulator);
       const startedAt = Date.now();
-      const proc = spawn(process.execPath, connectorArgs(ctx, 'aci', []), {
+      const proc = spawn(process.execPath, await connectorArgs(ctx, 'aci', []), {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...emu.env, ACI_RESOURCE_GROUP: `bench-${ctx.nodeName}`, ACI_TEST_RUN_DIR: ctx.dir },
       });
@@ -242,7 +244,7 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
         [
           join(BENCH_DIST, 'ceiling-agent.js'),
           '--kubeconfig',
-          ctx.cluster.connectorKubeconfig,
+          await nodeKubeconfig(ctx.cluster, ctx.nodeName),
           '--node-name',
           ctx.nodeName,
           '--concurrency',
