@@ -19,9 +19,9 @@ export interface PodmanFixture {
 let seq = 0;
 
 /** A runtime on the machine-wide test store, with short back-offs; the caller closes it. */
-export async function podmanFixture(): Promise<PodmanFixture> {
+export async function podmanFixture(stateDir = podmanTestStateDir()): Promise<PodmanFixture> {
   const runtime = createPodmanRuntime({
-    stateDir: podmanTestStateDir(),
+    stateDir,
     restartBackoff: { initialMs: 200, maxMs: 1000 },
     refreshIntervalMs: 1000,
     // Busybox httpd as PID 1 ignores SIGTERM: don't wait podman's default 10 s on each stop.

@@ -156,7 +156,18 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
 
 describe('podman runtime orphans', { timeout: 5 * 60_000 }, () => {
   it('reaps the pods of an emulator process that was killed', { timeout: 240_000 }, async (t) => {
-    const child = spawn(process.execPath, [fileURLToPath(new URL('./podman-orphan-child.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // A store of its own: other test files' runtimes reap orphans in the shared one at their start,
+    // and would take this pod away between the kill and the check.
+    const store = mkdtempSync('/tmp/orph-');
+    const runtimes: PodmanFixture[] = [];
+    t.after(async () => {
+      for (const f of runtimes) await f.runtime.close();
+      rmSync(store, { recursive: true, force: true });
+    });
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./podman-orphan-child.js', import.meta.url))], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ACI_TEST_PODMAN_DIR: store },
+    });
     t.after(() => child.kill('SIGKILL'));
     const instance = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -168,16 +179,16 @@ describe('podman runtime orphans', { timeout: 5 * 60_000 }, () => {
       child.on('exit', (code) => reject(new Error(`child exited with ${code} before creating its group`)));
     });
     const label = `aci-emulator.instance=${instance}`;
-    const probe = await podmanFixture();
-    t.after(() => probe.runtime.close());
+    const probe = await podmanFixture(store);
+    runtimes.push(probe);
     assert.equal((await probe.podsOf(label)).length, 1, 'the child left a pod while alive');
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     assert.equal((await probe.podsOf(label)).length, 1, 'the pod outlives its killed owner');
 
     // A new runtime that reaps at start removes it.
-    const reaper = await podmanFixture();
-    t.after(() => reaper.runtime.close());
+    const reaper = await podmanFixture(store);
+    runtimes.push(reaper);
     await reaper.createGroup(t, reaper.group('after-reap', [reaper.container('c', ['true'])]));
     assert.deepEqual(await probe.podsOf(label), []);
   });
