@@ -64,10 +64,13 @@ test('SIGKILL while creating 200 pods, then restart: each pod runs exactly once,
       );
     }
   })();
-  await waitFor('some pods created in the backend', () => {
+  // Killed once the backend holds some pods and the API already shows one of them Running (status
+  // writes trail the creates; the check below needs a pod that was Running before the kill).
+  await waitFor('some pods created in the backend, one of them reported Running', async () => {
     const s = readMockState(stateFile);
-    return Object.values(s.pods).filter((p) => p.owner.node === nodeName && p.owner.cluster === clusterId).length >= 40;
-  }, { intervalMs: 20 });
+    if (Object.values(s.pods).filter((p) => p.owner.node === nodeName && p.owner.cluster === clusterId).length < 40) return false;
+    return (await api.listNamespacedPod({ namespace: ns })).items.some((p) => p.status?.phase === 'Running' && s.pods[p.metadata?.uid ?? '']);
+  }, { intervalMs: 50 });
   first.proc.kill('SIGKILL');
   await first.exited;
   await creating;
