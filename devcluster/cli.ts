@@ -42,7 +42,10 @@ program
   .description('stop one run, or every run under a run root')
   .action(async (dir: string) => {
     if (!existsSync(dir)) return;
-    const runs = existsSync(join(dir, 'pids')) ? [dir] : readdirSync(dir).map((d) => join(dir, d));
+    // Only folders that are runs (they hold pids/) are stopped and removed: a root such as /tmp
+    // holds much else, which `down` must never delete.
+    const isRun = (d: string): boolean => existsSync(join(d, 'pids'));
+    const runs = isRun(dir) ? [dir] : readdirSync(dir).map((d) => join(dir, d)).filter(isRun);
     for (const r of runs) await stopCluster({ runDir: r });
     // Anything else still naming the folder (a connector or emulator a test left behind) goes too.
     await stopRun(dir);
