@@ -152,7 +152,7 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const cm = lookups.getConfigMap(ns, name);
           if (!cm) {
             if (src.configMapRef.optional) {
-              out.notes.push({ reason: 'OptionalConfigMapMissing', message: `optional ConfigMap ${ns}/${name} referenced by ${field} does not exist; skipped` });
+              out.notes.push({ reason: 'OptionalConfigMapNotFound', message: `optional ConfigMap ${ns}/${name} referenced by ${field} does not exist; skipped` });
             } else out.missing.push({ kind: 'ConfigMap', name, container: c.name, field: `${field}.configMapRef` });
             return;
           }
@@ -163,7 +163,7 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const s = lookups.getSecret(ns, name);
           if (!s) {
             if (src.secretRef.optional) {
-              out.notes.push({ reason: 'OptionalSecretMissing', message: `optional Secret ${ns}/${name} referenced by ${field} does not exist; skipped` });
+              out.notes.push({ reason: 'OptionalSecretNotFound', message: `optional Secret ${ns}/${name} referenced by ${field} does not exist; skipped` });
             } else out.missing.push({ kind: 'Secret', name, container: c.name, field: `${field}.secretRef` });
             return;
           }
@@ -192,7 +192,7 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const v = s ? decodeSecret(s, key) : undefined;
           if (v === undefined) {
             if (optional) {
-              out.notes.push({ reason: 'OptionalSecretMissing', message: `optional ${s ? `key ${key} of ` : ''}Secret ${ns}/${name} for ${field} (${e.name}) does not exist; skipped` });
+              out.notes.push({ reason: s ? 'OptionalSecretKeyNotFound' : 'OptionalSecretNotFound', message: `optional ${s ? `key ${key} of ` : ''}Secret ${ns}/${name} for ${field} (${e.name}) does not exist; skipped` });
             } else out.missing.push({ kind: 'Secret', name, key: s ? key : undefined, container: c.name, field: `${field}.valueFrom.secretKeyRef` });
             return;
           }
@@ -203,7 +203,7 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const v = cm ? configMapValue(cm, key) : undefined;
           if (v === undefined) {
             if (optional) {
-              out.notes.push({ reason: 'OptionalConfigMapMissing', message: `optional ${cm ? `key ${key} of ` : ''}ConfigMap ${ns}/${name} for ${field} (${e.name}) does not exist; skipped` });
+              out.notes.push({ reason: cm ? 'OptionalConfigMapKeyNotFound' : 'OptionalConfigMapNotFound', message: `optional ${cm ? `key ${key} of ` : ''}ConfigMap ${ns}/${name} for ${field} (${e.name}) does not exist; skipped` });
             } else out.missing.push({ kind: 'ConfigMap', name, key: cm ? key : undefined, container: c.name, field: `${field}.valueFrom.configMapKeyRef` });
             return;
           }

@@ -412,7 +412,14 @@ export class PodController {
     if (res.missing.length > 0) {
       this.waitFor(key, ns, res.missing);
       const msg = res.missing.map((m) => describeMissing(m, ns)).join('; ');
-      this.event(pod, 'Warning', 'CreateContainerConfigError', `Error: ${msg}`);
+      // Virtual Kubelet's event reasons, which users' alerts key on; the container's waiting
+      // reason stays the kubelet's CreateContainerConfigError.
+      const byReason = new Map<string, string[]>();
+      for (const m of res.missing) {
+        const reason = `Mandatory${m.kind}${m.key !== undefined ? 'Key' : ''}NotFound`;
+        byReason.set(reason, [...(byReason.get(reason) ?? []), describeMissing(m, ns)]);
+      }
+      for (const [reason, parts] of byReason) this.event(pod, 'Warning', reason, `Error: ${parts.join('; ')}`);
       const status = computePodStatus(pod, { hostIP: this.o.nodeIP, waiting: { reason: 'CreateContainerConfigError', message: msg } });
       await this.writeStatus(key, pod, status);
       const n = (this.createFailures.get(key) ?? 0) + 1;

@@ -130,7 +130,7 @@ test('a missing Secret volume keeps the pod Pending with an Event until the per-
   });
   assert.match(waiting.message ?? '', /secret "late" not found \(spec\.volumes\[0\]\.secret\)/);
   await waitFor('a Warning Event', async () =>
-    (await api.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=mounts' })).items.find((e) => e.reason === 'CreateContainerConfigError'),
+    (await api.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=mounts' })).items.find((e) => e.reason === 'MandatorySecretNotFound'),
   );
   assert.equal((await api.readNamespacedPod({ name: 'mounts', namespace: ns })).status?.phase, 'Pending');
   await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'late' }, stringData: { k: 'v' } } });

@@ -75,10 +75,10 @@ test('every env source is resolved and handed to the provider; Secret values onl
 
   const events = await waitFor('Events for the skipped optional references', async () => {
     const ev = await eventsFor(ns, 'envy');
-    return ev.filter((e) => e.reason === 'OptionalSecretMissing' || e.reason === 'OptionalConfigMapMissing').length >= 2 ? ev : undefined;
+    return ev.filter((e) => e.reason?.startsWith('OptionalSecret') || e.reason?.startsWith('OptionalConfigMap')).length >= 2 ? ev : undefined;
   });
   assert.ok(events.every((e) => e.involvedObject.uid === created.metadata?.uid));
-  assert.ok(events.some((e) => e.type === 'Warning' && e.reason === 'OptionalSecretMissing' && /nowhere/.test(e.message ?? '')));
+  assert.ok(events.some((e) => e.type === 'Warning' && e.reason === 'OptionalSecretNotFound' && /nowhere/.test(e.message ?? '')));
   assert.ok(!JSON.stringify(events).includes('tok-123') && !JSON.stringify(events).includes('alice'), 'no secret value in Events');
   assert.ok(!c.output().includes('tok-123'), 'no secret value in the logs');
 });
@@ -108,7 +108,7 @@ test('a missing mandatory Secret keeps the pod Pending with an Event until it ap
   assert.equal(waiting.p.status?.phase, 'Pending');
   assert.match(waiting.w.message ?? '', /secret "later" not found/);
   const ev = await waitFor('a Warning Event', async () =>
-    (await eventsFor(ns, 'waits')).find((e) => e.type === 'Warning' && e.reason === 'CreateContainerConfigError'),
+    (await eventsFor(ns, 'waits')).find((e) => e.type === 'Warning' && e.reason === 'MandatorySecretNotFound'),
   );
   assert.match(ev.message ?? '', /later/);
   const nokey = await waitFor('the other pod to report the missing key', async () => {
@@ -116,6 +116,10 @@ test('a missing mandatory Secret keeps the pod Pending with an Event until it ap
     return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError' ? p : undefined;
   });
   assert.match(nokey.status?.containerStatuses?.[0]?.state?.waiting?.message ?? '', /key wanted/);
+  const keyEvent = await waitFor('the missing key as its own Event reason', async () =>
+    (await eventsFor(ns, 'nokey')).find((e) => e.type === 'Warning' && e.reason === 'MandatoryConfigMapKeyNotFound'),
+  );
+  assert.match(keyEvent.message ?? '', /wanted/);
   assert.equal(backendPods(c, ns).length, 0, 'nothing was created in the backend');
 
   await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'later' }, stringData: { pw: 'hunter2' } } });

@@ -116,7 +116,7 @@ test('missing mandatory references are reported with their field; optional ones 
   );
   assert.deepEqual(
     r.notes.map((n) => n.reason),
-    ['OptionalSecretMissing', 'OptionalConfigMapMissing', 'OptionalConfigMapMissing'],
+    ['OptionalSecretNotFound', 'OptionalConfigMapNotFound', 'OptionalConfigMapKeyNotFound'],
   );
   const names = (r.env.get('c') ?? []).map((e) => e.name);
   assert.deepEqual(names, ['E']);
