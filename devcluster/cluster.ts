@@ -64,7 +64,8 @@ export interface StartOptions {
   clusterSigningDuration?: string;
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after). */
+export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
     srv.once('error', reject);

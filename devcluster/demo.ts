@@ -7,7 +7,6 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -16,7 +15,7 @@ import { startEmulator } from '../src/emulator/index.js';
 import { createPodmanRuntime } from '../src/emulator/runtimes/podman/index.js';
 import { busyboxImage } from '../src/emulator/runtimes/podman/local-images.js';
 import type { PodmanRuntime } from '../src/emulator/runtimes/podman/podman-runtime.js';
-import { repoRoot, startCluster, stopCluster } from './cluster.js';
+import { freePort, repoRoot, startCluster, stopCluster } from './cluster.js';
 
 // One text for `scripts/demo --help` (which prints it before installing anything) and this file.
 const USAGE = readFileSync(join(repoRoot, 'devcluster', 'demo-usage.txt'), 'utf8');
@@ -49,17 +48,6 @@ const NODE = 'aci-connector';
 const NAMESPACE = 'default';
 const POD = 'hello';
 const PAGE = 'Hello from a pod on the aci-connector node, running in the ACI emulator.';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number, failed?: () => string | undefined): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -4,10 +4,9 @@
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot, type ClusterInfo } from '../../devcluster/cluster.js';
+import { freePort, repoRoot, type ClusterInfo } from '../../devcluster/cluster.js';
 import { nodeKubeconfig } from '../../devcluster/node-identity.js';
 import { readMockState } from '../../src/providers/mock/index.js';
 import type { EmulatorOptions, EmulatorStats } from '../../src/emulator/index.js';
@@ -54,18 +53,6 @@ export interface SystemDef {
   /** The agent manages a Node that must exist before it starts (KWOK does not register one). */
   preCreateNode: boolean;
   start(ctx: SystemContext): Promise<AgentHandle>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Every agent and emulator process still running, so an interrupted run can end them. */

@@ -9,8 +9,8 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../devcluster/cluster.js';
 import WebSocket from 'ws';
 import { parseQuantity } from '../../src/common/quantity.js';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
@@ -38,14 +38,6 @@ after(async () => {
 });
 
 /** A local port free right now on 127.0.0.1 (rather than a fixed 18080 another test might hold). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 interface PortForward {
   local: number;
   stderr(): string;
