@@ -156,6 +156,13 @@ export class PodController {
       this.providerStatus.set(ref.uid, status);
       if (this.live) this.queue.add(key);
     });
+    // Backend events for any pod we hold, adopted ones included (they never passed through createPod).
+    o.provider.onEvent((ref, ev) => {
+      if (this.stopped) return;
+      const key = podKey(ref.namespace, ref.name);
+      const held = this.tracked.get(key)?.has(ref.uid) || this.pods.cache.get(ref.name, ref.namespace)?.metadata?.uid === ref.uid;
+      if (held) this.o.events.record(ref, ev.type, ev.reason, ev.message);
+    });
   }
 
   /** A pod bound to this node, from the informer's cache. */

@@ -46,7 +46,10 @@ export interface PodContext {
    * by the core until 80 % of its life. There is no call to replace it in a running pod.
    */
   getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
-  /** Records a Kubernetes Event on the pod (shown by `kubectl describe pod`). */
+  /**
+   * Records a Kubernetes Event on the pod (shown by `kubectl describe pod`), during this
+   * call only: events noticed later go through {@link Provider.onEvent}.
+   */
   recordEvent: (type: 'Normal' | 'Warning', reason: string, message: string) => void;
 }
 
@@ -111,6 +114,22 @@ export interface ExecResult {
 
 export type StatusListener = (ref: PodRef, status: ProviderPodStatus) => void;
 
+// ---- events channel --------------------------------------------------------
+
+/** Something that happened to a pod in the backend, for a Kubernetes Event on it. */
+export interface ProviderEvent {
+  type: 'Normal' | 'Warning';
+  /** CamelCase, e.g. 'Pulling', 'ProviderGroupVanished'. */
+  reason: string;
+  message: string;
+}
+
+/**
+ * Receives the events a provider noticed on its own (its status watch), for any pod it
+ * holds, including pods adopted after a restart that never passed through createPod.
+ */
+export type ProviderEventListener = (ref: PodRef, event: ProviderEvent) => void;
+
 export interface Provider {
   /** Node-level facts: capacity, labels, OS. Read at start and whenever the core refreshes the node. */
   nodeInfo(): Promise<NodeInfoFromProvider>;
@@ -138,6 +157,12 @@ export interface Provider {
 
   /** Registers the listener for status changes. The core does not poll: providers push. */
   onStatus(listener: StatusListener): void;
+  /**
+   * Registers the listener for backend events noticed in the background (the status watch).
+   * Events raised while a call runs may use that call's PodContext.recordEvent instead;
+   * a provider never keeps a recordEvent past its call.
+   */
+  onEvent(listener: ProviderEventListener): void;
 
   /** Optional streaming hooks for the kubelet API (kubectl logs / exec / attach). */
   getContainerLogs?(ref: PodRef, container: string, opts: LogOptions): Promise<Readable>;

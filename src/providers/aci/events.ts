@@ -6,12 +6,10 @@
  * combination is one new occurrence worth reporting.
  */
 import type { ContainerGroup, Event as AciEvent } from '@azure/arm-containerinstance';
+import type { ProviderEvent } from '../../core/provider.js';
 
-export interface PodEvent {
-  type: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-}
+/** What the provider hands the core's events channel (Provider.onEvent). */
+export type PodEvent = ProviderEvent;
 
 function ts(d: Date | string | undefined): string {
   if (d === undefined) return '';

@@ -24,6 +24,8 @@ import {
   type PodRef,
   type Provider,
   type ProviderPod,
+  type ProviderEvent,
+  type ProviderEventListener,
   type ProviderPodStatus,
   type StatusListener,
 } from '../../core/provider.js';
@@ -68,7 +70,6 @@ interface Tracked {
   name: string;
   ref: PodRef;
   spec?: V1Pod['spec'];
-  recordEvent?: PodContext['recordEvent'];
   /** When the group was last known to exist (PUT accepted, listed or fetched). */
   confirmedAt: number;
   lastGetAt: number;
@@ -81,6 +82,12 @@ interface Tracked {
   /** deletePod is under way: not watched, and its absence is expected. */
   deleting?: boolean;
   events: EventDeduper;
+  /**
+   * Found in ACI rather than created by this process (adopted after a restart): the events
+   * the group holds at first sight were reported by the process that created it, so they
+   * only seed the deduper; later ones go out.
+   */
+  adopted: boolean;
 }
 
 const QUOTA_HOLD_MS = 30_000;
@@ -111,6 +118,7 @@ export class AciProvider implements Provider {
   private readonly mapping: MappingOptions;
   private readonly tracked = new Map<string, Tracked>();
   private readonly listeners: StatusListener[] = [];
+  private readonly eventListeners: ProviderEventListener[] = [];
   private readonly statusBudget: TokenBucket;
   private readonly passIntervalMs: number;
   private readonly steadyRefreshMs: number;
@@ -234,7 +242,6 @@ export class AciProvider implements Provider {
         throw new PodRejectedError('ProviderGroupVanished', `container group ${name} was deleted outside Kubernetes; not re-creating it`);
       }
       known.spec = pod.spec;
-      known.recordEvent = ctx.recordEvent;
       return;
     }
     // The core turns QuotaExceeded into the pod's waiting reason and a Warning event.
@@ -251,9 +258,8 @@ export class AciProvider implements Provider {
       }
       throw e;
     }
-    const t = this.track(name, ref);
+    const t = this.track(name, ref, false);
     t.spec = pod.spec;
-    t.recordEvent = ctx.recordEvent;
     t.provisioningState = created.provisioningState;
     t.hot = true;
     // A kubelet gives every pod an IP; where ACI cannot, say so where the user looks.
@@ -261,13 +267,10 @@ export class AciProvider implements Provider {
     this.kick();
   }
 
-  async updatePod(pod: V1Pod, ctx: PodContext): Promise<void> {
+  async updatePod(pod: V1Pod, _ctx: PodContext): Promise<void> {
     // ACI cannot change a running group in place; only our bookkeeping follows the pod.
     const t = this.tracked.get(this.nameOf(refOf(pod)));
-    if (t) {
-      t.spec = pod.spec;
-      t.recordEvent = ctx.recordEvent;
-    }
+    if (t) t.spec = pod.spec;
   }
 
   async deletePod(pod: V1Pod, _gracePeriodSeconds: number): Promise<void> {
@@ -331,6 +334,10 @@ export class AciProvider implements Provider {
     this.start();
   }
 
+  onEvent(listener: ProviderEventListener): void {
+    this.eventListeners.push(listener);
+  }
+
   // ---- logs / exec ---------------------------------------------------------
 
   async getContainerLogs(ref: PodRef, container: string, opts: LogOptions): Promise<Readable> {
@@ -376,8 +383,9 @@ export class AciProvider implements Provider {
     return id !== undefined && id.clusterId === this.o.clusterId && id.nodeName === this.o.nodeName;
   }
 
-  private track(name: string, ref: PodRef): Tracked {
+  private track(name: string, ref: PodRef, adopted = true): Tracked {
     const t: Tracked = {
+      adopted,
       name,
       ref,
       confirmedAt: Date.now(),
@@ -397,7 +405,9 @@ export class AciProvider implements Provider {
     t.lastGetAt = at;
     t.provisioningState = g.provisioningState;
     const status = groupToPodStatus(g, t.spec ? { spec: t.spec } : undefined);
-    for (const ev of t.events.newEvents(g)) t.recordEvent?.(ev.type, ev.reason, ev.message);
+    const events = t.events.newEvents(g);
+    if (t.adopted) t.adopted = false;
+    else for (const ev of events) this.emitEvent(t.ref, ev);
     const allReady = (status.containerStatuses ?? []).every((c) => c.ready);
     t.hot = status.phase === 'Pending' || g.provisioningState !== 'Succeeded' || !allReady;
     t.terminal = (status.phase === 'Succeeded' || status.phase === 'Failed') && g.restartPolicy !== 'Always';
@@ -414,6 +424,16 @@ export class AciProvider implements Provider {
         l(t.ref, status);
       } catch {
         // A listener's failure is the core's to report; the next change is pushed anyway.
+      }
+    }
+  }
+
+  private emitEvent(ref: PodRef, ev: ProviderEvent): void {
+    for (const l of this.eventListeners) {
+      try {
+        l(ref, ev);
+      } catch {
+        // As for statuses: the core's to report.
       }
     }
   }
@@ -487,7 +507,7 @@ export class AciProvider implements Provider {
         reason: 'ProviderGroupVanished',
         message: `The container group ${t.name} was deleted outside Kubernetes`,
       });
-      t.recordEvent?.('Warning', 'ProviderGroupVanished', `The container group ${t.name} was deleted outside Kubernetes`);
+      this.emitEvent(t.ref, { type: 'Warning', reason: 'ProviderGroupVanished', message: `The container group ${t.name} was deleted outside Kubernetes` });
     });
   }
 

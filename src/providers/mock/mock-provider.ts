@@ -31,6 +31,8 @@ import {
   type PodRef,
   type Provider,
   type ProviderPod,
+  type ProviderEvent,
+  type ProviderEventListener,
   type ProviderPodStatus,
   type StatusListener,
   type ExecResult,
@@ -75,6 +77,7 @@ function refOf(pod: V1Pod): PodRef {
 export class MockProvider implements Provider {
   private readonly store: StateStore;
   private readonly listeners: StatusListener[] = [];
+  private readonly eventListeners: ProviderEventListener[] = [];
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly transientLeft = new Map<string, number>();
   private forcedHealth: HealthStatus | undefined;
@@ -198,6 +201,24 @@ export class MockProvider implements Provider {
 
   onStatus(listener: StatusListener): void {
     this.listeners.push(listener);
+  }
+
+  onEvent(listener: ProviderEventListener): void {
+    this.eventListeners.push(listener);
+  }
+
+  /**
+   * Reports a backend event on a pod it holds, as a real backend's watch would (tests in the
+   * same process; the mock raises none by itself). Returns false for a pod it does not hold.
+   */
+  raiseEvent(ref: PodRef, event: ProviderEvent): boolean {
+    const mp = this.store.state.pods[ref.uid];
+    if (!mp || !this.isOwn(mp) || this.closed) return false;
+    const r = { ...mp.ref };
+    setImmediate(() => {
+      for (const l of this.eventListeners) l(r, event);
+    });
+    return true;
   }
 
   // Streaming hooks for the kubelet API; what they print is documented in streams.ts.
