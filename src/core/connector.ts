@@ -10,8 +10,11 @@ import { EventRecorder } from './events.js';
 import { makeKubeClients, type KubeClients } from './kube-client.js';
 import { NodeController } from './node-controller.js';
 import { OpsServer, type OpsSecurity } from './ops-server.js';
-import { PodController } from './pod-controller.js';
+import { PodController } from './pods/controller.js';
+import { kubePodSource, kubePodWriter } from './pods/kube.js';
 import type { Provider } from './provider.js';
+import { ReferenceResolver } from './references.js';
+import { ServiceAccountTokens } from './sa-tokens.js';
 
 export interface ConnectorOptions {
   kc: k8s.KubeConfig;
@@ -46,6 +49,8 @@ export class Connector {
   readonly node: NodeController;
   readonly pods: PodController;
   private readonly events: EventRecorder;
+  /** The Secrets and ConfigMaps the node's pods reference, watched one by one. */
+  readonly refs: ReferenceResolver;
   private readonly ops: OpsServer | undefined;
   private started = false;
   metricsPort: number | undefined;
@@ -65,20 +70,29 @@ export class Connector {
       version: o.version,
       log: o.log.child({ component: 'node' }),
     });
-    let allocatable: Record<string, string> | undefined;
-    void o.provider.nodeInfo().then((i) => {
-      allocatable = i.allocatable ?? i.capacity;
-    }, () => undefined);
+    const podLog = o.log.child({ component: 'pods' });
+    this.refs = new ReferenceResolver({
+      kc: o.kc,
+      core: this.clients.core,
+      log: podLog,
+      onChange: (kind, namespace, name) => this.pods.referenceChanged(kind, namespace, name),
+    });
     this.pods = new PodController({
-      clients: this.clients,
       provider: o.provider,
-      nodeName: o.nodeName,
+      pods: kubePodSource(this.clients, o.nodeName, podLog),
+      writer: kubePodWriter(this.clients),
+      events: this.events,
+      refs: this.refs,
+      tokens: new ServiceAccountTokens(this.clients.core),
       nodeIP: o.nodeIP,
       workers: o.workers,
-      log: o.log.child({ component: 'pods' }),
-      events: this.events,
+      log: podLog,
       metrics: o.metrics,
-      nodeAllocatable: () => allocatable,
+      // Awaited before the first pod is admitted: resourceFieldRef of a container without limits needs it.
+      allocatable: async () => {
+        const info = this.node.info ?? (await o.provider.nodeInfo().catch(() => undefined));
+        return info ? (info.allocatable ?? info.capacity) : undefined;
+      },
     });
     if (o.metricsPort !== undefined) {
       this.ops = new OpsServer({
@@ -107,6 +121,7 @@ export class Connector {
   async stop(): Promise<void> {
     this.started = false;
     await this.pods.stop();
+    await this.refs.stop();
     await this.node.stop();
     await this.events.flush(2000);
     this.events.close();

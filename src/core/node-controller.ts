@@ -44,7 +44,7 @@ export class NodeController {
   private leaseTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private info: NodeInfoFromProvider | undefined;
+  private nodeInfo: NodeInfoFromProvider | undefined;
   private kubeletVersion = 'v0.0.0';
   private lastHealth: HealthStatus | undefined;
   private lastStatusWrite = 0;
@@ -62,7 +62,7 @@ export class NodeController {
 
   async start(): Promise<void> {
     this.kubeletVersion = await this.serverKubeletVersion();
-    this.info = await this.o.provider.nodeInfo();
+    this.nodeInfo = await this.o.provider.nodeInfo();
     await this.register();
     await this.writeStatus(true);
     await this.renewLease();
@@ -103,6 +103,11 @@ export class NodeController {
     await this.informer?.stop();
   }
 
+  /** The provider's node facts read at start (capacity, allocatable, labels), once started. */
+  get info(): NodeInfoFromProvider | undefined {
+    return this.nodeInfo;
+  }
+
   /** The node's current health, as last reported by the provider. */
   get health(): HealthStatus | undefined {
     return this.lastHealth;
@@ -141,7 +146,7 @@ export class NodeController {
   }
 
   labels(): Record<string, string> {
-    const info = this.info;
+    const info = this.nodeInfo;
     return {
       ...(info?.labels ?? {}),
       type: 'virtual-kubelet',
@@ -221,7 +226,7 @@ export class NodeController {
   }
 
   private statusBody(h: HealthStatus): k8s.V1NodeStatus {
-    const info = this.info;
+    const info = this.nodeInfo;
     const now = new Date();
     return {
       capacity: info?.capacity ?? {},

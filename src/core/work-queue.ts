@@ -22,6 +22,11 @@ export interface WorkQueueOptions<K> {
   handler: KeyHandler<K>;
   /** Called for each failed run, before the retry is scheduled. */
   onError?: (key: K, err: unknown, failures: number, retryInMs: number) => void;
+  /**
+   * Whether a run that returns clears the key's failure count (default true). A handler that
+   * retries through addRateLimited sets false and calls forget() itself, as client-go's do.
+   */
+  forgetOnSuccess?: boolean;
   /** Called after each run with its duration. */
   onDone?: (key: K, ms: number, ok: boolean) => void;
 }
@@ -119,7 +124,7 @@ export class WorkQueue<K> {
       this.queued.delete(key);
       this.processing.add(key);
       this.running++;
-        void this.run(key);
+      void this.run(key);
     }
     this.checkIdle();
   }
@@ -129,7 +134,7 @@ export class WorkQueue<K> {
     let ok = true;
     try {
       await this.opts.handler(key);
-      this.failures.delete(key);
+      if (this.opts.forgetOnSuccess !== false) this.failures.delete(key);
     } catch (err) {
       ok = false;
       if (!this.stopped) {
