@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.js';
 import type { ConnectorMetrics } from '../common/metrics.js';
 import { EventRecorder } from './events.js';
 import { makeKubeClients, type KubeClients } from './kube-client.js';
-import { NodeController } from './node-controller.js';
+import { kubeNodeApi, NodeController } from './node-controller.js';
 import { OpsServer, type OpsSecurity } from './ops-server.js';
 import { PodController } from './pods/controller.js';
 import { kubePodSource, kubePodWriter } from './pods/kube.js';
@@ -60,15 +60,16 @@ export class Connector {
     // Events get their own budget so they never hold up pod work.
     const eventClients = makeKubeClients(o.kc, { qps: Math.max(1, o.qps / 2), burst: Math.max(1, Math.floor(o.burst / 2)), metrics: o.metrics });
     this.events = new EventRecorder(eventClients.core, o.nodeName, o.log.child({ component: 'events' }));
+    const nodeLog = o.log.child({ component: 'node' });
     this.node = new NodeController({
-      clients: this.clients,
+      api: kubeNodeApi(this.clients, nodeLog),
       provider: o.provider,
       nodeName: o.nodeName,
       nodeIP: o.nodeIP,
       taints: o.taints,
       kubeletPort: o.kubeletPort,
       version: o.version,
-      log: o.log.child({ component: 'node' }),
+      log: nodeLog,
     });
     const podLog = o.log.child({ component: 'pods' });
     this.refs = new ReferenceResolver({

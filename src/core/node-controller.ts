@@ -5,17 +5,57 @@
  * Never deletes the Node itself (stopping must not disturb the pods on it).
  */
 import * as k8s from '@kubernetes/client-node';
-import type { V1Node, V1NodeCondition, V1Taint } from '@kubernetes/client-node';
+import type { V1Lease, V1Node, V1NodeCondition, V1NodeStatus, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { mergePatchOptions, strategicMergePatchOptions } from './events.js';
-import { managedInformer, type ManagedInformer } from './informer.js';
+import { managedInformer } from './informer.js';
 import type { KubeClients } from './kube-client.js';
 import type { HealthStatus, NodeInfoFromProvider, Provider } from './provider.js';
 
 export const LEASE_NAMESPACE = 'kube-node-lease';
 
+/**
+ * The node controller's calls to the API server, injected (kubeNodeApi below is the real one;
+ * unit tests use an in-memory one). Errors carry the HTTP status in `code`, as client-node's do.
+ */
+export interface NodeApi {
+  /** The API server's gitVersion, e.g. v1.36.3. */
+  serverVersion(): Promise<string>;
+  readNode(name: string): Promise<V1Node>;
+  createNode(node: V1Node): Promise<void>;
+  patchNodeLabels(name: string, labels: Record<string, string>): Promise<void>;
+  patchNodeStatus(name: string, status: V1NodeStatus): Promise<void>;
+  readLease(name: string): Promise<V1Lease>;
+  replaceLease(name: string, lease: V1Lease): Promise<V1Lease>;
+  createLease(lease: V1Lease): Promise<V1Lease>;
+  /** Watches the one Node: resolves once the first list landed. */
+  watchNode(name: string, on: { update(n: V1Node): void; delete(n: V1Node): void }): Promise<{ stop(): Promise<void> }>;
+}
+
+export function kubeNodeApi(clients: KubeClients, log: Logger): NodeApi {
+  const { core, coordination, kc } = clients;
+  return {
+    serverVersion: async () => (await kc.makeApiClient(k8s.VersionApi).getCode()).gitVersion,
+    readNode: (name) => core.readNode({ name }),
+    createNode: async (body) => void (await core.createNode({ body })),
+    patchNodeLabels: async (name, labels) => void (await core.patchNode({ name, body: { metadata: { labels } } }, mergePatchOptions())),
+    patchNodeStatus: async (name, status) => void (await core.patchNodeStatus({ name, body: { status } }, strategicMergePatchOptions())),
+    readLease: (name) => coordination.readNamespacedLease({ name, namespace: LEASE_NAMESPACE }),
+    replaceLease: (name, body) => coordination.replaceNamespacedLease({ name, namespace: LEASE_NAMESPACE, body }),
+    createLease: (body) => coordination.createNamespacedLease({ namespace: LEASE_NAMESPACE, body }),
+    async watchNode(name, on) {
+      const fieldSelector = `metadata.name=${name}`;
+      const informer = managedInformer<V1Node>(kc, '/api/v1/nodes', () => core.listNode({ fieldSelector }), { fieldSelector, log, what: 'node' });
+      informer.cache.on('update', on.update);
+      informer.cache.on('delete', on.delete);
+      await informer.start();
+      return { stop: () => informer.stop() };
+    },
+  };
+}
+
 export interface NodeControllerOptions {
-  clients: KubeClients;
+  api: NodeApi;
   provider: Provider;
   nodeName: string;
   nodeIP: string;
@@ -40,7 +80,7 @@ function isConflict(err: unknown): boolean {
 }
 
 export class NodeController {
-  private informer: ManagedInformer<V1Node> | undefined;
+  private watch: { stop(): Promise<void> } | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -68,25 +108,20 @@ export class NodeController {
     await this.renewLease();
     this.ready = true;
 
-    this.informer = managedInformer<V1Node>(
-      this.o.clients.kc,
-      '/api/v1/nodes',
-      () => this.o.clients.core.listNode({ fieldSelector: `metadata.name=${this.o.nodeName}` }),
-      { fieldSelector: `metadata.name=${this.o.nodeName}`, log: this.o.log, what: 'node' },
-    );
-    this.informer.cache.on('delete', (n) => {
-      if (this.stopped || n.metadata?.name !== this.o.nodeName) return;
-      this.o.log.warn({ node: this.o.nodeName }, 'node deleted from outside; registering it again');
-      void this.reregister();
+    this.watch = await this.o.api.watchNode(this.o.nodeName, {
+      delete: (n) => {
+        if (this.stopped || n.metadata?.name !== this.o.nodeName) return;
+        this.o.log.warn({ node: this.o.nodeName }, 'node deleted from outside; registering it again');
+        void this.reregister();
+      },
+      update: (n) => {
+        // Someone (the node lifecycle controller) overwrote Ready: put ours back now.
+        if (this.stopped || !this.lastHealth) return;
+        const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+        const want = this.lastHealth.ok ? 'True' : 'False';
+        if (ready && ready.status !== want) void this.writeStatus(true).catch((err: unknown) => this.warn(err, 'node status'));
+      },
     });
-    this.informer.cache.on('update', (n) => {
-      // Someone (the node lifecycle controller) overwrote Ready: put ours back now.
-      if (this.stopped || !this.lastHealth) return;
-      const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
-      const want = this.lastHealth.ok ? 'True' : 'False';
-      if (ready && ready.status !== want) void this.writeStatus(true).catch((err: unknown) => this.warn(err, 'node status'));
-    });
-    await this.informer.start();
 
     this.leaseTimer = setInterval(() => {
       void this.renewLease().catch((err: unknown) => this.warn(err, 'lease renewal'));
@@ -100,7 +135,7 @@ export class NodeController {
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
-    await this.informer?.stop();
+    await this.watch?.stop();
   }
 
   /** The provider's node facts read at start (capacity, allocatable, labels), once started. */
@@ -119,8 +154,8 @@ export class NodeController {
   }
 
   private async serverKubeletVersion(): Promise<string> {
-    const version = await this.o.clients.kc.makeApiClient(k8s.VersionApi).getCode();
-    const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version.gitVersion);
+    const version = await this.o.api.serverVersion();
+    const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version);
     const base = m ? `v${m[1]}.${m[2]}.${m[3]}` : 'v0.0.0';
     return `${base}-aci-connector-${this.o.version}`;
   }
@@ -162,29 +197,27 @@ export class NodeController {
   }
 
   private async register(): Promise<void> {
-    const core = this.o.clients.core;
+    const api = this.o.api;
     let existing: V1Node | undefined;
     try {
-      existing = await core.readNode({ name: this.o.nodeName });
+      existing = await api.readNode(this.o.nodeName);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
     if (!existing) {
       try {
-        await core.createNode({
-          body: {
-            apiVersion: 'v1',
-            kind: 'Node',
-            metadata: { name: this.o.nodeName, labels: this.labels() },
-            spec: { taints: this.o.taints },
-            status: this.statusBody(this.lastHealth ?? { ok: true, reason: 'KubeletReady', message: 'starting' }),
-          },
+        await api.createNode({
+          apiVersion: 'v1',
+          kind: 'Node',
+          metadata: { name: this.o.nodeName, labels: this.labels() },
+          spec: { taints: this.o.taints },
+          status: this.statusBody(this.lastHealth ?? { ok: true, reason: 'KubeletReady', message: 'starting' }),
         });
         this.o.log.info({ node: this.o.nodeName }, 'node registered');
         return;
       } catch (err) {
         if (!isConflict(err)) throw err;
-        existing = await core.readNode({ name: this.o.nodeName });
+        existing = await api.readNode(this.o.nodeName);
       }
     }
     // Adopt the existing node: our labels added, everyone else's kept. Taints are set only when
@@ -197,7 +230,7 @@ export class NodeController {
         'the existing node lacks taints this connector registers with; a node may not change its own taints, so an administrator must add them (or delete the node to register it again)',
       );
     }
-    await core.patchNode({ name: this.o.nodeName, body: { metadata: { labels: this.labels() } } }, mergePatchOptions());
+    await api.patchNodeLabels(this.o.nodeName, this.labels());
     this.o.log.info({ node: this.o.nodeName }, 'node exists; adopted');
   }
 
@@ -269,16 +302,13 @@ export class NodeController {
       this.o.log.info({ ok: h.ok, reason: h.reason, message: h.message }, 'provider health changed');
     }
     this.lastHealth = h;
-    await this.o.clients.core.patchNodeStatus(
-      { name: this.o.nodeName, body: { status: this.statusBody(h) } },
-      strategicMergePatchOptions(),
-    );
+    await this.o.api.patchNodeStatus(this.o.nodeName, this.statusBody(h));
     this.lastStatusWrite = Date.now();
   }
 
   private async renewLease(retried = false): Promise<void> {
     if (this.stopped) return;
-    const coord = this.o.clients.coordination;
+    const api = this.o.api;
     const name = this.o.nodeName;
     let node: V1Node | undefined;
     const spec = {
@@ -289,8 +319,8 @@ export class NodeController {
     // Renew with the Lease from the last renewal (one PUT); read it again only on a conflict or a miss.
     try {
       let lease = this.lease;
-      if (!lease) lease = await coord.readNamespacedLease({ name, namespace: LEASE_NAMESPACE });
-      this.lease = await coord.replaceNamespacedLease({ name, namespace: LEASE_NAMESPACE, body: { ...lease, spec: { ...lease.spec, ...spec } } });
+      if (!lease) lease = await api.readLease(name);
+      this.lease = await api.replaceLease(name, { ...lease, spec: { ...lease.spec, ...spec } });
       return;
     } catch (err) {
       this.lease = undefined;
@@ -299,22 +329,17 @@ export class NodeController {
     }
     // The lease is owned by the node, so it goes when the node goes (as a kubelet's does).
     try {
-      node = await this.o.clients.core.readNode({ name });
+      node = await api.readNode(name);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    this.lease = await coord.createNamespacedLease({
-      namespace: LEASE_NAMESPACE,
-      body: {
-        metadata: {
-          name,
-          namespace: LEASE_NAMESPACE,
-          ownerReferences: node?.metadata?.uid
-            ? [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata.uid }]
-            : undefined,
-        },
-        spec,
+    this.lease = await api.createLease({
+      metadata: {
+        name,
+        namespace: LEASE_NAMESPACE,
+        ownerReferences: node?.metadata?.uid ? [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata.uid }] : undefined,
       },
+      spec,
     });
   }
 }
