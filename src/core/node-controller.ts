@@ -46,8 +46,8 @@ export function kubeNodeApi(clients: KubeClients, log: Logger): NodeApi {
     async watchNode(name, on) {
       const fieldSelector = `metadata.name=${name}`;
       const informer = managedInformer<V1Node>(kc, '/api/v1/nodes', () => core.listNode({ fieldSelector }), { fieldSelector, log, what: 'node' });
-      informer.cache.on('update', on.update);
-      informer.cache.on('delete', on.delete);
+      informer.cache.on('update', (n) => on.update(n));
+      informer.cache.on('delete', (n) => on.delete(n));
       await informer.start();
       return { stop: () => informer.stop() };
     },

@@ -95,6 +95,8 @@ export class FakeWriter implements PodWriter {
 }
 
 export interface RecordedEvent {
+  /** Status writes done when the event was recorded (to check an event never goes out before its pass's write). */
+  writesBefore: number;
   pod: InvolvedPod;
   type: EventType;
   reason: string;
@@ -103,8 +105,9 @@ export interface RecordedEvent {
 
 export class FakeEvents implements EventSink {
   readonly list: RecordedEvent[] = [];
+  constructor(private readonly writer?: FakeWriter) {}
   record(pod: InvolvedPod, type: EventType, reason: string, message: string): void {
-    this.list.push({ pod, type, reason, message });
+    this.list.push({ writesBefore: this.writer?.patches.length ?? 0, pod, type, reason, message });
   }
   reasons(name?: string): string[] {
     return this.list.filter((e) => name === undefined || e.pod.name === name).map((e) => e.reason);

@@ -27,7 +27,7 @@ interface Harness {
 function harness(t: TestContext, provider: Provider = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' }), extra: Partial<PodControllerOptions> = {}): Harness {
   const pods = new FakePods();
   const writer = new FakeWriter(pods);
-  const events = new FakeEvents();
+  const events = new FakeEvents(writer);
   const refs = new FakeRefs();
   const ctl = new PodController({
     provider,
@@ -148,6 +148,7 @@ test('rejection: a pod the provider can never run fails with the reason and the 
   assert.equal(st?.reason, 'UnsupportedField');
   assert.match(st?.message ?? '', /spec\.containers\[0\]\.securityContext\.privileged/);
   assert.deepEqual(h.events.reasons('priv'), ['UnsupportedField']);
+  assert.equal(h.events.list[0]?.writesBefore, 1, 'the Event went out after the Failed status write');
   assert.equal((await h.provider.listPods()).length, 0);
   // A later change does not try again: a failed pod stays failed.
   h.pods.change('ns', 'priv', (p) => void (p.metadata = { ...p.metadata, labels: { again: '1' } }));
@@ -164,6 +165,8 @@ function flakyProvider(failures: number, retryAfterMs?: number): Provider & { ca
     createPod: async (pod: V1Pod, ctx: PodContext) => {
       if (pod.metadata?.name !== 'flaky') return MockProvider.prototype.createPod.call(inner, pod, ctx);
       calls.push(performance.now());
+      // What a provider says during the call (ACI's InspectFailed, say) goes out after the pass's status write.
+      if (calls.length === 1) ctx.recordEvent('Warning', 'ProviderSaid', 'during the first call');
       if (calls.length <= failures) throw new TransientProviderError('Throttled', `try ${calls.length} throttled`, retryAfterMs);
       return MockProvider.prototype.createPod.call(inner, pod, ctx);
     },
@@ -183,6 +186,8 @@ test('transient failures are retried with growing delays through the queue, with
   for (let i = 1; i < gaps.length; i++) assert.ok((gaps[i] ?? 0) > (gaps[i - 1] ?? 0), `delays grow: ${gaps.map(Math.round).join(', ')}`);
   assert.ok((gaps[3] ?? 0) >= 150, `the fourth delay is the backoff's 160 ms: ${gaps.map(Math.round).join(', ')}`);
   assert.equal(h.events.reasons('flaky').filter((r) => r === 'Throttled').length, 4);
+  const said = h.events.list.find((e) => e.reason === 'ProviderSaid');
+  assert.equal(said?.writesBefore, 1, 'the event raised during createPod waited for the waiting status write');
 });
 
 test("a create that must wait out Retry-After holds no worker: with one worker, another pod runs meanwhile", async (t) => {

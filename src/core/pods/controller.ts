@@ -32,7 +32,7 @@ import { missingVolumeRefs, podReferences, refKey, type RefKind } from '../refer
 import { WorkQueue } from '../work-queue.js';
 import { reconcile, statusNeedsWrite, type EventSpec, type Observed, type Outcome } from './decide.js';
 import type { PodSource, PodWriter, ReferenceSource, TokenSource } from './deps.js';
-import { isIdle, newRecord, podKey, type Incarnation, type PodRecord } from './record.js';
+import { newRecord, podKey, type Incarnation, type PodRecord } from './record.js';
 
 export interface PodControllerOptions {
   provider: Provider;
@@ -77,6 +77,11 @@ function rejectionMessage(err: PodRejectedError): string {
 export class PodController {
   private readonly queue: WorkQueue<string>;
   private readonly records = new Map<string, PodRecord>();
+  /**
+   * Events raised during a pass, per key, sent when the pass ends: an Event never goes out
+   * ahead of the pass's status write (events also have their own client and budget).
+   */
+  private readonly passEvents = new Map<string, Array<{ pod: V1Pod; e: EventSpec }>>();
   private allocatable: Record<string, string> | undefined;
   private live = false;
   private stopped = false;
@@ -237,6 +242,17 @@ export class PodController {
   /** One pass over a key: decide, act, repeat until an outcome ends it. */
   async sync(key: string): Promise<void> {
     if (this.stopped) return;
+    const events: Array<{ pod: V1Pod; e: EventSpec }> = [];
+    this.passEvents.set(key, events);
+    try {
+      await this.pass(key);
+    } finally {
+      this.passEvents.delete(key);
+      for (const { pod, e } of events) this.event(pod, e);
+    }
+  }
+
+  private async pass(key: string): Promise<void> {
     const i = key.indexOf('/');
     const namespace = key.slice(0, i);
     const name = key.slice(i + 1);
@@ -275,7 +291,7 @@ export class PodController {
       case 'Forget':
         this.o.refs.release(r.key);
         this.queue.forget(r.key);
-        if (isIdle(r)) this.records.delete(r.key);
+        this.records.delete(r.key);
         return false;
       case 'Delete': {
         const uid = out.pod.metadata?.uid ?? '';
@@ -344,6 +360,11 @@ export class PodController {
   }
 
   private event(pod: V1Pod, e: EventSpec): void {
+    const pending = this.passEvents.get(keyOf(pod));
+    if (pending) {
+      pending.push({ pod, e });
+      return;
+    }
     const m = pod.metadata ?? {};
     this.o.events.record({ namespace: m.namespace ?? '', name: m.name ?? '', uid: m.uid ?? '' }, e.type, e.reason, e.message);
   }

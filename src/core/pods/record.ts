@@ -61,8 +61,3 @@ export function podKey(namespace: string, name: string): string {
 export function newRecord(namespace: string, name: string): PodRecord {
   return { key: podKey(namespace, name), namespace, name, incarnations: new Map(), waitingOn: new Set(), lostAtStart: new Set() };
 }
-
-/** A record that may go: nothing held in the provider, nothing pending. */
-export function isIdle(r: PodRecord): boolean {
-  return r.incarnations.size === 0 && r.lostAtStart.size === 0;
-}
