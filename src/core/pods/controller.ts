@@ -425,8 +425,10 @@ export class PodController {
       const transient = err instanceof TransientProviderError;
       const reason = transient ? err.reason : 'ProviderError';
       // The queue counts the failures and holds the key for the backoff (at least Retry-After).
+      const failedAt = this.now();
       const delay = this.queue.addRateLimited(r.key, transient ? (err.retryAfterMs ?? 0) : 0);
-      inc.retryAt = this.now() + delay;
+      // Taken before the queue's timer started, so the retry it brings finds the hold over.
+      inc.retryAt = failedAt + delay;
       const n = this.queue.failuresOf(r.key);
       const msg = `creating the pod in the backend failed (attempt ${n}, retrying in ${Math.round(delay / 1000)} s): ${errMessage(err)}`;
       this.o.log.warn({ pod: r.key, reason, retryInMs: delay }, msg);
