@@ -21,6 +21,7 @@ import { matchRoute } from './router.js';
 import type { ContainerGroupRuntime } from './runtime.js';
 import { createSimulatedRuntime, type SimulatedRuntimeOptions } from './runtimes/simulated/index.js';
 import { Store } from './store.js';
+import { errorMessage } from '../common/errors.js';
 
 export const DEFAULT_TENANT_ID = '11111111-1111-4111-8111-111111111111';
 export const DEFAULT_CLIENT_ID = '22222222-2222-4222-8222-222222222222';
@@ -348,7 +349,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         send(res, err.status, err.body(), { ...headers, ...err.headers });
         return;
       }
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       log(`internal error in ${operation}: ${message}`);
       send(res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } }, baseHeaders);
     }
@@ -365,7 +366,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         if (await handleIdentity(req, res, url)) return;
         send(res, 404, { error: { code: 'NotFound', message: `No route for ${req.method ?? ''} ${url.pathname}.` } });
       } catch (err) {
-        log(`request failed: ${err instanceof Error ? err.message : String(err)}`);
+        log(`request failed: ${errorMessage(err)}`);
         if (!res.headersSent) send(res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } });
       }
     })();

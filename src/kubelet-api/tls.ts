@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import forge from 'node-forge';
+import { errorMessage } from '../common/errors.js';
 
 export class KubeletTlsError extends Error {
   override readonly name = 'KubeletTlsError';
@@ -33,7 +34,7 @@ function readPem(path: string, what: string, marker: RegExp): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new KubeletTlsError(`cannot read the ${what} ${path}: ${(err as Error).message}`);
+    throw new KubeletTlsError(`cannot read the ${what} ${path}: ${errorMessage(err)}`);
   }
   if (!marker.test(text)) throw new KubeletTlsError(`the ${what} ${path} holds no PEM block of the expected kind`);
   return text;

@@ -5,6 +5,7 @@
 import { TransientProviderError, type HealthStatus, type NodeInfoFromProvider } from '../../core/provider.js';
 import type { AciArm } from './arm-client.js';
 import type { AciConfig } from './config.js';
+import { errorMessage } from '../../common/errors.js';
 
 /** Local disk per container group (Microsoft Q&A: "around 50 GB", shared by its containers). */
 const EPHEMERAL_GB_PER_GROUP = 50;
@@ -82,7 +83,7 @@ export class AciNodeHealth {
 export function healthFromError(e: unknown): HealthStatus {
   const name = (e as { name?: string })?.name ?? '';
   const status = (e as { statusCode?: number })?.statusCode;
-  const msg = (e as Error)?.message ?? String(e);
+  const msg = errorMessage(e);
   if (/AuthenticationError|AuthenticationRequiredError|CredentialUnavailableError|AggregateAuthenticationError/.test(name) || status === 401 || status === 403) {
     // Keep only the stable part (the AADSTS code and text): trace ids and timestamps would
     // make every check look like a change and rewrite the node's status.

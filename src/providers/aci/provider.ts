@@ -32,7 +32,7 @@ import { ArmRequestError } from './errors.js';
 import { AciNodeHealth } from './health.js';
 import { containerGroupName, identityFromTags } from './naming.js';
 import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
-import { mapPool } from './pool.js';
+import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
 import { AciStreams } from './streams.js';
 import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';

@@ -13,9 +13,9 @@ import type { PodContext, PodRef, ProviderPodStatus, StatusListener } from '../.
 import type { AciArm } from './arm-client.js';
 import { EventDeduper } from './events.js';
 import { identityFromTags } from './naming.js';
-import { mapPool } from './pool.js';
+import { mapPool } from '../../common/pool.js';
 import { groupToPodStatus } from './status.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../../common/token-bucket.js';
 
 export interface Tracked {
   name: string;
@@ -62,7 +62,7 @@ export class StatusWatcher {
 
   constructor(private readonly o: StatusWatcherOptions) {
     const perSecond = o.statusReadsPerSecond;
-    this.statusBudget = new TokenBucket(Math.max(1, perSecond * 2), perSecond);
+    this.statusBudget = new TokenBucket({ perSecond, burst: Math.max(1, perSecond * 2) });
   }
 
   onStatus(listener: StatusListener): void {

@@ -36,6 +36,7 @@ import { busyboxImage } from './local-images.js';
 import { diagnose, PodmanPreflightError, preflightPodman } from './preflight.js';
 import { preparePodman, type PodmanLayout } from './setup.js';
 import { prepareVolumes } from './volumes.js';
+import { errorMessage } from '../../../common/errors.js';
 
 export interface PodmanRuntimeOptions {
   /** The emulator's folder for podman's storage, run state, events and volumes. */
@@ -258,7 +259,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     try {
       image = await busyboxImage(this.cli);
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       throw new PodmanPreflightError('build the local image', message.split('\n')[0] ?? message, diagnose(message));
     }
     const ms = await preflightPodman(this.cli, { image, label: `${LABEL_INSTANCE}=${this.instanceId}` });
@@ -390,7 +391,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
         }
       }
     } catch (e) {
-      this.opts.log?.('reaping orphaned pods failed', { error: e instanceof Error ? e.message : String(e) });
+      this.opts.log?.('reaping orphaned pods failed', { error: errorMessage(e) });
     }
   }
 
@@ -443,7 +444,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
         this.notify(rec, true);
         throw e;
       }
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       // What a kubelet reports when the runtime cannot create a container: the container
       // waits with CreateContainerError and says why (an event alone is easy to miss).
       for (const c of [...rec.init, ...rec.app]) {
@@ -490,7 +491,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     const pulled = new Map<string, Promise<string | undefined>>();
     for (const c of all) {
       c.events.add('Pulling', 'Normal', `pulling image "${c.spec.image}"`);
-      if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, this.ensureImage(c.spec.image).catch((e: unknown) => (e instanceof Error ? e.message : String(e))));
+      if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, this.ensureImage(c.spec.image).catch((e: unknown) => errorMessage(e)));
     }
     for (const c of all) {
       const image = c.spec.image;
@@ -683,7 +684,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       this.requestRefresh();
       this.notify(rec, true);
     } catch (e) {
-      this.opts.log?.('init containers failed', { group: rec.spec.id, error: e instanceof Error ? e.message : String(e) });
+      this.opts.log?.('init containers failed', { group: rec.spec.id, error: errorMessage(e) });
       if (gen === rec.generation) {
         rec.phase = 'failed';
         this.notify(rec, true);
@@ -787,7 +788,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       c.restarting = true;
       void this.startContainer(rec, c)
         .then(() => this.refresh())
-        .catch((e: unknown) => this.opts.log?.('restart failed', { container: c.ctrName, error: e instanceof Error ? e.message : String(e) }))
+        .catch((e: unknown) => this.opts.log?.('restart failed', { container: c.ctrName, error: errorMessage(e) }))
         .finally(() => {
           c.restarting = false;
           this.requestRefresh();
@@ -840,7 +841,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     if (this.debounce) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      void this.refresh().catch((e: unknown) => this.opts.log?.('refresh failed', { error: e instanceof Error ? e.message : String(e) }));
+      void this.refresh().catch((e: unknown) => this.opts.log?.('refresh failed', { error: errorMessage(e) }));
     }, 50);
   }
 
@@ -981,7 +982,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     try {
       rec.onChange();
     } catch (e) {
-      this.opts.log?.('onChange threw', { error: e instanceof Error ? e.message : String(e) });
+      this.opts.log?.('onChange threw', { error: errorMessage(e) });
     }
   }
 
