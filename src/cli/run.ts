@@ -56,7 +56,7 @@ async function loadProvider(opts: CliOptions, config: ProviderConfig, registry: 
     if (err instanceof aci.AciConfigError) throw new ConfigError(`ACI provider configuration: ${err.message}`);
     throw err;
   }
-  return aci.createAciProvider({ config: aciConfig, clusterId: config.clusterId, nodeName: config.nodeName, metricsRegistry: registry });
+  return aci.createAciProvider({ config: aciConfig, clusterId: config.clusterId, nodeName: config.nodeName, metricsRegistry: registry, log: config.log });
 }
 
 export async function run(opts: CliOptions, version: string): Promise<void> {

@@ -3,6 +3,8 @@
  * use, fixed labels, and whether ARM is reachable with the connector's credential.
  */
 import { TransientProviderError, type HealthStatus, type NodeInfoFromProvider } from '../../core/provider.js';
+import type { Logger } from 'pino';
+import { FailureStreak } from '../../common/failure-log.js';
 import type { AciArm } from './arm-client.js';
 import type { AciConfig } from './config.js';
 import { errorMessage } from '../../common/errors.js';
@@ -13,13 +15,20 @@ const EPHEMERAL_GB_PER_GROUP = 50;
 export class AciNodeHealth {
   private usageCache: { at: number; capacity: Record<string, string> } | undefined;
   private healthCache: { at: number; h: HealthStatus } | undefined;
+  private readonly usageFailures: FailureStreak;
+  private readonly probeFailures: FailureStreak;
 
   /** `ownGroups` counts the groups this node holds now (they count as free capacity: they are ours). */
   constructor(
     private readonly arm: AciArm,
     private readonly cfg: AciConfig,
     private readonly ownGroups: () => number,
-  ) {}
+    log: Logger,
+  ) {
+    // Not every cloud has the usages API: its absence is worth a line, not a warning.
+    this.usageFailures = new FailureStreak(log, 'reading the subscription usages for node capacity', 'info');
+    this.probeFailures = new FailureStreak(log, 'the ARM health check');
+  }
 
   async nodeInfo(): Promise<NodeInfoFromProvider> {
     return {
@@ -49,8 +58,10 @@ export class AciNodeHealth {
       if (cores?.limit !== undefined && cores.currentValue !== undefined) {
         capacity['cpu'] = String(Math.max(0, cores.limit - cores.currentValue) + ours * this.cfg.defaultCpu);
       }
-    } catch {
+      this.usageFailures.succeeded();
+    } catch (e) {
       // The usages API is optional (not every cloud has it): keep the configured capacity.
+      this.usageFailures.failed(e, { kept: 'the configured capacity' });
     }
     // ACI gives each Linux group about 50 GB of local disk (images, writable layers, emptyDir).
     capacity['ephemeral-storage'] = `${(Number(capacity['pods']) || 0) * EPHEMERAL_GB_PER_GROUP}G`;
@@ -65,6 +76,7 @@ export class AciNodeHealth {
     // busy reads (e.g. a restart's GETs) and could time the node out for no reason.
     if (now - this.arm.caller.lastSuccessAt < 30_000) {
       const h = { ok: true, reason: 'AciReachable', message: `Azure Container Instances in ${this.cfg.region} is reachable` };
+      this.probeFailures.succeeded();
       this.healthCache = { at: now, h };
       return h;
     }
@@ -72,8 +84,10 @@ export class AciNodeHealth {
     try {
       await this.arm.listUsage();
       h = { ok: true, reason: 'AciReachable', message: `Azure Container Instances in ${this.cfg.region} is reachable` };
+      this.probeFailures.succeeded();
     } catch (e) {
       h = healthFromError(e);
+      this.probeFailures.failed(e, { reason: h.reason });
     }
     this.healthCache = { at: now, h };
     return h;

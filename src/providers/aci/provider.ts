@@ -10,6 +10,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup } from '@azure/arm-containerinstance';
 import type { Registry } from 'prom-client';
 import type { TokenCredential } from '@azure/identity';
+import type { Logger } from 'pino';
 import {
   PodRejectedError,
   TransientProviderError,
@@ -36,6 +37,7 @@ import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
 import { AciStreams } from './streams.js';
 import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';
+import { silentLogger } from '../../common/logger.js';
 
 export interface AciProviderOptions {
   config: AciConfig;
@@ -56,6 +58,8 @@ export interface AciProviderOptions {
   onArmAttempt?: (a: ArmAttempt) => void;
   /** Retry tuning for ArmCaller (tests shorten it). */
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /** Where background failures (status passes, log followers, health checks) are logged; silent by default. */
+  log?: Logger;
 }
 
 const QUOTA_HOLD_MS = 30_000;
@@ -89,6 +93,7 @@ export class AciProvider implements Provider {
 
   constructor(private readonly o: AciProviderOptions) {
     this.cfg = o.config;
+    const log = o.log ?? silentLogger();
     const tls = tlsOptionsFor(this.cfg);
     const caller = new ArmCaller({
       limits: this.cfg.limits,
@@ -121,9 +126,10 @@ export class AciProvider implements Provider {
       statusReadsPerSecond: this.cfg.statusReadsPerSecond,
       passIntervalMs: o.passIntervalMs ?? 2_000,
       steadyRefreshMs: o.steadyRefreshMs ?? 30_000,
+      log: log.child({ part: 'status-watcher' }),
     });
     this.tracked = this.watcher.tracked;
-    this.node = new AciNodeHealth(this.arm, this.cfg, () => [...this.tracked.values()].filter((t) => !t.vanished).length);
+    this.node = new AciNodeHealth(this.arm, this.cfg, () => [...this.tracked.values()].filter((t) => !t.vanished).length, log.child({ part: 'health' }));
     this.streams = new AciStreams({
       arm: this.arm,
       cfg: this.cfg,
@@ -131,6 +137,7 @@ export class AciProvider implements Provider {
       lookup: (name) => this.tracked.get(name),
       logPollMs: o.logPollMs ?? 2_000,
       maxLogFollowers: o.maxLogFollowers ?? 100,
+      log: log.child({ part: 'logs' }),
     });
   }
 
@@ -255,6 +262,16 @@ export class AciProvider implements Provider {
 
   onStatus(listener: StatusListener): void {
     this.watcher.onStatus(listener);
+  }
+
+  /** Status passes completed so far (tests wait on this rather than on time). */
+  get statusPasses(): number {
+    return this.watcher.passes;
+  }
+
+  /** Resolves once a status pass that starts after this call has completed. */
+  afterNextStatusPass(): Promise<void> {
+    return this.watcher.afterNextPass();
   }
 
   // ---- logs / exec ---------------------------------------------------------

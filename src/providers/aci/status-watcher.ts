@@ -9,7 +9,9 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup } from '@azure/arm-containerinstance';
+import type { Logger } from 'pino';
 import type { PodContext, PodRef, ProviderPodStatus, StatusListener } from '../../core/provider.js';
+import { FailureStreak } from '../../common/failure-log.js';
 import type { AciArm } from './arm-client.js';
 import { EventDeduper } from './events.js';
 import { identityFromTags } from './naming.js';
@@ -48,6 +50,7 @@ export interface StatusWatcherOptions {
   passIntervalMs: number;
   /** How often a steady Running group is refreshed at most (ms). */
   steadyRefreshMs: number;
+  log: Logger;
 }
 
 export class StatusWatcher {
@@ -59,10 +62,36 @@ export class StatusWatcher {
   private running = false;
   private closed = false;
   private lastListAt = 0;
+  private completedPasses = 0;
+  private passing = false;
+  private passWaiters: (() => void)[] = [];
+  /** Failed GETs of the pass under way (each is retried by a later pass). */
+  private readErrors: unknown[] = [];
+  private readonly listFailures: FailureStreak;
+  private readonly readFailures: FailureStreak;
 
   constructor(private readonly o: StatusWatcherOptions) {
     const perSecond = o.statusReadsPerSecond;
     this.statusBudget = new TokenBucket({ perSecond, burst: Math.max(1, perSecond * 2) });
+    this.listFailures = new FailureStreak(o.log, 'listing the container groups for status');
+    this.readFailures = new FailureStreak(o.log, 'reading container groups for status');
+  }
+
+  /** Passes completed so far (a test's positive signal that the watcher looked). */
+  get passes(): number {
+    return this.completedPasses;
+  }
+
+  /** Resolves once a pass that starts after this call has completed. */
+  afterNextPass(): Promise<void> {
+    const target = this.completedPasses + (this.passing ? 2 : 1);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.completedPasses >= target || this.closed) resolve();
+        else this.passWaiters.push(check);
+      };
+      check();
+    });
   }
 
   onStatus(listener: StatusListener): void {
@@ -137,6 +166,23 @@ export class StatusWatcher {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.wakePassWaiters();
+  }
+
+  private wakePassWaiters(): void {
+    const waiters = this.passWaiters;
+    this.passWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** A GET for the status passes: a failure is kept for the pass's one log line, and rethrown. */
+  private async read(name: string): Promise<ContainerGroup | undefined> {
+    try {
+      return await this.o.arm.getGroup(name);
+    } catch (e) {
+      this.readErrors.push(e);
+      throw e;
+    }
   }
 
   private schedule(ms: number): void {
@@ -152,9 +198,25 @@ export class StatusWatcher {
   }
 
   private async pass(): Promise<void> {
-    // Failures were counted by ArmCaller; the next pass tries again.
-    if (Date.now() - this.lastListAt >= this.o.listIntervalMs) await this.listPass().catch(() => undefined);
-    await this.getPass().catch(() => undefined);
+    // ArmCaller counted and retried each failure; the next pass tries again. Each kind of
+    // failure is logged once per streak, not once per pass.
+    this.passing = true;
+    this.readErrors = [];
+    try {
+      if (Date.now() - this.lastListAt >= this.o.listIntervalMs) {
+        await this.listPass().then(
+          () => this.listFailures.succeeded(),
+          (e: unknown) => this.listFailures.failed(e),
+        );
+      }
+      await this.getPass().catch((e: unknown) => this.readErrors.push(e));
+      if (this.readErrors.length > 0) this.readFailures.failed(this.readErrors[0], { failedReads: this.readErrors.length });
+      else this.readFailures.succeeded();
+    } finally {
+      this.passing = false;
+      this.completedPasses += 1;
+      this.wakePassWaiters();
+    }
   }
 
   private async listPass(): Promise<void> {
@@ -177,7 +239,7 @@ export class StatusWatcher {
     const missing = [...this.tracked.values()].filter((t) => !present.has(t.name) && !t.vanished && !t.deleting && t.confirmedAt < startedAt);
     await mapPool(missing, 8, async (t) => {
       // Confirm with a GET: the listing may be stale or the group may just have been deleted by us.
-      const g = await this.o.arm.getGroup(t.name);
+      const g = await this.read(t.name);
       if (!this.tracked.has(t.name) || t.deleting) return;
       if (g) {
         this.absorb(t, g, Date.now());
@@ -206,7 +268,7 @@ export class StatusWatcher {
     const chosen = order.slice(0, budget);
     await mapPool(chosen, 16, async (t) => {
       await this.statusBudget.take();
-      const g = await this.o.arm.getGroup(t.name);
+      const g = await this.read(t.name);
       if (!this.tracked.has(t.name) || t.vanished) return;
       if (g) this.absorb(t, g, Date.now());
       else t.lastGetAt = Date.now();

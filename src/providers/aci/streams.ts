@@ -3,6 +3,7 @@
  * container), `exec` and `attach` (ACI's WebSocket, see exec.ts).
  */
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import { PodRejectedError, type ExecResult, type ExecStreams, type LogOptions, type PodRef } from '../../core/provider.js';
 import type { AciArm } from './arm-client.js';
 import type { AciConfig } from './config.js';
@@ -21,13 +22,14 @@ export interface AciStreamsOptions {
   lookup: (name: string) => Tracked | undefined;
   logPollMs: number;
   maxLogFollowers: number;
+  log: Logger;
 }
 
 export class AciStreams {
   private readonly followers: LogFollowerHub;
 
   constructor(private readonly o: AciStreamsOptions) {
-    this.followers = new LogFollowerHub({ pollMs: o.logPollMs, maxFollowers: o.maxLogFollowers });
+    this.followers = new LogFollowerHub({ pollMs: o.logPollMs, maxFollowers: o.maxLogFollowers, log: o.log });
   }
 
   async getContainerLogs(ref: PodRef, container: string, opts: LogOptions): Promise<Readable> {
