@@ -102,7 +102,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   const kubeletApi = await import('../kubelet-api/index.js');
   let tls;
   try {
-    tls = kubeletApi.loadKubeletTls(
+    tls = await kubeletApi.loadKubeletTls(
       { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
       [opts.nodeName, opts.nodeIp],
     );
