@@ -4,10 +4,6 @@ import { Registry } from 'prom-client';
 import { TransientProviderError } from '../../src/core/provider.js';
 import { ArmCaller, parseRetryAfter, type ArmAttempt } from '../../src/providers/aci/arm-caller.js';
 import { ArmRequestError } from '../../src/providers/aci/errors.js';
-import { waitFor } from '../support/wait.js';
-
-const until = (cond: () => boolean, timeoutMs = 10_000): Promise<true> =>
-  waitFor('the condition', () => cond() || undefined, { timeoutMs, intervalMs: 10 });
 
 const limits = { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 };
 
