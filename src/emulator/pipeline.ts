@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sleep } from '../common/backoff.js';
 import { errorMessage } from '../common/errors.js';
 import { API_VERSION, type ArmContext, type ArmRequest } from './context.js';
 import { ArmError } from './errors.js';
@@ -87,7 +88,7 @@ const latencyFault =
   (d: ArmPipelineDeps): Stage =>
   async (_call, next) => {
     const latency = d.faults.latency();
-    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+    if (latency > 0) await sleep(latency);
     await next();
   };
 

@@ -37,6 +37,7 @@ import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
 import { AciStreams } from './streams.js';
 import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';
+import { sleep } from '../../common/backoff.js';
 import { silentLogger } from '../../common/logger.js';
 
 export interface AciProviderOptions {
@@ -213,7 +214,7 @@ export class AciProvider implements Provider {
       const deadline = Date.now() + DELETE_WAIT_MS;
       while (await this.arm.getGroup(name)) {
         if (Date.now() > deadline) throw new TransientProviderError('DeletionInProgress', `container group ${name} is still being deleted`, 5_000);
-        await new Promise((r) => setTimeout(r, 2_000));
+        await sleep(2_000);
       }
     }
     this.tracked.delete(name);
