@@ -5,6 +5,8 @@
  * (the kube-apiserver-client-kubelet signer and the approver refuse any SAN).
  * @peculiar/x509 builds the PKCS#10 request (Node's crypto has no CSR builder).
  */
+// First: @peculiar/x509 (through tsyringe) needs the polyfill when it loads, and imports run in order.
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 // The project's one PKI module: it sets @peculiar/x509 up on Node's WebCrypto.
