@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { TransientProviderError } from '../../src/core/provider.js';
-import { ArmCaller, parseRetryAfter, type ArmAttempt } from '../../src/providers/aci/arm-caller.js';
+import { ArmCaller, parseRetryAfter, type ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 import { ArmRequestError } from '../../src/providers/aci/errors.js';
 
 const limits = { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 };

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TransientProviderError } from '../../src/core/provider.js';
-import { LogFollowerHub, lastLines } from '../../src/providers/aci/log-followers.js';
-import { newPart, shapeLines } from '../../src/providers/aci/logs.js';
+import { LogFollowerHub, lastLines } from '../../src/providers/aci/streams/log-followers.js';
+import { newPart, shapeLines } from '../../src/providers/aci/streams/logs.js';
 import { waitFor } from '../support/wait.js';
 
 const hub = (pollMs = 5, maxFollowers = 100) => new LogFollowerHub({ pollMs, maxFollowers });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { ContainerGroup } from '@azure/arm-containerinstance';
-import type { AciArm } from '../../src/providers/aci/arm-client.js';
+import type { AciArm } from '../../src/providers/aci/arm/arm-client.js';
 import { StatusWatcher } from '../../src/providers/aci/status-watcher.js';
 import { FailureStreak } from '../../src/common/failure-log.js';
 

@@ -5,7 +5,7 @@
 import { TransientProviderError, type HealthStatus, type NodeInfoFromProvider } from '../../core/provider.js';
 import type { Logger } from 'pino';
 import { FailureStreak } from '../../common/failure-log.js';
-import type { AciArm } from './arm-client.js';
+import type { AciArm } from './arm/arm-client.js';
 import type { AciConfig } from './config.js';
 import { errorMessage } from '../../common/errors.js';
 

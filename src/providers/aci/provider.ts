@@ -25,17 +25,17 @@ import {
   type ProviderPod,
   type StatusListener,
 } from '../../core/provider.js';
-import { AciArm } from './arm-client.js';
-import { ArmCaller, type ArmAttempt } from './arm-caller.js';
+import { AciArm } from './arm/arm-client.js';
+import { ArmCaller, type ArmAttempt } from './arm/arm-caller.js';
 import type { AciConfig } from './config.js';
-import { createCredential, tlsOptionsFor } from './credential.js';
+import { createCredential, tlsOptionsFor } from './arm/credential.js';
 import { ArmRequestError } from './errors.js';
 import { AciNodeHealth } from './health.js';
 import { containerGroupName, identityFromTags } from './naming.js';
-import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
+import { podToContainerGroup, type MappingOptions } from './mapping/pod-to-group.js';
 import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
-import { AciStreams } from './streams.js';
+import { AciStreams } from './streams/streams.js';
 import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';
 import { sleep } from '../../common/backoff.js';
 import { silentLogger } from '../../common/logger.js';

@@ -12,11 +12,11 @@ import type { ContainerGroup } from '@azure/arm-containerinstance';
 import type { Logger } from 'pino';
 import type { PodContext, PodRef, ProviderPodStatus, StatusListener } from '../../core/provider.js';
 import { FailureStreak } from '../../common/failure-log.js';
-import type { AciArm } from './arm-client.js';
-import { EventDeduper } from './events.js';
+import type { AciArm } from './arm/arm-client.js';
+import { EventDeduper } from './mapping/events.js';
 import { identityFromTags } from './naming.js';
 import { mapPool } from '../../common/pool.js';
-import { groupToPodStatus } from './status.js';
+import { groupToPodStatus } from './mapping/status.js';
 import { TokenBucket } from '../../common/token-bucket.js';
 
 export interface Tracked {

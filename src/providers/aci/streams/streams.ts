@@ -4,14 +4,14 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { PodRejectedError, type ExecResult, type ExecStreams, type LogOptions, type PodRef } from '../../core/provider.js';
-import type { AciArm } from './arm-client.js';
-import type { AciConfig } from './config.js';
-import { tlsOptionsFor, type TlsOptions } from './credential.js';
+import { PodRejectedError, type ExecResult, type ExecStreams, type LogOptions, type PodRef } from '../../../core/provider.js';
+import type { AciArm } from '../arm/arm-client.js';
+import type { AciConfig } from '../config.js';
+import { tlsOptionsFor, type TlsOptions } from '../arm/credential.js';
 import { attachViaWebSocket, execViaWebSocket, ExecShellUnavailableError } from './exec.js';
 import { planExec } from './exec-command.js';
 import { LogFollowerHub } from './log-followers.js';
-import type { Tracked } from './status-watcher.js';
+import type { Tracked } from '../status-watcher.js';
 
 export interface AciStreamsOptions {
   arm: AciArm;

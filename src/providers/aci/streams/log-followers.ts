@@ -9,8 +9,8 @@
  */
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { LogOptions } from '../../core/provider.js';
-import { TransientProviderError } from '../../core/provider.js';
+import type { LogOptions } from '../../../core/provider.js';
+import { TransientProviderError } from '../../../core/provider.js';
 import { newPart, shapeLines, type FetchLogs } from './logs.js';
 
 export interface FollowerHubOptions {

@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { ClientSecretCredential, DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
-import type { AciConfig } from './config.js';
-import { AciConfigError } from './errors.js';
-import { ENV } from './config.js';
-import { errorMessage } from '../../common/errors.js';
+import type { AciConfig } from '../config.js';
+import { AciConfigError } from '../errors.js';
+import { ENV } from '../config.js';
+import { errorMessage } from '../../../common/errors.js';
 
 export interface TlsOptions {
   ca?: string[];

@@ -3,12 +3,12 @@
  * 429, backoff on 5xx and network failures, and a count per operation and result.
  */
 import { Counter, type Registry } from 'prom-client';
-import { TransientProviderError } from '../../core/provider.js';
-import { ArmRequestError } from './errors.js';
-import { backoffDelay, sleep, type BackoffPolicy } from '../../common/backoff.js';
-import { Semaphore } from '../../common/semaphore.js';
-import { TokenBucket } from '../../common/token-bucket.js';
-import type { RateLimitConfig } from './config.js';
+import { TransientProviderError } from '../../../core/provider.js';
+import { ArmRequestError } from '../errors.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../../common/backoff.js';
+import { Semaphore } from '../../../common/semaphore.js';
+import { TokenBucket } from '../../../common/token-bucket.js';
+import type { RateLimitConfig } from '../config.js';
 
 /** ARM meters reads, writes and deletes in separate buckets. */
 export type CallKind = 'read' | 'write' | 'delete';
