@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { startCluster, stopCluster, type ClusterInfo } from './cluster.js';
 import { processesMentioning, stopRun } from './processes.js';
+import { errorMessage } from '../src/common/errors.js';
 
 function exportsFor(info: ClusterInfo): string {
   return [
@@ -57,6 +58,6 @@ program
   });
 
 program.parseAsync().catch((err: unknown) => {
-  process.stderr.write(`devcluster: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`devcluster: ${errorMessage(err)}\n`);
   process.exit(1);
 });

@@ -16,6 +16,7 @@ import { createPodmanRuntime } from '../src/emulator/runtimes/podman/index.js';
 import { busyboxImage } from '../src/emulator/runtimes/podman/local-images.js';
 import type { PodmanRuntime } from '../src/emulator/runtimes/podman/podman-runtime.js';
 import { freePort, repoRoot, startCluster, stopCluster } from './cluster.js';
+import { errorMessage } from '../src/common/errors.js';
 
 // One text for `scripts/demo --help` (which prints it before installing anything) and this file.
 const USAGE = readFileSync(join(repoRoot, 'devcluster', 'demo-usage.txt'), 'utf8');
@@ -36,7 +37,7 @@ function options(): { 'run-root'?: string; 'exit-after-check': boolean; image?: 
     }
     return values;
   } catch (e) {
-    process.stderr.write(`demo: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
+    process.stderr.write(`demo: ${errorMessage(e)}\n\n${USAGE}`);
     process.exit(2);
   }
 }
@@ -243,7 +244,7 @@ Logs: ${join(cluster.runDir, 'logs')}. Press Ctrl-C to stop everything.`);
     }
     await new Promise<never>(() => undefined);
   } catch (err) {
-    say(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+    say(`demo failed: ${errorMessage(err)}`);
     await stopAll();
     process.exitCode = 1;
   }

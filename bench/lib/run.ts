@@ -15,6 +15,7 @@ import { delta, digest, type RequestDigest } from './prom.js';
 import { TreeSampler, type Usage } from './proc.js';
 import { summarize, type LatencySummary } from './stats.js';
 import type { AgentHandle, SystemDef } from './systems.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 export type Workload = 'burst' | 'steady' | 'scheduled' | 'delete';
 
@@ -401,7 +402,7 @@ export async function runSystem(
       await apps.deleteNamespacedDeployment({ name: 'sched', namespace }).catch(() => undefined);
     }
   } catch (err) {
-    result.error = err instanceof Error ? err.message : String(err);
+    result.error = errorMessage(err);
     log(`FAILED: ${result.error.split('\n')[0]}`);
   } finally {
     result.usage = sampler?.stop();

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { buildProgram, type CliOptions } from './options.js';
+import { errorMessage } from '../common/errors.js';
 
 function packageVersion(): string {
   for (const rel of ['../../../package.json', '../../package.json']) {
@@ -33,6 +34,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`aci-connector: error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`aci-connector: error: ${errorMessage(err)}\n`);
   process.exit(1);
 });

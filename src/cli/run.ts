@@ -16,6 +16,7 @@ import type { Provider, ProviderConfig } from '../core/provider.js';
 import { parseTaints, TaintError } from '../core/taints.js';
 import { createMockProvider } from '../providers/mock/index.js';
 import type { CliOptions } from './options.js';
+import { errorMessage } from '../common/errors.js';
 
 export class ConfigError extends Error {}
 
@@ -46,7 +47,7 @@ async function loadProvider(opts: CliOptions, config: ProviderConfig, registry: 
   try {
     aci = await import('../providers/aci/index.js');
   } catch (err) {
-    throw new ConfigError(`the ACI provider is not available in this build (${(err as Error).message})`);
+    throw new ConfigError(`the ACI provider is not available in this build (${errorMessage(err)})`);
   }
   let aciConfig;
   try {
@@ -55,7 +56,7 @@ async function loadProvider(opts: CliOptions, config: ProviderConfig, registry: 
     if (err instanceof aci.AciConfigError) throw new ConfigError(`ACI provider configuration: ${err.message}`);
     throw err;
   }
-  return aci.createAciProvider({ config: aciConfig, clusterId: config.clusterId, nodeName: config.nodeName, metricsRegistry: registry });
+  return aci.createAciProvider({ config: aciConfig, clusterId: config.clusterId, nodeName: config.nodeName, metricsRegistry: registry, log: config.log });
 }
 
 export async function run(opts: CliOptions, version: string): Promise<void> {
@@ -74,13 +75,13 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   try {
     await withTimeout(kc.makeApiClient(k8s.VersionApi).getCode(), 15_000, `the API server at ${server}`);
   } catch (err) {
-    throw new ConfigError(`cannot reach the API server at ${server}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot reach the API server at ${server}: ${errorMessage(err)}`);
   }
   let clusterId: string;
   try {
     clusterId = await withTimeout(clusterIdentity(core), 15_000, `the API server at ${server}`);
   } catch (err) {
-    throw new ConfigError(`cannot read the cluster identity (namespace kube-system; examples/rbac.yaml grants nodes get on it) from ${server}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read the cluster identity (namespace kube-system; examples/rbac.yaml grants nodes get on it) from ${server}: ${errorMessage(err)}`);
   }
 
   const metrics = createMetrics();
@@ -101,7 +102,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   const kubeletApi = await import('../kubelet-api/index.js');
   let tls;
   try {
-    tls = kubeletApi.loadKubeletTls(
+    tls = await kubeletApi.loadKubeletTls(
       { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
       [opts.nodeName, opts.nodeIp],
     );
@@ -144,7 +145,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
       log: kubeletLog,
     });
   } catch (err) {
-    throw new ConfigError(`cannot serve the kubelet API on ${opts.kubeletAddress}:${opts.kubeletPort}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot serve the kubelet API on ${opts.kubeletAddress}:${opts.kubeletPort}: ${errorMessage(err)}`);
   }
   const kubeletPort = kubeletServer.port ?? opts.kubeletPort;
   log.info(
@@ -188,7 +189,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
         process.exit(0);
       },
       (err: unknown) => {
-        log.error({ err: (err as Error).message }, 'error while stopping');
+        log.error({ err: errorMessage(err) }, 'error while stopping');
         process.exit(1);
       },
     );
@@ -245,5 +246,5 @@ async function kubeConfigFor(opts: CliOptions, log: Logger): Promise<{ kc: k8s.K
 /** The one line printed for a failure at start. */
 export function startupErrorMessage(err: unknown): string {
   if (err instanceof ConfigError || err instanceof KubeConfigError) return err.message;
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

@@ -8,6 +8,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
+import { errorMessage } from '../common/errors.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -74,7 +75,7 @@ export class EventRecorder implements EventSink {
       const job = this.backlog.shift() as () => Promise<void>;
       this.running++;
       void job()
-        .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'event not recorded'))
+        .catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, 'event not recorded'))
         .finally(() => {
           this.running--;
           this.pump();

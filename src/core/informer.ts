@@ -6,6 +6,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { backoffDelay } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
+import { errorMessage } from '../common/errors.js';
 
 export interface ManagedInformer<T extends k8s.KubernetesObject> {
   cache: k8s.ListWatch<T>;
@@ -41,7 +42,7 @@ export function managedInformer<T extends k8s.KubernetesObject>(
   lw.on('error', (err: unknown) => {
     failedDuringStart = true;
     if (stopped || starting) return;
-    opts.log.warn({ err: err instanceof Error ? err.message : String(err), what: opts.what }, 'watch failed; restarting');
+    opts.log.warn({ err: errorMessage(err), what: opts.what }, 'watch failed; restarting');
     restart();
   });
 

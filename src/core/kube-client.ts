@@ -9,6 +9,7 @@ import { ServerConfiguration, createConfiguration } from '@kubernetes/client-nod
 import type { ConnectorMetrics } from '../common/metrics.js';
 import { TokenBucket } from '../common/token-bucket.js';
 import https from 'node:https';
+import { errorMessage } from '../common/errors.js';
 
 export interface KubeClients {
   kc: k8s.KubeConfig;
@@ -32,7 +33,7 @@ export function loadKubeConfig(path: string | undefined): k8s.KubeConfig {
     else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
     else kc.loadFromDefault();
   } catch (err) {
-    throw new KubeConfigError(`cannot load kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: ${(err as Error).message}`);
+    throw new KubeConfigError(`cannot load kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: ${errorMessage(err)}`);
   }
   if (!kc.getCurrentCluster()) {
     throw new KubeConfigError(`no cluster in kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: pass --kubeconfig or set KUBECONFIG`);
@@ -62,7 +63,7 @@ export function makeKubeClients(
 ): KubeClients {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new KubeConfigError('no current cluster in kubeconfig');
-  const limiter = new TokenBucket(opts.qps, opts.burst);
+  const limiter = new TokenBucket({ perSecond: opts.qps, burst: opts.burst });
   const metrics = opts.metrics;
   const auth = keepAliveAuth(kc);
   const base = createConfiguration({

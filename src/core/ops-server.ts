@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ConnectorMetrics } from '../common/metrics.js';
+import { errorMessage } from '../common/errors.js';
 
 export interface OpsSources {
   metrics: ConnectorMetrics;
@@ -89,7 +90,7 @@ export class OpsServer {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       }
     } catch (err) {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`);
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(err)}\n`);
     }
   }
 }

@@ -13,6 +13,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ArmContext, ExecSessionTicket } from './context.js';
 import type { ExecSession } from './runtime.js';
+import { errorMessage } from '../common/errors.js';
 
 const samePassword = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
@@ -98,7 +99,7 @@ export class ExecSockets {
           pipeSession(ws, session);
         },
         (err: unknown) => {
-          const message = err instanceof Error ? err.message : String(err);
+          const message = errorMessage(err);
           if (ws.readyState === ws.OPEN) {
             ws.send(Buffer.from(`exec failed: ${message}\r\n`));
             ws.close(1011, 'exec failed');

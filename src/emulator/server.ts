@@ -1,26 +1,29 @@
 /**
- * The emulator's HTTPS front door: Entra endpoints, then ARM's pipeline (latency fault,
- * bearer check, api-version, routing, throttling, error faults, handler, lost-response
- * fault), then the exec/attach WebSockets. Handlers and the store know nothing of HTTP.
+ * The emulator's HTTPS front door: it wires the parts and listens. Requests under
+ * /subscriptions/ and /providers/ go through ARM's pipeline (pipeline.ts: latency fault,
+ * bearer check, routing, api-version, throttling, error faults, handler, lost-response
+ * fault), Entra's endpoints are identity-routes.ts, and upgrades are the exec/attach
+ * WebSockets. Handlers and the store know nothing of HTTP.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTls } from './certs.js';
-import { API_VERSION, type ArmContext, type ArmRequest, type ExecSessionTicket, type Quota } from './context.js';
-import { ArmError } from './errors.js';
+import type { ArmContext, ExecSessionTicket, Quota } from './context.js';
 import { ExecSockets } from './exec-sockets.js';
 import { Faults, type FaultOptions } from './faults.js';
-import { EntraIdentity, type ClientCredential, type Principal } from './identity.js';
-import { CreationWindow, defaultThrottleLimits, TokenBuckets, type Clock, type RequestCategory, type ThrottleLimits } from './limits.js';
-import { matchRoute } from './router.js';
+import { jsonSender, newRequestStats, type RequestStats } from './http.js';
+import { EntraIdentity, type ClientCredential } from './identity.js';
+import { handleIdentity } from './identity-routes.js';
+import { CreationWindow, defaultThrottleLimits, TokenBuckets, type Clock, type ThrottleLimits } from './limits.js';
+import { armPipeline } from './pipeline.js';
 import type { ContainerGroupRuntime } from './runtime.js';
 import { createSimulatedRuntime, type SimulatedRuntimeOptions } from './runtimes/simulated/index.js';
 import { Store } from './store.js';
+import { errorMessage } from '../common/errors.js';
 
 export const DEFAULT_TENANT_ID = '11111111-1111-4111-8111-111111111111';
 export const DEFAULT_CLIENT_ID = '22222222-2222-4222-8222-222222222222';
@@ -78,13 +81,7 @@ export interface EmulatorOptions {
   preflight?: boolean;
 }
 
-export interface EmulatorStats {
-  callsByOperation: Record<string, number>;
-  responsesByStatus: Record<string, number>;
-  throttled: number;
-  faultsInjected: number;
-  lostResponses: number;
-  tokensIssued: number;
+export interface EmulatorStats extends RequestStats {
   groups: number;
   operations: number;
 }
@@ -137,33 +134,6 @@ async function loadRuntime(options: EmulatorOptions, log: (msg: string) => void)
   return await mod.createPodmanRuntime(podmanOptions);
 }
 
-const MAX_BODY = 4 * 1024 * 1024;
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new ArmError(413, 'RequestEntityTooLarge', `The request body exceeds ${MAX_BODY} bytes.`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-const categoryOf = (method: string): RequestCategory => (method === 'GET' || method === 'HEAD' ? 'read' : method === 'DELETE' ? 'delete' : 'write');
-const REMAINING_HEADER: Record<RequestCategory, string> = {
-  read: 'x-ms-ratelimit-remaining-subscription-reads',
-  write: 'x-ms-ratelimit-remaining-subscription-writes',
-  delete: 'x-ms-ratelimit-remaining-subscription-deletes',
-};
-
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const host = options.host ?? '127.0.0.1';
   const ownStateDir = options.stateDir === undefined;
@@ -211,148 +181,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     log,
   };
 
-  const newStats = (): Omit<EmulatorStats, 'groups' | 'operations'> => ({
-    callsByOperation: {},
-    responsesByStatus: {},
-    throttled: 0,
-    faultsInjected: 0,
-    lostResponses: 0,
-    tokensIssued: 0,
-  });
-  let stats = newStats();
-
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
-    stats.responsesByStatus[status] = (stats.responsesByStatus[status] ?? 0) + 1;
-    const payload = body === undefined ? '' : JSON.stringify(body);
-    res.writeHead(status, {
-      ...headers,
-      ...(body === undefined ? {} : { 'Content-Type': 'application/json; charset=utf-8' }),
-      'Content-Length': Buffer.byteLength(payload),
-    });
-    res.end(payload);
-  };
-
+  let stats = newRequestStats();
+  const send = jsonSender(() => stats);
   const originOf = (req: IncomingMessage): string => `https://${req.headers.host ?? `${host}:${port}`}`;
-
-  async function handleIdentity(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-    const segments = url.pathname.split('/').filter(Boolean);
-    const [tenant, ...rest] = segments;
-    if (!tenant) return false;
-    const tail = rest.join('/');
-    const origin = originOf(req);
-    if (req.method === 'GET' && (tail === 'v2.0/.well-known/openid-configuration' || tail === '.well-known/openid-configuration')) {
-      if (!identity.knowsTenant(tenant)) {
-        send(res, 400, { error: 'invalid_tenant', error_description: `AADSTS90002: Tenant '${tenant}' not found.` });
-        return true;
-      }
-      send(res, 200, identity.openIdConfiguration(origin, tenant));
-      return true;
-    }
-    if (req.method === 'GET' && tail === 'discovery/v2.0/keys') {
-      send(res, 200, identity.jwks());
-      return true;
-    }
-    if (req.method === 'POST' && tail === 'oauth2/v2.0/token') {
-      const body = (await readBody(req)).toString('utf8');
-      let basic: ClientCredential | undefined;
-      const auth = req.headers.authorization;
-      if (auth?.startsWith('Basic ')) {
-        const [id, secret] = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':');
-        if (id !== undefined && secret !== undefined) basic = { clientId: decodeURIComponent(id), clientSecret: decodeURIComponent(secret) };
-      }
-      const result = await identity.token(origin, tenant, new URLSearchParams(body), basic);
-      if (result.status === 200) stats.tokensIssued += 1;
-      send(res, result.status, result.body, { 'Cache-Control': 'no-store', Pragma: 'no-cache' });
-      return true;
-    }
-    return false;
-  }
-
-  async function handleArm(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const requestId = randomUUID();
-    const baseHeaders: Record<string, string> = {
-      'x-ms-request-id': requestId,
-      'x-ms-correlation-request-id': (req.headers['x-ms-correlation-request-id'] as string | undefined) ?? requestId,
-    };
-    const clientRequestId = req.headers['x-ms-client-request-id'];
-    if (typeof clientRequestId === 'string') baseHeaders['x-ms-client-request-id'] = clientRequestId;
-    const method = (req.method ?? 'GET').toUpperCase();
-    let operation = 'Unknown';
-    // Grows with the rate-limit headers once the request passed throttling; errors carry them too.
-    const headers: Record<string, string> = { ...baseHeaders };
-    try {
-      const latency = faults.latency();
-      if (latency > 0) await new Promise((r) => setTimeout(r, latency));
-      const rawBody = await readBody(req);
-      const principal: Principal = await identity.verifyBearer(req.headers.authorization);
-      const match = matchRoute(method, url.pathname);
-      if (match.kind === 'none') {
-        throw new ArmError(404, 'InvalidResourceType', `The resource type could not be found in the namespace 'Microsoft.ContainerInstance' for api version '${url.searchParams.get('api-version') ?? ''}'.`);
-      }
-      if (match.kind === 'method-not-allowed') {
-        throw new ArmError(405, 'MethodNotAllowed', `The requested method '${method}' is not allowed for '${url.pathname}'.`);
-      }
-      operation = match.route.operation;
-      stats.callsByOperation[operation] = (stats.callsByOperation[operation] ?? 0) + 1;
-      const apiVersion = url.searchParams.get('api-version');
-      if (!apiVersion) {
-        throw new ArmError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
-      }
-      if (apiVersion !== API_VERSION) {
-        throw new ArmError(
-          400,
-          'NoRegisteredProviderFound',
-          `No registered resource provider found for API version '${apiVersion}' and type 'containerGroups'. The supported api-versions are '${API_VERSION}'.`,
-        );
-      }
-      const category = categoryOf(method);
-      if (throttling) {
-        const scope = match.params.subscriptionId ?? principal.tenantId;
-        const taken = buckets.take(`${scope.toLowerCase()}\u0000${principal.objectId}`, category);
-        if (!taken.ok) {
-          throw new ArmError(
-            429,
-            'TooManyRequests',
-            `Number of ${category} requests for subscription '${scope}' and principal '${principal.objectId}' exceeded the limit. Please try again after ${taken.retryAfterSeconds} seconds.`,
-            { 'Retry-After': String(taken.retryAfterSeconds) },
-          );
-        }
-        headers[REMAINING_HEADER[category]] = String(taken.remaining);
-      }
-      const fault = faults.decide(operation);
-      if (fault.kind === 'error') {
-        stats.faultsInjected += 1;
-        if (fault.status === 500) throw new ArmError(500, 'InternalServerError', 'Encountered internal server error. (injected fault)');
-        throw new ArmError(503, 'ServiceUnavailable', 'The service is temporarily unavailable. (injected fault)', { 'Retry-After': '1' });
-      }
-      let body: unknown;
-      if (rawBody.length > 0) {
-        try {
-          body = JSON.parse(rawBody.toString('utf8'));
-        } catch {
-          throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
-        }
-      }
-      const armReq: ArmRequest = { method, operation, path: url.pathname, params: match.params, query: url.searchParams, body, origin: originOf(req), principal };
-      const result = await match.route.handler(ctx, armReq);
-      if (faults.loseResponse(operation) && result.status < 300) {
-        stats.lostResponses += 1;
-        req.socket.destroy();
-        return;
-      }
-      send(res, result.status, result.body, { ...headers, ...result.headers });
-    } catch (err) {
-      if (err instanceof ArmError) {
-        // Bucket throttling and the creation rate limit alike.
-        if (err.status === 429) stats.throttled += 1;
-        send(res, err.status, err.body(), { ...headers, ...err.headers });
-        return;
-      }
-      const message = err instanceof Error ? err.message : String(err);
-      log(`internal error in ${operation}: ${message}`);
-      send(res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } }, baseHeaders);
-    }
-  }
+  const handleArm = armPipeline({ ctx, identity, faults, buckets, throttling: () => throttling, stats: () => stats, send, originOf, log });
+  const identityRoutes = { identity, send, stats: () => stats, originOf };
 
   const server = https.createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://emulator');
@@ -362,10 +195,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           await handleArm(req, res, url);
           return;
         }
-        if (await handleIdentity(req, res, url)) return;
+        if (await handleIdentity(identityRoutes, req, res, url)) return;
         send(res, 404, { error: { code: 'NotFound', message: `No route for ${req.method ?? ''} ${url.pathname}.` } });
       } catch (err) {
-        log(`request failed: ${err instanceof Error ? err.message : String(err)}`);
+        log(`request failed: ${errorMessage(err)}`);
         if (!res.headersSent) send(res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } });
       }
     })();
@@ -401,7 +234,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     runtime,
     stats: () => ({ ...structuredClone(stats), groups: store.groupCount(), operations: store.operationCount() }),
     resetStats: () => {
-      stats = newStats();
+      stats = newRequestStats();
     },
     setFaults: (f) => faults.set(f),
     setLimits: (l) => {

@@ -22,6 +22,7 @@ import type { AccessDecision, AccessReviewer, ResourceAttributes, TokenReviewer,
 import { requestAttributes, verbOf } from './attributes.js';
 import { ReviewCache } from './review-cache.js';
 import { pathHead } from './routes.js';
+import { errorMessage } from '../common/errors.js';
 
 export type AuthorizationMode = 'Webhook' | 'AlwaysAllow';
 export const AUTHORIZATION_MODES: readonly AuthorizationMode[] = ['Webhook', 'AlwaysAllow'];
@@ -149,7 +150,7 @@ export class KubeletAuth {
       try {
         result = await this.tokenCache.get(key, token);
       } catch (err) {
-        this.o.log.warn({ err: (err as Error).message }, 'kubelet API: unable to authenticate the request due to an error');
+        this.o.log.warn({ err: errorMessage(err) }, 'kubelet API: unable to authenticate the request due to an error');
         throw new AuthError(401, 'Unauthorized');
       }
       if (result.authenticated) return withAuthenticatedGroup(result.user);
@@ -169,7 +170,7 @@ export class KubeletAuth {
       try {
         decision = await cache.get(accessKey(user, a), { user, attrs: a });
       } catch (err) {
-        this.o.log.warn({ err: (err as Error).message, user: user.username, verb: a.verb, subresource: a.subresource }, 'kubelet API authorization error');
+        this.o.log.warn({ err: errorMessage(err), user: user.username, verb: a.verb, subresource: a.subresource }, 'kubelet API authorization error');
         throw new AuthError(500, `Authorization error (user=${user.username}, verb=${a.verb}, resource=${a.resource}, subresource=${a.subresource})`);
       }
       if (decision.allowed) return;

@@ -16,6 +16,7 @@ import transport, { type SpdyStream } from 'spdy-transport';
 import type { Logger } from '../common/logger.js';
 import { ForwardError, forwardErrorMessage, type Forward } from './port-forward.js';
 import { acceptBareStreams, header, neverBlockSends } from './spdy-server.js';
+import { errorMessage } from '../common/errors.js';
 
 export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
 export const PORT_FORWARD_SPDY_PROTOCOLS = [PORT_FORWARD_PROTOCOL] as const;
@@ -74,8 +75,8 @@ export function servePortForwardSpdy(socket: Duplex, o: SpdyPortForwardOptions):
       await o.forward(p.port, p.data);
     } catch (err) {
       const message = forwardErrorMessage(p.port, o.podName, o.uid, err);
-      if (err instanceof ForwardError) log.info({ err: (err as Error).message }, 'port-forward failed');
-      else log.warn({ err: (err as Error).message }, 'port-forward failed');
+      if (err instanceof ForwardError) log.info({ err: errorMessage(err) }, 'port-forward failed');
+      else log.warn({ err: errorMessage(err) }, 'port-forward failed');
       if (!p.error.writableEnded && !p.error.destroyed) p.error.write(message);
     }
     endAll(p.data, p.error);

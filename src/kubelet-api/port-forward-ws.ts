@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../common/logger.js';
 import { ForwardError, forwardErrorMessage, type Forward } from './port-forward.js';
+import { errorMessage } from '../common/errors.js';
 
 /** Offered protocols the server accepts; a client that offers none gets binary framing, as from the kubelet. */
 export const PORT_FORWARD_WS_PROTOCOLS = ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io'] as const;
@@ -89,8 +90,8 @@ export function servePortForwardWebSocket(req: IncomingMessage, socket: Duplex, 
         try {
           await o.forward(port, data);
         } catch (err) {
-          if (err instanceof ForwardError) o.log.info({ port, err: (err as Error).message }, 'port-forward failed');
-          else o.log.warn({ port, err: (err as Error).message }, 'port-forward failed');
+          if (err instanceof ForwardError) o.log.info({ port, err: errorMessage(err) }, 'port-forward failed');
+          else o.log.warn({ port, err: errorMessage(err) }, 'port-forward failed');
           await send(2 * i + 1, Buffer.from(forwardErrorMessage(port, o.podName, o.uid, err))).catch(() => undefined);
         }
       };

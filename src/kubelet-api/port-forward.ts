@@ -8,6 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { errorMessage } from '../common/errors.js';
 
 /** Relays one stream pair's data stream to `port` in the pod; rejects with the error the client is shown. */
 export type Forward = (port: number, data: Duplex) => Promise<void>;
@@ -88,5 +89,5 @@ export function relay(socket: Socket, data: Duplex): Promise<void> {
 
 /** The kubelet's wording for a failed forward (portforward/httpstream.go, websocket.go). */
 export function forwardErrorMessage(port: number, pod: string, uid: string, err: unknown): string {
-  return `error forwarding port ${port} to pod ${pod}, uid ${uid}: ${err instanceof Error ? err.message : String(err)}`;
+  return `error forwarding port ${port} to pod ${pod}, uid ${uid}: ${errorMessage(err)}`;
 }

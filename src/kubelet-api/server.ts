@@ -27,6 +27,7 @@ import { acceptSpdy, negotiateProtocol, SPDY_PROTOCOLS } from './spdy-server.js'
 import { failureStatus, statusForExit, type MetaStatus } from './status.js';
 import { secureServerOptions, type KubeletTls } from './tls.js';
 import { acceptWebSocket, WS_PROTOCOLS } from './ws-server.js';
+import { errorMessage } from '../common/errors.js';
 
 export type PodLookup = (namespace: string, name: string) => V1Pod | undefined;
 
@@ -167,7 +168,7 @@ export class KubeletApiServer {
       res.end();
     } catch (err) {
       // The source failed mid-way; the status line is gone already, so cut the body short.
-      this.o.log.debug({ err: (err as Error).message }, 'log stream ended early');
+      this.o.log.debug({ err: errorMessage(err) }, 'log stream ended early');
       res.destroy();
     }
   }
@@ -219,8 +220,8 @@ export class KubeletApiServer {
       status = statusForExit(result.exitCode);
       log.info({ exitCode: result.exitCode }, 'streaming session ended');
     } catch (err) {
-      status = failureStatus(`${route.kind} failed: ${(err as Error).message}`);
-      log.warn({ err: (err as Error).message }, 'streaming session failed');
+      status = failureStatus(`${route.kind} failed: ${errorMessage(err)}`);
+      log.warn({ err: errorMessage(err) }, 'streaming session failed');
     }
     try {
       await session.finish(status);
@@ -243,7 +244,7 @@ export class KubeletApiServer {
       try {
         ip = await address(ref);
       } catch (err) {
-        throw new ForwardError(`cannot read the pod's IP address from the provider: ${(err as Error).message}`);
+        throw new ForwardError(`cannot read the pod's IP address from the provider: ${errorMessage(err)}`);
       }
       if (!ip) throw new ForwardError(`pod ${podName} has no IP address the node can reach (status.podIP is empty)`);
       const conn = await dial(ip, port);
@@ -343,7 +344,7 @@ export class KubeletApiServer {
       }
       // The backend can never do this (e.g. ACI keeps no previous logs): the request is at fault.
       if (err instanceof PodRejectedError) throw new HttpError(400, err.message);
-      throw new HttpError(500, (err as Error).message);
+      throw new HttpError(500, errorMessage(err));
     }
   }
 
@@ -358,7 +359,7 @@ export class KubeletApiServer {
   }
 
   private fail(res: ServerResponse, err: unknown): void {
-    const e = err instanceof HttpError ? err : new HttpError(500, (err as Error).message ?? String(err));
+    const e = err instanceof HttpError ? err : new HttpError(500, errorMessage(err));
     if (e.code >= 500) this.o.log.warn({ err: e.message }, 'kubelet API request failed');
     if (res.headersSent) {
       res.destroy();
@@ -368,7 +369,7 @@ export class KubeletApiServer {
   }
 
   private failSocket(socket: Duplex, err: unknown): void {
-    const e = err instanceof HttpError ? err : new HttpError(500, (err as Error).message ?? String(err));
+    const e = err instanceof HttpError ? err : new HttpError(500, errorMessage(err));
     if (e.code >= 500) this.o.log.warn({ err: e.message }, 'kubelet API upgrade failed');
     if (socket.destroyed || !socket.writable) return;
     const body = `${e.message}\n`;

@@ -3,11 +3,10 @@
  * or a self-signed pair made at start when none is given) and the CA that signs
  * the API server's kubelet-client certificate.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
-import forge from 'node-forge';
+import { selfSignedPair, type KeyPairPem } from '../common/pki.js';
+import { errorMessage } from '../common/errors.js';
 
 export class KubeletTlsError extends Error {
   override readonly name = 'KubeletTlsError';
@@ -33,44 +32,22 @@ function readPem(path: string, what: string, marker: RegExp): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new KubeletTlsError(`cannot read the ${what} ${path}: ${(err as Error).message}`);
+    throw new KubeletTlsError(`cannot read the ${what} ${path}: ${errorMessage(err)}`);
   }
   if (!marker.test(text)) throw new KubeletTlsError(`the ${what} ${path} holds no PEM block of the expected kind`);
   return text;
 }
 
 /** A self-signed serving certificate for the node's names and addresses, valid one year. */
-export function selfSignedServingPair(names: string[]): { cert: string; key: string } {
-  // Node's native generator: forge's pure-JS RSA key generation takes seconds.
-  const pair = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(pair.publicKey);
-  cert.serialNumber = '01' + randomBytes(15).toString('hex');
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 365 * 24 * 3600_000);
-  const subject = [{ name: 'commonName', value: names[0] ?? 'aci-connector' }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  const altNames = [...new Set(names)].map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n }));
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(pair.privateKey), forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: pair.privateKey };
+export function selfSignedServingPair(names: string[]): Promise<KeyPairPem> {
+  return selfSignedPair({ commonName: names[0] ?? 'aci-connector', hosts: names.filter(Boolean), server: true });
 }
 
 /**
  * Reads the configured files. Certificate and key come as a pair; without them a
  * self-signed pair for `names` is made.
  */
-export function loadKubeletTls(files: KubeletTlsFiles, names: string[]): KubeletTls {
+export async function loadKubeletTls(files: KubeletTlsFiles, names: string[]): Promise<KubeletTls> {
   if (Boolean(files.certFile) !== Boolean(files.keyFile)) {
     throw new KubeletTlsError('--kubelet-tls-cert and --kubelet-tls-key must be given together');
   }
@@ -83,7 +60,7 @@ export function loadKubeletTls(files: KubeletTlsFiles, names: string[]): Kubelet
       selfSigned: false,
     };
   }
-  return { ...selfSignedServingPair(names), clientCA, selfSigned: true };
+  return { ...(await selfSignedServingPair(names)), clientCA, selfSigned: true };
 }
 
 /**

@@ -164,14 +164,7 @@ test('exits: restartPolicy Never gives Failed with the exit code; OnFailure rest
 });
 
 test('a wrong credential makes the node NotReady with the reason', async (t) => {
-  const good = process.env.AZURE_CLIENT_KEY;
-  process.env.AZURE_CLIENT_KEY = 'not-the-secret';
-  let c: ConnectorHandle;
-  try {
-    c = await startConnector(t, { extraArgs: ['--provider', 'aci'], waitRunning: false });
-  } finally {
-    process.env.AZURE_CLIENT_KEY = good;
-  }
+  const c = await startConnector(t, { extraArgs: ['--provider', 'aci'], waitRunning: false, env: { AZURE_CLIENT_KEY: 'not-the-secret' } });
   const cond = await waitFor('Ready=False', async () => {
     const n = await core().readNode({ name: c.nodeName });
     const r = n.status?.conditions?.find((x) => x.type === 'Ready');

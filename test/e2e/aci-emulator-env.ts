@@ -1,11 +1,12 @@
 /**
  * How the ACI end-to-end tests point the connector at the emulator: the original
- * connector's environment variables plus the endpoint overrides. Connectors that
- * a test starts inherit process.env.
+ * connector's environment variables plus the endpoint overrides. They are passed to
+ * the connectors a test starts (setConnectorEnv), never written into process.env.
  */
 import { after, before } from 'node:test';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { createAciProvider, loadAciConfig, type AciProvider } from '../../src/providers/aci/index.js';
+import { setConnectorEnv } from './connector-process.js';
 
 export function azureEnv(emu: Emulator, resourceGroup: string): Record<string, string> {
   return {
@@ -28,26 +29,27 @@ export function inspectorFor(emu: Emulator, resourceGroup: string): AciProvider 
 export interface EmulatorForFile {
   readonly emu: Emulator;
   readonly inspector: AciProvider;
+  /** The connector environment pointing at this emulator (what every connector of the file gets). */
+  readonly env: Record<string, string>;
 }
 
 /**
  * One emulator (simulated runtime) for a whole test file: started before its
- * tests, with process.env pointing connectors at it, and stopped after them.
+ * tests, with the file's connectors pointed at it, and stopped after them.
  * ACI's creation-rate limit is lifted unless the options set their own limits.
  */
 export function useEmulatorForFile(resourceGroup: string, options: EmulatorOptions = {}): EmulatorForFile {
   let emu: Emulator | undefined;
   let inspector: AciProvider | undefined;
-  const saved = { ...process.env };
   before(async () => {
     emu = await startEmulator({ limits: { creations: { count: 100_000, windowSeconds: 60 } }, ...options });
-    Object.assign(process.env, azureEnv(emu, resourceGroup));
+    setConnectorEnv(azureEnv(emu, resourceGroup));
     inspector = inspectorFor(emu, resourceGroup);
   });
   after(async () => {
+    setConnectorEnv({});
     await inspector?.close();
     await emu?.stop();
-    process.env = saved;
   });
   const started = <T>(v: T | undefined): T => {
     if (v === undefined) throw new Error('the emulator is used before the file’s before() hook ran');
@@ -59,6 +61,9 @@ export function useEmulatorForFile(resourceGroup: string, options: EmulatorOptio
     },
     get inspector() {
       return started(inspector);
+    },
+    get env() {
+      return azureEnv(started(emu), resourceGroup);
     },
   };
 }

@@ -29,13 +29,7 @@ const running = (ns: string, name: string): Promise<k8s.V1Pod> =>
 
 test('in a VNet a pod without a containerPort gets a private pod IP, and its Service’s EndpointSlice lists it', { timeout: 300_000 }, async (t) => {
   const ns = await freshNamespace(t, 'aci-pod-ip');
-  process.env.ACI_SUBNET_IDS = SUBNET;
-  let c;
-  try {
-    c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
-  } finally {
-    delete process.env.ACI_SUBNET_IDS;
-  }
+  const c = await startConnector(t, { extraArgs: ['--provider', 'aci'], env: { ACI_SUBNET_IDS: SUBNET } });
   await core().createNamespacedPod({ namespace: ns, body: portless(c.nodeName, 'ipless') });
   const pod = await running(ns, 'ipless');
   const ip = pod.status?.podIP;

@@ -50,13 +50,19 @@ test('a group deleted behind the connector’s back fails its Running pod with a
   const [g] = (await aci.inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid);
   assert.ok(g?.name);
   await aci.inspector.arm.deleteGroup(g.name);
+  const creates = (): number => aci.emu.stats().callsByOperation['ContainerGroups_CreateOrUpdate'] ?? 0;
+  const lists = (): number => aci.emu.stats().callsByOperation['ContainerGroups_ListByResourceGroup'] ?? 0;
   const failed = await waitFor('victim Failed', async () => {
     const p = await core().readNamespacedPod({ name: 'victim', namespace: ns });
     return p.status?.phase === 'Failed' ? p : undefined;
   }, { timeoutMs: 120_000 });
   assert.equal(failed.status?.reason, 'ProviderGroupVanished');
   assert.match(failed.status?.message ?? '', /deleted outside Kubernetes/);
-  // Give a would-be re-create time to happen, then check nothing came back.
-  await new Promise((r) => setTimeout(r, 5_000));
+  // The positive signal: the connector listed the resource group twice more (full status
+  // passes, each after the pod controller had seen the failure), and sent no PUT meanwhile.
+  const createsAtFailure = creates();
+  const listsAtFailure = lists();
+  await waitFor('two more list passes of the connector', () => lists() >= listsAtFailure + 2, { timeoutMs: 90_000 });
+  assert.equal(creates(), createsAtFailure, 'no PUT after the group vanished');
   assert.equal((await aci.inspector.arm.listGroups()).filter((x) => x.tags?.[ACI_TAGS.podUid] === running.metadata?.uid).length, 0);
 });

@@ -17,13 +17,12 @@ import type * as k8s from '@kubernetes/client-node';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { podmanFixture } from '../emulator/podman-fixtures.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
-import { core, startConnector } from './connector-process.js';
+import { core, setConnectorEnv, startConnector } from './connector-process.js';
 import { azureEnv } from './aci-emulator-env.js';
 
 const NGINX_STAND_IN = 'docker.io/library/nginx:latest';
 const PAGE = 'Welcome to nginx (a busybox httpd stand-in)';
 let emu: Emulator;
-const saved = { ...process.env };
 
 function example(name: string): k8s.V1Pod {
   return parse(readFileSync(fileURLToPath(new URL(`../../../examples/${name}`, import.meta.url)), 'utf8')) as k8s.V1Pod;
@@ -49,12 +48,12 @@ before(async () => {
     }
   }
   emu = await startEmulator({ runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
-  Object.assign(process.env, azureEnv(emu, 'walkthrough'), { ACI_REGION: 'westus' });
+  setConnectorEnv({ ...azureEnv(emu, 'walkthrough'), ACI_REGION: 'westus' });
 });
 
 after(async () => {
+  setConnectorEnv({});
   await emu?.stop();
-  process.env = saved;
 });
 
 test('the walkthrough: node aci-connector Ready, nginx answers HTTP on its pod IP, the tolerations example is scheduled', { timeout: 600_000 }, async (t) => {

@@ -43,6 +43,15 @@ export interface StartOptions {
   waitRunning?: boolean;
   /** --kubeconfig to pass (default: the dev cluster's connector kubeconfig); null: none (TLS bootstrap). */
   kubeconfig?: string | null;
+  /** Environment for this connector, over the file's (see setConnectorEnv); undefined removes a variable. */
+  env?: Record<string, string | undefined>;
+}
+
+/** The environment every connector of this test file gets (the file's emulator, say); never written into process.env. */
+let fileEnv: Record<string, string> = {};
+
+export function setConnectorEnv(env: Record<string, string>): void {
+  fileEnv = { ...env };
 }
 
 export function uniqueNodeName(prefix: string): string {
@@ -86,7 +95,7 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
     cluster.caCert,
     ...(opts.extraArgs ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ACI_TEST_RUN_DIR: cluster.runDir } });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...fileEnv, ...opts.env, ACI_TEST_RUN_DIR: cluster.runDir } });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));

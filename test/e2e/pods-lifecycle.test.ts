@@ -66,9 +66,19 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
     const text = await (await fetch(`http://127.0.0.1:${c.metricsPort()}/metrics`)).text();
     return Number(/^aci_connector_pod_status_writes_total (\d+)/m.exec(text)?.[1] ?? NaN);
   };
+  const reconciles = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${c.metricsPort()}/metrics`)).text();
+    return [...text.matchAll(/^aci_connector_pod_reconcile_seconds_count\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
   const w1 = await writes();
   assert.ok(w1 >= 1 && w1 <= 2, `status writes for one pod: ${w1}`);
-  await new Promise((r) => setTimeout(r, 3000));
+  // The positive signal: a change the controller must look at (a label) was reconciled, and
+  // wrote no status, since the pod's status did not change.
+  const r1 = await reconciles();
+  const live = await core().readNamespacedPod({ name: 'web', namespace: ns });
+  live.metadata = { ...live.metadata, labels: { ...live.metadata?.labels, touched: 'yes' } };
+  await core().replaceNamespacedPod({ name: 'web', namespace: ns, body: live });
+  await waitFor('the label change reconciled', async () => (await reconciles()) > r1);
   assert.equal(await writes(), w1, 'no further status writes without a change');
 });
 
@@ -167,11 +177,10 @@ test('a pod deleted while it is being created does not stay in the backend', asy
   await api.deleteNamespacedPod({ name: 'forced', namespace: ns, gracePeriodSeconds: 0 });
   await waitFor('both pods gone from the API', async () => (await podGone(ns, 'graceful')) && (await podGone(ns, 'forced')));
   await waitFor('both pods gone from the backend', () => backendPods(c, ns).length === 0);
-  // Give a late create a chance to show up, then check again: nothing may linger.
-  await new Promise((r) => setTimeout(r, 3000));
-  assert.equal(backendPods(c, ns).length, 0);
-  for (const p of [a, b]) {
-    const calls = c.state().calls[p.metadata?.uid ?? ''];
-    assert.equal(calls?.deleted, calls?.created, `${p.metadata?.name}: every workload created was removed`);
-  }
+  // The positive signal: both create calls returned (the mock finishes a create it was
+  // inside, as a slow backend would), and what they made was removed: nothing lingers.
+  const calls = (p: V1Pod) => c.state().calls[p.metadata?.uid ?? ''];
+  await waitFor('both late creates returned', () => [a, b].every((p) => (calls(p)?.created ?? 0) >= 1), { timeoutMs: 60_000 });
+  await waitFor('the late creates removed again', () => backendPods(c, ns).length === 0 && [a, b].every((p) => calls(p)?.deleted === calls(p)?.created), { timeoutMs: 60_000 });
+  for (const p of [a, b]) assert.equal(calls(p)?.deleted, calls(p)?.created, `${p.metadata?.name}: every workload created was removed`);
 });

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createAciProvider, loadAciConfig, podToContainerGroup } from '../../src/providers/aci/index.js';
-import { mapPool } from '../../src/providers/aci/pool.js';
-import type { ArmAttempt } from '../../src/providers/aci/arm-caller.js';
+import { mapPool } from '../../src/common/pool.js';
+import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 import { contextFor, envFor, harness, testPod, waitFor } from './aci-provider-fixtures.js';
 
 const PODS = 5_000;

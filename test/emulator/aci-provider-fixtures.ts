@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { createAciProvider, loadAciConfig, type AciConfig, type AciProvider } from '../../src/providers/aci/index.js';
-import type { ArmAttempt } from '../../src/providers/aci/arm-caller.js';
+import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 import { TransientProviderError, type PodContext, type PodRef, type ProviderPodStatus, type ResolvedEnvVar } from '../../src/core/provider.js';
 import { waitFor as wait } from '../support/wait.js';
 

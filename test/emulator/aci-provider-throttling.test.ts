@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { containerGroupName, ACI_TAGS } from '../../src/providers/aci/index.js';
 import { createLikeCore, harness, key, podRef, testPod, waitFor } from './aci-provider-fixtures.js';
-import type { ArmAttempt } from '../../src/providers/aci/arm-caller.js';
+import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 
 /** ACI's own creation-rate limit (100 per 5 minutes) would make 500 creations take 25 minutes; only ARM's buckets are under test here. */
 const creations = { count: 100_000, windowSeconds: 60 };

@@ -2,13 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { TransientProviderError } from '../../src/core/provider.js';
-import { ArmCaller, parseRetryAfter, type ArmAttempt } from '../../src/providers/aci/arm-caller.js';
+import { ArmCaller, parseRetryAfter, type ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 import { ArmRequestError } from '../../src/providers/aci/errors.js';
-import { TokenBucket } from '../../src/providers/aci/token-bucket.js';
-import { waitFor } from '../support/wait.js';
-
-const until = (cond: () => boolean, timeoutMs = 10_000): Promise<true> =>
-  waitFor('the condition', () => cond() || undefined, { timeoutMs, intervalMs: 10 });
 
 const limits = { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 };
 
@@ -21,33 +16,6 @@ function restError(statusCode: number | undefined, opts: { code?: string; retryA
   e['response'] = { headers: { get: (n: string) => (n === 'retry-after' ? opts.retryAfter : undefined) } };
   return e;
 }
-
-test('token bucket: a burst up to capacity, then paced by the refill rate', async () => {
-  let now = 0;
-  const b = new TokenBucket(3, 10, () => now);
-  let granted = 0;
-  for (let i = 0; i < 5; i++) void b.take().then(() => granted++);
-  await new Promise((r) => setImmediate(r));
-  assert.equal(granted, 3);
-  now = 100; // one more token
-  await until(() => granted === 4);
-  await new Promise((r) => setTimeout(r, 50));
-  assert.equal(granted, 4, 'no token without refill');
-  now = 200;
-  await until(() => granted === 5);
-});
-
-test('token bucket: nothing leaves before blockUntil', async () => {
-  let now = 1000;
-  const b = new TokenBucket(10, 100, () => now);
-  b.blockUntil(1200);
-  let done = false;
-  void b.take().then(() => (done = true));
-  await new Promise((r) => setTimeout(r, 30));
-  assert.equal(done, false);
-  now = 1200;
-  await until(() => done);
-});
 
 test('Retry-After parses seconds and HTTP dates', () => {
   assert.equal(parseRetryAfter('3', 0), 3000);

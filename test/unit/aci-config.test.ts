@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadAciConfig, AciConfigError } from '../../src/providers/aci/index.js';
-import { groupToWire } from '../../src/providers/aci/wire.js';
+import { groupToWire } from '../../src/providers/aci/arm/wire.js';
 
 const base = { AZURE_SUBSCRIPTION_ID: 'sub', ACI_RESOURCE_GROUP: 'rg' };
 

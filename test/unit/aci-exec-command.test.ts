@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { MAX_SHELL_LINE, planExec, quotePosix } from '../../src/providers/aci/exec-command.js';
+import { MAX_SHELL_LINE, planExec, quotePosix } from '../../src/providers/aci/streams/exec-command.js';
 
 const shells = [['/bin/sh'], ['/bin/busybox', 'sh']].filter(([bin]) => existsSync(bin ?? ''));
 

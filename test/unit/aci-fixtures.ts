@@ -1,7 +1,7 @@
 /** Shared fixtures for the ACI provider's unit tests (a fake PodContext and pod builders). */
 import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { PodContext, ResolvedEnvVar } from '../../src/core/provider.js';
-import type { MappingOptions } from '../../src/providers/aci/pod-to-group.js';
+import type { MappingOptions } from '../../src/providers/aci/mapping/pod-to-group.js';
 
 export interface FakeContext extends PodContext {
   events: { type: string; reason: string; message: string }[];

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TransientProviderError } from '../../src/core/provider.js';
-import { LogFollowerHub, lastLines } from '../../src/providers/aci/log-followers.js';
-import { newPart, shapeLines } from '../../src/providers/aci/logs.js';
+import { LogFollowerHub, lastLines } from '../../src/providers/aci/streams/log-followers.js';
+import { newPart, shapeLines } from '../../src/providers/aci/streams/logs.js';
+import { waitFor } from '../support/wait.js';
 
 const hub = (pollMs = 5, maxFollowers = 100) => new LogFollowerHub({ pollMs, maxFollowers });
 
@@ -68,7 +69,8 @@ test('many followers of one container share one poll, each from its own tail, an
   assert.equal(h.count, 50);
   const texts = streams.map((s) => text(s));
   log += 'c\n';
-  await new Promise((r) => setTimeout(r, 70));
+  // A poll after the new line reached every follower: then the log may end.
+  await waitFor('a poll that saw the new line', () => reads >= 2, { timeoutMs: 10_000, intervalMs: 5 });
   done = true;
   const got = await Promise.all(texts);
   got.forEach((g, i) => assert.equal(g, i % 2 ? 'b\nc\n' : 'c\n'));

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
-import { PLACEHOLDER_PORT, podToContainerGroup } from '../../src/providers/aci/pod-to-group.js';
-import { ANNOTATION } from '../../src/providers/aci/annotations.js';
+import { PLACEHOLDER_PORT, podToContainerGroup } from '../../src/providers/aci/mapping/pod-to-group.js';
+import { ANNOTATION } from '../../src/providers/aci/mapping/annotations.js';
 import { TAG } from '../../src/providers/aci/naming.js';
 import { fakeContext, mappingOptions as opts, pod } from './aci-fixtures.js';
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ContainerGroup } from '@azure/arm-containerinstance';
-import { groupToPodStatus } from '../../src/providers/aci/status.js';
-import { EventDeduper } from '../../src/providers/aci/events.js';
+import { groupToPodStatus } from '../../src/providers/aci/mapping/status.js';
+import { EventDeduper } from '../../src/providers/aci/mapping/events.js';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
 const t1 = new Date('2026-01-01T00:00:10Z');

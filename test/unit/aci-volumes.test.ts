@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
-import { podToContainerGroup } from '../../src/providers/aci/pod-to-group.js';
+import { podToContainerGroup } from '../../src/providers/aci/mapping/pod-to-group.js';
 import { fakeContext, mappingOptions as opts, pod } from './aci-fixtures.js';
 import type { V1Volume } from '@kubernetes/client-node';
 

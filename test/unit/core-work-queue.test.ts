@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkQueue } from '../../src/core/work-queue.js';
+import { waitFor } from '../support/wait.js';
 
 const fast = { baseMs: 1, maxMs: 5, jitter: 0 };
 
@@ -125,7 +126,7 @@ test('addAfter keeps the earliest pending time and stop() drops delayed keys', a
   const q = new WorkQueue<string>({ concurrency: 1, backoff: fast, handler: async (k) => void runs.push(k) });
   q.addAfter('late', 60_000);
   q.addAfter('late', 1);
-  await new Promise((r) => setTimeout(r, 30));
+  await waitFor('the earlier time to come', () => runs.length > 0, { timeoutMs: 10_000, intervalMs: 5 });
   await q.whenIdle();
   assert.deepEqual(runs, ['late']);
   q.addAfter('never', 60_000);

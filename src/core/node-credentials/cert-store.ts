@@ -9,6 +9,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rm
 import { join } from 'node:path';
 import { nodeUserName, NODE_GROUP } from './key-and-csr.js';
 import type { Validity } from './rotation.js';
+import { errorMessage } from '../../common/errors.js';
 
 export const CURRENT_FILE = 'aci-connector-client-current.pem';
 
@@ -46,13 +47,13 @@ export function parseNodeCert(certPem: string, keyPem: string, nodeName: string,
   try {
     cert = new X509Certificate(first);
   } catch (err) {
-    throw new NodeCertError(`unreadable certificate: ${(err as Error).message}`);
+    throw new NodeCertError(`unreadable certificate: ${errorMessage(err)}`);
   }
   let key;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
-    throw new NodeCertError(`unreadable private key: ${(err as Error).message}`);
+    throw new NodeCertError(`unreadable private key: ${errorMessage(err)}`);
   }
   if (!cert.checkPrivateKey(key)) throw new NodeCertError('the private key does not match the certificate');
   const cn = subjectValues(cert, 'CN');
@@ -81,14 +82,14 @@ export function loadNodeCert(certDir: string, nodeName: string, caPem?: string):
   try {
     text = readFileSync(join(certDir, CURRENT_FILE), 'utf8');
   } catch (err) {
-    return { reason: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no certificate yet' : `unreadable: ${(err as Error).message}` };
+    return { reason: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no certificate yet' : `unreadable: ${errorMessage(err)}` };
   }
   const certs = text.match(CERT_BLOCK)?.join('') ?? '';
   const key = text.match(KEY_BLOCK)?.[0] ?? '';
   try {
     return { cert: parseNodeCert(certs, key, nodeName, caPem) };
   } catch (err) {
-    return { reason: (err as Error).message };
+    return { reason: errorMessage(err) };
   }
 }
 

@@ -9,6 +9,7 @@ import type { V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { sleep } from '../../common/backoff.js';
 import { parseNodeCert, type NodeCert } from './cert-store.js';
 import { KUBELET_CLIENT_SIGNER, KUBELET_CLIENT_USAGES, newKeyAndRequest } from './key-and-csr.js';
+import { errorMessage } from '../../common/errors.js';
 
 export class CsrError extends Error {
   override readonly name = 'CsrError';
@@ -152,6 +153,6 @@ export async function requestNodeCert(o: CsrRequestOptions): Promise<IssuedCert>
   try {
     return { ...parseNodeCert(certPem, keyPem, o.nodeName, o.caPem), csrName: name };
   } catch (err) {
-    throw new CsrError(`CSR ${name} was issued a certificate we cannot use: ${(err as Error).message}`, true);
+    throw new CsrError(`CSR ${name} was issued a certificate we cannot use: ${errorMessage(err)}`, true);
   }
 }

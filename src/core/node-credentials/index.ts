@@ -25,6 +25,7 @@ import { loadNodeCert, saveNodeCert, type NodeCert } from './cert-store.js';
 import { CsrError, requestNodeCert } from './csr.js';
 import { nodeUserName } from './key-and-csr.js';
 import { isCurrent, jitteredFraction, rotationDelayMs, usableAtStart } from './rotation.js';
+import { errorMessage } from '../../common/errors.js';
 
 export { CsrError } from './csr.js';
 export { CURRENT_FILE, loadNodeCert, NodeCertError, parseNodeCert, saveNodeCert } from './cert-store.js';
@@ -78,7 +79,7 @@ export class NodeCredentials {
     try {
       this.caPem = clusterCaPem(cluster);
     } catch (err) {
-      throw new NodeCredentialsError(`cannot read the cluster CA ${cluster.caFile ?? ''}: ${(err as Error).message}`);
+      throw new NodeCredentialsError(`cannot read the cluster CA ${cluster.caFile ?? ''}: ${errorMessage(err)}`);
     }
     this.fraction = this.drawFraction();
   }
@@ -194,7 +195,7 @@ export class NodeCredentials {
         if (this.stopper.signal.aborted) return;
         failures++;
         const wait = backoffDelay({ baseMs: 2_000, maxMs: 5 * 60_000 }, failures);
-        this.o.log.warn({ err: (err as Error).message, refused: err instanceof CsrError && err.refused, retryInSeconds: Math.round(wait / 1000) }, 'node client certificate rotation failed');
+        this.o.log.warn({ err: errorMessage(err), refused: err instanceof CsrError && err.refused, retryInSeconds: Math.round(wait / 1000) }, 'node client certificate rotation failed');
         await sleep(wait, this.stopper.signal);
       }
     }

@@ -5,14 +5,12 @@
  * (the kube-apiserver-client-kubelet signer and the approver refuse any SAN).
  * @peculiar/x509 builds the PKCS#10 request (Node's crypto has no CSR builder).
  */
+// First: @peculiar/x509 (through tsyringe) needs the polyfill when it loads, and imports run in order.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-
-// Node's webcrypto is the standard Crypto; the types differ only because this project builds without the DOM lib.
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+// The project's one PKI module: it sets @peculiar/x509 up on Node's WebCrypto.
+import { EC_P256 as alg, newEcKeys, pemBlock as pem } from '../../common/pki.js';
 
 export const NODE_GROUP = 'system:nodes';
 export const NODE_USER_PREFIX = 'system:node:';
@@ -34,13 +32,8 @@ export interface KeyAndRequest {
   csrPem: string;
 }
 
-function pem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
-
 export async function newKeyAndRequest(nodeName: string): Promise<KeyAndRequest> {
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const keys = await newEcKeys();
   // Names here are DNS subdomains (checked by the CLI), so no DN special characters occur.
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `O=${NODE_GROUP}, CN=${nodeUserName(nodeName)}`,

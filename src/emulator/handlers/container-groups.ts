@@ -7,6 +7,7 @@ import { RuntimeProvisionError } from '../runtime.js';
 import { containerGroupSchema, describeIssue, patchSchema } from '../schema.js';
 import type { GroupRecord, OperationRecord } from '../store.js';
 import { checkContainerGroupName, checkGroupProperties, checkResourceGroupName, groupCores, toRuntimeSpec } from '../validation.js';
+import { errorMessage } from '../../common/errors.js';
 
 const TRANSITIONAL = new Set(['Pending', 'Creating', 'Updating', 'Deleting']);
 
@@ -50,7 +51,7 @@ const sameInput = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSO
 
 function provisionFailure(err: unknown): { code: string; message: string } {
   if (err instanceof RuntimeProvisionError) return { code: err.code, message: err.message };
-  return { code: 'ContainerGroupDeploymentFailed', message: err instanceof Error ? err.message : String(err) };
+  return { code: 'ContainerGroupDeploymentFailed', message: errorMessage(err) };
 }
 
 /** Runs the runtime's create for the record's current generation, and settles the operation. */
@@ -211,7 +212,7 @@ export async function remove(ctx: ArmContext, req: ArmRequest): Promise<ArmRespo
       return true;
     },
     (err: unknown) => {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       ctx.log(`deleting ${record.id} failed: ${message}`);
       record.provisioningState = 'Failed';
       record.failure = { code: 'ContainerGroupDeletionFailed', message };

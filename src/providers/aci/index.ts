@@ -4,8 +4,8 @@ import { AciProvider, type AciProviderOptions } from './provider.js';
 export { AciProvider, type AciProviderOptions } from './provider.js';
 export { loadAciConfig, ENV as ACI_ENV, type AciConfig } from './config.js';
 export { AciConfigError, ArmRequestError } from './errors.js';
-export { podToContainerGroup } from './pod-to-group.js';
-export { groupToPodStatus } from './status.js';
+export { podToContainerGroup } from './mapping/pod-to-group.js';
+export { groupToPodStatus } from './mapping/status.js';
 export { containerGroupName, TAG as ACI_TAGS } from './naming.js';
 
 export function createAciProvider(options: AciProviderOptions): AciProvider {

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PodmanCli } from './podman-cli.js';
+import { errorMessage } from '../../../common/errors.js';
 
 export class PodmanPreflightError extends Error {
   override readonly name = 'PodmanPreflightError';
@@ -67,7 +68,7 @@ export async function preflightPodman(cli: PodmanCli, opts: PreflightOptions): P
     try {
       r = await cli.exec(args, { timeoutMs });
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       throw new PodmanPreflightError(name, message, diagnose(message));
     }
     if (r.code !== 0) {

@@ -13,6 +13,7 @@
  */
 import { PassThrough } from 'node:stream';
 import type { ExecSession } from '../../runtime.js';
+import { errorMessage } from '../../../common/errors.js';
 
 interface ExecContext {
   hostname: string;
@@ -282,7 +283,7 @@ async function runScript(script: string, sh: Shell, io: Io): Promise<{ exit?: nu
     try {
       ({ words, rest: remaining } = parseCommand(remaining, sh));
     } catch (e) {
-      io.err(`sh: ${(e as Error).message}\n`);
+      io.err(`sh: ${errorMessage(e)}\n`);
       sh.status = 2;
       return {};
     }

@@ -16,6 +16,7 @@ import {
   type RuntimeGroupView,
 } from '../../runtime.js';
 import { fateFor, type SimulatedFate, type SimulatedRule } from './fates.js';
+import { sleep } from '../../../common/backoff.js';
 import { simulatedExec } from './exec.js';
 
 export type { SimulatedFate, SimulatedRule } from './fates.js';
@@ -320,7 +321,7 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
     if (!g) return;
     this.clearTimers(g);
     for (const c of [...g.init, ...g.main]) for (const f of c.followers ?? []) f('');
-    if (this.opts.removeMs > 0) await new Promise((r) => setTimeout(r, this.opts.removeMs));
+    if (this.opts.removeMs > 0) await sleep(this.opts.removeMs);
     if (this.groups.get(id) === g) this.groups.delete(id);
   }
 

@@ -8,8 +8,8 @@
  * We always round up, so a container never gets less than it asked for.
  */
 import type { V1Container } from '@kubernetes/client-node';
-import { PodRejectedError } from '../../core/provider.js';
-import { parseQuantity } from '../../common/quantity.js';
+import { PodRejectedError } from '../../../core/provider.js';
+import { parseQuantity } from '../../../common/quantity.js';
 
 export interface ResourceDefaults {
   /** Cores for a container that requests nothing. */

@@ -14,14 +14,14 @@ import type {
   IpAddress,
   Volume,
 } from '@azure/arm-containerinstance';
-import { PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../core/provider.js';
+import { PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../../core/provider.js';
 import { readPodAnnotations, ANNOTATION, type PodAnnotations } from './annotations.js';
-import { containerGroupName, groupTags } from './naming.js';
+import { containerGroupName, groupTags } from '../naming.js';
 import { registryCredentialsFromSecret } from './pull-secrets.js';
 import { mapContainerResources, type AciContainerResources, type ResourceDefaults, type ResourceMaximums } from './resources.js';
 import { validatePodForAci } from './validate.js';
 import { mapVolume, type ResourceLookup } from './volumes.js';
-import { parseQuantity } from '../../common/quantity.js';
+import { parseQuantity } from '../../../common/quantity.js';
 
 export interface MappingOptions {
   clusterId: string;

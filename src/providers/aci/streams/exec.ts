@@ -14,7 +14,7 @@
  * container stops.
  */
 import WebSocket from 'ws';
-import type { ExecResult, ExecStreams } from '../../core/provider.js';
+import type { ExecResult, ExecStreams } from '../../../core/provider.js';
 
 /** How long the shell of a multi-argument exec may take to reach the command. */
 const SHELL_START_TIMEOUT_MS = 30_000;

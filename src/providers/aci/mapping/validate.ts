@@ -3,7 +3,7 @@
  * message, instead of running something other than what was asked for.
  */
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { PodRejectedError } from '../../core/provider.js';
+import { PodRejectedError } from '../../../core/provider.js';
 
 function reject(field: string, why: string): never {
   throw new PodRejectedError('UnsupportedField', `${field}: ${why}`, field);

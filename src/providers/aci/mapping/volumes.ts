@@ -14,8 +14,8 @@ import type {
   V1VolumeProjection,
 } from '@kubernetes/client-node';
 import type { Volume } from '@azure/arm-containerinstance';
-import { PodRejectedError, TransientProviderError, type PodContext } from '../../core/provider.js';
-import { parseQuantity } from '../../common/quantity.js';
+import { PodRejectedError, TransientProviderError, type PodContext } from '../../../core/provider.js';
+import { parseQuantity } from '../../../common/quantity.js';
 
 /** Value of a container's resource in base units (cores, bytes), for resourceFieldRef. */
 export type ResourceLookup = (container: string, resource: string) => number | undefined;

@@ -4,7 +4,7 @@
  */
 import type { V1ContainerState, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup, ContainerState } from '@azure/arm-containerinstance';
-import type { ProviderPodStatus } from '../../core/provider.js';
+import type { ProviderPodStatus } from '../../../core/provider.js';
 
 type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 

@@ -8,14 +8,17 @@
  * one with a clear error instead of letting the budget drain.
  */
 import { Readable } from 'node:stream';
-import type { LogOptions } from '../../core/provider.js';
-import { TransientProviderError } from '../../core/provider.js';
+import type { Logger } from 'pino';
+import type { LogOptions } from '../../../core/provider.js';
+import { TransientProviderError } from '../../../core/provider.js';
 import { newPart, shapeLines, type FetchLogs } from './logs.js';
 
 export interface FollowerHubOptions {
   pollMs: number;
   /** Concurrent followers across all containers; the next one is refused. */
   maxFollowers: number;
+  /** Where a failed poll is logged (it ends that container's followers); none by default. */
+  log?: Logger;
 }
 
 interface Subscriber {
@@ -161,6 +164,7 @@ export class LogFollowerHub {
     } catch (e) {
       // A read that fails ends every follower of this container, as a broken stream would.
       const err = e instanceof Error ? e : new Error(String(e));
+      this.o.log?.warn({ container: loopKey.split('\n')[0], followers: loop.subscribers.size, err: err.message }, 'reading a followed log failed; its followers end');
       for (const s of [...loop.subscribers]) s.out.destroy(err);
       return;
     }

@@ -8,9 +8,10 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { ClientSecretCredential, DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
-import type { AciConfig } from './config.js';
-import { AciConfigError } from './errors.js';
-import { ENV } from './config.js';
+import type { AciConfig } from '../config.js';
+import { AciConfigError } from '../errors.js';
+import { ENV } from '../config.js';
+import { errorMessage } from '../../../common/errors.js';
 
 export interface TlsOptions {
   ca?: string[];
@@ -23,7 +24,7 @@ export function tlsOptionsFor(cfg: Pick<AciConfig, 'caFile'>): TlsOptions {
   try {
     pem = readFileSync(cfg.caFile, 'utf8');
   } catch (e) {
-    throw new AciConfigError(ENV.caFile, `${ENV.caFile}: cannot read ${cfg.caFile}: ${(e as Error).message}`);
+    throw new AciConfigError(ENV.caFile, `${ENV.caFile}: cannot read ${cfg.caFile}: ${errorMessage(e)}`);
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new AciConfigError(ENV.caFile, `${ENV.caFile}: ${cfg.caFile} holds no PEM certificate`);
   return { ca: [...rootCertificates, pem] };

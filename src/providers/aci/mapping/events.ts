@@ -6,7 +6,7 @@
  * combination is one new occurrence worth reporting.
  */
 import type { ContainerGroup, Event as AciEvent } from '@azure/arm-containerinstance';
-import type { ProviderEvent } from '../../core/provider.js';
+import type { ProviderEvent } from '../../../core/provider.js';
 
 /** What the provider hands the core's events channel (Provider.onEvent). */
 export type PodEvent = ProviderEvent;

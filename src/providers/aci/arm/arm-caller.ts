@@ -3,11 +3,12 @@
  * 429, backoff on 5xx and network failures, and a count per operation and result.
  */
 import { Counter, type Registry } from 'prom-client';
-import { TransientProviderError } from '../../core/provider.js';
-import { ArmRequestError } from './errors.js';
-import { TokenBucket } from './token-bucket.js';
-import { Semaphore } from './semaphore.js';
-import type { RateLimitConfig } from './config.js';
+import { TransientProviderError } from '../../../core/provider.js';
+import { ArmRequestError } from '../errors.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../../common/backoff.js';
+import { Semaphore } from '../../../common/semaphore.js';
+import { TokenBucket } from '../../../common/token-bucket.js';
+import type { RateLimitConfig } from '../config.js';
 
 /** ARM meters reads, writes and deletes in separate buckets. */
 export type CallKind = 'read' | 'write' | 'delete';
@@ -81,10 +82,6 @@ export function isQuotaError(e: unknown): boolean {
   return r?.code !== undefined && quotaCode.test(r.code);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 export class ArmCaller {
   readonly reads: TokenBucket;
   readonly writes: TokenBucket;
@@ -92,8 +89,7 @@ export class ArmCaller {
   readonly requests: Counter<'operation' | 'result'>;
   private readonly maxAttempts: number;
   private readonly maxThrottled: number;
-  private readonly baseDelay: number;
-  private readonly maxDelay: number;
+  private readonly backoffPolicy: BackoffPolicy;
   private readonly now: () => number;
   private nextCallId = 1;
   /** When ARM last answered a request successfully (epoch ms; 0 = never). */
@@ -103,13 +99,14 @@ export class ArmCaller {
 
   constructor(private readonly opts: ArmCallerOptions) {
     this.now = opts.now ?? Date.now;
-    this.reads = new TokenBucket(opts.limits.readBucket, opts.limits.readRefillPerSecond, this.now);
-    this.writes = new TokenBucket(opts.limits.writeBucket, opts.limits.writeRefillPerSecond, this.now);
-    this.deletes = new TokenBucket(opts.limits.deleteBucket ?? opts.limits.writeBucket, opts.limits.deleteRefillPerSecond ?? opts.limits.writeRefillPerSecond, this.now);
+    const l = opts.limits;
+    this.reads = new TokenBucket({ burst: l.readBucket, perSecond: l.readRefillPerSecond, now: this.now });
+    this.writes = new TokenBucket({ burst: l.writeBucket, perSecond: l.writeRefillPerSecond, now: this.now });
+    this.deletes = new TokenBucket({ burst: l.deleteBucket ?? l.writeBucket, perSecond: l.deleteRefillPerSecond ?? l.writeRefillPerSecond, now: this.now });
     this.maxAttempts = opts.maxAttempts ?? 5;
     this.maxThrottled = opts.maxThrottledAttempts ?? 20;
-    this.baseDelay = opts.baseDelayMs ?? 500;
-    this.maxDelay = opts.maxDelayMs ?? 30_000;
+    // Jitter of a quarter either way keeps many callers failing together from retrying together.
+    this.backoffPolicy = { baseMs: opts.baseDelayMs ?? 500, maxMs: opts.maxDelayMs ?? 30_000, jitter: 0.25 };
     const n = opts.maxInFlight ?? 32;
     this.inFlight = { read: new Semaphore(n), write: new Semaphore(n), delete: new Semaphore(n) };
     this.requests = new Counter({
@@ -199,10 +196,9 @@ export class ArmCaller {
     (kind === 'read' ? this.reads : kind === 'delete' ? this.deletes : this.writes).sync(remaining - others);
   }
 
-  /** Exponential backoff with full jitter. */
-  private backoff(attempt: number): number {
-    const cap = Math.min(this.maxDelay, this.baseDelay * 2 ** attempt);
-    return Math.ceil(cap / 2 + Math.random() * (cap / 2));
+  /** The delay after `failures` failures so far (0: base delay, then doubling). */
+  private backoff(failures: number): number {
+    return backoffDelay(this.backoffPolicy, failures + 1);
   }
 
   private record(a: ArmAttempt): void {

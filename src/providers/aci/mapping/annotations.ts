@@ -3,7 +3,7 @@
  * ANNOTATIONS.md next to this file; keep the two in step.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import { PodRejectedError } from '../../core/provider.js';
+import { PodRejectedError } from '../../../core/provider.js';
 
 export const ANNOTATION_PREFIX = 'aci-connector.io/';
 

@@ -11,8 +11,8 @@ import {
 import { createPipelineRequest, createHttpHeaders } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/identity';
 import { ArmCaller, isNotFound, type CallKind } from './arm-caller.js';
-import { ArmRequestError } from './errors.js';
-import { TAG } from './naming.js';
+import { ArmRequestError } from '../errors.js';
+import { TAG } from '../naming.js';
 import { groupToWire } from './wire.js';
 import type { TlsOptions } from './credential.js';
 

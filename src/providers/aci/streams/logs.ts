@@ -4,7 +4,7 @@
  * ACI returns the whole (bounded) log on every call, so `follow` polls and emits
  * what is new (log-followers.ts); `sinceSeconds` asks for timestamps and filters by them.
  */
-import type { LogOptions } from '../../core/provider.js';
+import type { LogOptions } from '../../../core/provider.js';
 
 export type FetchLogs = (opts: { tail?: number; timestamps?: boolean }) => Promise<string>;
 
