@@ -51,8 +51,7 @@ program
     // Anything else still naming the folder (a connector or emulator a test left behind) goes too.
     await stopRun(dir);
     // Network namespaces tests made (netns.ts): their fronts were processes of the run, stopped above.
-    const subdirs = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(dir, d.name));
-    for (const r of new Set([dir, ...runs, ...subdirs])) await removeRecordedNamespaces(r);
+    await removeRecordedNamespaces(dir);
     const left = processesMentioning(dir);
     if (left.length > 0) {
       process.stderr.write(`devcluster: still running after down: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`);

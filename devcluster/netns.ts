@@ -205,19 +205,38 @@ async function removeNamespace(name: string, hostIf: string | undefined): Promis
   if (hostIf && existsSync(`/sys/class/net/${hostIf}`)) await ip(['link', 'delete', hostIf]).catch(() => undefined);
 }
 
+/** Folders named `netns` (this module's records) at most `depth` levels below dir. */
+function recordDirs(dir: string, depth: number): string[] {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const path = join(dir, e.name);
+    if (e.name === 'netns') out.push(path);
+    else if (depth > 0) out.push(...recordDirs(path, depth - 1));
+  }
+  return out;
+}
+
 /**
- * Deletes every namespace recorded under runDir (for `devcluster down`, after a run
- * that could not tear down). Their fronts are processes of the run, stopped by stopRun.
+ * Deletes every namespace recorded under dir or a run folder below it (for `devcluster down`
+ * and the test runner, after a run that could not tear down). Their fronts are processes of
+ * the run, stopped by stopRun.
  */
-export async function removeRecordedNamespaces(runDir: string): Promise<string[]> {
-  const records = recordDir(runDir);
-  if (!existsSync(records)) return [];
+export async function removeRecordedNamespaces(dir: string): Promise<string[]> {
   const removed: string[] = [];
-  for (const entry of readdirSync(records)) {
-    if (!/^aci-[0-9a-f]{8}$/.test(entry)) continue;
-    await removeNamespace(entry, `acih${entry.slice(4)}`);
-    rmSync(join(records, entry), { force: true });
-    removed.push(entry);
+  for (const records of recordDirs(dir, 3)) {
+    for (const entry of readdirSync(records)) {
+      if (!/^aci-[0-9a-f]{8}$/.test(entry)) continue;
+      await removeNamespace(entry, `acih${entry.slice(4)}`);
+      rmSync(join(records, entry), { force: true });
+      removed.push(entry);
+    }
   }
   return removed;
 }

@@ -18,7 +18,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
@@ -46,6 +45,7 @@ const SUITE_TESTS = [
   'TestPodLifecycleGracefulDelete',
 ];
 const KUBELET_PORT_IN_POD = 10250; // the port the suite's pod proxy names
+const SUBNET = '/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci';
 
 const emulator = useEmulatorForFile(`vk-e2e-${Math.random().toString(36).slice(2, 8)}`, { simulated: { pullMs: 20, startMs: 20 } });
 
@@ -69,7 +69,7 @@ async function suiteBinary(): Promise<string> {
 async function servingPair(address: string): Promise<{ cert: string; key: string }> {
   const pki = dirname(testCluster().caCert);
   const ca = await CertificateAuthority.load({ cert: readFileSync(join(pki, 'ca.crt'), 'utf8'), key: readFileSync(join(pki, 'ca.key'), 'utf8') });
-  const dir = mkdtempSync(join(tmpdir(), 'vk-e2e-serving-'));
+  const dir = mkdtempSync(join(testCluster().runDir, 'vk-e2e-serving-'));
   return writePair(dir, 'kubelet', await ca.issue({ commonName: 'aci-connector-kubelet', server: true, serverNames: ['localhost'], serverIps: [address, '127.0.0.1'] }));
 }
 
@@ -182,5 +182,11 @@ test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the m
 
 test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`, { timeout: 10 * 60_000 }, async (t) => {
   assert.ok(process.env.ACI_ARM_ENDPOINT === emulator.emu.endpoint, 'the connector is pointed at the emulator');
+  // In a VNet, as the suite needs: it waits for every pod to have a pod IP, and ACI gives a group
+  // without declared ports (the suite's pods declare none) an IP only in a subnet.
+  process.env.ACI_SUBNET_IDS = SUBNET;
+  t.after(() => {
+    delete process.env.ACI_SUBNET_IDS;
+  });
   await suiteAgainstConnector(t, ['--provider', 'aci']);
 });
