@@ -38,16 +38,21 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-/** Labels sorted by name, as client_golang writes them. */
-function labels(l: Record<string, string>): string {
-  const names = Object.keys(l).sort();
+/**
+ * Labels sorted by name, as client_golang writes them; `asGiven` keeps the caller's order instead.
+ * The text format gives label order no meaning (metrics-server and Prometheus read labels by name),
+ * but Virtual Kubelet's e2e suite reads the pod name by position (the second label of the pod and
+ * container series), so container series keep the kubelet's declared order (container, pod, namespace).
+ */
+function labels(l: Record<string, string>, asGiven = false): string {
+  const names = asGiven ? Object.keys(l) : Object.keys(l).sort();
   if (names.length === 0) return '';
   return `{${names.map((n) => `${n}="${escapeLabel(l[n]!)}"`).join(',')}}`;
 }
 
-function sample(name: string, l: Record<string, string>, value: number, time?: string): string {
+function sample(name: string, l: Record<string, string>, value: number, time?: string, asGiven = false): string {
   const ts = time === undefined ? '' : ` ${Date.parse(time)}`;
-  return `${name}${labels(l)} ${goFloat(value)}${ts}`;
+  return `${name}${labels(l, asGiven)} ${goFloat(value)}${ts}`;
 }
 
 function family(name: string, stability: 'STABLE' | 'ALPHA', help: string, kind: Kind): Family {
@@ -95,7 +100,7 @@ export function resourceMetricsText(summary: Summary | undefined): string {
 function containerSamples(pod: PodStats, c: ContainerStats, start: Family, cpu: Family, mem: Family): void {
   const l = { container: c.name, pod: pod.podRef.name, namespace: pod.podRef.namespace };
   // The start time carries no timestamp of its own (NewLazyConstMetric without one).
-  if (c.startTime !== ZERO_TIME && Date.parse(c.startTime) > 0) start.samples.push(sample(start.name, l, Date.parse(c.startTime) / 1000));
-  if (c.cpu?.usageCoreNanoSeconds !== undefined) cpu.samples.push(sample(cpu.name, l, c.cpu.usageCoreNanoSeconds / 1e9, c.cpu.time));
-  if (c.memory?.workingSetBytes !== undefined) mem.samples.push(sample(mem.name, l, c.memory.workingSetBytes, c.memory.time));
+  if (c.startTime !== ZERO_TIME && Date.parse(c.startTime) > 0) start.samples.push(sample(start.name, l, Date.parse(c.startTime) / 1000, undefined, true));
+  if (c.cpu?.usageCoreNanoSeconds !== undefined) cpu.samples.push(sample(cpu.name, l, c.cpu.usageCoreNanoSeconds / 1e9, c.cpu.time, true));
+  if (c.memory?.workingSetBytes !== undefined) mem.samples.push(sample(mem.name, l, c.memory.workingSetBytes, c.memory.time, true));
 }
