@@ -158,7 +158,8 @@ export async function startMetricsServer(cluster: ClusterInfo, opts: MetricsServ
       // The node's kubelet endpoint as it advertises it: InternalIP and status.daemonEndpoints' port.
       '--kubelet-preferred-address-types=InternalIP', '--kubelet-use-node-status-port',
       `--kubelet-certificate-authority=${cluster.caCert}`,
-      `--metric-resolution=${opts.resolution ?? '10s'}`,
+      // metrics-server wants its resolution longer than the kubelet request timeout (default 10 s).
+      `--metric-resolution=${opts.resolution ?? '10s'}`, '--kubelet-request-timeout=5s',
       '--v=2',
     ]);
     await ns.front(FRONT_PORT, port);
