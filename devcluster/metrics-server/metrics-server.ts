@@ -151,6 +151,8 @@ export async function startMetricsServer(cluster: ClusterInfo, opts: MetricsServ
       serverNames: ['metrics-server.kube-system.svc', 'metrics-server.kube-system.svc.cluster.local', 'localhost'],
       serverIps: ['127.0.0.1', ns.address],
     }));
+    // RBAC first: at start metrics-server reads the request-header CA from kube-system (as itself).
+    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests(ns, readFileSync(cluster.caCert, 'utf8')) }));
     proc = startProcess(cluster.runDir, `metrics-server-${port}`, bin, [
       `--secure-port=${port}`, '--bind-address=127.0.0.1',
       `--cert-dir=${dir}`, `--tls-cert-file=${serving.cert}`, `--tls-private-key-file=${serving.key}`,
@@ -163,7 +165,6 @@ export async function startMetricsServer(cluster: ClusterInfo, opts: MetricsServ
       '--v=2',
     ]);
     await ns.front(FRONT_PORT, port);
-    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests(ns, readFileSync(cluster.caCert, 'utf8')) }));
     log(`metrics-server on 127.0.0.1:${port}, reached by the API server at ${ns.address}:${FRONT_PORT}`);
     const deadline = Date.now() + 120_000;
     for (;;) {
