@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { startCluster, stopCluster, type ClusterInfo } from './cluster.js';
+import { removeRecordedNamespaces } from './netns.js';
 import { processesMentioning, stopRun } from './processes.js';
 import { errorMessage } from '../src/common/errors.js';
 
@@ -50,6 +51,8 @@ program
     for (const r of runs) await stopCluster({ runDir: r });
     // Anything else still naming the folder (a connector or emulator a test left behind) goes too.
     await stopRun(dir);
+    // Network namespaces tests made (netns.ts): their fronts were processes of the run, stopped above.
+    await removeRecordedNamespaces(dir);
     const left = processesMentioning(dir);
     if (left.length > 0) {
       process.stderr.write(`devcluster: still running after down: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`);

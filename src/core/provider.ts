@@ -175,8 +175,40 @@ export interface Provider {
    */
   portForwardAddress?(ref: PodRef): Promise<string | undefined>;
 
+  // ---- resource usage: the kubelet API's /stats/summary and /metrics/resource ----
+  /**
+   * What every pod this node runs uses now, per container, as the backend measures
+   * it (kubectl top, HPA). Optional: without it the node reports pods and
+   * containers with start times only. A provider reads its backend within its own
+   * budget (cache here, not in the core); the core calls this at most every few seconds.
+   */
+  getPodStats?(): Promise<PodUsage[]>;
+
   /** Stops background work (watch loops, timers). Pods keep running. */
   close?(): Promise<void>;
+}
+
+/** One container's resource usage at one moment. Give at least one CPU and one memory figure. */
+export interface ContainerUsage {
+  name: string;
+  /** When the figures were measured (ISO 8601). */
+  time: string;
+  /** When the container started (ISO 8601), if the backend knows. */
+  startTime?: string;
+  /** Cores in use, in billionths of a core, averaged over the backend's last sampling window. */
+  usageNanoCores?: number;
+  /** CPU time used since the container started, in core-nanoseconds (cumulative). */
+  usageCoreNanoSeconds?: number;
+  /** Memory that cannot be reclaimed under pressure (what eviction and `kubectl top` read). */
+  workingSetBytes?: number;
+  /** All memory in use, page cache included. */
+  usageBytes?: number;
+}
+
+/** One pod's usage: its containers, as {@link Provider.getPodStats} returns them. */
+export interface PodUsage {
+  ref: PodRef;
+  containers: ContainerUsage[];
 }
 
 /** A pod the backend will never run as given. The core fails the pod with this reason and message. */

@@ -127,11 +127,12 @@ const apiVersion: Stage = async (call, next) => {
   if (!v) {
     throw new ArmError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
   }
-  if (v !== API_VERSION) {
+  const wanted = call.match?.route.apiVersion ?? API_VERSION;
+  if (v !== wanted) {
     throw new ArmError(
       400,
       'NoRegisteredProviderFound',
-      `No registered resource provider found for API version '${v}' and type 'containerGroups'. The supported api-versions are '${API_VERSION}'.`,
+      `No registered resource provider found for API version '${v}' and type 'containerGroups'. The supported api-versions are '${wanted}'.`,
     );
   }
   await next();

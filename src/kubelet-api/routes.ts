@@ -23,6 +23,7 @@ export type Route =
   | { kind: 'runningPods' }
   | { kind: 'spec' }
   | { kind: 'statsSummary' }
+  | { kind: 'metricsResource' }
   | { kind: 'portForward'; target: PodTarget; ports: number[] }
   | { kind: 'containerLogs'; target: ContainerTarget; opts: LogOptions }
   | { kind: 'exec'; target: ContainerTarget; command: string[]; stream: StreamFlags }
@@ -146,6 +147,7 @@ export function parseRoute(method: string, rawUrl: string): Route | undefined {
   if (head === 'runningpods' && rest.length === 0 && read) return { kind: 'runningPods' };
   if (head === 'spec' && rest.length === 0 && read) return { kind: 'spec' };
   if (head === 'stats' && rest.length === 1 && rest[0] === 'summary' && read) return { kind: 'statsSummary' };
+  if (head === 'metrics' && rest.length === 1 && rest[0] === 'resource' && read) return { kind: 'metricsResource' };
   if (head === 'containerLogs' && read) {
     const t = target(rest, false);
     return t ? { kind: 'containerLogs', target: t, opts: logOptions(q) } : undefined;

@@ -22,6 +22,9 @@ import { PORT_FORWARD_SPDY_PROTOCOLS, servePortForwardSpdy } from './port-forwar
 import { servePortForwardWebSocket } from './port-forward-ws.js';
 import { BadRequestError, parseRoute, type ContainerTarget, type PodTarget, type Route } from './routes.js';
 import { machineInfo, runningPodList, type MachineInfo } from './node-views.js';
+import { resourceMetricsText } from './resource-metrics.js';
+import { StatsSource } from './stats-source.js';
+import { summaryJson } from './stats-summary.js';
 import type { RemoteSession } from './session.js';
 import { acceptSpdy, negotiateProtocol, SPDY_PROTOCOLS } from './spdy-server.js';
 import { failureStatus, statusForExit, type MetaStatus } from './status.js';
@@ -77,10 +80,12 @@ export class KubeletApiServer {
   private readonly upgraded = new Set<Duplex>();
   private readonly startedAt = new Date();
   private spec: { at: number; info: MachineInfo } | undefined;
+  private readonly stats: StatsSource;
   port: number | undefined;
 
   constructor(private readonly o: KubeletApiOptions) {
     this.server = createServer(secureServerOptions(o.tls));
+    this.stats = new StatsSource({ provider: o.provider, nodeName: o.nodeName, nodeStartTime: this.startedAt, listPods: () => o.listPods?.() ?? [] });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.onRequest(req, res).catch((err: unknown) => this.fail(res, err));
     });
@@ -133,13 +138,9 @@ export class KubeletApiServer {
       case 'spec':
         return this.sendJson(res, 200, await this.machineSpec());
       case 'statsSummary':
-        return this.sendJson(res, 200, {
-          node: { nodeName: this.o.nodeName, startTime: this.startedAt.toISOString() },
-          pods: (this.o.listPods?.() ?? []).map((p) => ({
-            podRef: { name: p.metadata?.name, namespace: p.metadata?.namespace, uid: p.metadata?.uid },
-            startTime: p.status?.startTime,
-          })),
-        });
+        return this.sendText(res, 200, summaryJson(await this.callProvider(() => this.stats.summary())), 'application/json');
+      case 'metricsResource':
+        return this.sendText(res, 200, await this.resourceMetrics(), 'text/plain; version=0.0.4; charset=utf-8');
       case 'containerLogs':
         return this.logs(req, res, route);
       case 'exec':
@@ -286,6 +287,16 @@ export class KubeletApiServer {
     return info;
   }
 
+  /** As the kubelet's collector: a failed reading is scrape_error 1, still a 200. */
+  private async resourceMetrics(): Promise<string> {
+    try {
+      return resourceMetricsText(await this.stats.summary());
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'resource metrics: reading pod stats failed');
+      return resourceMetricsText(undefined);
+    }
+  }
+
   // ---- helpers -------------------------------------------------------------------
 
   private route(req: IncomingMessage): Route {
@@ -351,6 +362,11 @@ export class KubeletApiServer {
   private send(res: ServerResponse, code: number, text: string, headers: Record<string, string | string[]> = {}): void {
     res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
     res.end(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  private sendText(res: ServerResponse, code: number, body: string, contentType: string): void {
+    res.writeHead(code, { 'Content-Type': contentType });
+    res.end(body);
   }
 
   private sendJson(res: ServerResponse, code: number, body: unknown): void {

@@ -18,6 +18,7 @@ import type { Transform } from 'node:stream';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { repoRoot, startCluster, stopCluster, type ClusterInfo } from '../../devcluster/cluster.js';
+import { removeRecordedNamespaces } from '../../devcluster/netns.js';
 import { processesMentioning, stopRun } from '../../devcluster/processes.js';
 import { FILE_TIMEOUT_MS, TIERS, isTier, needsControlPlane, tierOf, type Tier } from './tiers.js';
 
@@ -109,7 +110,9 @@ async function main(): Promise<number> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       console.error(`# ${sig}: stopping everything this run started`);
-      void stopRun(runDir).finally(() => process.exit(130));
+      void stopRun(runDir)
+        .then(() => removeRecordedNamespaces(runDir))
+        .finally(() => process.exit(130));
     });
   }
 
@@ -149,6 +152,9 @@ async function main(): Promise<number> {
     }
   } finally {
     if (cluster) await stopCluster(cluster, { keepDir: true });
+    // Network namespaces (devcluster/netns.ts) a test file could not tear down, e.g. killed at its cap.
+    const namespaces = await removeRecordedNamespaces(runDir);
+    if (namespaces.length > 0) log(`removed network namespaces left by tests: ${namespaces.join(', ')}`);
   }
 
   // The last check of every run: nothing it started outlives it.

@@ -23,6 +23,7 @@ import {
   type PodRef,
   type Provider,
   type ProviderPod,
+  type PodUsage,
   type ProviderEventListener,
   type StatusListener,
 } from '../../core/provider.js';
@@ -36,6 +37,7 @@ import { containerGroupName, identityFromTags } from './naming.js';
 import { podToContainerGroup, type MappingOptions } from './mapping/pod-to-group.js';
 import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
+import { containerUsage, GroupMetrics } from './metrics.js';
 import { AciStreams } from './streams/streams.js';
 import { imageReferenceProblem, InvalidImageReferenceError } from '../../common/image-reference.js';
 import { sleep } from '../../common/backoff.js';
@@ -91,6 +93,7 @@ export class AciProvider implements Provider {
   private readonly tracked: StatusWatcher['tracked'];
   private readonly node: AciNodeHealth;
   private readonly streams: AciStreams;
+  private readonly metrics: GroupMetrics;
   private quotaHoldUntil = 0;
 
   constructor(private readonly o: AciProviderOptions) {
@@ -140,6 +143,13 @@ export class AciProvider implements Provider {
       logPollMs: o.logPollMs ?? 2_000,
       maxLogFollowers: o.maxLogFollowers ?? 100,
       log: log.child({ part: 'logs' }),
+    });
+    this.metrics = new GroupMetrics({
+      arm: this.arm,
+      armEndpoint: this.cfg.armEndpoint,
+      subscriptionId: this.cfg.subscriptionId,
+      resourceGroup: this.cfg.resourceGroup,
+      ...(this.cfg.metricsRefreshMs !== undefined ? { refreshMs: this.cfg.metricsRefreshMs } : {}),
     });
   }
 
@@ -254,6 +264,32 @@ export class AciProvider implements Provider {
       if (r.status === 'rejected') throw r.reason;
       if (r.value) out.push(r.value);
     }
+    return out;
+  }
+
+  // ---- usage (kubectl top, HPA) ---------------------------------------------
+
+  /** Azure Monitor's figures (metrics.ts) for the groups that run; a group whose read fails is left out this time. */
+  async getPodStats(): Promise<PodUsage[]> {
+    const running = [...this.tracked.values()].filter((t) => !t.vanished && !t.deleting && t.status?.phase === 'Running');
+    this.metrics.retain(new Set(running.map((t) => t.name)));
+    const results = await mapPool(running, 8, async (t) => {
+      const figures = await this.metrics.figures(t.name);
+      const starts = new Map<string, string>();
+      for (const c of [...(t.status?.initContainerStatuses ?? []), ...(t.status?.containerStatuses ?? [])]) {
+        const at = c.state?.running?.startedAt;
+        if (at) starts.set(c.name, new Date(at).toISOString());
+      }
+      return { ref: t.ref, containers: containerUsage(figures, starts, Date.now()) };
+    });
+    const out: PodUsage[] = [];
+    let failure: Error | undefined;
+    for (const r of results) {
+      if (r.status === 'fulfilled') out.push(r.value);
+      else failure ??= r.reason instanceof Error ? r.reason : new Error(`reading Azure Monitor metrics failed: ${JSON.stringify(r.reason)}`);
+    }
+    // Only when nothing could be read is it an error (scrape_error 1); partial figures are still figures.
+    if (out.length === 0 && failure !== undefined) throw failure;
     return out;
   }
 

@@ -12,6 +12,9 @@
  *   this pod fail with a TransientProviderError (retryAfterMs 200).
  * - `mock.aci-connector.io/create-latency-ms`: createPod takes this long before
  *   the backend holds the pod (to test deletes during creation).
+ * - `mock.aci-connector.io/cpu-millicores` and `…/memory-bytes` (`.<container>` for
+ *   one container): the usage getPodStats reports for each running container
+ *   (default 5 millicores, 8 MiB), for /stats/summary, kubectl top and HPA tests.
  * Restart policies are honoured: an exited container restarts (restartCount + 1)
  * under Always, or OnFailure with a non-zero code; otherwise the pod ends
  * Succeeded (all exited 0) or Failed.
@@ -38,11 +41,15 @@ import {
   type ExecResult,
   type ExecStreams,
   type LogOptions,
+  type PodUsage,
 } from '../../core/provider.js';
 import { StateStore, type CallCounts, type MockContainer, type MockPod } from './state-store.js';
 import { mockAttach, mockExec, mockLogs, type PodSnapshot } from './streams.js';
 
 export const MOCK_ANNOTATION = 'mock.aci-connector.io';
+
+const DEFAULT_CPU_MILLICORES = 5;
+const DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024;
 
 export interface MockProviderOptions {
   nodeName: string;
@@ -143,7 +150,11 @@ export class MockProvider implements Provider {
     const containers: MockContainer[] = (pod.spec?.containers ?? []).map((c) => {
       const own = intAnnotation(pod, `exit-code.${c.name}`);
       const exitCode = own ?? podExit;
-      return exitCode === undefined ? { name: c.name, image: c.image ?? '', runMs } : { name: c.name, image: c.image ?? '', runMs, exitCode };
+      const usage = {
+        cpuMillicores: intAnnotation(pod, `cpu-millicores.${c.name}`) ?? intAnnotation(pod, 'cpu-millicores') ?? DEFAULT_CPU_MILLICORES,
+        memoryBytes: intAnnotation(pod, `memory-bytes.${c.name}`) ?? intAnnotation(pod, 'memory-bytes') ?? DEFAULT_MEMORY_BYTES,
+      };
+      return exitCode === undefined ? { name: c.name, image: c.image ?? '', runMs, ...usage } : { name: c.name, image: c.image ?? '', runMs, exitCode, ...usage };
     });
     const delay = intAnnotation(pod, 'start-delay-ms') ?? this.opts.startDelayMs ?? 0;
     const n = this.store.state.nextIP++;
@@ -197,6 +208,33 @@ export class MockProvider implements Provider {
 
   async listPods(): Promise<ProviderPod[]> {
     return this.ownPods().map((mp) => ({ ref: mp.ref, status: mp.status }));
+  }
+
+  /** The annotated figures for every running container; CPU time is the rate since the run started. */
+  async getPodStats(): Promise<PodUsage[]> {
+    const now = Date.now();
+    const time = new Date(now).toISOString();
+    return this.ownPods().map((mp) => ({
+      ref: mp.ref,
+      containers: mp.containers.flatMap((c) => {
+        const started = mp.runStartedAt[c.name];
+        const running = mp.status.containerStatuses?.find((s) => s.name === c.name)?.state?.running;
+        if (started === undefined || !running) return [];
+        const millicores = c.cpuMillicores ?? DEFAULT_CPU_MILLICORES;
+        const memory = c.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+        return [
+          {
+            name: c.name,
+            time,
+            startTime: new Date(started).toISOString(),
+            usageNanoCores: millicores * 1e6,
+            usageCoreNanoSeconds: Math.round(millicores * 1e6 * (Math.max(0, now - started) / 1000)),
+            workingSetBytes: memory,
+            usageBytes: memory,
+          },
+        ];
+      }),
+    }));
   }
 
   onStatus(listener: StatusListener): void {

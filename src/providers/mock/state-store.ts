@@ -14,6 +14,9 @@ export interface MockContainer {
   /** Exit code after the container's run time, or undefined to run forever. */
   exitCode?: number;
   runMs: number;
+  /** Rule-driven usage figures (annotations cpu-millicores, memory-bytes); absent in older state files. */
+  cpuMillicores?: number;
+  memoryBytes?: number;
 }
 
 export interface MockPod {

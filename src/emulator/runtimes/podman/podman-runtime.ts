@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import {
   RuntimeProvisionError,
   type ContainerGroupRuntime,
+  type ContainerUsageSample,
   type ExecSession,
   type RuntimeContainerSpec,
   type RuntimeGroupSpec,
@@ -39,6 +40,7 @@ import { PodmanStateCache } from './state-cache.js';
 import { Supervisor } from './supervision.js';
 import { viewOf } from './views.js';
 import { prepareVolumes } from './volumes.js';
+import { PodmanStats } from './stats.js';
 import { errorMessage } from '../../../common/errors.js';
 
 export interface PodmanRuntimeOptions {
@@ -83,6 +85,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   readonly layout: PodmanLayout;
   private readonly pool: LoopbackIpPool;
   private readonly groups = new Map<string, GroupRecord>();
+  private podmanStats: PodmanStats | undefined;
   private readonly byCtrName = new Map<string, { group: GroupRecord; record: ContainerRecord }>();
   private readonly opts: PodmanRuntimeOptions;
   private readonly provisioning: ProvisionContext;
@@ -241,6 +244,22 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       rmSync(rec.dir, { recursive: true, force: true });
       if (rec.ip) this.pool.release(rec.ip);
     });
+  }
+
+  /** Real figures from `podman stats` (stats.ts) for the group's running containers. */
+  async usage(id: string): Promise<Record<string, ContainerUsageSample>> {
+    const rec = this.groups.get(id);
+    if (!rec) return {};
+    const running = [...rec.init, ...rec.app].filter((c) => c.ctrId && c.current.state === 'Running');
+    this.podmanStats ??= new PodmanStats(this.cli);
+    const started = new Map(running.flatMap((c) => (c.current.startTime ? [[c.ctrName, c.current.startTime] as const] : [])));
+    const figures = await this.podmanStats.read(running.map((c) => c.ctrName), started);
+    const out: Record<string, ContainerUsageSample> = {};
+    for (const c of running) {
+      const f = figures.get(c.ctrName);
+      if (f) out[c.spec.name] = f;
+    }
+    return out;
   }
 
   async logs(id: string, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string> {
