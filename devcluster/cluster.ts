@@ -167,6 +167,11 @@ async function boot(
     commonName: 'aci-connector-kubelet', server: true, serverNames: ['localhost'], serverIps: ['127.0.0.1'],
   }));
   const sa = serviceAccountKeys(pki);
+  // The aggregation layer (metrics.k8s.io from devcluster/metrics-server): the API server proxies to
+  // aggregated servers with a front-proxy client certificate, trusted through a CA of its own, as kubeadm sets it up.
+  const frontProxyCa = await CertificateAuthority.create('aci-connector-front-proxy-ca');
+  const frontProxyCaPaths = writePair(pki, 'front-proxy-ca', frontProxyCa.pem);
+  const frontProxyClient = writePair(pki, 'front-proxy-client', await frontProxyCa.issue({ commonName: 'front-proxy-client', client: true }));
 
   const kc = (name: string, user: string, pair: { cert: string; key: string }) => {
     const path = join(runDir, `${name}.kubeconfig`);
@@ -207,6 +212,12 @@ async function boot(
     `--kubelet-certificate-authority=${caPaths.cert}`,
     // Bootstrap tokens (kube-system/bootstrap-token-*) authenticate as system:bootstrappers, for TLS bootstrap.
     '--enable-bootstrap-token-auth',
+    `--requestheader-client-ca-file=${frontProxyCaPaths.cert}`, '--requestheader-allowed-names=front-proxy-client',
+    '--requestheader-username-headers=X-Remote-User', '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${frontProxyClient.cert}`, `--proxy-client-key-file=${frontProxyClient.key}`,
+    // No kube-proxy here: aggregated APIs are reached at their EndpointSlice's address, not the Service's cluster IP.
+    '--enable-aggregator-routing=true',
     '--profiling=false', '--v=1',
   ]);
 
@@ -225,6 +236,8 @@ async function boot(
     `--cluster-signing-cert-file=${caPaths.cert}`, `--cluster-signing-key-file=${caPaths.key}`,
     ...(clusterSigningDuration ? [`--cluster-signing-duration=${clusterSigningDuration}`] : []),
     '--controllers=*,bootstrapsigner,tokencleaner',
+    // HPAs are evaluated every 5 s instead of 15 s, so the autoscaling tests take less time.
+    '--horizontal-pod-autoscaler-sync-period=5s',
     '--v=1',
   ]);
   const scheduler = start('kube-scheduler', 'kube-scheduler', [

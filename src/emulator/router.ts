@@ -3,6 +3,7 @@ import type { ArmContext, ArmRequest, ArmResponse } from './context.js';
 import * as groups from './handlers/container-groups.js';
 import * as containers from './handlers/containers.js';
 import * as locations from './handlers/locations.js';
+import * as metrics from './handlers/metrics.js';
 
 export type Handler = (ctx: ArmContext, req: ArmRequest) => Promise<ArmResponse>;
 
@@ -11,6 +12,8 @@ export interface Route {
   operation: string;
   pattern: RegExp;
   handler: Handler;
+  /** The API version the operation takes, when not ACI's (Azure Monitor's metrics). */
+  apiVersion?: string;
 }
 
 const SUB = '/subscriptions/{subscriptionId}';
@@ -54,6 +57,10 @@ export const routes: Route[] = [
   route('GET', `${CONTAINER}/logs`, 'Containers_ListLogs', containers.listLogs),
   route('POST', `${CONTAINER}/exec`, 'Containers_ExecuteCommand', containers.executeCommand),
   route('POST', `${CONTAINER}/attach`, 'Containers_Attach', containers.attach),
+  {
+    ...route('GET', `${GROUP}/providers/Microsoft.Insights/metrics`, 'Metrics_List', metrics.listMetrics),
+    apiVersion: metrics.METRICS_API_VERSION,
+  },
   route('GET', `${LOCATION}/usages`, 'Location_ListUsage', locations.listUsage),
   route('GET', `${LOCATION}/cachedImages`, 'Location_ListCachedImages', locations.listCachedImages),
   route('GET', `${LOCATION}/capabilities`, 'Location_ListCapabilities', locations.listCapabilities),

@@ -120,6 +120,14 @@ export class RuntimeProvisionError extends Error {
   }
 }
 
+/** One container's resource use at one moment, in Azure Monitor's units. */
+export interface ContainerUsageSample {
+  /** CPU in use, in millicores (CpuUsage's unit). */
+  cpuMillicores: number;
+  /** Memory in use, in bytes (MemoryUsage's unit). */
+  memoryBytes: number;
+}
+
 export interface ContainerGroupRuntime {
   readonly kind: 'podman' | 'simulated';
   /**
@@ -144,6 +152,12 @@ export interface ContainerGroupRuntime {
   logs(id: string, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string>;
   exec(id: string, container: string, command: string[], terminal: { cols: number; rows: number }): Promise<ExecSession>;
   attach(id: string, container: string): Promise<ExecSession>;
+  /**
+   * What each running container of the group uses now (Azure Monitor's CpuUsage and
+   * MemoryUsage come from this); containers not running are left out. Optional: a
+   * runtime without it reports no metric data.
+   */
+  usage?(id: string): Promise<Record<string, ContainerUsageSample>>;
   /** Stops everything this runtime started, unless `keep` is set. */
   close(opts?: { keep?: boolean }): Promise<void>;
 }

@@ -298,11 +298,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!apiVersion) {
         throw new ArmError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
       }
-      if (apiVersion !== API_VERSION) {
+      const wantedVersion = match.route.apiVersion ?? API_VERSION;
+      if (apiVersion !== wantedVersion) {
         throw new ArmError(
           400,
           'NoRegisteredProviderFound',
-          `No registered resource provider found for API version '${apiVersion}' and type 'containerGroups'. The supported api-versions are '${API_VERSION}'.`,
+          `No registered resource provider found for API version '${apiVersion}' and type 'containerGroups'. The supported api-versions are '${wantedVersion}'.`,
         );
       }
       const category = categoryOf(method);

@@ -43,6 +43,8 @@ export interface AciConfig {
   /** Node capacity when the usages API gives none. */
   capacity: { cpu: string; memory: string; pods: string };
   defaultSubnetIds: string[];
+  /** How often one group's Azure Monitor metrics are read at most (ms); default 30 s (Azure's grain is a minute). */
+  metricsRefreshMs?: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -62,6 +64,7 @@ export const ENV = {
   capacityCpu: 'ACI_CAPACITY_CPU',
   capacityMemory: 'ACI_CAPACITY_MEMORY',
   capacityPods: 'ACI_CAPACITY_PODS',
+  metricsRefreshSeconds: 'ACI_METRICS_REFRESH_SECONDS',
 } as const;
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -78,6 +81,14 @@ function url(setting: string, v: string | undefined): string | undefined {
   } catch {
     throw new AciConfigError(setting, `${setting} must be an http(s) URL, got '${v}'`);
   }
+}
+
+function metricsRefresh(override: number | undefined, v: string | undefined): { metricsRefreshMs?: number } {
+  if (override !== undefined) return { metricsRefreshMs: override };
+  if (v === undefined) return {};
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new AciConfigError(ENV.metricsRefreshSeconds, `${ENV.metricsRefreshSeconds} must be a positive number of seconds, got '${v}'`);
+  return { metricsRefreshMs: n * 1000 };
 }
 
 /**
@@ -106,6 +117,7 @@ export function loadAciConfig(env: Env = process.env, overrides: Partial<AciConf
     limits: overrides.limits ?? { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 },
     listIntervalMs: overrides.listIntervalMs ?? 10_000,
     statusReadsPerSecond: overrides.statusReadsPerSecond ?? 10,
+    ...metricsRefresh(overrides.metricsRefreshMs, get(ENV.metricsRefreshSeconds)),
     defaultCpu: overrides.defaultCpu ?? 1,
     defaultMemoryInGB: overrides.defaultMemoryInGB ?? 1.5,
     maxCpuPerGroup: overrides.maxCpuPerGroup ?? 4,

@@ -24,6 +24,7 @@ import {
   type PodRef,
   type Provider,
   type ProviderPod,
+  type PodUsage,
   type ProviderPodStatus,
   type StatusListener,
 } from '../../core/provider.js';
@@ -36,6 +37,7 @@ import { EventDeduper } from './events.js';
 import { containerGroupName, identityFromTags } from './naming.js';
 import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
 import { mapPool } from './pool.js';
+import { containerUsage, GroupMetrics } from './metrics.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 import { attachViaWebSocket, execViaWebSocket, ExecShellUnavailableError } from './exec.js';
@@ -123,6 +125,7 @@ export class AciProvider implements Provider {
   private quotaHoldUntil = 0;
   private usageCache: { at: number; capacity: Record<string, string> } | undefined;
   private healthCache: { at: number; h: HealthStatus } | undefined;
+  private readonly metrics: GroupMetrics;
 
   constructor(private readonly o: AciProviderOptions) {
     this.cfg = o.config;
@@ -154,6 +157,13 @@ export class AciProvider implements Provider {
     this.statusBudget = new TokenBucket(Math.max(1, perSecond * 2), perSecond);
     this.passIntervalMs = o.passIntervalMs ?? 2_000;
     this.steadyRefreshMs = o.steadyRefreshMs ?? 30_000;
+    this.metrics = new GroupMetrics({
+      arm: this.arm,
+      armEndpoint: this.cfg.armEndpoint,
+      subscriptionId: this.cfg.subscriptionId,
+      resourceGroup: this.cfg.resourceGroup,
+      ...(this.cfg.metricsRefreshMs !== undefined ? { refreshMs: this.cfg.metricsRefreshMs } : {}),
+    });
     this.followers = new LogFollowerHub({ pollMs: o.logPollMs ?? 2_000, maxFollowers: o.maxLogFollowers ?? 100 });
   }
 
@@ -323,6 +333,32 @@ export class AciProvider implements Provider {
       if (r.status === 'rejected') throw r.reason;
       if (r.value) out.push(r.value);
     }
+    return out;
+  }
+
+  // ---- usage (kubectl top, HPA) ---------------------------------------------
+
+  /** Azure Monitor's figures (metrics.ts) for the groups that run; a group whose read fails is left out this time. */
+  async getPodStats(): Promise<PodUsage[]> {
+    const running = [...this.tracked.values()].filter((t) => !t.vanished && !t.deleting && t.status?.phase === 'Running');
+    this.metrics.retain(new Set(running.map((t) => t.name)));
+    const results = await mapPool(running, 8, async (t) => {
+      const figures = await this.metrics.figures(t.name);
+      const starts = new Map<string, string>();
+      for (const c of [...(t.status?.initContainerStatuses ?? []), ...(t.status?.containerStatuses ?? [])]) {
+        const at = c.state?.running?.startedAt;
+        if (at) starts.set(c.name, new Date(at).toISOString());
+      }
+      return { ref: t.ref, containers: containerUsage(figures, starts, Date.now()) };
+    });
+    const out: PodUsage[] = [];
+    let failure: Error | undefined;
+    for (const r of results) {
+      if (r.status === 'fulfilled') out.push(r.value);
+      else failure ??= r.reason instanceof Error ? r.reason : new Error(`reading Azure Monitor metrics failed: ${JSON.stringify(r.reason)}`);
+    }
+    // Only when nothing could be read is it an error (scrape_error 1); partial figures are still figures.
+    if (out.length === 0 && failure !== undefined) throw failure;
     return out;
   }
 

@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import {
   RuntimeProvisionError,
   type ContainerGroupRuntime,
+  type ContainerUsageSample,
   type ExecSession,
   type RuntimeContainerSpec,
   type RuntimeContainerState,
@@ -36,6 +37,7 @@ import { busyboxImage } from './local-images.js';
 import { diagnose, PodmanPreflightError, preflightPodman } from './preflight.js';
 import { preparePodman, type PodmanLayout } from './setup.js';
 import { prepareVolumes } from './volumes.js';
+import { PodmanStats } from './stats.js';
 
 export interface PodmanRuntimeOptions {
   /** The emulator's folder for podman's storage, run state, events and volumes. */
@@ -183,6 +185,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly opts: PodmanRuntimeOptions;
   private readonly startedAt = new Date();
+  private podmanStats: PodmanStats | undefined;
   private eventsChild: ChildProcess | undefined;
   private lastEventTime: string | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -313,6 +316,22 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       rmSync(rec.dir, { recursive: true, force: true });
       if (rec.ip) this.pool.release(rec.ip);
     });
+  }
+
+  /** Real figures from `podman stats` (stats.ts) for the group's running containers. */
+  async usage(id: string): Promise<Record<string, ContainerUsageSample>> {
+    const rec = this.groups.get(id);
+    if (!rec) return {};
+    const running = [...rec.init, ...rec.app].filter((c) => c.ctrId && c.current.state === 'Running');
+    this.podmanStats ??= new PodmanStats(this.cli);
+    const started = new Map(running.flatMap((c) => (c.current.startTime ? [[c.ctrName, c.current.startTime] as const] : [])));
+    const figures = await this.podmanStats.read(running.map((c) => c.ctrName), started);
+    const out: Record<string, ContainerUsageSample> = {};
+    for (const c of running) {
+      const f = figures.get(c.ctrName);
+      if (f) out[c.spec.name] = f;
+    }
+    return out;
   }
 
   async logs(id: string, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string> {

@@ -3,7 +3,7 @@ import type { RuntimeContainerSpec } from '../../runtime.js';
 
 export type SimulatedFate =
   /** Runs until stopped (or for `runMs`, then exits 0). */
-  | { kind: 'runs'; runMs?: number; logs?: string[] }
+  | { kind: 'runs'; runMs?: number; logs?: string[]; usage?: { cpuMillicores?: number; memoryBytes?: number } }
   /** Runs for `runMs` (default: the runtime's `exitAfterMs`), then exits with `exitCode`. */
   | { kind: 'exits'; exitCode: number; runMs?: number; logs?: string[] }
   /** The image cannot be pulled: provisioning fails. */

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import {
   RuntimeProvisionError,
   type ContainerGroupRuntime,
+  type ContainerUsageSample,
   type ExecSession,
   type RuntimeContainerSpec,
   type RuntimeContainerState,
@@ -17,6 +18,7 @@ import {
 } from '../../runtime.js';
 import { fateFor, type SimulatedFate, type SimulatedRule } from './fates.js';
 import { simulatedExec } from './exec.js';
+import { simulatedUsage } from './usage.js';
 
 export type { SimulatedFate, SimulatedRule } from './fates.js';
 
@@ -249,6 +251,15 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
       }
     }
     g.onChange();
+  }
+
+  async usage(id: string): Promise<Record<string, ContainerUsageSample>> {
+    const g = this.groups.get(id);
+    const out: Record<string, ContainerUsageSample> = {};
+    for (const c of [...(g?.init ?? []), ...(g?.main ?? [])]) {
+      if (c.current.state === 'Running' && c.current.startTime) out[c.spec.name] = simulatedUsage(c.spec, c.fate, c.current.startTime);
+    }
+    return out;
   }
 
   view(id: string): RuntimeGroupView | undefined {
