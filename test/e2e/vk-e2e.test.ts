@@ -11,7 +11,7 @@
  *   the suite's namespace, which is how Virtual Kubelet's CI runs it (the kubelet in a pod named after
  *   its node). Here that pod stands for the connector process: bound to a Node object for the host
  *   machine, with the front's address as its pod IP (written through pods/status, as the host's
- *   kubelet would). The API server's pod proxy sends no client credentials, so the connector lets
+ *   kubelet would). The API server's pod proxy sends no credentials a kubelet accepts, so the connector lets
  *   anonymous requests in, and RBAC allows system:anonymous only nodes/stats and nodes/metrics of
  *   this node; everything else stays refused.
  * A third test runs Virtual Kubelet's own mock (the benchmark's peer) through the same fronts, pod
