@@ -101,7 +101,21 @@ export class GroupMetrics {
   private readonly cache = new Map<string, { at: number; figures: GroupFigures }>();
   private readonly inflight = new Map<string, Promise<GroupFigures>>();
 
-  constructor(private readonly o: GroupMetricsOptions) {}
+  constructor(private readonly o: GroupMetricsOptions) {
+    // The ACI client's CustomApiVersionPolicy rewrites every api-version to ACI's (2023-05-01);
+    // Metrics_List needs Azure Monitor's. Policies added later run after it, so this one restores it.
+    o.arm.client.pipeline.addPolicy({
+      name: 'aciMetricsApiVersion',
+      sendRequest: (request, next) => {
+        const url = new URL(request.url);
+        if (/\/providers\/Microsoft\.Insights\/metrics$/i.test(url.pathname)) {
+          url.searchParams.set('api-version', METRICS_API_VERSION);
+          request.url = url.toString();
+        }
+        return next(request);
+      },
+    });
+  }
 
   private url(group: string): string {
     const { armEndpoint, subscriptionId, resourceGroup } = this.o;
