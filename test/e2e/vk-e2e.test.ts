@@ -219,11 +219,11 @@ function virtualKubeletMock(t: TestContext): StartNode {
   };
 }
 
-test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the mock provider`, { timeout: 10 * 60_000 }, async (t) => {
+test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the mock provider`, { timeout: 8 * 60_000 }, async (t) => {
   await suiteAgainst(t, connectorNode(t, []));
 });
 
-test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`, { timeout: 10 * 60_000 }, async (t) => {
+test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`, { timeout: 8 * 60_000 }, async (t) => {
   assert.ok(process.env.ACI_ARM_ENDPOINT === emulator.emu.endpoint, 'the connector is pointed at the emulator');
   // In a VNet, as the suite needs: it waits for every pod to have a pod IP, and ACI gives a group
   // without declared ports (the suite's pods declare none) an IP only in a subnet.
@@ -234,6 +234,6 @@ test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the A
   await suiteAgainst(t, connectorNode(t, ['--provider', 'aci']));
 });
 
-test(`control: Virtual Kubelet's own mock passes the same suite through the same fronts`, { timeout: 10 * 60_000 }, async (t) => {
+test(`control: Virtual Kubelet's own mock passes the same suite through the same fronts`, { timeout: 8 * 60_000 }, async (t) => {
   await suiteAgainst(t, virtualKubeletMock(t));
 });
