@@ -11,19 +11,21 @@
  *   the suite's namespace, which is how Virtual Kubelet's CI runs it (the kubelet in a pod named after
  *   its node). Here that pod stands for the connector process: bound to a Node object for the host
  *   machine, with the front's address as its pod IP (written through pods/status, as the host's
- *   kubelet would). The API server's pod proxy sends no client credentials, so the connector lets
+ *   kubelet would). The API server's pod proxy sends no credentials a kubelet accepts, so the connector lets
  *   anonymous requests in, and RBAC allows system:anonymous only nodes/stats and nodes/metrics of
  *   this node; everything else stays refused.
+ * A third test runs Virtual Kubelet's own mock (the benchmark's peer) through the same fronts, pod
+ * and RBAC, as the control that the harness itself lets a conforming node pass.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { CertificateAuthority, writePair } from '../../devcluster/certs.js';
-import { repoRoot } from '../../devcluster/cluster.js';
+import { freePort, repoRoot } from '../../devcluster/cluster.js';
 import { createNetworkNamespace } from '../../devcluster/netns.js';
 import { adminKubeConfig, freshNamespace, testCluster, waitFor } from '../support/cluster.js';
 import { useEmulatorForFile } from './aci-emulator-env.js';
@@ -142,7 +144,10 @@ function runSuite(bin: string, namespace: string, nodeName: string): Promise<Sui
   });
 }
 
-async function suiteAgainstConnector(t: TestContext, extraArgs: string[]): Promise<void> {
+/** What runs the node under test: started once the namespace, its certificate and RBAC exist. */
+type StartNode = (nodeName: string, address: string, serving: { cert: string; key: string }) => Promise<{ port: number; output: () => string }>;
+
+async function suiteAgainst(t: TestContext, startNode: StartNode): Promise<void> {
   const bin = await suiteBinary();
   const nodeName = uniqueNodeName('vk-e2e');
   const namespace = await freshNamespace(t, 'vk-e2e');
@@ -151,16 +156,9 @@ async function suiteAgainstConnector(t: TestContext, extraArgs: string[]): Promi
   const serving = await servingPair(ns.address);
   await allowAnonymousStats(t, nodeName);
 
-  const h = await startConnector(t, {
-    nodeName,
-    extraArgs: ['--node-ip', ns.address, '--kubelet-tls-cert', serving.cert, '--kubelet-tls-key', serving.key, '--kubelet-anonymous-auth', ...extraArgs],
-  });
-  const port = await waitFor('the node to advertise its kubelet port', async () => {
-    const p = (await core().readNode({ name: h.nodeName })).status?.daemonEndpoints?.kubeletEndpoint?.Port;
-    return p && p > 0 ? p : undefined;
-  });
-  await ns.front(port, port);
-  if (port !== KUBELET_PORT_IN_POD) await ns.front(KUBELET_PORT_IN_POD, port);
+  const node = await startNode(nodeName, ns.address, serving);
+  await ns.front(node.port, node.port);
+  if (node.port !== KUBELET_PORT_IN_POD) await ns.front(KUBELET_PORT_IN_POD, node.port);
   await connectorPod(t, namespace, nodeName, ns.address);
 
   const run = await runSuite(bin, namespace, nodeName);
@@ -171,16 +169,61 @@ async function suiteAgainstConnector(t: TestContext, extraArgs: string[]): Promi
   const passed = subtests.filter((s) => s.verdict === 'PASS').length;
   t.diagnostic(`Virtual Kubelet ${pinnedVersion()} e2e suite: ${passed} of ${subtests.length} passed`);
   assert.deepEqual(subtests.map((s) => s.name).sort(), SUITE_TESTS, `the suite ran its ${SUITE_TESTS.length} tests:\n${run.output.slice(-4000)}`);
-  assert.deepEqual(failed, [], `failed:\n${why}\n\nconnector output (tail):\n${h.output().slice(-3000)}`);
+  assert.deepEqual(failed, [], `failed:\n${why}\n\nnode output (tail):\n${node.output().slice(-3000)}`);
   assert.equal(result.verdicts.get(SUITE_PARENT), 'PASS');
   assert.equal(run.code, 0, run.output.slice(-2000));
 }
 
-test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the mock provider`, { timeout: 10 * 60_000 }, async (t) => {
-  await suiteAgainstConnector(t, []);
+/** The connector (its kubelet API on loopback), with the suite's node address and certificate. */
+function connectorNode(t: TestContext, extraArgs: string[]): StartNode {
+  return async (nodeName, address, serving) => {
+    const h = await startConnector(t, {
+      nodeName,
+      extraArgs: ['--node-ip', address, '--kubelet-tls-cert', serving.cert, '--kubelet-tls-key', serving.key, '--kubelet-anonymous-auth', ...extraArgs],
+    });
+    const port = await waitFor('the node to advertise its kubelet port', async () => {
+      const p = (await core().readNode({ name: h.nodeName })).status?.daemonEndpoints?.kubeletEndpoint?.Port;
+      return p && p > 0 ? p : undefined;
+    });
+    return { port, output: () => h.output() };
+  };
+}
+
+/** Virtual Kubelet itself with its mock provider (the benchmark's peer, bench/peers/build.sh), as the control. */
+function virtualKubeletMock(t: TestContext): StartNode {
+  return async (nodeName, address, serving) => {
+    const bin = process.env.ACI_VK_BIN ?? (await exec('bash', [join(repoRoot, 'bench/peers/build.sh'), 'vk'], { maxBuffer: 16 * 1024 * 1024 })).stdout.trim().split('\n').pop();
+    assert.ok(bin, 'bench/peers/build.sh printed the binary');
+    const dir = mkdtempSync(join(testCluster().runDir, 'vk-mock-'));
+    const config = join(dir, 'mock.json');
+    writeFileSync(config, JSON.stringify({ [nodeName]: { cpu: '20', memory: '100Gi', pods: '110' } }));
+    const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
+    // VK's kubelet API binds every address (":PORT"); the suite reaches it only through the front.
+    const proc = spawn(bin, ['--provider', 'mock', '--provider-config', config, '--nodename', nodeName, '--kubeconfig', testCluster().kubeconfig, '--metrics-addr', `127.0.0.1:${metricsPort}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, KUBELET_PORT: String(port), VKUBELET_POD_IP: address, APISERVER_CERT_LOCATION: serving.cert, APISERVER_KEY_LOCATION: serving.key },
+    });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => proc.once('exit', r));
+    t.after(async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      await core().deleteNode({ name: nodeName }).catch(() => undefined);
+    });
+    await waitFor(`Virtual Kubelet's node ${nodeName}`, () => core().readNode({ name: nodeName }).then(() => true, () => false));
+    return { port, output: () => out };
+  };
+}
+
+test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the mock provider`, { timeout: 8 * 60_000 }, async (t) => {
+  await suiteAgainst(t, connectorNode(t, []));
 });
 
-test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`, { timeout: 10 * 60_000 }, async (t) => {
+test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`, { timeout: 8 * 60_000 }, async (t) => {
   assert.ok(process.env.ACI_ARM_ENDPOINT === emulator.emu.endpoint, 'the connector is pointed at the emulator');
   // In a VNet, as the suite needs: it waits for every pod to have a pod IP, and ACI gives a group
   // without declared ports (the suite's pods declare none) an IP only in a subnet.
@@ -188,5 +231,9 @@ test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the A
   t.after(() => {
     delete process.env.ACI_SUBNET_IDS;
   });
-  await suiteAgainstConnector(t, ['--provider', 'aci']);
+  await suiteAgainst(t, connectorNode(t, ['--provider', 'aci']));
+});
+
+test(`control: Virtual Kubelet's own mock passes the same suite through the same fronts`, { timeout: 8 * 60_000 }, async (t) => {
+  await suiteAgainst(t, virtualKubeletMock(t));
 });
