@@ -35,6 +35,7 @@ import { ArmRequestError } from './errors.js';
 import { EventDeduper } from './events.js';
 import { containerGroupName, identityFromTags } from './naming.js';
 import { podToContainerGroup, type MappingOptions } from './pod-to-group.js';
+import { ImageConfigResolver, type ImageConfigSource } from './image-config.js';
 import { mapPool } from './pool.js';
 import { groupToPodStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
@@ -60,6 +61,8 @@ export interface AciProviderOptions {
   /** Concurrent `kubectl logs -f` clients served at once (all share one poll per container). Default 100. */
   maxLogFollowers?: number;
   onArmAttempt?: (a: ArmAttempt) => void;
+  /** Where images' ENTRYPOINTs are read (default: their registries, with a cache). */
+  imageConfigs?: ImageConfigSource;
   /** Retry tuning for ArmCaller (tests shorten it). */
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
 }
@@ -149,6 +152,7 @@ export class AciProvider implements Provider {
       defaults: { cpu: this.cfg.defaultCpu, memoryInGB: this.cfg.defaultMemoryInGB },
       maximums: { cpu: this.cfg.maxCpuPerGroup, memoryInGB: this.cfg.maxMemoryInGBPerGroup },
       defaultSubnetIds: this.cfg.defaultSubnetIds,
+      imageConfigs: o.imageConfigs ?? new ImageConfigResolver(),
     };
     const perSecond = this.cfg.statusReadsPerSecond;
     this.statusBudget = new TokenBucket(Math.max(1, perSecond * 2), perSecond);
