@@ -90,7 +90,7 @@ interface ConfigDoc {
 }
 
 function stringArray(v: unknown): string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : [];
+  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : [];
 }
 
 function sha256(bytes: Buffer): string {

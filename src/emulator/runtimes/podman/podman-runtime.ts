@@ -33,6 +33,7 @@ import { containerLogs } from './logs.js';
 import { PodmanError, type PodmanCli } from './podman-cli.js';
 import { ProbeRunner } from './probes.js';
 import { busyboxImage } from './local-images.js';
+import { ensureImage } from './pull.js';
 import { diagnose, PodmanPreflightError, preflightPodman } from './preflight.js';
 import { preparePodman, type PodmanLayout } from './setup.js';
 import { prepareVolumes } from './volumes.js';
@@ -507,14 +508,9 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     }
   }
 
-  /** Resolves undefined when the image is present (pulled if need be), else the reason. */
-  private async ensureImage(image: string): Promise<string | undefined> {
-    const exists = await this.cli.exec(['image', 'exists', image]);
-    if (exists.code === 0) return undefined;
-    const pull = await this.cli.exec(['pull', '--quiet', image], { timeoutMs: this.opts.pullTimeoutMs ?? 600_000 });
-    if (pull.code === 0) return undefined;
-    const lines = pull.stderr.trim().split('\n');
-    return lines[lines.length - 1]?.replace(/^Error:\s*/, '') || `podman pull exited with ${pull.code}`;
+  /** Resolves undefined when the image is present (pulled if need be), else the reason (pull.ts). */
+  private ensureImage(image: string): Promise<string | undefined> {
+    return ensureImage(this.cli, image, { timeoutMs: this.opts.pullTimeoutMs ?? 600_000 });
   }
 
   private async createPod(rec: GroupRecord): Promise<void> {
