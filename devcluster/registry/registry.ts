@@ -32,7 +32,8 @@ export interface RunningRegistry {
 }
 
 /** The registry's configuration: loopback only, no debug or metrics listener, quiet logs. */
-function configYaml(addr: string, dataDir: string): string {
+function configYaml(addr: string, dataDir: string, htpasswdFile?: string): string {
+  const auth = htpasswdFile ? ['auth:', '  htpasswd:', '    realm: aci-connector-test', `    path: ${JSON.stringify(htpasswdFile)}`] : [];
   return [
     'version: 0.1',
     'log:',
@@ -49,25 +50,36 @@ function configYaml(addr: string, dataDir: string): string {
     '      enabled: false',
     'http:',
     `  addr: ${JSON.stringify(addr)}`,
+    ...auth,
     '',
   ].join('\n');
 }
 
+/** The API root answers: 200, or 401 when it asks for credentials. */
 async function answers(host: string): Promise<boolean> {
   try {
     const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(2_000) });
     await res.body?.cancel();
-    return res.status === 200;
+    return res.status === 200 || res.status === 401;
   } catch {
     return false;
   }
 }
 
-/**
- * Starts a registry in a new folder under `runDir` (the test run's folder). `port` picks the
- * port (a test that first needs the port closed, then open); default: a free one.
- */
-export async function startRegistry(runDir: string, opts: { port?: number; name?: string } = {}): Promise<RunningRegistry> {
+export interface RegistryOptions {
+  /** The port (a test that first needs it closed, then open); default: a free one. */
+  port?: number;
+  /** Names the folder and the process. */
+  name?: string;
+  /**
+   * Basic auth on every request (the registry's htpasswd mode) for one user; the registry
+   * accepts only bcrypt hashes, so the caller brings one (a test user's, made once).
+   */
+  htpasswd?: { username: string; bcryptHash: string };
+}
+
+/** Starts a registry in a new folder under `runDir` (the test run's folder). */
+export async function startRegistry(runDir: string, opts: RegistryOptions = {}): Promise<RunningRegistry> {
   const bin = join(await registryBinDir(), 'registry');
   const dir = mkdtempSync(join(runDir, `${opts.name ?? 'registry'}-`));
   const dataDir = join(dir, 'data');
@@ -75,7 +87,12 @@ export async function startRegistry(runDir: string, opts: { port?: number; name?
   const port = opts.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const config = join(dir, 'config.yml');
-  writeFileSync(config, configYaml(host, dataDir));
+  let htpasswdFile: string | undefined;
+  if (opts.htpasswd) {
+    htpasswdFile = join(dir, 'htpasswd');
+    writeFileSync(htpasswdFile, `${opts.htpasswd.username}:${opts.htpasswd.bcryptHash}\n`, { mode: 0o600 });
+  }
+  writeFileSync(config, configYaml(host, dataDir, htpasswdFile));
   // Tracing would export to an OTLP collector; there is none.
   const env = { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' };
   const name = `${opts.name ?? 'registry'}-${port}`;

@@ -56,12 +56,19 @@ after(async () => {
   process.env = saved;
 });
 
+/** The private registry's test user; the registry takes bcrypt hashes only, so this one was made once. */
+const ROBOT = { username: 'robot', password: 'aci-test-pull-pw', bcryptHash: '$2b$05$cz1AUKmU931ke8W5AwETzO4USQQUyeihRXnET8nbqJlvl253DIGBq' };
+
 /** A registry on loopback with the test image pushed as `repo:v1`; returns the image name. */
-async function registryWithImage(repo: string, port?: number): Promise<string> {
-  const reg = await startRegistry(runDir(), { ...(port ? { port } : {}), name: 'registry' });
+async function registryWithImage(repo: string, opts: { port?: number; private?: boolean } = {}): Promise<string> {
+  const reg = await startRegistry(runDir(), {
+    ...(opts.port ? { port: opts.port } : {}),
+    name: 'registry',
+    ...(opts.private ? { htpasswd: { username: ROBOT.username, bcryptHash: ROBOT.bcryptHash } } : {}),
+  });
   registries.push(reg);
   const image = `${reg.host}/${repo}:v1`;
-  await pushTestImage(fx!.runtime.cli, localImage, image);
+  await pushTestImage(fx!.runtime.cli, localImage, image, opts.private ? ROBOT : undefined);
   // The shared test store may hold this name from an earlier run on the same port: drop it, so
   // that the emulator's copy can only come from pulling it.
   await fx!.runtime.cli.exec(['rmi', '--force', image]);
@@ -128,8 +135,41 @@ test('an image on a registry that does not answer keeps the pod Pending with the
   assert.ok(!(await inspector!.arm.listGroups()).some((g) => g.containers.some((c) => c.image === image)));
 
   // The registry comes up on that port with the image: the next retry runs the pod.
-  await registryWithImage('late/app', port);
+  await registryWithImage('late/app', { port });
   const log = await runningWithLog(ns, 'late', /args:/);
   assert.match(log, /^entrypoint ran as \/entry\.sh$/m);
   assert.match(log, /^args: \[late\]$/m);
+});
+
+test("a private registry: the pod's imagePullSecret reads the ENTRYPOINT and pulls; without it the pod waits saying so", { timeout: 600_000 }, async (t) => {
+  const image = await registryWithImage('private/entry', { private: true });
+  const host = image.slice(0, image.indexOf('/'));
+  const ns = await freshNamespace(t, 'args-private');
+  const auth = Buffer.from(`${ROBOT.username}:${ROBOT.password}`).toString('base64');
+  await core().createNamespacedSecret({
+    namespace: ns,
+    body: {
+      metadata: { name: 'pull' },
+      type: 'kubernetes.io/dockerconfigjson',
+      stringData: { '.dockerconfigjson': JSON.stringify({ auths: { [host]: { auth } } }) },
+    },
+  });
+  const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+  const withSecret = argsPod(h.nodeName, 'with-secret', image, ['private']);
+  withSecret.spec!.imagePullSecrets = [{ name: 'pull' }];
+  await core().createNamespacedPod({ namespace: ns, body: withSecret });
+  await core().createNamespacedPod({ namespace: ns, body: argsPod(h.nodeName, 'no-secret', image, ['private']) });
+
+  const log = await runningWithLog(ns, 'with-secret', /args:/);
+  assert.match(log, /^entrypoint ran as \/entry\.sh$/m);
+  assert.match(log, /^args: \[private\]$/m);
+
+  const waiting = await waitFor('no-secret waiting in ErrImagePull', async () => {
+    const p = await core().readNamespacedPod({ name: 'no-secret', namespace: ns });
+    const w = p.status?.containerStatuses?.[0]?.state?.waiting;
+    return w?.reason === 'ErrImagePull' ? { phase: p.status?.phase, message: w.message ?? '' } : undefined;
+  }, { timeoutMs: 120_000 });
+  assert.equal(waiting.phase, 'Pending');
+  assert.match(waiting.message, new RegExp(`${host.replace(/\./g, '\\.')} requires credentials for private/entry .*add an imagePullSecret`));
+  assert.ok(!waiting.message.includes(ROBOT.password));
 });

@@ -50,8 +50,9 @@ export async function buildTestImage(cli: PodmanCli, recipe: ImageRecipe): Promi
   return name;
 }
 
-/** Pushes a local image to `target` (`127.0.0.1:PORT/repo:tag`) over plain HTTP. */
-export async function pushTestImage(cli: PodmanCli, local: string, target: string): Promise<void> {
+/** Pushes a local image to `target` (`127.0.0.1:PORT/repo:tag`) over plain HTTP, with a test user's credentials if given. */
+export async function pushTestImage(cli: PodmanCli, local: string, target: string, creds?: { username: string; password: string }): Promise<void> {
   if (!/^127\.\d+\.\d+\.\d+:\d+\//.test(target)) throw new Error(`test images go to loopback registries only, not ${target}`);
-  await cli.run(['push', '--quiet', '--tls-verify=false', local, `docker://${target}`], { timeoutMs: 300_000 });
+  const auth = creds ? ['--creds', `${creds.username}:${creds.password}`] : [];
+  await cli.run(['push', '--quiet', '--tls-verify=false', ...auth, local, `docker://${target}`], { timeoutMs: 300_000 });
 }

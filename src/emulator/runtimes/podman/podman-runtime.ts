@@ -491,7 +491,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     const pulled = new Map<string, Promise<string | undefined>>();
     for (const c of all) {
       c.events.add('Pulling', 'Normal', `pulling image "${c.spec.image}"`);
-      if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, this.ensureImage(c.spec.image).catch((e: unknown) => (e instanceof Error ? e.message : String(e))));
+      if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, this.ensureImage(c.spec.image, rec.spec.registryCredentials).catch((e: unknown) => (e instanceof Error ? e.message : String(e))));
     }
     for (const c of all) {
       const image = c.spec.image;
@@ -509,8 +509,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   }
 
   /** Resolves undefined when the image is present (pulled if need be), else the reason (pull.ts). */
-  private ensureImage(image: string): Promise<string | undefined> {
-    return ensureImage(this.cli, image, { timeoutMs: this.opts.pullTimeoutMs ?? 600_000 });
+  private ensureImage(image: string, credentials: RuntimeGroupSpec['registryCredentials']): Promise<string | undefined> {
+    return ensureImage(this.cli, image, { timeoutMs: this.opts.pullTimeoutMs ?? 600_000, credentials, tmpDir: this.layout.tmpdir });
   }
 
   private async createPod(rec: GroupRecord): Promise<void> {
