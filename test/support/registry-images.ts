@@ -12,7 +12,7 @@ import type { PodmanCli } from '../../src/emulator/runtimes/podman/podman-cli.js
 import { busyboxImage } from './images.js';
 
 export interface ImageRecipe {
-  /** Files to COPY into the image: path in the image → content (made executable). */
+  /** Files to COPY into the image: path in the image → content (mode 755, which COPY keeps). */
   files?: Record<string, string>;
   entrypoint?: string[];
   cmd?: string[];
@@ -20,7 +20,7 @@ export interface ImageRecipe {
 
 function containerfile(base: string, r: ImageRecipe): string {
   const lines = [`FROM ${base}`];
-  for (const path of Object.keys(r.files ?? {})) lines.push(`COPY --chmod=755 ${fileNameFor(path)} ${path}`);
+  for (const path of Object.keys(r.files ?? {})) lines.push(`COPY ${fileNameFor(path)} ${path}`);
   if (r.entrypoint) lines.push(`ENTRYPOINT ${JSON.stringify(r.entrypoint)}`);
   if (r.cmd) lines.push(`CMD ${JSON.stringify(r.cmd)}`);
   return `${lines.join('\n')}\n`;
