@@ -80,14 +80,14 @@ function argsPod(node: string, name: string, image: string, args: string[]): V1P
 }
 
 async function runningWithLog(ns: string, name: string, want: RegExp): Promise<string> {
-  await waitFor(`${name} Running`, async () => (await core().readNamespacedPod({ name, namespace: ns })).status?.phase === 'Running', { timeoutMs: 300_000 });
+  await waitFor(`${name} Running`, async () => (await core().readNamespacedPod({ name, namespace: ns })).status?.phase === 'Running', { timeoutMs: 240_000 });
   return waitFor(`${name}'s log`, async () => {
     const r = await kubectl(['-n', ns, 'logs', name]);
     return r.code === 0 && want.test(r.stdout) ? r.stdout : undefined;
-  }, { timeoutMs: 120_000 });
+  }, { timeoutMs: 60_000 });
 }
 
-test('a pod that sets only args runs the image ENTRYPOINT with those args, read from the registry', { timeout: 600_000 }, async (t) => {
+test('a pod that sets only args runs the image ENTRYPOINT with those args, read from the registry', { timeout: 420_000 }, async (t) => {
   const image = await registryWithImage('args/entry');
   const ns = await freshNamespace(t, 'args-entrypoint');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
@@ -141,7 +141,7 @@ test('an image on a registry that does not answer keeps the pod Pending with the
   assert.match(log, /^args: \[late\]$/m);
 });
 
-test("a private registry: the pod's imagePullSecret reads the ENTRYPOINT and pulls; without it the pod waits saying so", { timeout: 600_000 }, async (t) => {
+test("a private registry: the pod's imagePullSecret reads the ENTRYPOINT and pulls; without it the pod waits saying so", { timeout: 480_000 }, async (t) => {
   const image = await registryWithImage('private/entry', { private: true });
   const host = image.slice(0, image.indexOf('/'));
   const ns = await freshNamespace(t, 'args-private');
