@@ -53,6 +53,8 @@ export interface RuntimeGroupSpec {
   initContainers: RuntimeContainerSpec[];
   containers: RuntimeContainerSpec[];
   volumes: RuntimeVolume[];
+  /** The group's imageRegistryCredentials with a username and password (secret: never logged). */
+  registryCredentials?: { server: string; username: string; password: string }[];
   /** Present when the group asks for an IP address; the runtime allocates it. */
   ipAddress?: { type: 'Public' | 'Private'; ports: { port: number; protocol: 'TCP' | 'UDP' }[] };
 }

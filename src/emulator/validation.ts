@@ -228,6 +228,8 @@ export function toRuntimeSpec(id: string, name: string, p: ContainerGroupPropert
     containers,
     volumes,
   };
+  const creds = (p.imageRegistryCredentials ?? []).flatMap((c) => (c.username && c.password ? [{ server: c.server, username: c.username, password: c.password }] : []));
+  if (creds.length) spec.registryCredentials = creds;
   if (p.ipAddress) {
     spec.ipAddress = { type: p.ipAddress.type, ports: p.ipAddress.ports.map((x) => ({ port: x.port, protocol: x.protocol ?? 'TCP' })) };
   }

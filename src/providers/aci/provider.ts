@@ -35,6 +35,7 @@ import { ArmRequestError } from './errors.js';
 import { AciNodeHealth } from './health.js';
 import { containerGroupName, identityFromTags } from './naming.js';
 import { podToContainerGroup, type MappingOptions } from './mapping/pod-to-group.js';
+import { ImageConfigResolver, type ImageConfigSource } from './image-config.js';
 import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
 import { containerUsage, GroupMetrics } from './metrics.js';
@@ -60,6 +61,8 @@ export interface AciProviderOptions {
   /** Concurrent `kubectl logs -f` clients served at once (all share one poll per container). Default 100. */
   maxLogFollowers?: number;
   onArmAttempt?: (a: ArmAttempt) => void;
+  /** Where images' ENTRYPOINTs are read (default: their registries, with a cache). */
+  imageConfigs?: ImageConfigSource;
   /** Retry tuning for ArmCaller (tests shorten it). */
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
   /** Where background failures (status passes, log followers, health checks) are logged; silent by default. */
@@ -122,6 +125,7 @@ export class AciProvider implements Provider {
       defaults: { cpu: this.cfg.defaultCpu, memoryInGB: this.cfg.defaultMemoryInGB },
       maximums: { cpu: this.cfg.maxCpuPerGroup, memoryInGB: this.cfg.maxMemoryInGBPerGroup },
       defaultSubnetIds: this.cfg.defaultSubnetIds,
+      imageConfigs: o.imageConfigs ?? new ImageConfigResolver(),
     };
     this.watcher = new StatusWatcher({
       arm: this.arm,

@@ -109,7 +109,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     this.cli = setup.cli;
     this.layout = setup.layout;
     this.pool = new LoopbackIpPool(opts.ipPool ?? '127.20.0.0/16', opts.ipLeaseDir);
-    this.provisioning = { cli: this.cli, pool: this.pool, instanceId: this.instanceId, owner: this.owner, pullTimeoutMs: opts.pullTimeoutMs ?? 600_000 };
+    this.provisioning = { cli: this.cli, pool: this.pool, instanceId: this.instanceId, owner: this.owner, pullTimeoutMs: opts.pullTimeoutMs ?? 600_000, tmpDir: this.layout.tmpdir };
     this.cache = new PodmanStateCache({
       cli: this.cli,
       instanceId: this.instanceId,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { RuntimeProvisionError } from '../../runtime.js';
 import { errorMessage } from '../../../common/errors.js';
 import type { LoopbackIpPool } from './ip-pool.js';
+import { ensureImage } from './pull.js';
 import { PodmanError, type PodmanCli } from './podman-cli.js';
 import { LABEL_CONTAINER, LABEL_GROUP, LABEL_INSTANCE, LABEL_KIND, LABEL_OWNER, sanitize, type ContainerRecord, type GroupRecord } from './records.js';
 
@@ -19,6 +20,8 @@ export interface ProvisionContext {
   owner: string;
   /** Timeout of one image pull (ms). */
   pullTimeoutMs: number;
+  /** Where a pull's private auth file is written. */
+  tmpDir: string;
 }
 
 export async function pullImages(ctx: ProvisionContext, rec: GroupRecord): Promise<void> {
@@ -27,7 +30,7 @@ export async function pullImages(ctx: ProvisionContext, rec: GroupRecord): Promi
   const pulled = new Map<string, Promise<string | undefined>>();
   for (const c of all) {
     c.events.add('Pulling', 'Normal', `pulling image "${c.spec.image}"`);
-    if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, ensureImage(ctx, c.spec.image).catch((e: unknown) => errorMessage(e)));
+    if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, pullImage(ctx, c.spec.image, rec.spec.registryCredentials).catch((e: unknown) => errorMessage(e)));
   }
   for (const c of all) {
     const image = c.spec.image;
@@ -44,14 +47,9 @@ export async function pullImages(ctx: ProvisionContext, rec: GroupRecord): Promi
   }
 }
 
-/** Resolves undefined when the image is present (pulled if need be), else the reason. */
-async function ensureImage(ctx: ProvisionContext, image: string): Promise<string | undefined> {
-  const exists = await ctx.cli.exec(['image', 'exists', image]);
-  if (exists.code === 0) return undefined;
-  const pull = await ctx.cli.exec(['pull', '--quiet', image], { timeoutMs: ctx.pullTimeoutMs ?? 600_000 });
-  if (pull.code === 0) return undefined;
-  const lines = pull.stderr.trim().split('\n');
-  return lines[lines.length - 1]?.replace(/^Error:\s*/, '') || `podman pull exited with ${pull.code}`;
+/** Resolves undefined when the image is present (pulled if need be), else the reason (pull.ts). */
+function pullImage(ctx: ProvisionContext, image: string, credentials: GroupRecord['spec']['registryCredentials']): Promise<string | undefined> {
+  return ensureImage(ctx.cli, image, { timeoutMs: ctx.pullTimeoutMs, credentials, tmpDir: ctx.tmpDir });
 }
 
 export async function createPod(ctx: ProvisionContext, rec: GroupRecord): Promise<void> {

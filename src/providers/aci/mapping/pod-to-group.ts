@@ -18,6 +18,8 @@ import { PodRejectedError, TransientProviderError, type PodContext, type Resolve
 import { readPodAnnotations, ANNOTATION, type PodAnnotations } from './annotations.js';
 import { containerGroupName, groupTags } from '../naming.js';
 import { registryCredentialsFromSecret } from './pull-secrets.js';
+import type { ImageConfigSource } from '../image-config.js';
+import { resolveImageEntrypoints } from '../image-config-pod.js';
 import { mapContainerResources, type AciContainerResources, type ResourceDefaults, type ResourceMaximums } from './resources.js';
 import { validatePodForAci } from './validate.js';
 import { mapVolume, type ResourceLookup } from './volumes.js';
@@ -31,6 +33,8 @@ export interface MappingOptions {
   maximums: ResourceMaximums;
   /** Subnets used for `ip-address-type: Private` when the pod names none. */
   defaultSubnetIds?: string[];
+  /** Reads an image's ENTRYPOINT from its registry, for containers with args but no command. */
+  imageConfigs?: ImageConfigSource;
 }
 
 export interface MappedGroup {
@@ -95,7 +99,7 @@ function mapCommand(c: V1Container, path: string, env: readonly ResolvedEnvVar[]
   if (entrypoint) return [...entrypoint, ...args];
   throw new PodRejectedError(
     'ArgsWithoutCommand',
-    `${path}.args is set without command: Azure Container Instances can only replace the whole command line, and the image's ENTRYPOINT is not known here. Set command too, or give the entrypoint in the ${ANNOTATION.imageEntrypoints} annotation`,
+    `${path}.args is set without command: Azure Container Instances can only replace the whole command line, and image lookups are off here, so the image's ENTRYPOINT is not known. Set command too, or give the entrypoint in the ${ANNOTATION.imageEntrypoints} annotation`,
     `${path}.args`,
   );
 }
@@ -308,6 +312,13 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
     throw new PodRejectedError('UnsupportedField', 'spec.initContainers: Azure Container Instances runs init containers only in Linux groups', 'spec.initContainers');
   }
 
+  const creds = await pullCredentials(pod, ctx);
+  // args without command: the image's ENTRYPOINT from its registry (the annotation overrides it).
+  if (opts.imageConfigs) {
+    const resolved = await resolveImageEntrypoints(pod, ann.imageEntrypoints, creds, osType, opts.imageConfigs);
+    ann.imageEntrypoints = { ...resolved, ...ann.imageEntrypoints };
+  }
+
   const resources = mapContainerResources(spec.containers, opts.defaults, opts.maximums);
   const containers = spec.containers.map((c, i) => mapContainer(c, i, ctx, ann, resources[i]!));
   const initContainers = (spec.initContainers ?? []).map((c, i) => mapInitContainer(c, i, ctx, ann));
@@ -325,7 +336,6 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   const restartPolicy = spec.restartPolicy ?? 'Always';
   const { ip, subnets, noIpReason } = mapIpAddress({ ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) }, containers);
   const dns = mapDns(pod);
-  const creds = await pullCredentials(pod, ctx);
 
   const group: ContainerGroup = {
     location: opts.region,
