@@ -28,6 +28,8 @@ const run = promisify(execFile);
 export const WORKER_NAMESPACE = 'k8s.io';
 const CATATONIT = '/usr/bin/catatonit';
 export const PAUSE_IMAGE = 'localhost/aci-worker/pause:catatonit';
+/** The worker's taint: only pods that tolerate it (ours) land there, never another test's. */
+export const WORKER_TAINT = { key: 'aci-dev/worker', value: 'true', effect: 'NoSchedule' } as const;
 
 export interface WorkerInfo {
   nodeName: string;
@@ -79,6 +81,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "${PAUSE_IMAGE}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+  # This machine withholds CAP_SYS_RESOURCE: the sandbox's oom_score_adj of -998 fails runc
+  # ("can't get final child's PID from pipe"); clamp it to containerd's own, as rootless setups do.
+  restrict_oom_score_adj = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -127,6 +132,7 @@ function kubeletConfig(cluster: ClusterInfo, dir: string, socket: string, port: 
     imageGCLowThresholdPercent: 98,
     serializeImagePulls: false,
     registerNode: true,
+    registerWithTaints: [WORKER_TAINT],
     staticPodPath: join(dir, 'manifests'),
   });
 }
@@ -149,11 +155,11 @@ export function ctr(worker: Pick<WorkerInfo, 'containerdSocket'>, args: string[]
 
 /** Imports an image archive (docker-archive or OCI, as `podman save` writes) into the worker's containerd. */
 export async function importImage(worker: Pick<WorkerInfo, 'containerdSocket'>, archive: string): Promise<void> {
-  await ctr(worker, ['images', 'import', '--no-unpack=false', archive]);
+  await ctr(worker, ['images', 'import', archive]);
 }
 
 /** The sandbox image: catatonit -P (pause mode), as a docker-archive that `ctr images import` takes. */
-async function pauseArchive(dir: string): Promise<string> {
+export async function pauseArchive(dir: string): Promise<string> {
   requireBinary(CATATONIT, 'catatonit');
   const work = mkdtempSync(join(tmpdir(), 'aci-worker-pause-'));
   try {
@@ -213,7 +219,8 @@ export async function startWorker(cluster: ClusterInfo, opts: WorkerOptions = {}
       `--root-dir=${join(dir, 'kubelet')}`,
       `--cert-dir=${join(dir, 'pki')}`,
       `--hostname-override=${nodeName}`,
-      '--node-ip=127.0.0.1',
+      // No --node-ip: the kubelet refuses a loopback one ("nodeIP can't be loopback address"),
+      // so it takes the host's default-route address, as on any machine.
       '--v=2',
     ]);
     info.kubeletLog = kubeletProc.logFile;
