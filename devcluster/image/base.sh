@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Local base images for the connector's image, built from Debian packages: no container
 # registry is reachable here, so `node:20-bookworm-slim` (the Dockerfile's default) cannot
-# be pulled. Debian 13 (trixie) ships Node.js 20.19 (the connector needs >= 20.19; bookworm's
-# is 18). Two roots from one debootstrap (minbase):
-#   runtime  nodejs + ca-certificates           -> the image's BASE (what ships)
-#   build    runtime + Debian's npm             -> the image's BUILD_BASE (npm ci, tsc)
-# The roots are cached per ISO week outside the repo, like scripts/fresh-machine-check's,
-# as tarballs; each podman store imports them once (the tag is the week and a recipe hash).
+# be pulled. One debootstrap (minbase) of Debian 13 (trixie), then two roots:
+#   runtime  minbase + ca-certificates + this machine's own Node.js  -> the image's BASE (what ships)
+#   build    minbase + Debian's nodejs (20.19) and npm                -> the image's BUILD_BASE (npm ci, tsc)
+# Why the machine's Node at run time (docs/decisions.md): the connector under Debian 13's nodejs
+# (built against the system's libuv 1.50, OpenSSL 3.5, llhttp 9.2) died on its first node status
+# update with node-fetch's "Premature close"; the machine's Node is the one every test runs on.
+# The roots are cached per ISO week (and Node version) outside the repo, like
+# scripts/fresh-machine-check's, as tarballs; each podman store imports them once.
 #
 #   devcluster/image/base.sh [PODMAN_GLOBAL_ARGS...]
 # prints two lines, "BASE=<image>" and "BUILD_BASE=<image>", after importing both into the
@@ -19,9 +21,11 @@ root=$(cd "$here/../.." && pwd)
 
 SUITE=trixie
 # Bump when the recipe below changes (it is part of the cache key and the image tag).
-RECIPE=v1
+RECIPE=v2
 week=$(date -u +%G-W%V)
-key="debian13-node-$RECIPE-$week"
+node_bin=$(readlink -f "$(command -v node)")
+node_version=$("$node_bin" --version)
+key="debian13-$RECIPE-node${node_version#v}-$week"
 cache_root=${ACI_CONNECTOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aci-connector}
 dir="$cache_root/image-base/$key"
 
@@ -72,14 +76,18 @@ if [ ! -f "$dir/.complete" ]; then
   mkdir -p "$dir.tmp"
   r="$dir.tmp/root"
   log="$cache_root/image-base/debootstrap.log"
-  nice -n 10 debootstrap --variant=minbase --include=nodejs,ca-certificates "$SUITE" "$r" "$(mirror)" >"$log" 2>&1 || {
+  nice -n 10 debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$r" "$(mirror)" >"$log" 2>&1 || {
     tail -20 "$log" >&2; exit 1; }
-  node_version=$(chroot "$r" /usr/bin/node --version)
-  echo "    Debian $SUITE's Node.js: $node_version" >&2
   slim "$r"
+  # The runtime root: this machine's Node (a self-contained build: glibc and libstdc++ only).
+  install -m 0755 "$node_bin" "$r/usr/local/bin/node"
+  chroot "$r" /usr/local/bin/node --version >/dev/null
   pack "$r" "$dir.tmp/runtime.tar"
+  rm -f "$r/usr/local/bin/node"
+  # The build root: Debian's nodejs and npm.
   chroot_apt "$r" update -qq
-  chroot_apt "$r" install -y -qq --no-install-recommends npm >>"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
+  chroot_apt "$r" install -y -qq --no-install-recommends nodejs npm >>"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
+  echo "    Debian $SUITE's Node.js for the build: $(chroot "$r" /usr/bin/node --version)" >&2
   slim "$r"
   pack "$r" "$dir.tmp/build.tar"
   rm -rf "$r"
@@ -87,7 +95,7 @@ if [ ! -f "$dir/.complete" ]; then
   touch "$dir.tmp/.complete"
   mv "$dir.tmp" "$dir"
   # Older weeks' roots are stale.
-  find "$cache_root/image-base" -maxdepth 1 -name 'debian13-node-*' ! -path "$dir" -exec rm -rf {} +
+  find "$cache_root/image-base" -maxdepth 1 -name 'debian13-*' ! -path "$dir" -exec rm -rf {} +
 fi
 
 # Import into the chosen podman store (once per store and week).

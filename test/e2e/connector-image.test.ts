@@ -5,7 +5,7 @@
  * podman against the dev cluster and the emulator, registering a Ready node that runs a pod.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,26 +63,19 @@ test('the image builds with podman from a clean clone, on the base given as a bu
 /** Every path in the image's file system, from `podman export` of a created (never started) container. */
 async function imageFiles(img: string): Promise<string[]> {
   const id = (await podman.run(['create', img])).trim();
+  const dir = mkdtempSync(join(tmpdir(), 'aci-image-export-'));
   try {
-    const files: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const exporter = podman.spawn(['export', id], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const tar = spawn('tar', ['-t'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      exporter.stdout?.pipe(tar.stdin);
-      let rest = '';
-      let err = '';
-      tar.stdout.on('data', (d: Buffer) => {
-        const lines = (rest + d.toString('utf8')).split('\n');
-        rest = lines.pop() ?? '';
-        for (const l of lines) files.push(l.replace(/^\.?\//, '/').replace(/\/$/, ''));
-      });
-      exporter.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      tar.on('error', reject);
-      tar.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`podman export | tar -t failed (${code}): ${err}`))));
+    const archive = join(dir, 'fs.tar');
+    await podman.run(['export', '-o', archive, id], { timeoutMs: 300_000 });
+    const listing = await new Promise<string>((resolve, reject) => {
+      execFile('tar', ['-tf', archive], { maxBuffer: 256 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
     });
-    return files;
+    return listing
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `/${l.replace(/^\.?\//, '').replace(/\/$/, '')}`);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
     await podman.exec(['rm', '-f', id]);
   }
 }
@@ -100,7 +93,7 @@ test('the image holds the connector and its production dependencies only: no emu
   assert.ok(app.includes('/app/package.json'), 'package.json is there (the connector reads its version from it)');
   assert.ok(app.includes('/app/node_modules/@kubernetes/client-node/package.json'));
 
-  const own = app.filter((f) => !f.startsWith('/app/node_modules/'));
+  const own = app.filter((f) => f !== '/app/node_modules' && !f.startsWith('/app/node_modules/'));
   const strays = own.filter(
     (f) => !/^\/app\/(package\.json|dist|dist\/src(\/.*)?)$/.test(f) || /^\/app\/dist\/src\/emulator(\/|$)/.test(f) || /\.ts$/.test(f),
   );
