@@ -58,6 +58,7 @@ async function kubectl(args: string[], input?: string): Promise<string> {
 
 before(async () => {
   const built = buildImageFromCleanClone(podman, IMAGE);
+  built.catch(() => undefined); // awaited below; a failure must not be an unhandled rejection meanwhile
   // Under the test run's folder, so the runner's last check sees anything left running.
   cluster = await startCluster({ runRoot: process.env.ACI_TEST_RUN_DIR, log: (l) => console.log(`# devcluster: ${l}`) });
   const kc = new k8s.KubeConfig();
@@ -72,7 +73,7 @@ before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'aci-worker-image-'));
   try {
     const archive = join(dir, 'image.tar');
-    await podman.run(['save', '--format', 'docker-archive', '-o', archive, image.image, IMAGE_NEXT], { timeoutMs: 600_000 });
+    await podman.run(['save', '--format', 'docker-archive', '--multi-image-archive', '-o', archive, image.image, IMAGE_NEXT], { timeoutMs: 600_000 });
     await importImage(worker, archive);
   } finally {
     rmSync(dir, { recursive: true, force: true });
