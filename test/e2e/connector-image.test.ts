@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { before, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -67,9 +68,7 @@ async function imageFiles(img: string): Promise<string[]> {
   try {
     const archive = join(dir, 'fs.tar');
     await podman.run(['export', '-o', archive, id], { timeoutMs: 300_000 });
-    const listing = await new Promise<string>((resolve, reject) => {
-      execFile('tar', ['-tf', archive], { maxBuffer: 256 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-    });
+    const { stdout: listing } = await promisify(execFile)('tar', ['-tf', archive], { maxBuffer: 256 * 1024 * 1024 });
     return listing
       .split('\n')
       .filter(Boolean)
