@@ -35,6 +35,12 @@ export interface WorkerInfo {
   nodeName: string;
   /** The worker's folder (inside the cluster's run folder). */
   dir: string;
+  /**
+   * A short folder in /tmp for what holds unix sockets (containerd's, the kubelet's root with its
+   * pod-resources and plugin sockets): a socket path has at most 107 bytes, and a run folder under
+   * a test's TMPDIR is deeper than that allows (`bind: invalid argument`).
+   */
+  socketDir: string;
   containerdSocket: string;
   kubeletPort: number;
   kubeletLog: string;
@@ -61,7 +67,7 @@ function requireBinary(path: string, pkg: string): void {
   if (!existsSync(path)) throw new Error(`${path} is missing: install Debian's ${pkg} (scripts/lib.sh does)`);
 }
 
-function containerdConfig(dir: string): string {
+function containerdConfig(dir: string, socketDir: string): string {
   // containerd 1.6's config version 2; every path in the worker's folder.
   return `version = 2
 root = ${JSON.stringify(join(dir, 'containerd', 'root'))}
@@ -69,10 +75,10 @@ state = ${JSON.stringify(join(dir, 'containerd', 'state'))}
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
 [grpc]
-  address = ${JSON.stringify(join(dir, 'containerd.sock'))}
+  address = ${JSON.stringify(join(socketDir, 'containerd.sock'))}
 
 [ttrpc]
-  address = ${JSON.stringify(join(dir, 'containerd.sock.ttrpc'))}
+  address = ${JSON.stringify(join(socketDir, 'containerd.sock.ttrpc'))}
 
 [plugins."io.containerd.internal.v1.opt"]
   path = ${JSON.stringify(join(dir, 'containerd', 'opt'))}
@@ -198,17 +204,22 @@ export async function startWorker(cluster: ClusterInfo, opts: WorkerOptions = {}
   requireBinary('/usr/lib/cni/loopback', 'containernetworking-plugins');
   const kubelet = join(await kubeletBinDir(), 'kubelet');
   const dir = join(cluster.runDir, `worker-${nodeName}`);
-  for (const d of ['containerd', 'cni', 'kubelet', 'manifests', 'pki']) mkdirSync(join(dir, d), { recursive: true });
-  const socket = join(dir, 'containerd.sock');
-  writeFileSync(join(dir, 'containerd.toml'), containerdConfig(dir));
+  for (const d of ['containerd', 'cni', 'manifests', 'pki']) mkdirSync(join(dir, d), { recursive: true });
+  const socketDir = mkdtempSync('/tmp/aciw-');
+  writeFileSync(join(dir, 'socket-dir'), socketDir);
+  const socket = join(socketDir, 'containerd.sock');
+  writeFileSync(join(dir, 'containerd.toml'), containerdConfig(dir, socketDir));
   writeFileSync(join(dir, 'cni', '10-loopback.conflist'), CNI_CONFIG);
   const [port, healthzPort] = await Promise.all([freePort(), freePort()]);
   writeFileSync(join(dir, 'kubelet.yaml'), kubeletConfig(cluster, dir, socket, port, healthzPort));
   const kubeconfig = await nodeKubeconfig(cluster, nodeName);
 
   const start = (name: string, bin: string, args: string[]) => startProcess(cluster.runDir, name, bin, args, { outliveParent: opts.outliveParent ?? false });
+  // Written before anything starts, so `devcluster down` can always stop what follows.
+  const writeInfo = () => writeFileSync(join(dir, 'worker.json'), JSON.stringify(info, null, 2));
   const containerd = start(`containerd-${nodeName}`, '/usr/bin/containerd', ['--config', join(dir, 'containerd.toml'), '--log-level', 'info']);
-  const info: WorkerInfo = { nodeName, dir, containerdSocket: socket, kubeletPort: port, kubeletLog: '', containerdLog: containerd.logFile };
+  const info: WorkerInfo = { nodeName, dir, socketDir, containerdSocket: socket, kubeletPort: port, kubeletLog: '', containerdLog: containerd.logFile };
+  writeInfo();
   try {
     await waitUntil('containerd', [containerd], async () => (await ctr(info, ['version'])).stdout.includes('Server:'), 60_000);
     log(`containerd ready (${nodeName})`);
@@ -216,7 +227,7 @@ export async function startWorker(cluster: ClusterInfo, opts: WorkerOptions = {}
     const kubeletProc = start(`kubelet-${nodeName}`, kubelet, [
       `--config=${join(dir, 'kubelet.yaml')}`,
       `--kubeconfig=${kubeconfig}`,
-      `--root-dir=${join(dir, 'kubelet')}`,
+      `--root-dir=${join(socketDir, 'kubelet')}`,
       `--cert-dir=${join(dir, 'pki')}`,
       `--hostname-override=${nodeName}`,
       // No --node-ip: the kubelet refuses a loopback one ("nodeIP can't be loopback address"),
@@ -224,7 +235,7 @@ export async function startWorker(cluster: ClusterInfo, opts: WorkerOptions = {}
       '--v=2',
     ]);
     info.kubeletLog = kubeletProc.logFile;
-    writeFileSync(join(dir, 'worker.json'), JSON.stringify(info, null, 2));
+    writeInfo();
     const kubectl = join(cluster.binDir, 'kubectl');
     await waitUntil(`node ${nodeName} Ready`, [containerd, kubeletProc], async () => {
       const { stdout } = await run(kubectl, ['--kubeconfig', cluster.kubeconfig, 'get', 'node', nodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
@@ -253,18 +264,19 @@ function mountsUnder(dir: string): string[] {
  * then the kubelet, containerd and its shims, then every mount under its folder (snapshots,
  * the kubelet's Secret and token volumes).
  */
-export async function stopWorker(worker: Pick<WorkerInfo, 'dir' | 'containerdSocket'>): Promise<void> {
-  const { dir } = worker;
-  const kubelets = processesMentioning(`--root-dir=${join(dir, 'kubelet')}`).map((p) => p.pid);
+export async function stopWorker(worker: Pick<WorkerInfo, 'dir' | 'socketDir' | 'containerdSocket'>): Promise<void> {
+  const { dir, socketDir } = worker;
+  const kubelets = processesMentioning(`--root-dir=${join(socketDir, 'kubelet')}`).map((p) => p.pid);
   await terminate(kubelets);
   if (existsSync(worker.containerdSocket)) {
     const tasks = await ctr(worker, ['tasks', 'ls', '-q']).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
     for (const id of tasks) await ctr(worker, ['tasks', 'kill', '--signal', 'SIGKILL', id]).catch(() => undefined);
     for (const id of tasks) await ctr(worker, ['tasks', 'delete', '--force', id]).catch(() => undefined);
   }
-  // containerd, and the shims, whose arguments name the socket in the worker's folder.
-  await terminate(processesMentioning(dir).map((p) => p.pid));
-  for (const m of mountsUnder(dir)) await run('umount', ['-l', m]).catch(() => undefined);
+  // containerd (its arguments name the worker's folder), and the shims (they name the socket).
+  await terminate([...processesMentioning(dir), ...processesMentioning(socketDir)].map((p) => p.pid));
+  for (const m of [...mountsUnder(socketDir), ...mountsUnder(dir)]) await run('umount', ['-l', m]).catch(() => undefined);
+  if (mountsUnder(socketDir).length === 0) rmSync(socketDir, { recursive: true, force: true });
 }
 
 /** Stops every worker of a run folder (those that wrote worker.json). */
