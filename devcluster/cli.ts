@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
- * devcluster up [--run-root DIR]   start a control plane; prints `export ...` lines for a shell
+ * devcluster up [--run-root DIR] [--worker]
+ *                                  start a control plane (and a real worker node: containerd and a
+ *                                  kubelet); prints `export ...` lines for a shell
  * devcluster down RUNDIR|ROOT      stop every process of one run (or of all runs under ROOT)
  * devcluster env RUNDIR            print the exports of a running cluster again
  */
@@ -11,6 +13,7 @@ import { startCluster, stopCluster, type ClusterInfo } from './cluster.js';
 import { removeRecordedNamespaces } from './netns.js';
 import { processesMentioning, stopRun } from './processes.js';
 import { errorMessage } from '../src/common/errors.js';
+import { startWorker, stopWorkersIn } from './worker/worker.js';
 
 function exportsFor(info: ClusterInfo): string {
   return [
@@ -27,8 +30,19 @@ const program = new Command('devcluster').description('A real Kubernetes control
 program
   .command('up')
   .option('--run-root <dir>', 'parent folder of the run folder')
-  .action(async (o: { runRoot?: string }) => {
-    const info = await startCluster({ runRoot: o.runRoot, outliveParent: true, log: (l) => process.stderr.write(`devcluster: ${l}\n`) });
+  .option('--worker', 'also start a real worker node (containerd and a kubelet built from the pinned module)')
+  .action(async (o: { runRoot?: string; worker?: boolean }) => {
+    const log = (l: string) => process.stderr.write(`devcluster: ${l}\n`);
+    const info = await startCluster({ runRoot: o.runRoot, outliveParent: true, log });
+    if (o.worker) {
+      try {
+        const w = await startWorker(info, { outliveParent: true, log });
+        log(`worker node ${w.nodeName}: import images with ctr --address ${w.containerdSocket} -n k8s.io images import FILE`);
+      } catch (err) {
+        await stopCluster(info);
+        throw err;
+      }
+    }
     process.stdout.write(`${exportsFor(info)}\n`);
   });
 
@@ -48,7 +62,11 @@ program
     // holds much else, which `down` must never delete.
     const isRun = (d: string): boolean => existsSync(join(d, 'pids'));
     const runs = isRun(dir) ? [dir] : readdirSync(dir).map((d) => join(dir, d)).filter(isRun);
-    for (const r of runs) await stopCluster({ runDir: r });
+    for (const r of runs) {
+      // A worker's containers and mounts first: stopping its processes alone would leave them.
+      await stopWorkersIn(r);
+      await stopCluster({ runDir: r });
+    }
     // Anything else still naming the folder (a connector or emulator a test left behind) goes too.
     await stopRun(dir);
     // Network namespaces tests made (netns.ts): their fronts were processes of the run, stopped above.

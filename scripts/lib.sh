@@ -21,7 +21,13 @@ step() {
 #   iproute2        `ip` for the network namespaces tests create
 #   git             gitRepo volumes in the emulator
 #   ca-certificates TLS to the package registries npm and go use
-APT_PACKAGES=(podman runc conmon catatonit slirp4netns uidmap netavark busybox-static iproute2 git ca-certificates)
+#   debootstrap     the connector image's local Debian 13 base (devcluster/image/base.sh), since
+#                   no container registry is reachable to pull node:20 from
+#   containerd      the worker node's container runtime (devcluster/worker, `devcluster up --worker`);
+#                   it runs containers with the runc above. catatonit is also its pause image.
+#   containernetworking-plugins  the worker's CNI plugin (loopback only: no pod network here)
+APT_PACKAGES=(podman runc conmon catatonit slirp4netns uidmap netavark busybox-static iproute2 git ca-certificates
+  debootstrap containerd containernetworking-plugins)
 
 ensure_system_packages() {
   local missing=() p
