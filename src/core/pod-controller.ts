@@ -31,6 +31,8 @@ import {
   type Provider,
   type ProviderPodStatus,
 } from './provider.js';
+import type { Prober } from './probes/prober.js';
+import { proberFor } from './probes/seam.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface PodControllerOptions {
@@ -110,6 +112,8 @@ export class PodController {
   private stopped = false;
   /** Status patches sent, for the benchmark's writes-per-pod figure. */
   statusWrites = 0;
+  /** Runs the probes the backend cannot (seam: sync in syncStatus, forget in untrack, close in stop). */
+  private readonly prober: Prober;
 
   constructor(private readonly o: PodControllerOptions) {
     const kc = o.clients.kc;
@@ -130,6 +134,13 @@ export class PodController {
       },
     });
     this.tokens = new ServiceAccountTokens(core);
+    this.prober = proberFor(o.provider, {
+      event: (ref, type, reason, message) => o.events.record(ref, type, reason, message),
+      changed: (ref) => {
+        if (this.live && this.tracked.get(podKey(ref.namespace, ref.name))?.has(ref.uid)) this.queue.add(podKey(ref.namespace, ref.name));
+      },
+      log: o.log,
+    });
     this.queue = new WorkQueue<string>({
       concurrency: o.workers,
       backoff: o.backoff ?? DEFAULT_BACKOFF,
@@ -223,6 +234,7 @@ export class PodController {
   async stop(): Promise<void> {
     this.stopped = true;
     this.live = false;
+    this.prober.close();
     await this.queue.stop();
     for (const timer of this.tokenTimers.values()) clearTimeout(timer);
     this.tokenTimers.clear();
@@ -250,6 +262,7 @@ export class PodController {
     m?.delete(uid);
     if (m && m.size === 0) this.tracked.delete(key);
     this.providerStatus.delete(uid);
+    this.prober.forget(uid);
     this.tokens.release(uid);
     clearTimeout(this.tokenTimers.get(uid));
     this.tokenTimers.delete(uid);
@@ -521,7 +534,8 @@ export class PodController {
     const uid = pod.metadata?.uid ?? '';
     const ps = this.providerStatus.get(uid);
     if (!ps) return; // the provider pushes a status when it has one
-    const status = computePodStatus(pod, { provider: ps, hostIP: this.o.nodeIP });
+    this.prober.sync({ namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid }, pod, ps);
+    const status = computePodStatus(pod, { provider: ps, hostIP: this.o.nodeIP, probes: this.prober.overrides(uid) });
     await this.writeStatus(key, pod, status);
   }
 

@@ -150,6 +150,19 @@ export interface Provider {
    */
   portForwardAddress?(ref: PodRef): Promise<string | undefined>;
 
+  /**
+   * Where the connector's prober reaches the pod for the probes the backend cannot run
+   * (tcpSocket, gRPC, startup; see core/probes/policy.ts): the pod IP, or undefined while it
+   * has none. Without this hook those probes fail, as a kubelet's do against a pod without IP.
+   */
+  probeAddress?(ref: PodRef): Promise<string | undefined>;
+  /**
+   * Restarts a container after a failed liveness or startup probe the connector ran.
+   * Resolves to the names of every container the backend restarted (the one asked for,
+   * or more when the backend can only restart them together).
+   */
+  restartContainer?(ref: PodRef, container: string): Promise<string[]>;
+
   /** Stops background work (watch loops, timers). Pods keep running. */
   close?(): Promise<void>;
 }
