@@ -14,6 +14,9 @@
 import type { Readable, Writable } from 'node:stream';
 import type { V1ConfigMap, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
 
+/** Which probes the core runs itself (a provider leaves them out of its backend's spec), and native sidecars. */
+export { connectorRunsProbe, isSidecar } from './probes/policy.js';
+
 /** `namespace/name` identifies a pod in the queue; `uid` tells two incarnations apart. */
 export interface PodRef {
   namespace: string;

@@ -25,12 +25,12 @@ export interface ProberDeps {
   /** The pod's address as the connector reaches it (the pod IP). */
   address(ref: PodRef): Promise<string | undefined>;
   /** Runs a command in a container and resolves to its exit code (exec probes of gated containers). */
-  exec?(ref: PodRef, container: string, command: string[], timeoutMs: number): Promise<number>;
+  exec?: (ref: PodRef, container: string, command: string[], timeoutMs: number) => Promise<number>;
   /**
    * Restarts a container; resolves to the names of every container the backend restarted
    * with it (a backend may only be able to restart more than the one asked for).
    */
-  restart?(ref: PodRef, container: string): Promise<string[]>;
+  restart?: (ref: PodRef, container: string) => Promise<string[]>;
   event(ref: PodRef, type: 'Normal' | 'Warning', reason: string, message: string): void;
   /** Something the status shows changed for this pod. */
   changed(ref: PodRef): void;

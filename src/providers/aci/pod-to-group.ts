@@ -3,7 +3,6 @@
  * ConfigMaps and tokens through the PodContext the core hands in.
  */
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
-import { connectorRunsProbe, isSidecar } from '../../core/probes/policy.js';
 import type {
   Container,
   ContainerGroup,
@@ -15,7 +14,7 @@ import type {
   IpAddress,
   Volume,
 } from '@azure/arm-containerinstance';
-import { PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../core/provider.js';
+import { connectorRunsProbe, isSidecar, PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../core/provider.js';
 import { readPodAnnotations, ANNOTATION, type PodAnnotations } from './annotations.js';
 import { containerGroupName, groupTags } from './naming.js';
 import { registryCredentialsFromSecret } from './pull-secrets.js';

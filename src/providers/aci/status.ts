@@ -4,8 +4,7 @@
  */
 import type { V1ContainerState, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup, ContainerState } from '@azure/arm-containerinstance';
-import { connectorRunsProbe, isSidecar } from '../../core/probes/policy.js';
-import type { ProviderPodStatus } from '../../core/provider.js';
+import { connectorRunsProbe, isSidecar, type ProviderPodStatus } from '../../core/provider.js';
 
 type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 

@@ -3,8 +3,7 @@
  * message, instead of running something other than what was asked for.
  */
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { connectorRunsProbe } from '../../core/probes/policy.js';
-import { PodRejectedError } from '../../core/provider.js';
+import { connectorRunsProbe, PodRejectedError } from '../../core/provider.js';
 
 function reject(field: string, why: string): never {
   throw new PodRejectedError('UnsupportedField', `${field}: ${why}`, field);
