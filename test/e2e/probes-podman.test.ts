@@ -79,7 +79,7 @@ const TOGGLED_PORT =
 
 const probe = { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 };
 
-test('a tcpSocket readiness probe flips the pod Ready both ways', { timeout: 600_000 }, async (t) => {
+test('a tcpSocket readiness probe flips the pod Ready both ways', { timeout: 270_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-tcp');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -92,14 +92,14 @@ test('a tcpSocket readiness probe flips the pod Ready both ways', { timeout: 600
       },
     }),
   });
-  await waitFor('tcp Ready', async () => isReady(await read(ns, 'tcp')), { timeoutMs: 300_000 });
+  await waitFor('tcp Ready', async () => isReady(await read(ns, 'tcp')), { timeoutMs: 150_000 });
   assert.equal((await read(ns, 'tcp')).status?.containerStatuses?.[0]?.ready, true);
 
   await execIn(ns, 'tcp', 'main', 'touch', '/tmp/closed');
   const down = await waitFor('tcp not Ready once the port closed', async () => {
     const p = await read(ns, 'tcp');
     return !isReady(p) && p;
-  }, { timeoutMs: 120_000 });
+  }, { timeoutMs: 90_000 });
   assert.equal(down.status?.phase, 'Running');
   assert.equal(down.status?.containerStatuses?.[0]?.ready, false);
   assert.equal(down.status?.containerStatuses?.[0]?.restartCount, 0, 'readiness never restarts a container');
@@ -107,10 +107,10 @@ test('a tcpSocket readiness probe flips the pod Ready both ways', { timeout: 600
   await waitFor('an Unhealthy event for readiness', async () => (await events(ns, 'tcp')).some((e) => e.reason === 'Unhealthy' && /^Readiness probe failed/.test(e.message)));
 
   await execIn(ns, 'tcp', 'main', 'rm', '/tmp/closed');
-  await waitFor('tcp Ready again once the port opened', async () => isReady(await read(ns, 'tcp')), { timeoutMs: 120_000 });
+  await waitFor('tcp Ready again once the port opened', async () => isReady(await read(ns, 'tcp')), { timeoutMs: 90_000 });
 });
 
-test('a gRPC readiness probe asks a real grpc.health.v1 server, both ways', { timeout: 600_000 }, async (t) => {
+test('a gRPC readiness probe asks a real grpc.health.v1 server, both ways', { timeout: 270_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-grpc');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -129,18 +129,18 @@ test('a gRPC readiness probe asks a real grpc.health.v1 server, both ways', { ti
       },
     }),
   });
-  await waitFor('grpc Ready (SERVING)', async () => isReady(await read(ns, 'grpc')), { timeoutMs: 300_000 });
+  await waitFor('grpc Ready (SERVING)', async () => isReady(await read(ns, 'grpc')), { timeoutMs: 150_000 });
   await execIn(ns, 'grpc', 'server', 'touch', '/tmp/unhealthy');
-  await waitFor('grpc not Ready (NOT_SERVING)', async () => !isReady(await read(ns, 'grpc')), { timeoutMs: 120_000 });
+  await waitFor('grpc not Ready (NOT_SERVING)', async () => !isReady(await read(ns, 'grpc')), { timeoutMs: 90_000 });
   const ev = await waitFor('the Unhealthy event names the serving status', async () =>
     (await events(ns, 'grpc')).find((e) => e.reason === 'Unhealthy' && /NOT_SERVING/.test(e.message)),
   );
   assert.match(ev.message, /^Readiness probe failed: service unhealthy/);
   await execIn(ns, 'grpc', 'server', 'rm', '/tmp/unhealthy');
-  await waitFor('grpc Ready again', async () => isReady(await read(ns, 'grpc')), { timeoutMs: 120_000 });
+  await waitFor('grpc Ready again', async () => isReady(await read(ns, 'grpc')), { timeoutMs: 90_000 });
 });
 
-test('a failing tcpSocket liveness probe restarts the container, with Unhealthy then Killing', { timeout: 600_000 }, async (t) => {
+test('a failing tcpSocket liveness probe restarts the container, with Unhealthy then Killing', { timeout: 270_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-live');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -159,16 +159,16 @@ test('a failing tcpSocket liveness probe restarts the container, with Unhealthy 
       },
     }),
   });
-  await waitFor('live Running and Ready', async () => isReady(await read(ns, 'live')), { timeoutMs: 300_000 });
+  await waitFor('live Running and Ready', async () => isReady(await read(ns, 'live')), { timeoutMs: 150_000 });
   await execIn(ns, 'live', 'main', 'touch', '/tmp/closed');
   const restarted = await waitFor('restartCount grows', async () => {
     const p = await read(ns, 'live');
     const s = p.status?.containerStatuses?.[0];
     return (s?.restartCount ?? 0) >= 1 && s?.state?.running && p;
-  }, { timeoutMs: 300_000 });
+  }, { timeoutMs: 150_000 });
   // The restart gives a fresh container (a fresh /tmp): the port is open again and it stays alive.
   assert.equal(restarted.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 137);
-  await waitFor('Ready after the restart', async () => isReady(await read(ns, 'live')), { timeoutMs: 120_000 });
+  await waitFor('Ready after the restart', async () => isReady(await read(ns, 'live')), { timeoutMs: 90_000 });
   const ev = await events(ns, 'live');
   const unhealthy = ev.find((e) => e.reason === 'Unhealthy' && /^Liveness probe failed: dial tcp/.test(e.message));
   const killing = ev.find((e) => e.reason === 'Killing' && /Container main failed liveness probe, will be restarted/.test(e.message));
@@ -177,7 +177,7 @@ test('a failing tcpSocket liveness probe restarts the container, with Unhealthy 
   assert.equal(unhealthy.type, 'Warning');
 });
 
-test('a startupProbe that never passes: the container is restarted and never Ready', { timeout: 600_000 }, async (t) => {
+test('a startupProbe that never passes: the container is restarted and never Ready', { timeout: 270_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-start');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -206,7 +206,7 @@ test('a startupProbe that never passes: the container is restarted and never Rea
     if (isReady(p) || s?.ready || s?.started) everReady = true;
     if (s?.state?.running) sawRunning = true;
     return (s?.restartCount ?? 0) >= 1 && s?.state?.running && p;
-  }, { timeoutMs: 300_000, intervalMs: 250 });
+  }, { timeoutMs: 150_000, intervalMs: 250 });
   assert.ok(sawRunning);
   assert.equal(everReady, false, 'a container whose startup probe never passed was reported started or Ready');
   assert.equal(restarted.status?.containerStatuses?.[0]?.started, false);
@@ -220,7 +220,7 @@ test('a startupProbe that never passes: the container is restarted and never Rea
   assert.equal(isReady(await read(ns, 'start')), false);
 });
 
-test('a native sidecar runs beside the app container; the pod is Ready when both are', { timeout: 600_000 }, async (t) => {
+test('a native sidecar runs beside the app container; the pod is Ready when both are', { timeout: 270_000 }, async (t) => {
   const ns = await freshNamespace(t, 'sidecar');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -245,7 +245,7 @@ test('a native sidecar runs beside the app container; the pod is Ready when both
     const p = await read(ns, 'sc');
     const side = p.status?.initContainerStatuses?.[0];
     return p.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.ready && side?.state?.running && p;
-  }, { timeoutMs: 300_000 });
+  }, { timeoutMs: 150_000 });
   assert.equal(cond(waiting, 'Initialized')?.status, 'True', 'a started sidecar initializes the pod');
   assert.equal(waiting.status?.initContainerStatuses?.[0]?.name, 'proxy');
   assert.equal(waiting.status?.initContainerStatuses?.[0]?.started, true);
@@ -258,14 +258,14 @@ test('a native sidecar runs beside the app container; the pod is Ready when both
   const ready = await waitFor('pod Ready', async () => {
     const p = await read(ns, 'sc');
     return isReady(p) && p;
-  }, { timeoutMs: 120_000 });
+  }, { timeoutMs: 90_000 });
   assert.equal(ready.status?.initContainerStatuses?.[0]?.ready, true);
   assert.equal(ready.status?.containerStatuses?.[0]?.ready, true);
   const got = await kubectl(['-n', ns, 'get', 'pod', 'sc', '--no-headers']);
   assert.match(got.stdout, /^sc\s+2\/2\s+Running\s/);
 });
 
-test('init containers: Pending and Initialized=False while they run or crash-loop, Running after', { timeout: 600_000 }, async (t) => {
+test('init containers: Pending and Initialized=False while they run or crash-loop, Running after', { timeout: 270_000 }, async (t) => {
   const ns = await freshNamespace(t, 'init-status');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -285,7 +285,7 @@ test('init containers: Pending and Initialized=False while they run or crash-loo
     const p = await read(ns, 'crash');
     const s = p.status?.initContainerStatuses?.[0];
     return s?.state?.waiting?.reason === 'CrashLoopBackOff' && (s.restartCount ?? 0) >= 1 && p;
-  }, { timeoutMs: 300_000, intervalMs: 200 });
+  }, { timeoutMs: 150_000, intervalMs: 200 });
   assert.equal(looping.status?.phase, 'Pending');
   assert.equal(cond(looping, 'Initialized')?.status, 'False');
   assert.equal(cond(looping, 'Initialized')?.reason, 'ContainersNotInitialized');
@@ -298,7 +298,7 @@ test('init containers: Pending and Initialized=False while they run or crash-loo
   const initRunning = await waitFor('slow: its init container runs', async () => {
     const p = await read(ns, 'slow');
     return p.status?.initContainerStatuses?.[0]?.state?.running && p;
-  }, { timeoutMs: 300_000, intervalMs: 100 });
+  }, { timeoutMs: 150_000, intervalMs: 100 });
   assert.equal(initRunning.status?.phase, 'Pending');
   assert.equal(cond(initRunning, 'Initialized')?.status, 'False');
   assert.equal(initRunning.status?.containerStatuses?.[0]?.state?.waiting?.reason, 'PodInitializing');
@@ -306,7 +306,7 @@ test('init containers: Pending and Initialized=False while they run or crash-loo
   const done = await waitFor('slow Running after its init container succeeded', async () => {
     const p = await read(ns, 'slow');
     return p.status?.phase === 'Running' && p;
-  }, { timeoutMs: 120_000 });
+  }, { timeoutMs: 90_000 });
   assert.equal(done.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode, 0);
   assert.equal(cond(done, 'Initialized')?.status, 'True');
   assert.equal((await read(ns, 'crash')).status?.phase, 'Pending');

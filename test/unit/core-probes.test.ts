@@ -110,7 +110,7 @@ function podWith(c: V1Container): V1Pod {
   return { metadata: { namespace: 'ns', name: 'p', uid: 'u1' }, spec: { containers: [c] } };
 }
 
-test('prober: readiness waits for the startup probe; then readiness decides ready, both ways', { timeout: 30_000 }, async (t) => {
+test('prober: readiness waits for the startup probe; then readiness decides ready, both ways', { timeout: 20_000 }, async (t) => {
   let startupPasses = false;
   let readyAnswer = 0;
   const h = harness((_c, cmd) => (cmd[0] === 'startup' ? (startupPasses ? 0 : 1) : readyAnswer));
@@ -136,7 +136,7 @@ test('prober: readiness waits for the startup probe; then readiness decides read
   assert.ok(h.changes() >= 3);
 });
 
-test('prober: a liveness failure records Unhealthy then Killing, restarts once, and the next run is probed afresh', { timeout: 30_000 }, async (t) => {
+test('prober: a liveness failure records Unhealthy then Killing, restarts once, and the next run is probed afresh', { timeout: 20_000 }, async (t) => {
   const pod = podWith({ name: 'app', startupProbe: { exec: { command: ['ok'] } }, livenessProbe: { exec: { command: ['alive'] }, periodSeconds: 1, failureThreshold: 2 } });
   // Startup passes at once here; liveness fails.
   const h2 = harness((_c, cmd) => (cmd[0] === 'ok' ? 0 : 1));

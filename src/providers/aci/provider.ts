@@ -418,7 +418,8 @@ export class AciProvider implements Provider {
     t.provisioningState = g.provisioningState;
     const status = groupToPodStatus(g, t.spec ? { spec: t.spec } : undefined);
     for (const ev of t.events.newEvents(g)) t.recordEvent?.(ev.type, ev.reason, ev.message);
-    const allReady = (status.containerStatuses ?? []).every((c) => c.ready);
+    // Running init containers are native sidecars here (a regular one keeps the pod Pending, hot anyway).
+    const allReady = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? []).filter((c) => c.state?.running)].every((c) => c.ready);
     t.hot = status.phase === 'Pending' || g.provisioningState !== 'Succeeded' || !allReady;
     t.terminal = (status.phase === 'Succeeded' || status.phase === 'Failed') && g.restartPolicy !== 'Always';
     this.setStatus(t, status);
