@@ -72,45 +72,79 @@ async function execIn(ns: string, pod: string, container: string, ...cmd: string
   assert.equal(r.code, 0, `exec ${cmd.join(' ')}: ${r.stderr}`);
 }
 
-/** A shell loop that serves HTTP on the port while /tmp/closed does not exist: a port that opens and closes. */
+/**
+ * A shell loop that serves HTTP on 8080 while /tmp/closed does not exist. The emulator publishes a
+ * group's declared ports through slirp4netns, whose host side accepts every TCP connection whether
+ * or not the container listens (decisions.md): a tcpSocket probe of a declared port passes there
+ * anyway, so "nothing listens" is shown on a port the group does not publish (8081), and probes that
+ * flip on a published port speak a protocol (HTTP, gRPC).
+ */
 const TOGGLED_PORT =
   'while true; do if [ -f /tmp/closed ]; then if [ -n "$p" ]; then kill $p; wait $p; p=; fi; ' +
   'elif [ -z "$p" ]; then httpd -f -p 8080 -h /tmp & p=$!; fi; sleep 0.2; done';
 
 const probe = { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 };
 
-test('a tcpSocket readiness probe flips the pod Ready both ways', { timeout: 270_000 }, async (t) => {
+test('tcpSocket readiness: Ready when the port accepts, never Ready when nothing listens', { timeout: 220_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-tcp');
+  const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+  const body = (name: string, port: number) =>
+    boundPod(h.nodeName, name, {
+      spec: { containers: [{ name: 'main', image, command: ['sh', '-c', TOGGLED_PORT], ports: [{ containerPort: 8080 }], readinessProbe: { tcpSocket: { port }, ...probe } }] },
+    });
+  await core().createNamespacedPod({ namespace: ns, body: body('open', 8080) });
+  await core().createNamespacedPod({ namespace: ns, body: body('closed', 8081) });
+  await waitFor('open Ready', async () => isReady(await read(ns, 'open')), { timeoutMs: 150_000 });
+  assert.equal((await read(ns, 'open')).status?.containerStatuses?.[0]?.ready, true);
+  const ev = await waitFor('closed: Unhealthy, connection refused', async () =>
+    (await events(ns, 'closed')).find((e) => e.reason === 'Unhealthy' && /^Readiness probe failed: dial tcp [\d.]+:8081: .*ECONNREFUSED/.test(e.message)),
+  { timeoutMs: 150_000 });
+  assert.equal(ev.type, 'Warning');
+  const closed = await read(ns, 'closed');
+  assert.equal(closed.status?.phase, 'Running');
+  assert.ok(closed.status?.containerStatuses?.[0]?.state?.running);
+  assert.equal(closed.status?.containerStatuses?.[0]?.ready, false);
+  assert.equal(closed.status?.containerStatuses?.[0]?.restartCount, 0, 'readiness never restarts a container');
+  assert.equal(isReady(closed), false);
+  assert.match(cond(closed, 'ContainersReady')?.message ?? '', /unready status: \[main\]/);
+});
+
+test('an httpGet readiness probe behind a startupProbe is the connector’s, and flips Ready both ways', { timeout: 220_000 }, async (t) => {
+  const ns = await freshNamespace(t, 'probe-http');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
     namespace: ns,
-    body: boundPod(h.nodeName, 'tcp', {
+    body: boundPod(h.nodeName, 'web', {
       spec: {
         containers: [
-          { name: 'main', image, command: ['sh', '-c', TOGGLED_PORT], ports: [{ containerPort: 8080 }], readinessProbe: { tcpSocket: { port: 8080 }, ...probe } },
+          {
+            name: 'main',
+            image,
+            command: ['sh', '-c', TOGGLED_PORT],
+            ports: [{ containerPort: 8080 }],
+            startupProbe: { exec: { command: ['true'] }, periodSeconds: 1 },
+            readinessProbe: { httpGet: { port: 8080, path: '/' }, ...probe },
+          },
         ],
       },
     }),
   });
-  await waitFor('tcp Ready', async () => isReady(await read(ns, 'tcp')), { timeoutMs: 150_000 });
-  assert.equal((await read(ns, 'tcp')).status?.containerStatuses?.[0]?.ready, true);
-
-  await execIn(ns, 'tcp', 'main', 'touch', '/tmp/closed');
-  const down = await waitFor('tcp not Ready once the port closed', async () => {
-    const p = await read(ns, 'tcp');
+  await waitFor('web Ready', async () => isReady(await read(ns, 'web')), { timeoutMs: 150_000 });
+  const up = await read(ns, 'web');
+  assert.equal(up.status?.containerStatuses?.[0]?.started, true, 'the exec startup probe passed through ACI exec');
+  await execIn(ns, 'web', 'main', 'touch', '/tmp/closed');
+  const down = await waitFor('web not Ready once the server stopped', async () => {
+    const p = await read(ns, 'web');
     return !isReady(p) && p;
   }, { timeoutMs: 90_000 });
   assert.equal(down.status?.phase, 'Running');
   assert.equal(down.status?.containerStatuses?.[0]?.ready, false);
-  assert.equal(down.status?.containerStatuses?.[0]?.restartCount, 0, 'readiness never restarts a container');
-  assert.match(cond(down, 'ContainersReady')?.message ?? '', /unready status: \[main\]/);
-  await waitFor('an Unhealthy event for readiness', async () => (await events(ns, 'tcp')).some((e) => e.reason === 'Unhealthy' && /^Readiness probe failed/.test(e.message)));
-
-  await execIn(ns, 'tcp', 'main', 'rm', '/tmp/closed');
-  await waitFor('tcp Ready again once the port opened', async () => isReady(await read(ns, 'tcp')), { timeoutMs: 90_000 });
+  assert.equal(down.status?.containerStatuses?.[0]?.restartCount, 0);
+  await execIn(ns, 'web', 'main', 'rm', '/tmp/closed');
+  await waitFor('web Ready again', async () => isReady(await read(ns, 'web')), { timeoutMs: 90_000 });
 });
 
-test('a gRPC readiness probe asks a real grpc.health.v1 server, both ways', { timeout: 270_000 }, async (t) => {
+test('a gRPC readiness probe asks a real grpc.health.v1 server, both ways', { timeout: 220_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-grpc');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -140,7 +174,7 @@ test('a gRPC readiness probe asks a real grpc.health.v1 server, both ways', { ti
   await waitFor('grpc Ready again', async () => isReady(await read(ns, 'grpc')), { timeoutMs: 90_000 });
 });
 
-test('a failing tcpSocket liveness probe restarts the container, with Unhealthy then Killing', { timeout: 270_000 }, async (t) => {
+test('a failing gRPC liveness probe restarts the container, with Unhealthy then Killing', { timeout: 220_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-live');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -149,35 +183,58 @@ test('a failing tcpSocket liveness probe restarts the container, with Unhealthy 
       spec: {
         containers: [
           {
-            name: 'main',
-            image,
-            command: ['sh', '-c', TOGGLED_PORT],
-            ports: [{ containerPort: 8080 }],
-            livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2 },
+            name: 'server',
+            image: grpcImage,
+            command: ['/bin/grpc-health', '-port', '9090', '-unhealthy-file', '/tmp/unhealthy'],
+            ports: [{ containerPort: 9090 }],
+            livenessProbe: { grpc: { port: 9090 }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2 },
           },
         ],
       },
     }),
   });
   await waitFor('live Running and Ready', async () => isReady(await read(ns, 'live')), { timeoutMs: 150_000 });
-  await execIn(ns, 'live', 'main', 'touch', '/tmp/closed');
+  await execIn(ns, 'live', 'server', 'touch', '/tmp/unhealthy');
   const restarted = await waitFor('restartCount grows', async () => {
     const p = await read(ns, 'live');
     const s = p.status?.containerStatuses?.[0];
     return (s?.restartCount ?? 0) >= 1 && s?.state?.running && p;
   }, { timeoutMs: 150_000 });
-  // The restart gives a fresh container (a fresh /tmp): the port is open again and it stays alive.
   assert.equal(restarted.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 137);
+  // The restart gives a fresh container (a fresh /tmp): it serves again and stays alive.
   await waitFor('Ready after the restart', async () => isReady(await read(ns, 'live')), { timeoutMs: 90_000 });
   const ev = await events(ns, 'live');
-  const unhealthy = ev.find((e) => e.reason === 'Unhealthy' && /^Liveness probe failed: dial tcp/.test(e.message));
-  const killing = ev.find((e) => e.reason === 'Killing' && /Container main failed liveness probe, will be restarted/.test(e.message));
+  const unhealthy = ev.find((e) => e.reason === 'Unhealthy' && /^Liveness probe failed: service unhealthy \(responded with "NOT_SERVING"\)/.test(e.message));
+  const killing = ev.find((e) => e.reason === 'Killing' && /Container server failed liveness probe, will be restarted/.test(e.message));
   assert.ok(unhealthy, `no Unhealthy event: ${JSON.stringify(ev)}`);
   assert.ok(killing, `no Killing event: ${JSON.stringify(ev)}`);
   assert.equal(unhealthy.type, 'Warning');
+  assert.equal((await read(ns, 'live')).status?.containerStatuses?.[0]?.restartCount, 1, 'one failure, one restart');
 });
 
-test('a startupProbe that never passes: the container is restarted and never Ready', { timeout: 270_000 }, async (t) => {
+test('a tcpSocket liveness probe on a port nothing listens on restarts the container', { timeout: 220_000 }, async (t) => {
+  const ns = await freshNamespace(t, 'probe-tcplive');
+  const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+  await core().createNamespacedPod({
+    namespace: ns,
+    body: boundPod(h.nodeName, 'dead', {
+      spec: {
+        containers: [
+          { name: 'main', image, command: ['sleep', '3600'], ports: [{ containerPort: 8080 }], livenessProbe: { tcpSocket: { port: 8081 }, periodSeconds: 1, failureThreshold: 2 } },
+        ],
+      },
+    }),
+  });
+  await waitFor('restarted', async () => ((await read(ns, 'dead')).status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1, { timeoutMs: 150_000 });
+  const ev = await waitFor('Unhealthy and Killing', async () => {
+    const list = await events(ns, 'dead');
+    return list.some((e) => e.reason === 'Unhealthy' && /^Liveness probe failed: dial tcp [\d.]+:8081/.test(e.message)) &&
+      list.some((e) => e.reason === 'Killing' && /Container main failed liveness probe/.test(e.message)) && list;
+  });
+  assert.ok(ev.length >= 2);
+});
+
+test('a startupProbe that never passes: the container is restarted and never Ready', { timeout: 220_000 }, async (t) => {
   const ns = await freshNamespace(t, 'probe-start');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -190,8 +247,9 @@ test('a startupProbe that never passes: the container is restarted and never Rea
             image,
             command: ['sleep', '3600'],
             ports: [{ containerPort: 8080 }],
-            // Nothing listens on 8080; the readiness probe would pass, but it must wait for startup.
-            startupProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2 },
+            // Nothing listens on 8081 (not published: see TOGGLED_PORT); the readiness probe would
+            // pass, but it must wait for the startup probe.
+            startupProbe: { tcpSocket: { port: 8081 }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 2 },
             readinessProbe: { exec: { command: ['true'] }, periodSeconds: 1 },
           },
         ],
@@ -220,7 +278,7 @@ test('a startupProbe that never passes: the container is restarted and never Rea
   assert.equal(isReady(await read(ns, 'start')), false);
 });
 
-test('a native sidecar runs beside the app container; the pod is Ready when both are', { timeout: 270_000 }, async (t) => {
+test('a native sidecar runs beside the app container; the pod is Ready when both are', { timeout: 220_000 }, async (t) => {
   const ns = await freshNamespace(t, 'sidecar');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
@@ -230,11 +288,14 @@ test('a native sidecar runs beside the app container; the pod is Ready when both
         initContainers: [
           {
             name: 'proxy',
-            image,
+            image: grpcImage,
             restartPolicy: 'Always',
-            command: ['sleep', '3600'],
-            // ACI runs this exec probe (the sidecar is a regular container of the group).
-            readinessProbe: { exec: { command: ['cat', '/tmp/ready'] }, periodSeconds: 1, failureThreshold: 1 },
+            // NOT_SERVING until the test removes the file. ACI reports no readiness verdict of its
+            // own probes (instanceView has no `ready`), so the sidecar's readiness is a gRPC probe,
+            // which the connector runs.
+            command: ['sh', '-c', 'touch /tmp/unhealthy && exec /bin/grpc-health -port 9090 -unhealthy-file /tmp/unhealthy'],
+            ports: [{ containerPort: 9090 }],
+            readinessProbe: { grpc: { port: 9090 }, periodSeconds: 1, failureThreshold: 1 },
           },
         ],
         containers: [{ name: 'app', image, command: ['sleep', '3600'] }],
@@ -254,7 +315,7 @@ test('a native sidecar runs beside the app container; the pod is Ready when both
   assert.match(cond(waiting, 'ContainersReady')?.message ?? '', /unready status: \[proxy\]/);
   assert.deepEqual(waiting.status?.containerStatuses?.map((c) => c.name), ['app'], 'the sidecar is not reported as an app container');
 
-  await execIn(ns, 'sc', 'proxy', 'touch', '/tmp/ready');
+  await execIn(ns, 'sc', 'proxy', 'rm', '/tmp/unhealthy');
   const ready = await waitFor('pod Ready', async () => {
     const p = await read(ns, 'sc');
     return isReady(p) && p;
@@ -265,22 +326,30 @@ test('a native sidecar runs beside the app container; the pod is Ready when both
   assert.match(got.stdout, /^sc\s+2\/2\s+Running\s/);
 });
 
-test('init containers: Pending and Initialized=False while they run or crash-loop, Running after', { timeout: 270_000 }, async (t) => {
+test('init containers: Pending and Initialized=False while they run or crash-loop, Running after', { timeout: 220_000 }, async (t) => {
   const ns = await freshNamespace(t, 'init-status');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+  await core().createNamespacedPod({
+    namespace: ns,
+    body: boundPod(h.nodeName, 'slow', {
+      spec: { initContainers: [{ name: 'init', image, command: ['sleep', '20'] }], containers: [{ name: 'app', image, command: ['sleep', '3600'] }] },
+    }),
+  });
+  const initRunning = await waitFor('slow: its init container runs', async () => {
+    const p = await read(ns, 'slow');
+    return p.status?.initContainerStatuses?.[0]?.state?.running && p;
+  }, { timeoutMs: 150_000, intervalMs: 100 });
+  assert.equal(initRunning.status?.phase, 'Pending');
+  assert.equal(cond(initRunning, 'Initialized')?.status, 'False');
+  assert.equal(initRunning.status?.containerStatuses?.[0]?.state?.waiting?.reason, 'PodInitializing');
+  assert.match((await kubectl(['-n', ns, 'get', 'pod', 'slow', '--no-headers'])).stdout, /^slow\s+0\/1\s+Init:0\/1\s/);
+
   await core().createNamespacedPod({
     namespace: ns,
     body: boundPod(h.nodeName, 'crash', {
       spec: { initContainers: [{ name: 'init', image, command: ['sh', '-c', 'echo failing; exit 1'] }], containers: [{ name: 'app', image, command: ['sleep', '3600'] }] },
     }),
   });
-  await core().createNamespacedPod({
-    namespace: ns,
-    body: boundPod(h.nodeName, 'slow', {
-      spec: { initContainers: [{ name: 'init', image, command: ['sleep', '15'] }], containers: [{ name: 'app', image, command: ['sleep', '3600'] }] },
-    }),
-  });
-
   const looping = await waitFor('the init container crash-loops', async () => {
     const p = await read(ns, 'crash');
     const s = p.status?.initContainerStatuses?.[0];
@@ -295,14 +364,6 @@ test('init containers: Pending and Initialized=False while they run or crash-loo
     intervalMs: 100,
   });
 
-  const initRunning = await waitFor('slow: its init container runs', async () => {
-    const p = await read(ns, 'slow');
-    return p.status?.initContainerStatuses?.[0]?.state?.running && p;
-  }, { timeoutMs: 150_000, intervalMs: 100 });
-  assert.equal(initRunning.status?.phase, 'Pending');
-  assert.equal(cond(initRunning, 'Initialized')?.status, 'False');
-  assert.equal(initRunning.status?.containerStatuses?.[0]?.state?.waiting?.reason, 'PodInitializing');
-  assert.match((await kubectl(['-n', ns, 'get', 'pod', 'slow', '--no-headers'])).stdout, /^slow\s+0\/1\s+Init:0\/1\s/);
   const done = await waitFor('slow Running after its init container succeeded', async () => {
     const p = await read(ns, 'slow');
     return p.status?.phase === 'Running' && p;

@@ -110,7 +110,7 @@ function podWith(c: V1Container): V1Pod {
   return { metadata: { namespace: 'ns', name: 'p', uid: 'u1' }, spec: { containers: [c] } };
 }
 
-test('prober: readiness waits for the startup probe; then readiness decides ready, both ways', { timeout: 20_000 }, async (t) => {
+test('prober: readiness waits for the startup probe; then readiness decides ready, both ways', { timeout: 15_000 }, async (t) => {
   let startupPasses = false;
   let readyAnswer = 0;
   const h = harness((_c, cmd) => (cmd[0] === 'startup' ? (startupPasses ? 0 : 1) : readyAnswer));
@@ -136,7 +136,7 @@ test('prober: readiness waits for the startup probe; then readiness decides read
   assert.ok(h.changes() >= 3);
 });
 
-test('prober: a liveness failure records Unhealthy then Killing, restarts once, and the next run is probed afresh', { timeout: 20_000 }, async (t) => {
+test('prober: a liveness failure records Unhealthy then Killing, restarts once, and the next run is probed afresh', { timeout: 15_000 }, async (t) => {
   const pod = podWith({ name: 'app', startupProbe: { exec: { command: ['ok'] } }, livenessProbe: { exec: { command: ['alive'] }, periodSeconds: 1, failureThreshold: 2 } });
   // Startup passes at once here; liveness fails.
   const h2 = harness((_c, cmd) => (cmd[0] === 'ok' ? 0 : 1));
@@ -171,4 +171,28 @@ test('prober: a container that is not running is not probed, and a pod without c
   plain.prober.sync(ref, podWith({ name: 'app', readinessProbe: { httpGet: { port: 80 } } }), running('app', new Date()));
   assert.equal(plain.prober.overrides('u1').size, 0);
   assert.equal(Prober.wants(podWith({ name: 'app', livenessProbe: { exec: { command: ['x'] } } })), false);
+});
+
+test('prober: a tcpSocket readiness probe against a real socket flips ready both ways', { timeout: 15_000 }, async (t) => {
+  const listen = async (port = 0) => {
+    const server = createServer((s) => s.end());
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    return server;
+  };
+  let server = await listen();
+  const port = (server.address() as { port: number }).port;
+  const h = harness(() => 0);
+  t.after(() => {
+    h.prober.close();
+    server.close();
+  });
+  const pod = podWith({ name: 'app', readinessProbe: { tcpSocket: { port }, periodSeconds: 1, failureThreshold: 1 } });
+  h.prober.sync(ref, pod, running('app', new Date()));
+  await waitFor('ready', () => h.prober.overrides('u1').get('app')?.ready, { timeoutMs: 5_000 });
+  await new Promise((r) => server.close(r));
+  await waitFor('not ready once the port closed', () => h.prober.overrides('u1').get('app')?.ready === false, { timeoutMs: 5_000 });
+  assert.ok(h.events.some((e) => e.startsWith(`Warning Unhealthy Readiness probe failed: dial tcp 127.0.0.1:${port}`)));
+  server = await listen(port);
+  await waitFor('ready again', () => h.prober.overrides('u1').get('app')?.ready, { timeoutMs: 5_000 });
+  assert.equal(h.restarts.length, 0);
 });
