@@ -8,6 +8,12 @@ import type { Logger } from '../../common/logger.js';
 import type { PodRef, Provider } from '../provider.js';
 import { Prober } from './prober.js';
 
+/**
+ * A provider's exec first asks its backend for a session (for ACI an ARM call, then a WebSocket):
+ * that set-up must not count against the probe's timeoutSeconds, which is the command's.
+ */
+const EXEC_SETUP_ALLOWANCE_MS = 10_000;
+
 function sink(): Writable {
   return new Writable({ write: (_c, _e, cb) => cb() });
 }
@@ -25,7 +31,7 @@ export function proberFor(
           exec: async (ref, container, command, timeoutMs) => {
             let timer: NodeJS.Timeout | undefined;
             const timeout = new Promise<number>((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`command timed out after ${timeoutMs / 1000}s`)), timeoutMs);
+              timer = setTimeout(() => reject(new Error(`command timed out after ${timeoutMs / 1000}s`)), timeoutMs + EXEC_SETUP_ALLOWANCE_MS);
             });
             try {
               return await Promise.race([exec(ref, container, command, { stdout: sink(), stderr: sink(), tty: false }).then((r) => r.exitCode), timeout]);
