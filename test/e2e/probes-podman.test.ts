@@ -120,7 +120,8 @@ test('an httpGet readiness probe behind a startupProbe is the connector’s, and
           {
             name: 'main',
             image,
-            command: ['sh', '-c', TOGGLED_PORT],
+            // busybox httpd answers 404 for a folder without index.html.
+            command: ['sh', '-c', `echo ok > /tmp/index.html; ${TOGGLED_PORT}`],
             ports: [{ containerPort: 8080 }],
             startupProbe: { exec: { command: ['true'] }, periodSeconds: 1 },
             readinessProbe: { httpGet: { port: 8080, path: '/' }, ...probe },
