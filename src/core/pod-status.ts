@@ -4,6 +4,8 @@
  * strategic-merge patch that writes it without touching fields others own.
  */
 import type { V1ContainerState, V1ContainerStatus, V1Pod, V1PodCondition, V1PodStatus } from '@kubernetes/client-node';
+import type { ContainerProbeView, ProbeOverrides } from './probes/prober.js';
+import { isSidecar } from './probes/policy.js';
 import type { ProviderPodStatus } from './provider.js';
 
 export const VALID_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] as const;
@@ -27,6 +29,8 @@ export interface StatusInputs {
   waiting?: { reason: string; message: string };
   /** The node's IP. */
   hostIP: string;
+  /** What the connector's own prober adds per container (readiness, start, restarts). */
+  probes?: ProbeOverrides;
   now?: Date;
 }
 
@@ -34,10 +38,25 @@ function waitingState(reason: string, message?: string): V1ContainerState {
   return { waiting: message ? { reason, message } : { reason } };
 }
 
+/** Merges the connector's probe verdicts into a container status the provider reported. */
+function applyProbeView(out: V1ContainerStatus, view: ContainerProbeView | undefined): void {
+  if (!view) return;
+  const running = Boolean(out.state?.running);
+  out.restartCount = (out.restartCount ?? 0) + view.extraRestarts;
+  if (view.started !== undefined) out.started = running && view.started;
+  if (view.ready !== undefined) out.ready = running && view.ready;
+  // A restart of the whole group leaves the backend without the killed run; the kubelet shows it.
+  if (view.lastKilled && !out.lastState?.terminated) {
+    const k = view.lastKilled;
+    out.lastState = { terminated: { exitCode: 137, reason: k.reason, finishedAt: k.finishedAt, ...(k.startedAt ? { startedAt: k.startedAt } : {}) } };
+  }
+}
+
 function fillContainerStatuses(
   specs: Array<{ name: string; image?: string }>,
   reported: V1ContainerStatus[] | undefined,
   waiting: { reason: string; message?: string },
+  probes?: ProbeOverrides,
 ): V1ContainerStatus[] {
   return specs.map((spec) => {
     const r = reported?.find((s) => s.name === spec.name);
@@ -53,6 +72,7 @@ function fillContainerStatuses(
     };
     if (r?.containerID) out.containerID = r.containerID;
     if (r?.lastState && (r.lastState.running || r.lastState.waiting || r.lastState.terminated)) out.lastState = r.lastState;
+    applyProbeView(out, probes?.get(spec.name));
     return out;
   });
 }
@@ -76,15 +96,29 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
 
   const initSpecs = pod.spec?.initContainers ?? [];
   const specs = pod.spec?.containers ?? [];
-  const containerStatuses = fillContainerStatuses(specs, p?.containerStatuses, waitingDefault);
-  const initContainerStatuses = fillContainerStatuses(initSpecs, p?.initContainerStatuses, { reason: 'PodInitializing' });
+  const initContainerStatuses = fillContainerStatuses(initSpecs, p?.initContainerStatuses, { reason: 'PodInitializing' }, inputs.probes);
 
+  // The kubelet's rule: the pod is initialized once every regular init container exited 0 and
+  // every native sidecar started; until then it is Pending, whatever the backend calls it.
+  // A provider that reports no init container statuses is trusted on its phase.
+  const sidecarNames = new Set(initSpecs.filter(isSidecar).map((c) => c.name));
   const initDone =
     initSpecs.length === 0 ||
-    phase === 'Running' ||
     phase === 'Succeeded' ||
-    initContainerStatuses.every((s) => s.state?.terminated?.exitCode === 0);
-  const unready = containerStatuses.filter((s) => !s.ready).map((s) => s.name);
+    (p?.initContainerStatuses === undefined
+      ? phase === 'Running'
+      : initContainerStatuses.every((s) =>
+          sidecarNames.has(s.name) ? Boolean(s.state?.running) || (s.restartCount ?? 0) > 0 : s.state?.terminated?.exitCode === 0,
+        ));
+  if (!initDone && phase === 'Running') phase = 'Pending';
+  const containerStatuses = fillContainerStatuses(specs, p?.containerStatuses, initDone || !p ? waitingDefault : { reason: 'PodInitializing' }, inputs.probes);
+  if (!initDone && p) {
+    // App containers do not start before the init containers are done: the kubelet's reason.
+    for (const s of containerStatuses) if (s.state?.waiting?.reason === 'ContainerCreating') s.state = waitingState('PodInitializing');
+  }
+  // ContainersReady counts native sidecars with the app containers, as the kubelet does.
+  const readyScope = [...initContainerStatuses.filter((s) => sidecarNames.has(s.name)), ...containerStatuses];
+  const unready = readyScope.filter((s) => !s.ready).map((s) => s.name);
   const terminal = isTerminal(phase);
   const containersReady = !terminal && unready.length === 0 && phase === 'Running';
   const gates = pod.spec?.readinessGates ?? [];

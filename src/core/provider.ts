@@ -14,6 +14,9 @@
 import type { Readable, Writable } from 'node:stream';
 import type { V1ConfigMap, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
 
+/** Which probes the core runs itself (a provider leaves them out of its backend's spec), and native sidecars. */
+export { connectorRunsProbe, isSidecar } from './probes/policy.js';
+
 /** `namespace/name` identifies a pod in the queue; `uid` tells two incarnations apart. */
 export interface PodRef {
   namespace: string;
@@ -183,6 +186,18 @@ export interface Provider {
    * budget (cache here, not in the core); the core calls this at most every few seconds.
    */
   getPodStats?(): Promise<PodUsage[]>;
+  /**
+   * Where the connector's prober reaches the pod for the probes the backend cannot run
+   * (tcpSocket, gRPC, startup; see core/probes/policy.ts): the pod IP, or undefined while it
+   * has none. Without this hook those probes fail, as a kubelet's do against a pod without IP.
+   */
+  probeAddress?(ref: PodRef): Promise<string | undefined>;
+  /**
+   * Restarts a container after a failed liveness or startup probe the connector ran.
+   * Resolves to the names of every container the backend restarted (the one asked for,
+   * or more when the backend can only restart them together).
+   */
+  restartContainer?(ref: PodRef, container: string): Promise<string[]>;
 
   /** Stops background work (watch loops, timers). Pods keep running. */
   close?(): Promise<void>;

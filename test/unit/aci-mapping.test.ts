@@ -185,7 +185,7 @@ test('priority and sku annotations', async () => {
   assert.equal((await rejection(q)).reason, 'InvalidAnnotation');
 });
 
-test('probes: exec and httpGet with named ports; tcpSocket and startupProbe rejected', async () => {
+test('probes: exec and httpGet with named ports go to ACI; tcpSocket, gRPC and gated probes stay with the connector', async () => {
   const p = pod({
     containers: [
       {
@@ -206,10 +206,42 @@ test('probes: exec and httpGet with named ports; tcpSocket and startupProbe reje
 
   const unnamed = pod({ containers: [{ name: 'app', image: 'x', livenessProbe: { httpGet: { port: 'nope' } } }] });
   assert.equal((await rejection(unnamed)).field, 'spec.containers[0].livenessProbe.httpGet.port');
-  const tcp = pod({ containers: [{ name: 'app', image: 'x', readinessProbe: { tcpSocket: { port: 80 } } }] });
-  assert.equal((await rejection(tcp)).field, 'spec.containers[0].readinessProbe.tcpSocket');
-  const startup = pod({ containers: [{ name: 'app', image: 'x', startupProbe: { exec: { command: ['true'] } } }] });
-  assert.equal((await rejection(startup)).field, 'spec.containers[0].startupProbe');
+  const tcp = pod({ containers: [{ name: 'app', image: 'x', readinessProbe: { tcpSocket: { port: 80 } }, livenessProbe: { grpc: { port: 9090 } } }] });
+  const tg = (await podToContainerGroup(tcp, fakeContext(), opts)).group.containers[0];
+  assert.equal(tg?.readinessProbe, undefined, 'the connector runs tcpSocket probes');
+  assert.equal(tg?.livenessProbe, undefined, 'the connector runs gRPC probes');
+  // A startupProbe gates the others, which ACI cannot do: the connector runs all three.
+  const startup = pod({
+    containers: [
+      { name: 'app', image: 'x', startupProbe: { exec: { command: ['true'] } }, livenessProbe: { httpGet: { port: 80, host: 'h' } }, readinessProbe: { exec: { command: ['true'] } } },
+    ],
+  });
+  const sg = (await podToContainerGroup(startup, fakeContext(), opts)).group.containers[0];
+  assert.equal(sg?.livenessProbe, undefined);
+  assert.equal(sg?.readinessProbe, undefined);
+  // httpGet.host is refused only where ACI runs the probe.
+  const host = pod({ containers: [{ name: 'app', image: 'x', livenessProbe: { httpGet: { port: 80, host: 'h' } } }] });
+  assert.equal((await rejection(host)).field, 'spec.containers[0].livenessProbe.httpGet.host');
+});
+
+test('a native sidecar (init container with restartPolicy Always) becomes a regular container of the group', async () => {
+  const p = pod({
+    initContainers: [
+      { name: 'setup', image: 'busybox', command: ['true'] },
+      { name: 'proxy', image: 'envoy', restartPolicy: 'Always', ports: [{ containerPort: 15001 }], readinessProbe: { tcpSocket: { port: 15001 } } },
+    ],
+    containers: [{ name: 'app', image: 'nginx', resources: { requests: { cpu: '500m', memory: '512Mi' } } }],
+  });
+  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  assert.deepEqual(group.initContainers?.map((c) => c.name), ['setup']);
+  assert.deepEqual(group.containers.map((c) => c.name), ['app', 'proxy']);
+  const proxy = group.containers[1];
+  assert.ok(proxy?.resources.requests.cpu && proxy.resources.requests.memoryInGB, 'the sidecar gets resources like any container');
+  assert.deepEqual(proxy.ports, [{ port: 15001, protocol: 'TCP' }]);
+  assert.equal(proxy.readinessProbe, undefined, 'its tcpSocket probe is the connector’s');
+  assert.deepEqual(group.ipAddress?.ports, [{ port: 15001, protocol: 'TCP' }]);
+  const bad = pod({ initContainers: [{ name: 'i', image: 'x', restartPolicy: 'OnFailure' }] });
+  assert.equal((await rejection(bad)).field, 'spec.initContainers[0].restartPolicy');
 });
 
 test('unsupported fields fail the pod naming the field', async () => {
@@ -227,7 +259,6 @@ test('unsupported fields fail the pod naming the field', async () => {
     [pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, protocol: 'SCTP' }] }] }), 'spec.containers[0].ports[0].protocol'],
     [pod({ containers: [{ name: 'a', image: 'x', volumeMounts: [{ name: 'v', mountPath: '/v', subPath: 'x' }] }], volumes: [{ name: 'v', emptyDir: {} }] }), 'spec.containers[0].volumeMounts[0].subPath'],
     [pod({ containers: [{ name: 'a', image: 'x', resources: { limits: { 'nvidia.com/gpu': '1' } } }] }), "spec.containers[0].resources['nvidia.com/gpu']"],
-    [pod({ initContainers: [{ name: 'i', image: 'x', restartPolicy: 'Always' }] }), 'spec.initContainers[0].restartPolicy'],
   ];
   for (const [p, field] of cases) {
     const err = await rejection(p);

@@ -148,3 +148,19 @@ test('a container the runtime could not create keeps the pod Pending with Create
   const other = groupToPodStatus(group({ provisioningState: 'Failed' }, [container('app', { currentState: { state: 'Waiting' } })]), undefined);
   assert.equal(other.phase, 'Failed');
 });
+
+test('native sidecars run as group containers and are reported among the init container statuses, in spec order', () => {
+  const g = group({ instanceView: { state: 'Running' } }, [
+    container('app', { restartCount: 0, currentState: { state: 'Running', startTime: t0 } }),
+    container('proxy', { restartCount: 1, currentState: { state: 'Running', startTime: t1 } }),
+  ]);
+  g.initContainers = [{ name: 'setup', image: 'busybox', instanceView: { restartCount: 0, currentState: { state: 'Terminated', exitCode: 0 } } }];
+  const spec = { containers: [{ name: 'app' }], initContainers: [{ name: 'proxy', restartPolicy: 'Always' }, { name: 'setup' }] };
+  const s = groupToPodStatus(g, { spec });
+  assert.deepEqual(s.containerStatuses?.map((c) => c.name), ['app']);
+  assert.deepEqual(s.initContainerStatuses?.map((c) => [c.name, c.started, c.ready, c.restartCount]), [
+    ['proxy', true, true, 1],
+    ['setup', false, false, 0],
+  ]);
+  assert.equal(s.phase, 'Running');
+});

@@ -133,3 +133,76 @@ test('the patch nulls stale fields and names every container state member', () =
   const conds = patch.status.conditions as Array<Record<string, unknown>>;
   assert.equal(conds.find((c) => c.type === 'PodScheduled')?.reason, null);
 });
+
+test('init containers: Running from the backend is Pending until every init container exited 0; apps wait PodInitializing', () => {
+  const p = pod(undefined, { initContainers: [{ name: 'init', image: 'i' }] });
+  const running = { running: { startedAt: now } };
+  const s = computePodStatus(p, {
+    hostIP: '10.0.0.1',
+    now,
+    provider: {
+      phase: 'Running',
+      initContainerStatuses: [{ name: 'init', image: 'i', imageID: '', ready: false, restartCount: 3, state: { waiting: { reason: 'CrashLoopBackOff' } } }],
+      containerStatuses: [{ name: 'a', image: 'img-a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }],
+    },
+  });
+  assert.equal(s.phase, 'Pending');
+  assert.equal(s.conditions?.find((c) => c.type === 'Initialized')?.status, 'False');
+  assert.equal(s.conditions?.find((c) => c.type === 'Initialized')?.reason, 'ContainersNotInitialized');
+  assert.deepEqual(s.initContainerStatuses?.map((c) => [c.state?.waiting?.reason, c.restartCount]), [['CrashLoopBackOff', 3]]);
+  assert.deepEqual(s.containerStatuses?.map((c) => c.state?.waiting?.reason), ['PodInitializing', 'PodInitializing']);
+  const done = computePodStatus(p, {
+    hostIP: '10.0.0.1',
+    now,
+    provider: {
+      phase: 'Running',
+      initContainerStatuses: [{ name: 'init', image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0 } } }],
+      containerStatuses: ['a', 'b'].map((name) => ({ name, image: 'x', imageID: '', ready: true, restartCount: 0, state: running })),
+    },
+  });
+  assert.equal(done.phase, 'Running');
+  assert.equal(done.conditions?.find((c) => c.type === 'Initialized')?.status, 'True');
+  assert.equal(done.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+});
+
+test('native sidecars: a started sidecar initializes the pod, and Ready waits for it too', () => {
+  const p = pod(undefined, { initContainers: [{ name: 'proxy', image: 'envoy', restartPolicy: 'Always' }] });
+  const running = { running: { startedAt: now } };
+  const status = (sidecarReady: boolean) =>
+    computePodStatus(p, {
+      hostIP: '10.0.0.1',
+      now,
+      provider: {
+        phase: 'Running',
+        initContainerStatuses: [{ name: 'proxy', image: 'envoy', imageID: '', ready: sidecarReady, restartCount: 0, state: running }],
+        containerStatuses: ['a', 'b'].map((name) => ({ name, image: 'x', imageID: '', ready: true, restartCount: 0, state: running })),
+      },
+    });
+  const waiting = status(false);
+  assert.equal(waiting.phase, 'Running');
+  assert.equal(waiting.conditions?.find((c) => c.type === 'Initialized')?.status, 'True');
+  assert.equal(waiting.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+  assert.equal(waiting.conditions?.find((c) => c.type === 'ContainersReady')?.message, 'containers with unready status: [proxy]');
+  assert.equal(status(true).conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+});
+
+test('probe overrides: the connector decides ready and started, adds restarts, and shows the killed run', () => {
+  const startedAt = new Date('2026-01-02T03:00:00Z');
+  const s = computePodStatus(pod(), {
+    hostIP: '10.0.0.1',
+    now,
+    provider: {
+      phase: 'Running',
+      containerStatuses: ['a', 'b'].map((name) => ({ name, image: 'x', imageID: '', ready: true, started: true, restartCount: 1, state: { running: { startedAt: now } } })),
+    },
+    probes: new Map([
+      ['a', { ready: false, started: false, extraRestarts: 2, lastKilled: { startedAt, finishedAt: now, reason: 'Error' } }],
+      ['b', { ready: true, extraRestarts: 0 }],
+    ]),
+  });
+  const [a, b] = s.containerStatuses ?? [];
+  assert.deepEqual([a?.ready, a?.started, a?.restartCount], [false, false, 3]);
+  assert.deepEqual(a?.lastState?.terminated, { exitCode: 137, reason: 'Error', finishedAt: now, startedAt });
+  assert.deepEqual([b?.ready, b?.restartCount], [true, 1]);
+  assert.equal(s.conditions?.find((c) => c.type === 'Ready')?.message, 'containers with unready status: [a]');
+});

@@ -30,6 +30,8 @@ import {
 } from '../provider.js';
 import { missingVolumeRefs, podReferences, refKey, type RefKind } from '../references.js';
 import { WorkQueue } from '../work-queue.js';
+import type { Prober } from '../probes/prober.js';
+import { proberFor } from '../probes/seam.js';
 import { reconcile, statusNeedsWrite, type EventSpec, type Observed, type Outcome } from './decide.js';
 import type { PodSource, PodWriter, ReferenceSource, TokenSource } from './deps.js';
 import { newRecord, podKey, type Incarnation, type PodRecord } from './record.js';
@@ -89,6 +91,9 @@ export class PodController {
   /** Status patches sent, for the benchmark's writes-per-pod figure and the tests. */
   statusWrites = 0;
 
+  /** Runs the probes the backend cannot (core/probes): synced each pass, forgotten with the incarnation. */
+  private readonly prober: Prober;
+
   constructor(private readonly o: PodControllerOptions) {
     this.now = o.now ?? Date.now;
     this.queue = new WorkQueue<string>({
@@ -114,6 +119,14 @@ export class PodController {
     });
     o.provider.onStatus((ref, status) => this.applyStatus(ref, status));
     o.provider.onEvent((ref, ev) => this.providerEvent(ref, ev));
+    this.prober = proberFor(o.provider, {
+      event: (ref, type, reason, message) => o.events.record(ref, type, reason, message),
+      changed: (ref) => {
+        const r = this.records.get(podKey(ref.namespace, ref.name));
+        if (r?.incarnations.has(ref.uid)) this.enqueue(r.key);
+      },
+      log: o.log,
+    });
   }
 
   /** A pod bound to this node, from the pod source. */
@@ -194,6 +207,7 @@ export class PodController {
   async stop(): Promise<void> {
     this.stopped = true;
     this.live = false;
+    this.prober.close();
     await this.queue.stop();
     for (const r of this.records.values()) for (const inc of r.incarnations.values()) clearTimeout(inc.tokenTimer);
     await this.o.pods.stop();
@@ -263,7 +277,13 @@ export class PodController {
       const pod = this.o.pods.get(namespace, name);
       const inc = pod?.metadata?.uid ? r.incarnations.get(pod.metadata.uid) : undefined;
       if (inc && pod) inc.pod = pod;
-      const observed: Observed = { pod, now: this.now(), nodeIP: this.o.nodeIP, ...(resolution ? { resolution } : {}) };
+      // Seam "after the containers run": the connector-run probes follow the provider's status.
+      let probes: Observed['probes'];
+      if (inc?.providerStatus && pod) {
+        this.prober.sync({ namespace, name, uid: inc.uid }, pod, inc.providerStatus);
+        probes = this.prober.overrides(inc.uid);
+      }
+      const observed: Observed = { pod, now: this.now(), nodeIP: this.o.nodeIP, ...(resolution ? { resolution } : {}), ...(probes ? { probes } : {}) };
       const outcome = reconcile(r, observed);
       if (outcome.kind === 'Resolve') {
         resolution = await this.resolve(key, outcome.pod);
@@ -342,6 +362,7 @@ export class PodController {
   private untrack(r: PodRecord, uid: string): void {
     const inc = r.incarnations.get(uid);
     r.incarnations.delete(uid);
+    this.prober.forget(uid);
     this.o.tokens?.release(uid);
     clearTimeout(inc?.tokenTimer);
   }

@@ -8,6 +8,7 @@ import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { describeMissing, type EnvNote, type EnvResolution, type MissingRef } from '../env.js';
 import { computePodStatus, isTerminal, ownedView, rejectedStatus, statusDiffers } from '../pod-status.js';
 import type { PodContext } from '../provider.js';
+import type { ProbeOverrides } from '../probes/prober.js';
 import type { PodRecord } from './record.js';
 
 export interface Observed {
@@ -17,6 +18,8 @@ export interface Observed {
   resolution?: EnvResolution;
   now: number;
   nodeIP: string;
+  /** The connector-run probes' verdicts for the held incarnation (core/probes). */
+  probes?: ProbeOverrides;
 }
 
 export interface EventSpec {
@@ -135,6 +138,6 @@ export function reconcile(record: PodRecord, o: Observed): Outcome {
 
   // The provider pushes a status when it has one; until then there is nothing to write.
   if (!inc.providerStatus) return { kind: 'Done' };
-  const status = computePodStatus(pod, { provider: inc.providerStatus, hostIP: o.nodeIP, now: new Date(o.now) });
+  const status = computePodStatus(pod, { provider: inc.providerStatus, hostIP: o.nodeIP, now: new Date(o.now), ...(o.probes ? { probes: o.probes } : {}) });
   return statusNeedsWrite(record, pod, status) ? { kind: 'WriteStatus', pod, status } : { kind: 'Done' };
 }

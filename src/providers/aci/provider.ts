@@ -249,6 +249,26 @@ export class AciProvider implements Provider {
     return p?.status.podIP ?? p?.status.podIPs?.[0]?.ip;
   }
 
+  /** Where the connector's prober reaches the pod: the same address as port-forward. */
+  async probeAddress(ref: PodRef): Promise<string | undefined> {
+    return this.portForwardAddress(ref);
+  }
+
+  /**
+   * ACI has no call that restarts one container: its means is the group's `restart` action,
+   * which restarts every container of the group in place (decisions.md). Resolves to the
+   * containers that restarted with it.
+   */
+  async restartContainer(ref: PodRef, _container: string): Promise<string[]> {
+    const name = this.nameOf(ref);
+    await this.arm.restartGroup(name);
+    const t = this.tracked.get(name);
+    if (t) t.hot = true;
+    this.watcher.kick();
+    const spec = t?.spec;
+    return [...(spec?.containers ?? []), ...(spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')].map((c) => c.name);
+  }
+
   async listPods(): Promise<ProviderPod[]> {
     this.watcher.start();
     const groups = (await this.arm.listGroups()).filter((g) => this.watcher.isOurs(g));

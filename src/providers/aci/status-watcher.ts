@@ -149,7 +149,8 @@ export class StatusWatcher {
     const events = t.events.newEvents(g);
     if (t.adopted) t.adopted = false;
     else for (const ev of events) this.emitEvent(t.ref, ev);
-    const allReady = (status.containerStatuses ?? []).every((c) => c.ready);
+    // Running init containers are native sidecars here (a regular one keeps the pod Pending, hot anyway).
+    const allReady = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? []).filter((c) => c.state?.running)].every((c) => c.ready);
     t.hot = status.phase === 'Pending' || g.provisioningState !== 'Succeeded' || !allReady;
     t.terminal = (status.phase === 'Succeeded' || status.phase === 'Failed') && g.restartPolicy !== 'Always';
     this.setStatus(t, status);

@@ -14,7 +14,7 @@ import type {
   IpAddress,
   Volume,
 } from '@azure/arm-containerinstance';
-import { PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../../core/provider.js';
+import { connectorRunsProbe, isSidecar, PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../../core/provider.js';
 import { readPodAnnotations, ANNOTATION, type PodAnnotations } from './annotations.js';
 import { containerGroupName, groupTags } from '../naming.js';
 import { registryCredentialsFromSecret } from './pull-secrets.js';
@@ -142,8 +142,7 @@ function mapMounts(c: V1Container): { name: string; mountPath: string; readOnly:
   return c.volumeMounts.map((m) => ({ name: m.name, mountPath: m.mountPath, readOnly: m.readOnly ?? false }));
 }
 
-function mapContainer(c: V1Container, i: number, ctx: PodContext, ann: PodAnnotations, res: AciContainerResources): Container {
-  const path = `spec.containers[${i}]`;
+function mapContainer(c: V1Container, path: string, ctx: PodContext, ann: PodAnnotations, res: AciContainerResources): Container {
   if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
   const env = resolvedEnv(c, ctx, path);
   const command = mapCommand(c, path, env, ann);
@@ -158,9 +157,10 @@ function mapContainer(c: V1Container, i: number, ctx: PodContext, ann: PodAnnota
   if (c.ports?.length) out.ports = c.ports.map((p) => ({ port: p.containerPort, protocol: p.protocol ?? 'TCP' }));
   const mounts = mapMounts(c);
   if (mounts) out.volumeMounts = mounts;
-  const liveness = mapProbe(c, c.livenessProbe, `${path}.livenessProbe`);
+  // The probes the connector runs (tcpSocket, gRPC, and all of a container with a startupProbe) stay out of the group.
+  const liveness = connectorRunsProbe(c, 'liveness') ? undefined : mapProbe(c, c.livenessProbe, `${path}.livenessProbe`);
   if (liveness) out.livenessProbe = liveness;
-  const readiness = mapProbe(c, c.readinessProbe, `${path}.readinessProbe`);
+  const readiness = connectorRunsProbe(c, 'readiness') ? undefined : mapProbe(c, c.readinessProbe, `${path}.readinessProbe`);
   if (readiness) out.readinessProbe = readiness;
   return out;
 }
@@ -319,9 +319,15 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
     ann.imageEntrypoints = { ...resolved, ...ann.imageEntrypoints };
   }
 
-  const resources = mapContainerResources(spec.containers, opts.defaults, opts.maximums);
-  const containers = spec.containers.map((c, i) => mapContainer(c, i, ctx, ann, resources[i]!));
-  const initContainers = (spec.initContainers ?? []).map((c, i) => mapInitContainer(c, i, ctx, ann));
+  // Native sidecars run as regular containers of the group, after the app containers in the
+  // list: ACI starts a group's containers together and cannot start them first (decisions.md).
+  const sidecars = (spec.initContainers ?? []).map((c, i) => ({ c, i })).filter(({ c }) => isSidecar(c));
+  const resources = mapContainerResources([...spec.containers, ...sidecars.map((s) => s.c)], opts.defaults, opts.maximums);
+  const containers = [
+    ...spec.containers.map((c, i) => mapContainer(c, `spec.containers[${i}]`, ctx, ann, resources[i]!)),
+    ...sidecars.map(({ c, i }, k) => mapContainer(c, `spec.initContainers[${i}]`, ctx, ann, resources[spec.containers.length + k]!)),
+  ];
+  const initContainers = (spec.initContainers ?? []).flatMap((c, i) => (isSidecar(c) ? [] : [mapInitContainer(c, i, ctx, ann)]));
 
   const lookup = resourceLookup(pod, resources);
   const volumes: Volume[] = [];

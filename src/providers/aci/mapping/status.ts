@@ -4,7 +4,7 @@
  */
 import type { V1ContainerState, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup, ContainerState } from '@azure/arm-containerinstance';
-import type { ProviderPodStatus } from '../../../core/provider.js';
+import { connectorRunsProbe, isSidecar, type ProviderPodStatus } from '../../../core/provider.js';
 
 type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
@@ -93,14 +93,25 @@ function derivedPhase(statuses: V1ContainerStatus[], restartPolicy: string): Pha
 
 export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'> | undefined): ProviderPodStatus {
   const groupName = group.name ?? '';
-  const specContainers = pod?.spec?.containers ?? [];
-  const probes = new Map(specContainers.map((c) => [c.name, c.readinessProbe !== undefined]));
-  const containerStatuses = group.containers.map((c) =>
-    containerStatus(c.name, c.image, groupName, c.instanceView, probes.get(c.name) ?? c.readinessProbe !== undefined),
-  );
-  const initContainerStatuses = (group.initContainers ?? []).map((c) =>
-    containerStatus(c.name, c.image ?? '', groupName, c.instanceView, false),
-  );
+  const specInit = pod?.spec?.initContainers ?? [];
+  const specContainers = [...(pod?.spec?.containers ?? []), ...specInit.filter(isSidecar)];
+  // Only a readiness probe ACI runs makes ACI's `ready` meaningful; the connector's prober
+  // decides the others (src/core/probes) and the core merges its verdict.
+  const probes = new Map(specContainers.map((c) => [c.name, c.readinessProbe !== undefined && !connectorRunsProbe(c, 'readiness')]));
+  // Native sidecars run as regular containers of the group and are reported where the
+  // kubelet reports them: among the init container statuses, in the spec's order.
+  const sidecarNames = new Set(specInit.filter(isSidecar).map((c) => c.name));
+  const statusOf = (c: (typeof group.containers)[number]) =>
+    containerStatus(c.name, c.image, groupName, c.instanceView, probes.get(c.name) ?? c.readinessProbe !== undefined);
+  const containerStatuses = group.containers.filter((c) => !sidecarNames.has(c.name)).map(statusOf);
+  const sidecarStatuses = group.containers.filter((c) => sidecarNames.has(c.name)).map(statusOf);
+  const initContainerStatuses = [
+    ...(group.initContainers ?? []).map((c) => containerStatus(c.name, c.image ?? '', groupName, c.instanceView, false)),
+    ...sidecarStatuses,
+  ];
+  const order = new Map(specInit.map((c, i) => [c.name, i]));
+  initContainerStatuses.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
+  const regularInit = initContainerStatuses.filter((s) => !sidecarNames.has(s.name));
 
   const restartPolicy = group.restartPolicy ?? 'Always';
   const provisioning = group.provisioningState ?? '';
@@ -133,7 +144,7 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
         message = 'The container group was stopped outside Kubernetes';
         break;
       default:
-        phase = initContainerStatuses.some((s) => !s.state?.terminated) ? 'Pending' : derivedPhase(containerStatuses, restartPolicy);
+        phase = regularInit.some((s) => !s.state?.terminated) ? 'Pending' : derivedPhase(containerStatuses, restartPolicy);
     }
     // A group still "Running" whose containers all ended for good has in fact finished.
     if (phase === 'Running' && restartPolicy !== 'Always') {

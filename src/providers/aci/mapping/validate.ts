@@ -3,7 +3,7 @@
  * message, instead of running something other than what was asked for.
  */
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { PodRejectedError } from '../../../core/provider.js';
+import { connectorRunsProbe, PodRejectedError } from '../../../core/provider.js';
 
 function reject(field: string, why: string): never {
   throw new PodRejectedError('UnsupportedField', `${field}: ${why}`, field);
@@ -19,7 +19,6 @@ function checkContainer(c: V1Container, path: string, init: boolean): void {
   if (c.lifecycle?.postStart) reject(`${path}.lifecycle.postStart`, 'lifecycle hooks are not supported by Azure Container Instances');
   if (c.lifecycle?.preStop) reject(`${path}.lifecycle.preStop`, 'lifecycle hooks are not supported by Azure Container Instances');
   if (c.volumeDevices?.length) reject(`${path}.volumeDevices`, 'raw block devices are not supported');
-  if (c.startupProbe) reject(`${path}.startupProbe`, 'Azure Container Instances has no startup probe; use livenessProbe.initialDelaySeconds');
   c.ports?.forEach((p, i) => {
     if (p.hostPort !== undefined && p.hostPort !== 0 && p.hostPort !== p.containerPort) {
       reject(`${path}.ports[${i}].hostPort`, 'a hostPort different from containerPort cannot be expressed (the group IP exposes containerPort)');
@@ -32,17 +31,17 @@ function checkContainer(c: V1Container, path: string, init: boolean): void {
     if (m.subPathExpr) reject(`${path}.volumeMounts[${i}].subPathExpr`, 'subPath mounts are not supported by Azure Container Instances');
     if (m.mountPropagation && m.mountPropagation !== 'None') reject(`${path}.volumeMounts[${i}].mountPropagation`, 'mount propagation is not supported');
   });
-  for (const [name, probe] of [
-    ['livenessProbe', c.livenessProbe],
-    ['readinessProbe', c.readinessProbe],
-  ] as const) {
-    if (!probe) continue;
-    if (probe.tcpSocket) reject(`${path}.${name}.tcpSocket`, 'Azure Container Instances supports only exec and httpGet probes');
-    if (probe.grpc) reject(`${path}.${name}.grpc`, 'Azure Container Instances supports only exec and httpGet probes');
+  // tcpSocket, gRPC and startup probes (and every probe of a container with a startupProbe)
+  // are run by the connector (src/core/probes); only the probes ACI runs meet its limits.
+  for (const kind of ['liveness', 'readiness'] as const) {
+    const name = `${kind}Probe` as const;
+    const probe = c[name];
+    if (!probe || connectorRunsProbe(c, kind)) continue;
     if (probe.httpGet?.host) reject(`${path}.${name}.httpGet.host`, 'Azure Container Instances probes always target the container; host is not supported');
   }
-  if (init) {
-    if (c.restartPolicy === 'Always') reject(`${path}.restartPolicy`, 'sidecar init containers (restartPolicy: Always) are not supported by Azure Container Instances');
+  // Native sidecars (restartPolicy: Always) run as regular containers of the group.
+  if (init && c.restartPolicy && c.restartPolicy !== 'Always') {
+    reject(`${path}.restartPolicy`, `restartPolicy ${c.restartPolicy} is not valid for an init container (only Always, for a sidecar)`);
   }
   const extended = Object.keys({ ...c.resources?.requests, ...c.resources?.limits }).filter(
     (k) => k !== 'cpu' && k !== 'memory' && k !== 'ephemeral-storage',
