@@ -19,6 +19,7 @@ import { describeMissing, resolvePodEnv, type EnvResolution, type MissingRef } f
 import type { EventSink, EventType } from './events.js';
 import { strategicMergePatchOptions } from './events.js';
 import { managedInformer, type ManagedInformer } from './informer.js';
+import { LifecycleHooks } from './lifecycle-hooks.js';
 import type { KubeClients } from './kube-client.js';
 import { missingVolumeRefs, podReferences, ReferenceResolver, refKey } from './references.js';
 import { ServiceAccountTokens } from './sa-tokens.js';
@@ -97,6 +98,8 @@ export class PodController {
   readonly tokens: ServiceAccountTokens;
   /** Per pod uid, the timer that reports a handed-out token passing 80 % of its life in a running pod. */
   private readonly tokenTimers = new Map<string, NodeJS.Timeout>();
+  /** postStart and preStop hooks; tied in by three calls: created, observe (syncStatus), beforeDelete (finalizeDeletion). */
+  private readonly hooks: LifecycleHooks;
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly providerStatus = new Map<string, ProviderPodStatus>();
   private readonly lastWritten = new Map<string, { uid: string; view: string; basedOn: string | undefined }>();
@@ -130,6 +133,7 @@ export class PodController {
       },
     });
     this.tokens = new ServiceAccountTokens(core);
+    this.hooks = new LifecycleHooks({ provider: o.provider, event: (pod, type, reason, message) => this.event(pod, type, reason, message), log: o.log });
     this.queue = new WorkQueue<string>({
       concurrency: o.workers,
       backoff: o.backoff ?? DEFAULT_BACKOFF,
@@ -251,6 +255,7 @@ export class PodController {
     if (m && m.size === 0) this.tracked.delete(key);
     this.providerStatus.delete(uid);
     this.tokens.release(uid);
+    this.hooks.forget(uid);
     clearTimeout(this.tokenTimers.get(uid));
     this.tokenTimers.delete(uid);
   }
@@ -334,7 +339,9 @@ export class PodController {
     const uid = pod.metadata?.uid ?? '';
     if (t) {
       const grace = pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
-      await this.timed('delete', () => this.o.provider.deletePod(pod, grace));
+      // Seam "before delete": preStop hooks within the grace period; the rest of it goes to the provider.
+      const left = t.created ? await this.hooks.beforeDelete(pod, this.providerStatus.get(uid), grace) : grace;
+      await this.timed('delete', () => this.o.provider.deletePod(pod, left));
       this.untrack(key, uid);
       this.event(pod, 'Normal', 'Killing', 'Stopped the pod in the backend');
     }
@@ -465,6 +472,7 @@ export class PodController {
     }
     const t = this.tracked.get(key)?.get(uid);
     if (t) t.created = true;
+    this.hooks.created(uid);
     this.event(pod, 'Normal', 'Created', 'Created the pod in the backend');
     this.watchTokenLife(key, uid);
     this.notBefore.delete(key);
@@ -521,6 +529,8 @@ export class PodController {
     const uid = pod.metadata?.uid ?? '';
     const ps = this.providerStatus.get(uid);
     if (!ps) return; // the provider pushes a status when it has one
+    // Seam "after a container is first seen running": its postStart hook.
+    this.hooks.observe(pod, ps);
     const status = computePodStatus(pod, { provider: ps, hostIP: this.o.nodeIP });
     await this.writeStatus(key, pod, status);
   }

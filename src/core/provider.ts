@@ -149,6 +149,12 @@ export interface Provider {
    * whose pod IPs are not reachable from the node leaves this out.
    */
   portForwardAddress?(ref: PodRef): Promise<string | undefined>;
+  /**
+   * Kills one container so that the pod's restart policy applies (as the kubelet kills a
+   * container whose postStart hook failed). A backend that can only restart every
+   * container of the pod does that, and says so where it documents its semantics.
+   */
+  restartContainer?(ref: PodRef, container: string): Promise<void>;
 
   /** Stops background work (watch loops, timers). Pods keep running. */
   close?(): Promise<void>;

@@ -155,6 +155,16 @@ export class AciArm {
     });
   }
 
+  /** POST restart: ACI restarts every container of the group in place (its only way to kill one container). */
+  async restartGroup(name: string): Promise<void> {
+    const url = this.groupUrl(name).replace('?api-version=', '/restart?api-version=');
+    await this.caller.call('containerGroups.restart', 'write', async (abortSignal) => {
+      const res = await this.client.sendRequest(createPipelineRequest({ url, method: 'POST', abortSignal }));
+      if (res.status === 200 || res.status === 202 || res.status === 204) return;
+      throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);
+    });
+  }
+
   async listUsage(): Promise<Usage[]> {
     return this.caller.call('location.listUsage', 'read', async (abortSignal) => {
       const r = await this.client.location.listUsage(this.o.region, { abortSignal }).byPage().next();

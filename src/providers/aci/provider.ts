@@ -227,7 +227,7 @@ export class AciProvider implements Provider {
     this.start();
     const ref = refOf(pod);
     checkImageReferences(pod, ctx);
-    const { name, group, noIpReason } = await podToContainerGroup(pod, ctx, this.mapping);
+    const { name, group, noIpReason, notes } = await podToContainerGroup(pod, ctx, this.mapping);
     const known = this.tracked.get(name);
     if (known) {
       if (known.vanished) {
@@ -258,6 +258,7 @@ export class AciProvider implements Provider {
     t.hot = true;
     // A kubelet gives every pod an IP; where ACI cannot, say so where the user looks.
     if (noIpReason) ctx.recordEvent('Warning', 'NoPodIP', noIpReason);
+    for (const n of notes ?? []) ctx.recordEvent(n.type, n.reason, n.message);
     this.kick();
   }
 
@@ -302,6 +303,18 @@ export class AciProvider implements Provider {
   async portForwardAddress(ref: PodRef): Promise<string | undefined> {
     const p = await this.getPod(ref);
     return p?.status.podIP ?? p?.status.podIPs?.[0]?.ip;
+  }
+
+  /**
+   * ACI cannot kill one container: it restarts the whole group in place (POST restart),
+   * which for the usual one-container pod is what the kubelet does. See docs/decisions.md.
+   */
+  async restartContainer(ref: PodRef, _container: string): Promise<void> {
+    const name = this.nameOf(ref);
+    await this.arm.restartGroup(name);
+    const t = this.tracked.get(name);
+    if (t) t.hot = true;
+    this.kick();
   }
 
   async listPods(): Promise<ProviderPod[]> {

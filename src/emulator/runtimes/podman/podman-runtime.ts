@@ -35,7 +35,8 @@ import { ProbeRunner } from './probes.js';
 import { busyboxImage } from './local-images.js';
 import { diagnose, PodmanPreflightError, preflightPodman } from './preflight.js';
 import { preparePodman, type PodmanLayout } from './setup.js';
-import { prepareVolumes } from './volumes.js';
+import { nestedMountPoints, prepareVolumes } from './volumes.js';
+import { securityFlags } from './security.js';
 
 export interface PodmanRuntimeOptions {
   /** The emulator's folder for podman's storage, run state, events and volumes. */
@@ -588,6 +589,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     if (s.limits?.memoryInGB !== undefined && s.memoryInGB > 0 && s.memoryInGB < s.limits.memoryInGB) {
       args.push('--memory-reservation', `${Math.max(6, Math.round(s.memoryInGB * 1024))}m`);
     }
+    nestedMountPoints(s.volumeMounts, volumes);
     for (const m of s.volumeMounts) {
       const v = volumes.get(m.name);
       if (!v) throw new RuntimeProvisionError('InvalidVolumeMount', `container '${s.name}' mounts unknown volume '${m.name}'`);
@@ -612,6 +614,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       writeFileSync(envFile, `${fileLines.join('\n')}\n`, { mode: 0o600 });
       args.push('--env-file', envFile);
     }
+    args.push(...(await securityFlags(this.cli, s.image, c.ctrName, s.security, join(rec.dir, 'seccomp'))));
     // ACI's command is the whole argv: it replaces the image's entrypoint and its cmd.
     if (s.command?.length) args.push('--entrypoint', JSON.stringify(s.command));
     args.push(s.image);
