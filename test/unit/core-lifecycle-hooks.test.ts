@@ -73,7 +73,7 @@ test('a failing postStart records FailedPostStartHook with the output and kills 
 test('postStart and preStop httpGet go to the pod address with the named port; failures are Events, preStop lets deletion proceed', async () => {
   const seen: string[] = [];
   const server = createServer((req, res) => {
-    seen.push(`${req.url} ${req.headers['x-hook'] ?? ''}`);
+    seen.push(`${req.url} ${String(req.headers['x-hook'] ?? '')}`);
     res.statusCode = req.url === '/fail' ? 500 : 200;
     res.end();
   });

@@ -218,7 +218,7 @@ function splitByDirectory(files: Files, field: string): Map<string, Files> {
     const cut = path.lastIndexOf('/');
     const dir = cut < 0 ? '' : path.slice(0, cut);
     let m = dirs.get(dir);
-    if (!m) dirs.set(dir, (m = new Map()));
+    if (!m) dirs.set(dir, (m = new Map<string, string>()));
     m.set(path.slice(cut + 1), content);
   }
   // A file and a directory of the same name cannot both exist (the kubelet fails such a pod too).
