@@ -121,6 +121,8 @@ export async function runHandler(provider: HookProvider, ref: PodRef, c: V1Conta
 interface PodHooks {
   /** Created by this process: its first starts run postStart. Adopted pods' current starts do not. */
   fresh: boolean;
+  /** An adopted pod's first status was taken as the starts its hooks already ran for. */
+  baselined: boolean;
   /** Per container, the start its postStart was handled for. */
   started: Map<string, string>;
   /** Per container, postStart failures in a row (for the kill backoff). */
@@ -145,6 +147,9 @@ export class LifecycleHooks {
     if (!containers.some((c) => c.lifecycle?.postStart) || pod.metadata?.deletionTimestamp) return;
     const e = this.entry(uid);
     const statuses = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])];
+    // Running already when this process adopted the pod: its hooks ran then; only later starts run them.
+    const baseline = !e.fresh && !e.baselined;
+    e.baselined = true;
     for (const c of containers) {
       const cs = statuses.find((s) => s.name === c.name);
       const running = cs?.state?.running;
@@ -153,7 +158,7 @@ export class LifecycleHooks {
       const prev = e.started.get(c.name);
       if (prev === key) continue;
       e.started.set(c.name, key);
-      if (prev === undefined && !e.fresh) continue; // running already when this process adopted the pod
+      if (baseline) continue;
       void this.postStart(pod, c, c.lifecycle.postStart, e);
     }
   }
@@ -176,7 +181,7 @@ export class LifecycleHooks {
 
   private entry(uid: string): PodHooks {
     let e = this.pods.get(uid);
-    if (!e) this.pods.set(uid, (e = { fresh: false, started: new Map(), failures: new Map() }));
+    if (!e) this.pods.set(uid, (e = { fresh: false, baselined: false, started: new Map(), failures: new Map() }));
     return e;
   }
 
