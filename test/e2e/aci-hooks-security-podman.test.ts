@@ -55,7 +55,7 @@ async function eventsOf(ns: string, name: string, reason: string): Promise<{ mes
   return list.items.map((e) => ({ message: e.message ?? '', count: e.count ?? 1 }));
 }
 
-test('with the ACI provider on podman: postStart runs once the container runs, a failing one kills it, preStop runs before deletion', { timeout: 900_000 }, async (t) => {
+test('with the ACI provider on podman: postStart runs once the container runs, a failing one kills it, preStop runs before deletion', { timeout: 600_000 }, async (t) => {
   const ns = await freshNamespace(t, 'hooks');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'share' }, stringData: { azurestorageaccountname: account, azurestorageaccountkey: 'a2V5' } } });
@@ -121,7 +121,7 @@ test('with the ACI provider on podman: postStart runs once the container runs, a
   assert.deepEqual(await eventsOf(ns, 'hooked', 'FailedPreStopHook'), []);
 });
 
-test('with the ACI provider on podman: capabilities, runAsUser/runAsGroup and no-new-privileges apply; a clamped limit and dropped hardening are Events', { timeout: 600_000 }, async (t) => {
+test('with the ACI provider on podman: capabilities, runAsUser/runAsGroup and no-new-privileges apply; a clamped limit and dropped hardening are Events', { timeout: 480_000 }, async (t) => {
   const ns = await freshNamespace(t, 'secctx');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   const show = 'grep -E "^(CapEff|NoNewPrivs):" /proc/self/status; id; exec sleep 3600';
@@ -165,7 +165,7 @@ test('with the ACI provider on podman: capabilities, runAsUser/runAsGroup and no
   assert.match(dropped.message, /spec\.containers\[0\]\.securityContext\.readOnlyRootFilesystem/);
 });
 
-test('with the ACI provider on podman: nested item paths are readable, 38 mounts run, and what ACI cannot do fails naming the field', { timeout: 600_000 }, async (t) => {
+test('with the ACI provider on podman: nested item paths are readable, 38 mounts run, and what ACI cannot do fails naming the field', { timeout: 480_000 }, async (t) => {
   const ns = await freshNamespace(t, 'vols');
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'conf' }, data: { main: 'top-level', nested: 'in-a-subdir' } } });
