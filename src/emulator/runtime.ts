@@ -33,6 +33,16 @@ export interface RuntimeContainerSpec {
   volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
   livenessProbe?: RuntimeProbe;
   readinessProbe?: RuntimeProbe;
+  /** ACI's container securityContext; seccompProfile decoded to the profile's JSON text. */
+  security?: RuntimeSecurity;
+}
+
+export interface RuntimeSecurity {
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+  runAsUser?: number;
+  runAsGroup?: number;
+  seccompProfile?: string;
 }
 
 export interface RuntimeVolume {

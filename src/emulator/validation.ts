@@ -6,9 +6,15 @@
 import { badRequest } from './errors.js';
 import { imageReferenceProblem } from '../common/image-reference.js';
 import type { ContainerGroupPropertiesInput, ContainerInput, InitContainerInput } from './schema.js';
-import type { RuntimeContainerSpec, RuntimeGroupSpec, RuntimeProbe, RuntimeVolume } from './runtime.js';
+import type { RuntimeContainerSpec, RuntimeGroupSpec, RuntimeProbe, RuntimeSecurity, RuntimeVolume } from './runtime.js';
 
 type ProbeInput = NonNullable<ContainerInput['properties']['livenessProbe']>;
+type SecurityInput = NonNullable<ContainerInput['properties']['securityContext']>;
+
+/** ACI's hard limit: "Number of volumes per container group: 20" (ACI quotas and limits). */
+export const MAX_VOLUMES_PER_GROUP = 20;
+// Linux capability names, with or without the CAP_ prefix (as runtimes accept them), or ALL.
+const CAPABILITY = /^(CAP_)?[A-Z][A-Z0-9_]*$/;
 
 // ACI names: 1-63 of [a-z0-9-], not starting or ending with '-', no '--'.
 const ACI_NAME = /^(?!-)(?!.*--)[a-z0-9-]{1,63}$/;
@@ -126,6 +132,14 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
     }
   }
 
+  for (const c of all) checkSecurityContext(c.name, c.properties.securityContext);
+
+  if ((p.volumes?.length ?? 0) > MAX_VOLUMES_PER_GROUP) {
+    throw badRequest(
+      'ContainerGroupVolumeCountExceeded',
+      `The container group '${name}' has ${p.volumes?.length} volumes; a container group can have at most ${MAX_VOLUMES_PER_GROUP}.`,
+    );
+  }
   const volumes = new Map<string, (typeof p.volumes & object)[number]>();
   for (const v of p.volumes ?? []) {
     if (volumes.has(v.name)) throw badRequest('DuplicateVolumeName', `The volume name '${v.name}' is duplicated.`);
@@ -150,6 +164,53 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
       }
     }
   }
+}
+
+function checkSecurityContext(container: string, sc: SecurityInput | undefined): void {
+  if (!sc) return;
+  for (const cap of [...(sc.capabilities?.add ?? []), ...(sc.capabilities?.drop ?? [])]) {
+    if (cap !== 'ALL' && !CAPABILITY.test(cap)) {
+      throw badRequest('InvalidContainerSecurityContext', `The capability '${cap}' in the security context of container '${container}' is invalid.`);
+    }
+  }
+  for (const [field, v] of [
+    ['runAsUser', sc.runAsUser],
+    ['runAsGroup', sc.runAsGroup],
+  ] as const) {
+    if (v !== undefined && v < 0) {
+      throw badRequest('InvalidContainerSecurityContext', `The ${field} '${v}' in the security context of container '${container}' must not be negative.`);
+    }
+  }
+  if (sc.seccompProfile !== undefined) {
+    let ok = BASE64.test(sc.seccompProfile);
+    if (ok) {
+      try {
+        const parsed: unknown = JSON.parse(Buffer.from(sc.seccompProfile, 'base64').toString('utf8'));
+        ok = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed);
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      throw badRequest('InvalidContainerSecurityContext', `The seccompProfile of container '${container}' must be a base64 encoded JSON seccomp profile.`);
+    }
+  }
+}
+
+/** What the runtime applies; `privileged` is not among it: the connector never asks for it (see docs/decisions.md). */
+function toRuntimeSecurity(sc: SecurityInput | undefined): RuntimeSecurity | undefined {
+  if (!sc) return undefined;
+  const out: RuntimeSecurity = {};
+  if (sc.allowPrivilegeEscalation !== undefined) out.allowPrivilegeEscalation = sc.allowPrivilegeEscalation;
+  if (sc.capabilities?.add?.length || sc.capabilities?.drop?.length) {
+    out.capabilities = {};
+    if (sc.capabilities.add?.length) out.capabilities.add = sc.capabilities.add;
+    if (sc.capabilities.drop?.length) out.capabilities.drop = sc.capabilities.drop;
+  }
+  if (sc.runAsUser !== undefined) out.runAsUser = sc.runAsUser;
+  if (sc.runAsGroup !== undefined) out.runAsGroup = sc.runAsGroup;
+  if (sc.seccompProfile !== undefined) out.seccompProfile = Buffer.from(sc.seccompProfile, 'base64').toString('utf8');
+  return Object.keys(out).length ? out : undefined;
 }
 
 function toRuntimeEnv(env: { name: string; value?: string; secureValue?: string }[] | undefined): RuntimeContainerSpec['env'] {
@@ -193,6 +254,8 @@ export function toRuntimeSpec(id: string, name: string, p: ContainerGroupPropert
     }
     if (q.livenessProbe) spec.livenessProbe = toRuntimeProbe(q.livenessProbe);
     if (q.readinessProbe) spec.readinessProbe = toRuntimeProbe(q.readinessProbe);
+    const security = toRuntimeSecurity(q.securityContext);
+    if (security) spec.security = security;
     return spec;
   });
   const initContainers: RuntimeContainerSpec[] = (p.initContainers ?? []).map((c) => {
@@ -206,6 +269,8 @@ export function toRuntimeSpec(id: string, name: string, p: ContainerGroupPropert
       volumeMounts: toMounts(c.properties.volumeMounts),
     };
     if (c.properties.command && c.properties.command.length > 0) spec.command = c.properties.command;
+    const security = toRuntimeSecurity(c.properties.securityContext);
+    if (security) spec.security = security;
     return spec;
   });
   const volumes: RuntimeVolume[] = (p.volumes ?? []).map((v) => {

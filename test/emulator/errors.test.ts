@@ -94,6 +94,37 @@ describe('validation errors', () => {
     assert.equal(code(await put('cname', badName)), 'InvalidContainerName');
   });
 
+  it("rejects more than ACI's 20 volumes and an invalid securityContext; accepts a valid one", async () => {
+    const many = simpleGroup() as { properties: { volumes?: unknown[] } };
+    many.properties.volumes = Array.from({ length: 21 }, (_, i) => ({ name: `v${i}`, emptyDir: {} }));
+    const tooMany = await put('vols', many);
+    assert.equal(code(tooMany), 'ContainerGroupVolumeCountExceeded');
+    assert.match(message(tooMany), /21 volumes.*at most 20/);
+
+    const withSecurity = (sc: unknown): unknown => {
+      const g = simpleGroup() as { properties: { containers: { properties: Record<string, unknown> }[] } };
+      const c = g.properties.containers[0];
+      assert.ok(c);
+      c.properties.securityContext = sc;
+      return g;
+    };
+    assert.equal(code(await put('cap', withSecurity({ capabilities: { add: ['net bind'] } }))), 'InvalidContainerSecurityContext');
+    assert.equal(code(await put('uid', withSecurity({ runAsUser: -1 }))), 'InvalidContainerSecurityContext');
+    assert.equal(code(await put('seccomp', withSecurity({ seccompProfile: Buffer.from('not json').toString('base64') }))), 'InvalidContainerSecurityContext');
+    // Accepted in a resource group of its own, and deleted: the other checks count what rg-val and the quota hold.
+    const ok = await put(
+      'secure',
+      withSecurity({ capabilities: { add: ['NET_BIND_SERVICE'], drop: ['ALL'] }, runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, seccompProfile: Buffer.from('{"defaultAction":"SCMP_ACT_ALLOW"}').toString('base64') }),
+      'rg-sec',
+    );
+    assert.ok(ok.status === 200 || ok.status === 201, JSON.stringify(ok.body));
+    const back = (ok.body as { properties: { containers: { properties: { securityContext?: { runAsUser?: number } } }[] } }).properties.containers[0];
+    assert.equal(back?.properties.securityContext?.runAsUser, 1000, 'the group keeps its securityContext');
+    const del = await arm.call('DELETE', `${groupPath(sub, 'rg-sec', 'secure')}?${API}`);
+    assert.ok([200, 202, 204].includes(del.status), String(del.status));
+    await waitFor('secure deleted', async () => (await arm.call('GET', `${groupPath(sub, 'rg-sec', 'secure')}?${API}`)).status === 404);
+  });
+
   it('rejects a missing or unsupported api-version', async () => {
     const missing = await arm.call('GET', groupPath(sub, 'rg-val', 'any'));
     assert.equal(missing.status, 400);

@@ -36,7 +36,7 @@ test('secret volumes: all keys, items and optional', async () => {
   await assert.rejects(volume({ name: 's', secret: { secretName: 'absent' } }, ctx), (e: unknown) => e instanceof TransientProviderError && e.reason === 'SecretNotFound');
   await assert.rejects(volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'nokey', path: 'x' }] } }, ctx), TransientProviderError);
   await assert.rejects(
-    volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'user', path: 'dir/user' }] } }, ctx),
+    volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'user', path: '/abs/user' }] } }, ctx),
     (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.volumes[0].secret.items[0].path',
   );
 });

@@ -32,6 +32,7 @@ import { missingVolumeRefs, podReferences, refKey, type RefKind } from '../refer
 import { WorkQueue } from '../work-queue.js';
 import type { Prober } from '../probes/prober.js';
 import { proberFor } from '../probes/seam.js';
+import { LifecycleHooks } from '../lifecycle-hooks.js';
 import { reconcile, statusNeedsWrite, type EventSpec, type Observed, type Outcome } from './decide.js';
 import type { PodSource, PodWriter, ReferenceSource, TokenSource } from './deps.js';
 import { newRecord, podKey, type Incarnation, type PodRecord } from './record.js';
@@ -93,6 +94,8 @@ export class PodController {
 
   /** Runs the probes the backend cannot (core/probes): synced each pass, forgotten with the incarnation. */
   private readonly prober: Prober;
+  /** postStart and preStop hooks (core/lifecycle-hooks): created after a create, observed each pass, before a delete. */
+  private readonly hooks: LifecycleHooks;
 
   constructor(private readonly o: PodControllerOptions) {
     this.now = o.now ?? Date.now;
@@ -127,6 +130,7 @@ export class PodController {
       },
       log: o.log,
     });
+    this.hooks = new LifecycleHooks({ provider: o.provider, event: (pod, type, reason, message) => this.event(pod, { type, reason, message }), log: o.log });
   }
 
   /** A pod bound to this node, from the pod source. */
@@ -281,6 +285,8 @@ export class PodController {
       let probes: Observed['probes'];
       if (inc?.providerStatus && pod) {
         this.prober.sync({ namespace, name, uid: inc.uid }, pod, inc.providerStatus);
+        // Seam "after a container is first seen running": its postStart hook.
+        this.hooks.observe(pod, inc.providerStatus);
         probes = this.prober.overrides(inc.uid);
       }
       const observed: Observed = { pod, now: this.now(), nodeIP: this.o.nodeIP, ...(resolution ? { resolution } : {}), ...(probes ? { probes } : {}) };
@@ -317,7 +323,9 @@ export class PodController {
         const uid = out.pod.metadata?.uid ?? '';
         if (out.inProvider) {
           const inc = r.incarnations.get(uid);
-          await this.timed('delete', () => this.o.provider.deletePod(inc?.pod ?? out.pod, out.gracePeriodSeconds));
+          // Seam "before delete": preStop hooks within the grace period; the rest of it goes to the provider.
+          const left = inc?.created ? await this.hooks.beforeDelete(out.pod, inc.providerStatus, out.gracePeriodSeconds) : out.gracePeriodSeconds;
+          await this.timed('delete', () => this.o.provider.deletePod(inc?.pod ?? out.pod, left));
           this.untrack(r, uid);
           this.event(out.pod, { type: 'Normal', reason: 'Killing', message: 'Stopped the pod in the backend' });
         }
@@ -363,6 +371,7 @@ export class PodController {
     const inc = r.incarnations.get(uid);
     r.incarnations.delete(uid);
     this.prober.forget(uid);
+    this.hooks.forget(uid);
     this.o.tokens?.release(uid);
     clearTimeout(inc?.tokenTimer);
   }
@@ -460,6 +469,7 @@ export class PodController {
     }
     inc.created = true;
     inc.retryAt = undefined;
+    this.hooks.created(uid);
     this.queue.forget(r.key);
     this.event(pod, { type: 'Normal', reason: 'Created', message: 'Created the pod in the backend' });
     this.watchTokenLife(r, inc);

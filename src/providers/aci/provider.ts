@@ -177,7 +177,7 @@ export class AciProvider implements Provider {
     this.watcher.start();
     const ref = refOf(pod);
     checkImageReferences(pod, ctx);
-    const { name, group, noIpReason } = await podToContainerGroup(pod, ctx, this.mapping);
+    const { name, group, noIpReason, notes } = await podToContainerGroup(pod, ctx, this.mapping);
     const known = this.tracked.get(name);
     if (known) {
       if (known.vanished) {
@@ -206,6 +206,7 @@ export class AciProvider implements Provider {
     t.hot = true;
     // A kubelet gives every pod an IP; where ACI cannot, say so where the user looks.
     if (noIpReason) ctx.recordEvent('Warning', 'NoPodIP', noIpReason);
+    for (const n of notes ?? []) ctx.recordEvent(n.type, n.reason, n.message);
     this.watcher.kick();
   }
 

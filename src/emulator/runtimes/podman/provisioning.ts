@@ -8,6 +8,8 @@ import { RuntimeProvisionError } from '../../runtime.js';
 import { errorMessage } from '../../../common/errors.js';
 import type { LoopbackIpPool } from './ip-pool.js';
 import { ensureImage } from './pull.js';
+import { securityFlags } from './security.js';
+import { nestedMountPoints } from './volumes.js';
 import { PodmanError, type PodmanCli } from './podman-cli.js';
 import { LABEL_CONTAINER, LABEL_GROUP, LABEL_INSTANCE, LABEL_KIND, LABEL_OWNER, sanitize, type ContainerRecord, type GroupRecord } from './records.js';
 
@@ -123,6 +125,7 @@ export async function createContainer(ctx: ProvisionContext, rec: GroupRecord, c
   if (s.limits?.memoryInGB !== undefined && s.memoryInGB > 0 && s.memoryInGB < s.limits.memoryInGB) {
     args.push('--memory-reservation', `${Math.max(6, Math.round(s.memoryInGB * 1024))}m`);
   }
+  nestedMountPoints(s.volumeMounts, volumes);
   for (const m of s.volumeMounts) {
     const v = volumes.get(m.name);
     if (!v) throw new RuntimeProvisionError('InvalidVolumeMount', `container '${s.name}' mounts unknown volume '${m.name}'`);
@@ -147,6 +150,7 @@ export async function createContainer(ctx: ProvisionContext, rec: GroupRecord, c
     writeFileSync(envFile, `${fileLines.join('\n')}\n`, { mode: 0o600 });
     args.push('--env-file', envFile);
   }
+  args.push(...(await securityFlags(ctx.cli, s.image, c.ctrName, s.security, join(rec.dir, 'seccomp'))));
   // ACI's command is the whole argv: it replaces the image's entrypoint and its cmd.
   if (s.command?.length) args.push('--entrypoint', JSON.stringify(s.command));
   args.push(s.image);

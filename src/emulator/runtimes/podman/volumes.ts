@@ -73,3 +73,19 @@ export async function prepareVolumes(groupDir: string, fileSharesDir: string, vo
   }
   return out;
 }
+
+/**
+ * A mount inside another of the same container's read-only volumes (a secret volume for a
+ * subdirectory of a projected volume) needs its mount point in the outer volume's folder:
+ * the container runtime cannot create it through a read-only mount.
+ */
+export function nestedMountPoints(mounts: readonly { name: string; mountPath: string }[], volumes: ReadonlyMap<string, { hostPath: string; readOnly: boolean }>): void {
+  for (const inner of mounts) {
+    for (const outer of mounts) {
+      const base = outer.mountPath.replace(/\/+$/, '');
+      if (outer === inner || !inner.mountPath.startsWith(`${base}/`)) continue;
+      const host = volumes.get(outer.name)?.hostPath;
+      if (host) mkdirSync(inside(host, inner.mountPath.slice(base.length + 1), 'mount path'), { recursive: true, mode: 0o755 });
+    }
+  }
+}

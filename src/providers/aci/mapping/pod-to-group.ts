@@ -20,9 +20,10 @@ import { containerGroupName, groupTags } from '../naming.js';
 import { registryCredentialsFromSecret } from './pull-secrets.js';
 import type { ImageConfigSource } from '../image-config.js';
 import { resolveImageEntrypoints } from '../image-config-pod.js';
-import { mapContainerResources, type AciContainerResources, type ResourceDefaults, type ResourceMaximums } from './resources.js';
+import { clampMessage, mapContainerResources, type AciContainerResources, type LimitClamp, type ResourceDefaults, type ResourceMaximums } from './resources.js';
+import { droppedFieldsMessage, mapSecurityContext } from './security-context.js';
 import { validatePodForAci } from './validate.js';
-import { mapVolume, type ResourceLookup } from './volumes.js';
+import { mapVolumeParts, type ResourceLookup } from './volumes.js';
 import { parseQuantity } from '../../../common/quantity.js';
 
 export interface MappingOptions {
@@ -37,12 +38,27 @@ export interface MappingOptions {
   imageConfigs?: ImageConfigSource;
 }
 
+/** Something the mapping changed or left out that the user should see: an Event once the group is created. */
+export interface MappingNote {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
 export interface MappedGroup {
   name: string;
   group: ContainerGroup;
   /** Set when the group gets no IP address although the pod did not ask for none: why, for an Event. */
   noIpReason?: string;
+  /** Limits lowered, hardening fields dropped: one Event each. */
+  notes?: MappingNote[];
 }
+
+/** ACI's hard limit: "Number of volumes per container group: 20" (Azure Container Instances quotas and limits). */
+export const ACI_MAX_VOLUMES = 20;
+
+/** Per pod volume name, the ACI volumes it became and the subdirectory each is mounted at. */
+type VolumeLayout = Map<string, { name: string; subdir: string }[]>;
 
 /**
  * Expands $(VAR) references the way the kubelet does: known names are replaced,
@@ -137,12 +153,21 @@ function mapProbe(c: V1Container, p: V1Probe | undefined, field: string): Contai
   throw new PodRejectedError('InvalidProbe', `${field}: needs exec or httpGet`, field);
 }
 
-function mapMounts(c: V1Container): { name: string; mountPath: string; readOnly: boolean }[] | undefined {
+function mapMounts(c: V1Container, layout: VolumeLayout): { name: string; mountPath: string; readOnly: boolean }[] | undefined {
   if (!c.volumeMounts?.length) return undefined;
-  return c.volumeMounts.map((m) => ({ name: m.name, mountPath: m.mountPath, readOnly: m.readOnly ?? false }));
+  return c.volumeMounts.flatMap((m) => {
+    const parts = layout.get(m.name);
+    if (!parts) throw new PodRejectedError('InvalidPod', `container ${c.name} mounts unknown volume '${m.name}'`, 'spec.containers[*].volumeMounts');
+    const base = m.mountPath.replace(/\/+$/, '') || '/';
+    return parts.map((p) => ({
+      name: p.name,
+      mountPath: p.subdir ? `${base === '/' ? '' : base}/${p.subdir}` : m.mountPath,
+      readOnly: m.readOnly ?? false,
+    }));
+  });
 }
 
-function mapContainer(c: V1Container, path: string, ctx: PodContext, ann: PodAnnotations, res: AciContainerResources): Container {
+function mapContainer(pod: V1Pod, c: V1Container, path: string, ctx: PodContext, ann: PodAnnotations, res: AciContainerResources, layout: VolumeLayout, dropped: string[]): Container {
   if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
   const env = resolvedEnv(c, ctx, path);
   const command = mapCommand(c, path, env, ann);
@@ -155,8 +180,11 @@ function mapContainer(c: V1Container, path: string, ctx: PodContext, ann: PodAnn
   const envVars = mapEnv(env);
   if (envVars.length) out.environmentVariables = envVars;
   if (c.ports?.length) out.ports = c.ports.map((p) => ({ port: p.containerPort, protocol: p.protocol ?? 'TCP' }));
-  const mounts = mapMounts(c);
+  const mounts = mapMounts(c, layout);
   if (mounts) out.volumeMounts = mounts;
+  const sec = mapSecurityContext(c, pod.spec?.securityContext, path);
+  if (sec.securityContext) out.securityContext = sec.securityContext;
+  dropped.push(...sec.dropped);
   // The probes the connector runs (tcpSocket, gRPC, and all of a container with a startupProbe) stay out of the group.
   const liveness = connectorRunsProbe(c, 'liveness') ? undefined : mapProbe(c, c.livenessProbe, `${path}.livenessProbe`);
   if (liveness) out.livenessProbe = liveness;
@@ -165,7 +193,7 @@ function mapContainer(c: V1Container, path: string, ctx: PodContext, ann: PodAnn
   return out;
 }
 
-function mapInitContainer(c: V1Container, i: number, ctx: PodContext, ann: PodAnnotations): InitContainerDefinition {
+function mapInitContainer(pod: V1Pod, c: V1Container, i: number, ctx: PodContext, ann: PodAnnotations, layout: VolumeLayout, dropped: string[]): InitContainerDefinition {
   const path = `spec.initContainers[${i}]`;
   if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
   const env = resolvedEnv(c, ctx, path);
@@ -174,9 +202,46 @@ function mapInitContainer(c: V1Container, i: number, ctx: PodContext, ann: PodAn
   if (command) out.command = command;
   const envVars = mapEnv(env);
   if (envVars.length) out.environmentVariables = envVars;
-  const mounts = mapMounts(c);
+  const mounts = mapMounts(c, layout);
   if (mounts) out.volumeMounts = mounts;
+  const sec = mapSecurityContext(c, pod.spec?.securityContext, path);
+  if (sec.securityContext) out.securityContext = sec.securityContext;
+  dropped.push(...sec.dropped);
   return out;
+}
+
+/** The pod's volumes as ACI volumes, at most ACI's 20, and where each is mounted. */
+async function mapVolumes(pod: V1Pod, ctx: PodContext, lookup: ResourceLookup): Promise<{ volumes: Volume[]; layout: VolumeLayout }> {
+  const podVolumes = pod.spec?.volumes ?? [];
+  const taken = new Set(podVolumes.map((v) => v.name));
+  const volumes: Volume[] = [];
+  const layout: VolumeLayout = new Map();
+  for (const [i, v] of podVolumes.entries()) {
+    const parts = await mapVolumeParts(pod, ctx, v, i, lookup);
+    const placed: { name: string; subdir: string }[] = [];
+    let n = 0;
+    for (const part of parts) {
+      let name = v.name;
+      if (placed.length > 0 || part.subdir !== '') {
+        // One more ACI volume for a subdirectory: a name no pod volume has.
+        do name = `${v.name.slice(0, 55)}-d${++n}`;
+        while (taken.has(name));
+        taken.add(name);
+      }
+      volumes.push({ name, ...part.volume });
+      placed.push({ name, subdir: part.subdir });
+    }
+    layout.set(v.name, placed);
+  }
+  if (volumes.length > ACI_MAX_VOLUMES) {
+    const split = volumes.length > podVolumes.length ? ` (${podVolumes.length} in the pod; files in subdirectories take one more each directory)` : '';
+    throw new PodRejectedError(
+      'TooManyVolumes',
+      `spec.volumes: the pod needs ${volumes.length} Azure Container Instances volumes${split}; a container group allows at most ${ACI_MAX_VOLUMES} (ACI's limit, which cannot be raised). Mounting one volume at several paths counts once`,
+      'spec.volumes',
+    );
+  }
+  return { volumes, layout };
 }
 
 function mapDns(pod: V1Pod): DnsConfiguration | undefined {
@@ -322,22 +387,20 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   // Native sidecars run as regular containers of the group, after the app containers in the
   // list: ACI starts a group's containers together and cannot start them first (decisions.md).
   const sidecars = (spec.initContainers ?? []).map((c, i) => ({ c, i })).filter(({ c }) => isSidecar(c));
-  const resources = mapContainerResources([...spec.containers, ...sidecars.map((s) => s.c)], opts.defaults, opts.maximums);
+  const clamps: LimitClamp[] = [];
+  const resources = mapContainerResources([...spec.containers, ...sidecars.map((s) => s.c)], opts.defaults, opts.maximums, (c) => clamps.push(c));
+  const { volumes, layout } = await mapVolumes(pod, ctx, resourceLookup(pod, resources));
+  const dropped: string[] = [];
   const containers = [
-    ...spec.containers.map((c, i) => mapContainer(c, `spec.containers[${i}]`, ctx, ann, resources[i]!)),
-    ...sidecars.map(({ c, i }, k) => mapContainer(c, `spec.initContainers[${i}]`, ctx, ann, resources[spec.containers.length + k]!)),
+    ...spec.containers.map((c, i) => mapContainer(pod, c, `spec.containers[${i}]`, ctx, ann, resources[i]!, layout, dropped)),
+    ...sidecars.map(({ c, i }, k) => mapContainer(pod, c, `spec.initContainers[${i}]`, ctx, ann, resources[spec.containers.length + k]!, layout, dropped)),
   ];
-  const initContainers = (spec.initContainers ?? []).flatMap((c, i) => (isSidecar(c) ? [] : [mapInitContainer(c, i, ctx, ann)]));
-
-  const lookup = resourceLookup(pod, resources);
-  const volumes: Volume[] = [];
-  for (const [i, v] of (spec.volumes ?? []).entries()) volumes.push(await mapVolume(pod, ctx, v, i, lookup));
-  const volumeNames = new Set(volumes.map((v) => v.name));
-  [...spec.containers, ...(spec.initContainers ?? [])].forEach((c) =>
-    c.volumeMounts?.forEach((m) => {
-      if (!volumeNames.has(m.name)) throw new PodRejectedError('InvalidPod', `container ${c.name} mounts unknown volume '${m.name}'`, 'spec.containers[*].volumeMounts');
-    }),
-  );
+  const initContainers = (spec.initContainers ?? []).flatMap((c, i) => (isSidecar(c) ? [] : [mapInitContainer(pod, c, i, ctx, ann, layout, dropped)]));
+  const notes: MappingNote[] = [];
+  const clamped = clampMessage(clamps);
+  if (clamped) notes.push({ type: 'Warning', reason: 'LimitLowered', message: clamped });
+  const droppedMsg = droppedFieldsMessage(pod, dropped);
+  if (droppedMsg) notes.push({ type: 'Warning', reason: 'SecurityContextNotApplied', message: droppedMsg });
 
   const restartPolicy = spec.restartPolicy ?? 'Always';
   const { ip, subnets, noIpReason } = mapIpAddress({ ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) }, containers);
@@ -360,5 +423,8 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   if (ann.sku) group.sku = ann.sku;
 
   const name = containerGroupName({ clusterId: opts.clusterId, namespace: md.namespace, podName: md.name, podUid: md.uid });
-  return noIpReason ? { name, group, noIpReason } : { name, group };
+  const out: MappedGroup = { name, group };
+  if (noIpReason) out.noIpReason = noIpReason;
+  if (notes.length) out.notes = notes;
+  return out;
 }

@@ -56,6 +56,23 @@ function parse(q: string, field: string): number {
   }
 }
 
+/** A limit the mapping lowered to the group's total request (ACI's rule), for an Event on the pod. */
+export interface LimitClamp {
+  container: string;
+  resource: 'cpu' | 'memory';
+  /** What the pod asked for, as written (e.g. '2', '4Gi'). */
+  asked: string;
+  /** What the container gets, in ACI's units (cores, GB). */
+  given: number;
+}
+
+/** The Event's message for the clamps, or undefined when nothing was lowered. */
+export function clampMessage(clamps: readonly LimitClamp[]): string | undefined {
+  if (clamps.length === 0) return undefined;
+  const parts = clamps.map((c) => `container ${c.container} ${c.resource} limit ${c.asked} lowered to ${c.resource === 'cpu' ? `${c.given} CPU` : `${c.given} GB`}`);
+  return `Azure Container Instances allows a container's limit up to the pod's total request only: ${parts.join('; ')}`;
+}
+
 /**
  * Resources for every app container, in order. A missing request falls back to the
  * limit (as Kubernetes defaults it) and then to the configured default.
@@ -64,6 +81,7 @@ export function mapContainerResources(
   containers: readonly V1Container[],
   defaults: ResourceDefaults,
   max: ResourceMaximums,
+  onClamp?: (clamp: LimitClamp) => void,
 ): AciContainerResources[] {
   const staged = containers.map((c, i) => {
     const path = `spec.containers[${i}].resources`;
@@ -93,7 +111,11 @@ export function mapContainerResources(
       'spec.containers[*].resources.requests.memory',
     );
   }
-  return staged.map((r) => {
+  return staged.map((r, i) => {
+    const c = containers[i];
+    const lim = c?.resources?.limits ?? {};
+    if (r.limCpu !== undefined && r.limCpu > totalCpu) onClamp?.({ container: c?.name ?? '', resource: 'cpu', asked: String(lim['cpu']), given: totalCpu });
+    if (r.limMem !== undefined && r.limMem > totalMem) onClamp?.({ container: c?.name ?? '', resource: 'memory', asked: String(lim['memory']), given: totalMem });
     const out: AciContainerResources = { requests: { cpu: r.cpu, memoryInGB: r.mem } };
     // A limit above the request is allowed up to the group's total request; one
     // equal to the request adds nothing, so it is left out.

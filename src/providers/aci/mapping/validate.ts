@@ -12,12 +12,18 @@ function reject(field: string, why: string): never {
 function checkContainer(c: V1Container, path: string, init: boolean): void {
   const sc = c.securityContext;
   if (sc?.privileged) reject(`${path}.securityContext.privileged`, 'privileged containers are not supported by Azure Container Instances');
-  if (sc?.capabilities?.add?.length) reject(`${path}.securityContext.capabilities.add`, 'adding Linux capabilities is not supported by Azure Container Instances');
   if (sc?.procMount && sc.procMount !== 'Default') reject(`${path}.securityContext.procMount`, 'only the Default procMount is supported');
   if (sc?.windowsOptions?.hostProcess) reject(`${path}.securityContext.windowsOptions.hostProcess`, 'host process containers are not supported');
   if (c.workingDir) reject(`${path}.workingDir`, 'Azure Container Instances cannot set a working directory; set it in the image');
-  if (c.lifecycle?.postStart) reject(`${path}.lifecycle.postStart`, 'lifecycle hooks are not supported by Azure Container Instances');
-  if (c.lifecycle?.preStop) reject(`${path}.lifecycle.preStop`, 'lifecycle hooks are not supported by Azure Container Instances');
+  // exec, httpGet and sleep hooks are run by the connector (src/core/lifecycle-hooks.ts).
+  for (const [name, h] of [
+    ['postStart', c.lifecycle?.postStart],
+    ['preStop', c.lifecycle?.preStop],
+  ] as const) {
+    if (!h) continue;
+    if (h.tcpSocket) reject(`${path}.lifecycle.${name}.tcpSocket`, 'tcpSocket lifecycle hooks are deprecated and not run by Kubernetes either');
+    if (!h.exec && !h.httpGet && !h.sleep) reject(`${path}.lifecycle.${name}`, 'needs exec, httpGet or sleep');
+  }
   if (c.volumeDevices?.length) reject(`${path}.volumeDevices`, 'raw block devices are not supported');
   c.ports?.forEach((p, i) => {
     if (p.hostPort !== undefined && p.hostPort !== 0 && p.hostPort !== p.containerPort) {

@@ -5,6 +5,9 @@
  * content), azureFile and gitRepo. Secret, ConfigMap, downward API and projected
  * volumes all become ACI secret volumes with their files computed here. ACI has no
  * file modes, so defaultMode/mode are not applied (documented in ANNOTATIONS.md).
+ * An ACI secret volume holds files at its top level only, so files in subdirectories
+ * (`items[].path: conf/app.yaml`) go into one more ACI secret volume per directory,
+ * mounted at that subdirectory of the pod's mount path (see pod-to-group.ts).
  */
 import type {
   V1DownwardAPIVolumeFile,
@@ -26,13 +29,14 @@ function b64(s: string): string {
   return Buffer.from(s, 'utf8').toString('base64');
 }
 
+/**
+ * A file path inside a volume: relative, no empty, '.' or '..' segment. Nested paths
+ * (`a/b`) are kept: each directory becomes its own ACI secret volume (see splitByDirectory).
+ */
 function checkFileName(path: string, field: string): void {
-  if (!path || path.includes('/') || path === '.' || path === '..') {
-    throw new PodRejectedError(
-      'UnsupportedField',
-      `${field}: '${path}' — Azure Container Instances secret volumes hold files at their top level only (no '/' in paths)`,
-      field,
-    );
+  const segments = path.split('/');
+  if (!path || path.startsWith('/') || segments.some((x) => x === '' || x === '.' || x === '..')) {
+    throw new PodRejectedError('InvalidPod', `${field}: '${path}' must be a relative path without '.', '..' or empty segments`, field);
   }
 }
 
@@ -197,36 +201,65 @@ async function projectedFiles(
   }
 }
 
-function fromFiles(name: string, files: Files): Volume {
-  // An empty secret volume is refused by ACI; an empty directory is what the pod expects.
-  if (files.size === 0) return { name, emptyDir: {} };
-  return { name, secret: Object.fromEntries(files) };
+/**
+ * One pod volume as ACI volumes: `subdir` '' is the pod's mount path itself, 'a/b' the
+ * directory under it where that ACI volume is mounted. The first part is named as the pod's
+ * volume; pod-to-group.ts names the others.
+ */
+export interface VolumePart {
+  subdir: string;
+  volume: Omit<Volume, 'name'>;
 }
 
-/** Maps one pod volume; throws PodRejectedError for kinds ACI cannot provide. */
-export async function mapVolume(pod: V1Pod, ctx: PodContext, v: V1Volume, index: number, resources: ResourceLookup): Promise<Volume> {
+/** Files by directory (flat names in each), parents before children. */
+function splitByDirectory(files: Files, field: string): Map<string, Files> {
+  const dirs = new Map<string, Files>();
+  for (const [path, content] of files) {
+    const cut = path.lastIndexOf('/');
+    const dir = cut < 0 ? '' : path.slice(0, cut);
+    let m = dirs.get(dir);
+    if (!m) dirs.set(dir, (m = new Map<string, string>()));
+    m.set(path.slice(cut + 1), content);
+  }
+  // A file and a directory of the same name cannot both exist (the kubelet fails such a pod too).
+  for (const dir of dirs.keys()) {
+    const parts = dir.split('/');
+    for (let i = 1; i <= parts.length && dir !== ''; i++) {
+      const parent = parts.slice(0, i - 1).join('/');
+      const name = parts[i - 1] ?? '';
+      if (dirs.get(parent)?.has(name)) {
+        throw new PodRejectedError('InvalidPod', `${field}: '${parent ? `${parent}/` : ''}${name}' is both a file and a directory`, field);
+      }
+    }
+  }
+  return new Map([...dirs].sort(([a], [b]) => a.split('/').length - b.split('/').length || a.localeCompare(b)));
+}
+
+function fromFiles(files: Files, field: string): VolumePart[] {
+  // An empty secret volume is refused by ACI; an empty directory is what the pod expects.
+  if (files.size === 0) return [{ subdir: '', volume: { emptyDir: {} } }];
+  return [...splitByDirectory(files, field)].map(([subdir, f]) => ({ subdir, volume: { secret: Object.fromEntries(f) } }));
+}
+
+/** Maps one pod volume to one ACI volume or, for files in subdirectories, several. */
+export async function mapVolumeParts(pod: V1Pod, ctx: PodContext, v: V1Volume, index: number, resources: ResourceLookup): Promise<VolumePart[]> {
+  const field = `spec.volumes[${index}]`;
+  const files: Files = new Map();
+  if (v.secret) await secretFiles(ctx, v.secret, `${field}.secret`, files);
+  else if (v.configMap) await configMapFiles(ctx, v.configMap, `${field}.configMap`, files);
+  else if (v.downwardAPI) downwardFiles(pod, v.downwardAPI.items, `${field}.downwardAPI`, files, resources);
+  else if (v.projected) await projectedFiles(pod, ctx, v.projected.sources ?? [], `${field}.projected`, files, resources);
+  else {
+    const { name: _name, ...volume } = await mapVolume(ctx, v, index);
+    return [{ subdir: '', volume }];
+  }
+  return fromFiles(files, field);
+}
+
+/** Maps one pod volume that is not made of files (emptyDir, azureFile, gitRepo); throws PodRejectedError for kinds ACI cannot provide. */
+async function mapVolume(ctx: PodContext, v: V1Volume, index: number): Promise<Volume> {
   const field = `spec.volumes[${index}]`;
   if (v.emptyDir) return { name: v.name, emptyDir: {} };
-  if (v.secret) {
-    const files: Files = new Map();
-    await secretFiles(ctx, v.secret, `${field}.secret`, files);
-    return fromFiles(v.name, files);
-  }
-  if (v.configMap) {
-    const files: Files = new Map();
-    await configMapFiles(ctx, v.configMap, `${field}.configMap`, files);
-    return fromFiles(v.name, files);
-  }
-  if (v.downwardAPI) {
-    const files: Files = new Map();
-    downwardFiles(pod, v.downwardAPI.items, `${field}.downwardAPI`, files, resources);
-    return fromFiles(v.name, files);
-  }
-  if (v.projected) {
-    const files: Files = new Map();
-    await projectedFiles(pod, ctx, v.projected.sources ?? [], `${field}.projected`, files, resources);
-    return fromFiles(v.name, files);
-  }
   if (v.azureFile) {
     const secret = await ctx.getSecret(v.azureFile.secretName);
     if (!secret) throw new TransientProviderError('SecretNotFound', `secret "${v.azureFile.secretName}" not found (${field}.azureFile.secretName)`);
