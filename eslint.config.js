@@ -65,7 +65,11 @@ export default tseslint.config(
       // node:test's describe/it/test return promises that the runner itself awaits.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] },
+          ],
+        },
       ],
       // An async function without await is deliberate here: a provider or handler that throws
       // must reject, not throw synchronously, so `async` stays even when nothing is awaited.

@@ -69,10 +69,30 @@ async function main(): Promise<void> {
     process.execPath,
     [
       join(repoRoot, 'dist/src/cli/main.js'),
-      '--provider', 'mock', '--kubeconfig', await nodeKubeconfig(cluster, nodeName), '--node-name', nodeName,
-      '--node-ip', '127.0.0.1', '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--kubelet-port', '0',
-      '--kube-api-qps', String(values.qps), '--kube-api-burst', String(values.burst), '--workers', String(values.workers),
-      '--log-level', 'info', '--mock-state-file', join(runRoot, 'mock-state.json'),
+      '--provider',
+      'mock',
+      '--kubeconfig',
+      await nodeKubeconfig(cluster, nodeName),
+      '--node-name',
+      nodeName,
+      '--node-ip',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--metrics-address',
+      '127.0.0.1',
+      '--kubelet-port',
+      '0',
+      '--kube-api-qps',
+      String(values.qps),
+      '--kube-api-burst',
+      String(values.burst),
+      '--workers',
+      String(values.workers),
+      '--log-level',
+      'info',
+      '--mock-state-file',
+      join(runRoot, 'mock-state.json'),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ACI_TEST_RUN_DIR: connectorDir } },
   );
@@ -80,18 +100,33 @@ async function main(): Promise<void> {
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   try {
-    const port = await waitForValue(() => {
-      const m = /"port":(\d+),"msg":"operations endpoint listening"/.exec(out);
-      return m ? Number(m[1]) : undefined;
-    }, 60_000, () => out);
-    await waitForValue(() => (out.includes('"msg":"pod controller running"') ? true : undefined), 60_000, () => out);
+    const port = await waitForValue(
+      () => {
+        const m = /"port":(\d+),"msg":"operations endpoint listening"/.exec(out);
+        return m ? Number(m[1]) : undefined;
+      },
+      60_000,
+      () => out,
+    );
+    await waitForValue(
+      () => (out.includes('"msg":"pod controller running"') ? true : undefined),
+      60_000,
+      () => out,
+    );
 
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cluster.kubeconfig);
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const ns = 'bench';
     await core.createNamespace({ body: { metadata: { name: ns } } });
-    await waitForValue(() => core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).then(() => true, () => undefined), 60_000);
+    await waitForValue(
+      () =>
+        core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).then(
+          () => true,
+          () => undefined,
+        ),
+      60_000,
+    );
 
     // Watch first, so no transition is missed.
     const created = new Map<string, number>();
@@ -99,13 +134,18 @@ async function main(): Promise<void> {
     const watch = new k8s.Watch(kc);
     let allRunning: () => void = () => undefined;
     const done = new Promise<void>((r) => (allRunning = r));
-    const req = await watch.watch(`/api/v1/namespaces/${ns}/pods`, {}, (_type, pod: k8s.V1Pod) => {
-      const name = pod.metadata?.name ?? '';
-      if (pod.status?.phase === 'Running' && !running.has(name)) {
-        running.set(name, Date.now());
-        if (running.size === podCount) allRunning();
-      }
-    }, () => undefined);
+    const req = await watch.watch(
+      `/api/v1/namespaces/${ns}/pods`,
+      {},
+      (_type, pod: k8s.V1Pod) => {
+        const name = pod.metadata?.name ?? '';
+        if (pod.status?.phase === 'Running' && !running.has(name)) {
+          running.set(name, Date.now());
+          if (running.size === podCount) allRunning();
+        }
+      },
+      () => undefined,
+    );
 
     const before = await metricsText(port);
     const t0 = Date.now();
@@ -125,14 +165,23 @@ async function main(): Promise<void> {
       }),
     );
     const tCreated = Date.now();
-    await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`only ${running.size}/${podCount} Running after 10 min`)), 600_000))]);
+    await Promise.race([
+      done,
+      new Promise((_, rej) =>
+        setTimeout(() => rej(new Error(`only ${running.size}/${podCount} Running after 10 min`)), 600_000),
+      ),
+    ]);
     const tRunning = Date.now();
     (req as { abort?: () => void }).abort?.();
     const after = await metricsText(port);
 
     const latencies = [...running.entries()].map(([n, t]) => t - (created.get(n) ?? t)).sort((a, b) => a - b);
-    const statusWrites = metricSum(after, 'aci_connector_pod_status_writes_total') - metricSum(before, 'aci_connector_pod_status_writes_total');
-    const apiReqs = metricSum(after, 'aci_connector_kube_api_requests_total') - metricSum(before, 'aci_connector_kube_api_requests_total');
+    const statusWrites =
+      metricSum(after, 'aci_connector_pod_status_writes_total') -
+      metricSum(before, 'aci_connector_pod_status_writes_total');
+    const apiReqs =
+      metricSum(after, 'aci_connector_kube_api_requests_total') -
+      metricSum(before, 'aci_connector_kube_api_requests_total');
     const result = {
       pods: podCount,
       qps: Number(values.qps),
@@ -142,7 +191,12 @@ async function main(): Promise<void> {
       createRatePerSecond: podCount / ((tCreated - t0) / 1000),
       allRunningSeconds: (tRunning - t0) / 1000,
       runningRatePerSecond: podCount / ((tRunning - t0) / 1000),
-      createToRunningMs: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] },
+      createToRunningMs: {
+        p50: percentile(latencies, 50),
+        p90: percentile(latencies, 90),
+        p99: percentile(latencies, 99),
+        max: latencies[latencies.length - 1],
+      },
       statusWritesPerPod: statusWrites / podCount,
       connectorApiRequestsPerPod: apiReqs / podCount,
     };
@@ -154,7 +208,11 @@ async function main(): Promise<void> {
   }
 }
 
-async function waitForValue<T>(f: () => T | undefined | Promise<T | undefined>, ms: number, context?: () => string): Promise<T> {
+async function waitForValue<T>(
+  f: () => T | undefined | Promise<T | undefined>,
+  ms: number,
+  context?: () => string,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await f();

@@ -25,7 +25,9 @@ function exportsFor(info: ClusterInfo): string {
   ].join('\n');
 }
 
-const program = new Command('devcluster').description('A real Kubernetes control plane on loopback, for the tests and the demo.');
+const program = new Command('devcluster').description(
+  'A real Kubernetes control plane on loopback, for the tests and the demo.',
+);
 
 program
   .command('up')
@@ -37,7 +39,9 @@ program
     if (o.worker) {
       try {
         const w = await startWorker(info, { outliveParent: true, log });
-        log(`worker node ${w.nodeName}: import images with ctr --address ${w.containerdSocket} -n k8s.io images import FILE`);
+        log(
+          `worker node ${w.nodeName}: import images with ctr --address ${w.containerdSocket} -n k8s.io images import FILE`,
+        );
       } catch (err) {
         await stopCluster(info);
         throw err;
@@ -46,12 +50,10 @@ program
     process.stdout.write(`${exportsFor(info)}\n`);
   });
 
-program
-  .command('env <runDir>')
-  .action((runDir: string) => {
-    const info = JSON.parse(readFileSync(join(runDir, 'cluster.json'), 'utf8')) as ClusterInfo;
-    process.stdout.write(`${exportsFor(info)}\n`);
-  });
+program.command('env <runDir>').action((runDir: string) => {
+  const info = JSON.parse(readFileSync(join(runDir, 'cluster.json'), 'utf8')) as ClusterInfo;
+  process.stdout.write(`${exportsFor(info)}\n`);
+});
 
 program
   .command('down <dir>')
@@ -61,7 +63,11 @@ program
     // Only folders that are runs (they hold pids/) are stopped and removed: a root such as /tmp
     // holds much else, which `down` must never delete.
     const isRun = (d: string): boolean => existsSync(join(d, 'pids'));
-    const runs = isRun(dir) ? [dir] : readdirSync(dir).map((d) => join(dir, d)).filter(isRun);
+    const runs = isRun(dir)
+      ? [dir]
+      : readdirSync(dir)
+          .map((d) => join(dir, d))
+          .filter(isRun);
     for (const r of runs) {
       // A worker's containers and mounts first: stopping its processes alone would leave them.
       await stopWorkersIn(r);
@@ -73,7 +79,9 @@ program
     await removeRecordedNamespaces(dir);
     const left = processesMentioning(dir);
     if (left.length > 0) {
-      process.stderr.write(`devcluster: still running after down: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`);
+      process.stderr.write(
+        `devcluster: still running after down: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`,
+      );
       process.exitCode = 1;
     }
   });

@@ -50,7 +50,12 @@ const NAMESPACE = 'default';
 const POD = 'hello';
 const PAGE = 'Hello from a pod on the aci-connector node, running in the ACI emulator.';
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number, failed?: () => string | undefined): Promise<T> {
+async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined>,
+  timeoutMs: number,
+  failed?: () => string | undefined,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const problem = failed?.();
@@ -66,7 +71,15 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs
 }
 
 /** Waiting reasons after which a pod makes no progress without a change by someone. */
-const STUCK = new Set(['CreateContainerError', 'CreateContainerConfigError', 'InvalidImageName', 'ErrImagePull', 'ImagePullBackOff', 'CrashLoopBackOff', 'RunContainerError']);
+const STUCK = new Set([
+  'CreateContainerError',
+  'CreateContainerConfigError',
+  'InvalidImageName',
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'CrashLoopBackOff',
+  'RunContainerError',
+]);
 
 /**
  * Waits for the sample pod to run with an IP, showing its newest Warning event as it
@@ -75,23 +88,36 @@ const STUCK = new Set(['CreateContainerError', 'CreateContainerConfigError', 'In
 async function waitForPod(core: k8s.CoreV1Api, exited: () => string | undefined): Promise<k8s.V1Pod> {
   let shown = '';
   let warning = '';
-  return until('the pod Running with an IP', async () => {
-    const events = await core.listNamespacedEvent({ namespace: NAMESPACE, fieldSelector: `involvedObject.name=${POD},type=Warning` }).catch(() => undefined);
-    const newest = events?.items.sort((a, b) => eventTime(a) - eventTime(b)).pop();
-    if (newest) {
-      warning = `${newest.reason ?? 'Warning'}: ${newest.message ?? ''}`;
-      if (warning !== shown) say(`    warning: ${warning}`);
-      shown = warning;
-    }
-    const p = await core.readNamespacedPod({ name: POD, namespace: NAMESPACE });
-    if (p.status?.phase === 'Running' && p.status.podIP) return p;
-    const waiting = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].map((c) => c.state?.waiting).find((w) => w?.reason && STUCK.has(w.reason));
-    if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || waiting) {
-      const why = waiting ? `${waiting.reason ?? ''}: ${waiting.message ?? ''}` : `${p.status?.reason ?? p.status?.phase ?? ''}: ${p.status?.message ?? ''}`;
-      throw new PodCannotStart(`pod ${POD} cannot start (${why.trim()})${warning ? `; newest warning: ${warning}` : ''}`);
-    }
-    return undefined;
-  }, 300_000, exited);
+  return until(
+    'the pod Running with an IP',
+    async () => {
+      const events = await core
+        .listNamespacedEvent({ namespace: NAMESPACE, fieldSelector: `involvedObject.name=${POD},type=Warning` })
+        .catch(() => undefined);
+      const newest = events?.items.sort((a, b) => eventTime(a) - eventTime(b)).pop();
+      if (newest) {
+        warning = `${newest.reason ?? 'Warning'}: ${newest.message ?? ''}`;
+        if (warning !== shown) say(`    warning: ${warning}`);
+        shown = warning;
+      }
+      const p = await core.readNamespacedPod({ name: POD, namespace: NAMESPACE });
+      if (p.status?.phase === 'Running' && p.status.podIP) return p;
+      const waiting = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]
+        .map((c) => c.state?.waiting)
+        .find((w) => w?.reason && STUCK.has(w.reason));
+      if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || waiting) {
+        const why = waiting
+          ? `${waiting.reason ?? ''}: ${waiting.message ?? ''}`
+          : `${p.status?.reason ?? p.status?.phase ?? ''}: ${p.status?.message ?? ''}`;
+        throw new PodCannotStart(
+          `pod ${POD} cannot start (${why.trim()})${warning ? `; newest warning: ${warning}` : ''}`,
+        );
+      }
+      return undefined;
+    },
+    300_000,
+    exited,
+  );
 }
 
 function eventTime(e: k8s.CoreV1Event): number {
@@ -114,7 +140,8 @@ async function main(): Promise<void> {
     say('\nstopping the demo…');
     for (const stop of stops.reverse()) await stop().catch((e: unknown) => say(`  (while stopping: ${String(e)})`));
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => void stopAll().then(() => process.exit(0)));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.once(sig, () => void stopAll().then(() => process.exit(0)));
 
   const demoStart = Date.now();
   let stepStart = Date.now();
@@ -146,11 +173,28 @@ async function main(): Promise<void> {
       process.execPath,
       [
         join(repoRoot, 'dist/src/cli/main.js'),
-        '--provider', 'aci', '--node-name', NODE, '--kubeconfig', cluster.connectorKubeconfig,
-        '--node-ip', '127.0.0.1', '--kubelet-port', String(kubeletPort), '--kubelet-address', '127.0.0.1',
-        '--kubelet-tls-cert', cluster.kubeletServingCert, '--kubelet-tls-key', cluster.kubeletServingKey,
-        '--kubelet-client-ca', cluster.caCert,
-        '--metrics-port', String(metricsPort), '--metrics-address', '127.0.0.1',
+        '--provider',
+        'aci',
+        '--node-name',
+        NODE,
+        '--kubeconfig',
+        cluster.connectorKubeconfig,
+        '--node-ip',
+        '127.0.0.1',
+        '--kubelet-port',
+        String(kubeletPort),
+        '--kubelet-address',
+        '127.0.0.1',
+        '--kubelet-tls-cert',
+        cluster.kubeletServingCert,
+        '--kubelet-tls-key',
+        cluster.kubeletServingKey,
+        '--kubelet-client-ca',
+        cluster.caCert,
+        '--metrics-port',
+        String(metricsPort),
+        '--metrics-address',
+        '127.0.0.1',
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -184,26 +228,37 @@ async function main(): Promise<void> {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cluster.kubeconfig);
     const core = kc.makeApiClient(k8s.CoreV1Api);
-    await until('node aci-connector Ready', async () => {
-      const n = await core.readNode({ name: NODE });
-      return n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? true : undefined;
-    }, 120_000, () => exited);
+    await until(
+      'node aci-connector Ready',
+      async () => {
+        const n = await core.readNode({ name: NODE });
+        return n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? true : undefined;
+      },
+      120_000,
+      () => exited,
+    );
     say('    node aci-connector is Ready');
 
     step(`4/5 creating pod ${POD} (busybox httpd on port 80) bound to aci-connector…`);
-    await until('the default ServiceAccount', () => core.readNamespacedServiceAccount({ name: 'default', namespace: NAMESPACE }).then(() => true), 60_000);
+    await until(
+      'the default ServiceAccount',
+      () => core.readNamespacedServiceAccount({ name: 'default', namespace: NAMESPACE }).then(() => true),
+      60_000,
+    );
     await core.createNamespacedPod({
       namespace: NAMESPACE,
       body: {
         metadata: { name: POD, labels: { app: 'hello' } },
         spec: {
           nodeName: NODE,
-          containers: [{
-            name: 'web',
-            image: values.image ?? image,
-            command: ['sh', '-c', `echo '${PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www`],
-            ports: [{ containerPort: 80, name: 'http' }],
-          }],
+          containers: [
+            {
+              name: 'web',
+              image: values.image ?? image,
+              command: ['sh', '-c', `echo '${PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www`],
+              ports: [{ containerPort: 80, name: 'http' }],
+            },
+          ],
         },
       },
     });
@@ -211,15 +266,28 @@ async function main(): Promise<void> {
     const url = `http://${pod.status?.podIP ?? ''}:80/`;
 
     step(`5/5 GET ${url}`);
-    const body = await until('the pod to answer HTTP', async () => {
-      const res = await fetch(url);
-      return res.ok ? res.text() : undefined;
-    }, 120_000, () => exited);
+    const body = await until(
+      'the pod to answer HTTP',
+      async () => {
+        const res = await fetch(url);
+        return res.ok ? res.text() : undefined;
+      },
+      120_000,
+      () => exited,
+    );
     say(`    ${body.trim()}`);
 
     // kubectl exec goes API server → the connector's kubelet API → ACI exec → the container.
     const kubectl = join(cluster.binDir, 'kubectl');
-    const { stdout: served } = await run(kubectl, ['--kubeconfig', cluster.kubeconfig, 'exec', POD, '--', 'cat', '/www/index.html']);
+    const { stdout: served } = await run(kubectl, [
+      '--kubeconfig',
+      cluster.kubeconfig,
+      'exec',
+      POD,
+      '--',
+      'cat',
+      '/www/index.html',
+    ]);
     say(`    kubectl exec ${POD} -- cat /www/index.html: ${served.trim()}`);
     step('');
     say(`all steps took ${((Date.now() - demoStart) / 1000).toFixed(1)} s`);

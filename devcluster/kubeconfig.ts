@@ -2,7 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 
 /** Writes a kubeconfig that authenticates with a client certificate (paths, not inline data). */
-export function writeKubeconfig(path: string, opts: { server: string; caFile: string; certFile: string; keyFile: string; user: string }): void {
+export function writeKubeconfig(
+  path: string,
+  opts: { server: string; caFile: string; certFile: string; keyFile: string; user: string },
+): void {
   const doc = {
     apiVersion: 'v1',
     kind: 'Config',

@@ -99,7 +99,8 @@ async function waitConnectable(address: string, port: number, front: Managed, ms
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new NetnsError(`the front on ${address}:${port} did not accept within ${ms} ms:\n${logTail(front)}`);
+    if (Date.now() > deadline)
+      throw new NetnsError(`the front on ${address}:${port} did not accept within ${ms} ms:\n${logTail(front)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -169,18 +170,29 @@ export async function createNetworkNamespace(runDir: string): Promise<NetworkNam
   const front = async (port: number, target: number): Promise<Front> => {
     if (gone) throw new NetnsError(`namespace ${name} is torn down`);
     const sock = join(records, `${name}-${port}.sock`);
-    if (sock.length > MAX_SOCKET_PATH) throw new NetnsError(`unix socket path too long (${sock.length} > ${MAX_SOCKET_PATH}): ${sock}`);
+    if (sock.length > MAX_SOCKET_PATH)
+      throw new NetnsError(`unix socket path too long (${sock.length} > ${MAX_SOCKET_PATH}): ${sock}`);
     rmSync(sock, { force: true });
     const relay = await relayServer(sock, target);
     // runDir is in the front's arguments, so `devcluster down RUNDIR` finds it too.
-    const proc = startProcess(runDir, `netns-front-${name}-${port}`, 'ip', ['netns', 'exec', name, process.execPath, FRONT_MAIN, address, String(port), sock]);
+    const proc = startProcess(runDir, `netns-front-${name}-${port}`, 'ip', [
+      'netns',
+      'exec',
+      name,
+      process.execPath,
+      FRONT_MAIN,
+      address,
+      String(port),
+      sock,
+    ]);
     const f: Front = {
       address,
       port,
       target,
       close: async () => {
         fronts.delete(f);
-        if (proc.child.exitCode === null && proc.child.signalCode === null && proc.child.pid !== undefined) await terminate([proc.child.pid], 2_000);
+        if (proc.child.exitCode === null && proc.child.signalCode === null && proc.child.pid !== undefined)
+          await terminate([proc.child.pid], 2_000);
         await new Promise<void>((r) => relay.close(() => r()));
         rmSync(sock, { force: true });
       },

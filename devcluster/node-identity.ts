@@ -32,11 +32,24 @@ export async function nodeKubeconfig(cluster: ClusterForIdentity, nodeName: stri
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
   const pki = join(cluster.runDir, 'pki');
-  const ca = await CertificateAuthority.load({ cert: readFileSync(join(pki, 'ca.crt'), 'utf8'), key: readFileSync(join(pki, 'ca.key'), 'utf8') });
+  const ca = await CertificateAuthority.load({
+    cert: readFileSync(join(pki, 'ca.crt'), 'utf8'),
+    key: readFileSync(join(pki, 'ca.key'), 'utf8'),
+  });
   const unique = `${nodeName}.${process.pid}.${Date.now()}`;
-  const pair = writePair(dir, unique, await ca.issue({ commonName: nodeUser(nodeName), organizations: ['system:nodes'], client: true }));
+  const pair = writePair(
+    dir,
+    unique,
+    await ca.issue({ commonName: nodeUser(nodeName), organizations: ['system:nodes'], client: true }),
+  );
   const tmp = join(dir, `${unique}.kubeconfig`);
-  writeKubeconfig(tmp, { server: cluster.server, caFile: cluster.caCert, certFile: pair.cert, keyFile: pair.key, user: nodeUser(nodeName) });
+  writeKubeconfig(tmp, {
+    server: cluster.server,
+    caFile: cluster.caCert,
+    certFile: pair.cert,
+    keyFile: pair.key,
+    user: nodeUser(nodeName),
+  });
   renameSync(tmp, path);
   return path;
 }

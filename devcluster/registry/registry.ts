@@ -18,7 +18,9 @@ let binDir: Promise<string> | undefined;
 export function registryBinDir(): Promise<string> {
   binDir ??= process.env.ACI_REGISTRY_BIN
     ? Promise.resolve(process.env.ACI_REGISTRY_BIN)
-    : run('bash', [join(repoRoot, 'devcluster/registry/build.sh')], { maxBuffer: 16 * 1024 * 1024 }).then(({ stdout }) => stdout.trim().split('\n').pop() ?? '');
+    : run('bash', [join(repoRoot, 'devcluster/registry/build.sh')], { maxBuffer: 16 * 1024 * 1024 }).then(
+        ({ stdout }) => stdout.trim().split('\n').pop() ?? '',
+      );
   return binDir;
 }
 
@@ -33,7 +35,9 @@ export interface RunningRegistry {
 
 /** The registry's configuration: loopback only, no debug or metrics listener, quiet logs. */
 function configYaml(addr: string, dataDir: string, htpasswdFile?: string): string {
-  const auth = htpasswdFile ? ['auth:', '  htpasswd:', '    realm: aci-connector-test', `    path: ${JSON.stringify(htpasswdFile)}`] : [];
+  const auth = htpasswdFile
+    ? ['auth:', '  htpasswd:', '    realm: aci-connector-test', `    path: ${JSON.stringify(htpasswdFile)}`]
+    : [];
   return [
     'version: 0.1',
     'log:',
@@ -94,7 +98,12 @@ export async function startRegistry(runDir: string, opts: RegistryOptions = {}):
   }
   writeFileSync(config, configYaml(host, dataDir, htpasswdFile));
   // Tracing would export to an OTLP collector; there is none.
-  const env = { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' };
+  const env = {
+    ...process.env,
+    OTEL_TRACES_EXPORTER: 'none',
+    OTEL_METRICS_EXPORTER: 'none',
+    OTEL_LOGS_EXPORTER: 'none',
+  };
   const name = `${opts.name ?? 'registry'}-${port}`;
   const proc = startProcess(runDir, name, bin, ['serve', config], { env });
   const stop = () => terminate(proc.child.pid === undefined ? [] : [proc.child.pid]);
@@ -102,7 +111,8 @@ export async function startRegistry(runDir: string, opts: RegistryOptions = {}):
   let exited: number | string | undefined;
   void proc.exited.then((c) => (exited = c));
   while (!(await answers(host))) {
-    if (exited !== undefined) throw new Error(`the registry exited (${exited}) before answering on ${host}:\n${logTail(proc)}`);
+    if (exited !== undefined)
+      throw new Error(`the registry exited (${exited}) before answering on ${host}:\n${logTail(proc)}`);
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the registry did not answer on ${host} within 30 s:\n${logTail(proc)}`);

@@ -14,7 +14,17 @@
  * Debian's static catatonit in its pause mode, as podman builds its own.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -107,7 +117,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 }
 
 /** Pods get a network namespace with loopback only: nothing on the host changes (see the file comment). */
-const CNI_CONFIG = JSON.stringify({ cniVersion: '1.0.0', name: 'aci-worker-loopback', plugins: [{ type: 'loopback' }] }, null, 2);
+const CNI_CONFIG = JSON.stringify(
+  { cniVersion: '1.0.0', name: 'aci-worker-loopback', plugins: [{ type: 'loopback' }] },
+  null,
+  2,
+);
 
 function kubeletConfig(cluster: ClusterInfo, dir: string, socket: string, port: number, healthzPort: number): string {
   return stringify({
@@ -127,7 +141,11 @@ function kubeletConfig(cluster: ClusterInfo, dir: string, socket: string, port: 
     healthzPort,
     tlsCertFile: cluster.kubeletServingCert,
     tlsPrivateKeyFile: cluster.kubeletServingKey,
-    authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: cluster.caCert } },
+    authentication: {
+      anonymous: { enabled: false },
+      webhook: { enabled: true },
+      x509: { clientCAFile: cluster.caCert },
+    },
     authorization: { mode: 'Webhook' },
     failSwapOn: false,
     clusterDomain: 'cluster.local',
@@ -143,20 +161,35 @@ function kubeletConfig(cluster: ClusterInfo, dir: string, socket: string, port: 
   });
 }
 
-async function waitUntil(what: string, procs: Managed[], check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(
+  what: string,
+  procs: Managed[],
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const p of procs) {
-      if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${p.name} exited while waiting for ${what}:\n${logTail(p, 30)}`);
+      if (p.child.exitCode !== null || p.child.signalCode !== null)
+        throw new Error(`${p.name} exited while waiting for ${what}:\n${logTail(p, 30)}`);
     }
     if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${procs.map((p) => `--- ${p.name}\n${logTail(p, 20)}`).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}:\n${procs.map((p) => `--- ${p.name}\n${logTail(p, 20)}`).join('\n')}`,
+      );
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
-export function ctr(worker: Pick<WorkerInfo, 'containerdSocket'>, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run('ctr', ['--address', worker.containerdSocket, '--namespace', WORKER_NAMESPACE, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 10 * 60_000 });
+export function ctr(
+  worker: Pick<WorkerInfo, 'containerdSocket'>,
+  args: string[],
+): Promise<{ stdout: string; stderr: string }> {
+  return run('ctr', ['--address', worker.containerdSocket, '--namespace', WORKER_NAMESPACE, ...args], {
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 10 * 60_000,
+  });
 }
 
 /** Imports an image archive (docker-archive or OCI, as `podman save` writes) into the worker's containerd. */
@@ -186,7 +219,10 @@ export async function pauseArchive(dir: string): Promise<string> {
     writeFileSync(join(work, configName), config);
     mkdirSync(join(work, 'layer'));
     copyFileSync(layer, join(work, 'layer', 'layer.tar'));
-    writeFileSync(join(work, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [PAUSE_IMAGE], Layers: ['layer/layer.tar'] }]));
+    writeFileSync(
+      join(work, 'manifest.json'),
+      JSON.stringify([{ Config: configName, RepoTags: [PAUSE_IMAGE], Layers: ['layer/layer.tar'] }]),
+    );
     const archive = join(dir, 'pause.tar');
     await run('tar', ['-C', work, '-cf', archive, 'manifest.json', configName, 'layer/layer.tar']);
     return archive;
@@ -214,14 +250,33 @@ export async function startWorker(cluster: ClusterInfo, opts: WorkerOptions = {}
   writeFileSync(join(dir, 'kubelet.yaml'), kubeletConfig(cluster, dir, socket, port, healthzPort));
   const kubeconfig = await nodeKubeconfig(cluster, nodeName);
 
-  const start = (name: string, bin: string, args: string[]) => startProcess(cluster.runDir, name, bin, args, { outliveParent: opts.outliveParent ?? false });
+  const start = (name: string, bin: string, args: string[]) =>
+    startProcess(cluster.runDir, name, bin, args, { outliveParent: opts.outliveParent ?? false });
   // Written before anything starts, so `devcluster down` can always stop what follows.
   const writeInfo = () => writeFileSync(join(dir, 'worker.json'), JSON.stringify(info, null, 2));
-  const containerd = start(`containerd-${nodeName}`, '/usr/bin/containerd', ['--config', join(dir, 'containerd.toml'), '--log-level', 'info']);
-  const info: WorkerInfo = { nodeName, dir, socketDir, containerdSocket: socket, kubeletPort: port, kubeletLog: '', containerdLog: containerd.logFile };
+  const containerd = start(`containerd-${nodeName}`, '/usr/bin/containerd', [
+    '--config',
+    join(dir, 'containerd.toml'),
+    '--log-level',
+    'info',
+  ]);
+  const info: WorkerInfo = {
+    nodeName,
+    dir,
+    socketDir,
+    containerdSocket: socket,
+    kubeletPort: port,
+    kubeletLog: '',
+    containerdLog: containerd.logFile,
+  };
   writeInfo();
   try {
-    await waitUntil('containerd', [containerd], async () => (await ctr(info, ['version'])).stdout.includes('Server:'), 60_000);
+    await waitUntil(
+      'containerd',
+      [containerd],
+      async () => (await ctr(info, ['version'])).stdout.includes('Server:'),
+      60_000,
+    );
     log(`containerd ready (${nodeName})`);
     await importImage(info, await pauseArchive(dir));
     const kubeletProc = start(`kubelet-${nodeName}`, kubelet, [
@@ -237,10 +292,23 @@ export async function startWorker(cluster: ClusterInfo, opts: WorkerOptions = {}
     info.kubeletLog = kubeletProc.logFile;
     writeInfo();
     const kubectl = join(cluster.binDir, 'kubectl');
-    await waitUntil(`node ${nodeName} Ready`, [containerd, kubeletProc], async () => {
-      const { stdout } = await run(kubectl, ['--kubeconfig', cluster.kubeconfig, 'get', 'node', nodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
-      return stdout.trim() === 'True';
-    }, opts.readyTimeoutMs ?? 180_000);
+    await waitUntil(
+      `node ${nodeName} Ready`,
+      [containerd, kubeletProc],
+      async () => {
+        const { stdout } = await run(kubectl, [
+          '--kubeconfig',
+          cluster.kubeconfig,
+          'get',
+          'node',
+          nodeName,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return stdout.trim() === 'True';
+      },
+      opts.readyTimeoutMs ?? 180_000,
+    );
     log(`worker node ${nodeName} Ready`);
     return info;
   } catch (err) {
@@ -269,13 +337,17 @@ export async function stopWorker(worker: Pick<WorkerInfo, 'dir' | 'socketDir' | 
   const kubelets = processesMentioning(`--root-dir=${join(socketDir, 'kubelet')}`).map((p) => p.pid);
   await terminate(kubelets);
   if (existsSync(worker.containerdSocket)) {
-    const tasks = await ctr(worker, ['tasks', 'ls', '-q']).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
+    const tasks = await ctr(worker, ['tasks', 'ls', '-q']).then(
+      (r) => r.stdout.split('\n').filter(Boolean),
+      () => [],
+    );
     for (const id of tasks) await ctr(worker, ['tasks', 'kill', '--signal', 'SIGKILL', id]).catch(() => undefined);
     for (const id of tasks) await ctr(worker, ['tasks', 'delete', '--force', id]).catch(() => undefined);
   }
   // containerd (its arguments name the worker's folder), and the shims (they name the socket).
   await terminate([...processesMentioning(dir), ...processesMentioning(socketDir)].map((p) => p.pid));
-  for (const m of [...mountsUnder(socketDir), ...mountsUnder(dir)]) await run('umount', ['-l', m]).catch(() => undefined);
+  for (const m of [...mountsUnder(socketDir), ...mountsUnder(dir)])
+    await run('umount', ['-l', m]).catch(() => undefined);
   if (mountsUnder(socketDir).length === 0) rmSync(socketDir, { recursive: true, force: true });
 }
 
@@ -284,6 +356,7 @@ export async function stopWorkersIn(runDir: string): Promise<void> {
   if (!existsSync(runDir)) return;
   for (const d of readdirSync(runDir)) {
     const file = join(runDir, d, 'worker.json');
-    if (d.startsWith('worker-') && existsSync(file)) await stopWorker(JSON.parse(readFileSync(file, 'utf8')) as WorkerInfo);
+    if (d.startsWith('worker-') && existsSync(file))
+      await stopWorker(JSON.parse(readFileSync(file, 'utf8')) as WorkerInfo);
   }
 }

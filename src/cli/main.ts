@@ -10,7 +10,10 @@ import { errorMessage } from '../common/errors.js';
 function packageVersion(): string {
   for (const rel of ['../../../package.json', '../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'aci-connector' && pkg.version) return pkg.version;
     } catch {
       // try the next layout (built vs. source)

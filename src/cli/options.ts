@@ -53,14 +53,16 @@ function nonNegativeInt(v: string): number {
 
 function fraction(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || n >= 1) throw new InvalidArgumentError('must be a number between 0 and 1 (exclusive).');
+  if (!Number.isFinite(n) || n <= 0 || n >= 1)
+    throw new InvalidArgumentError('must be a number between 0 and 1 (exclusive).');
   return n;
 }
 
 function expirationSeconds(v: string): number {
   const n = Number(v);
   // The CertificateSigningRequest API refuses expirationSeconds below 600.
-  if (!Number.isInteger(n) || n < 600) throw new InvalidArgumentError('must be an integer of at least 600 (the API minimum).');
+  if (!Number.isInteger(n) || n < 600)
+    throw new InvalidArgumentError('must be an integer of at least 600 (the API minimum).');
   return n;
 }
 
@@ -92,31 +94,77 @@ export function buildProgram(version: string): Command {
     .description('A Kubernetes node that runs the pods bound to it as Azure Container Instances container groups.')
     .version(version, '-v, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
-    .option('--kubeconfig <path>', 'kubeconfig file; without it: in-cluster config, then $KUBECONFIG (or ~/.kube/config)')
-    .option('--bootstrap-kubeconfig <path>', 'TLS bootstrap: kubeconfig of the identity that requests the node client certificate (a bootstrap token); default with --cert-dir: the in-cluster ServiceAccount')
-    .option('--cert-dir <path>', 'TLS bootstrap: folder of the node client certificate (system:node:<node-name>); got by a CSR when missing or due, then used for every API call (excludes --kubeconfig)')
-    .addOption(new Option('--rotate-certificates', 'TLS bootstrap: renew the node client certificate at 70-90 % of its life (default)').default(true))
+    .option(
+      '--kubeconfig <path>',
+      'kubeconfig file; without it: in-cluster config, then $KUBECONFIG (or ~/.kube/config)',
+    )
+    .option(
+      '--bootstrap-kubeconfig <path>',
+      'TLS bootstrap: kubeconfig of the identity that requests the node client certificate (a bootstrap token); default with --cert-dir: the in-cluster ServiceAccount',
+    )
+    .option(
+      '--cert-dir <path>',
+      'TLS bootstrap: folder of the node client certificate (system:node:<node-name>); got by a CSR when missing or due, then used for every API call (excludes --kubeconfig)',
+    )
+    .addOption(
+      new Option(
+        '--rotate-certificates',
+        'TLS bootstrap: renew the node client certificate at 70-90 % of its life (default)',
+      ).default(true),
+    )
     .option('--no-rotate-certificates', 'TLS bootstrap: keep the node client certificate until it expires')
-    .addOption(new Option('--node-cert-rotation-fraction <f>', 'TLS bootstrap: rotate at this fraction of the life instead of a random one in 0.7-0.9 (for tests)').argParser(fraction))
-    .option('--node-cert-expiration-seconds <s>', "TLS bootstrap: ask for certificates valid this long (CSR expirationSeconds, min 600); default: the signer's duration", expirationSeconds)
+    .addOption(
+      new Option(
+        '--node-cert-rotation-fraction <f>',
+        'TLS bootstrap: rotate at this fraction of the life instead of a random one in 0.7-0.9 (for tests)',
+      ).argParser(fraction),
+    )
+    .option(
+      '--node-cert-expiration-seconds <s>',
+      "TLS bootstrap: ask for certificates valid this long (CSR expirationSeconds, min 600); default: the signer's duration",
+      expirationSeconds,
+    )
     .option('--node-name <name>', 'name of the node to register', nodeName, 'aci-connector')
-    .option('--node-ip <ip>', "the node's InternalIP and every pod's hostIP (env POD_IP)", env.POD_IP ?? env.VKUBELET_POD_IP ?? '127.0.0.1')
+    .option(
+      '--node-ip <ip>',
+      "the node's InternalIP and every pod's hostIP (env POD_IP)",
+      env.POD_IP ?? env.VKUBELET_POD_IP ?? '127.0.0.1',
+    )
     .addOption(new Option('--provider <name>', 'backend that runs the pods').choices(['aci', 'mock']).default('aci'))
-    .option('--taint <key[=value]:Effect>', `taint of the node; repeat for several, "none" for none (default: ${DEFAULT_TAINT})`, collect)
+    .option(
+      '--taint <key[=value]:Effect>',
+      `taint of the node; repeat for several, "none" for none (default: ${DEFAULT_TAINT})`,
+      collect,
+    )
     .option('--kube-api-qps <n>', 'sustained requests per second to the API server', positiveNumber, 50)
     .option('--kube-api-burst <n>', 'requests allowed in a burst above the QPS', positiveInt, 100)
     .option('--workers <n>', 'pods reconciled concurrently', positiveInt, 50)
-    .option('--kubelet-port <port>', 'port of the kubelet API (logs, exec, attach) advertised in the node (0: any free port)', port, 10250)
+    .option(
+      '--kubelet-port <port>',
+      'port of the kubelet API (logs, exec, attach) advertised in the node (0: any free port)',
+      port,
+      10250,
+    )
     .option('--kubelet-address <ip>', 'address the kubelet API binds', '0.0.0.0')
     .option('--kubelet-tls-cert <path>', 'serving certificate of the kubelet API (default: a self-signed one)')
     .option('--kubelet-tls-key <path>', 'key of --kubelet-tls-cert')
-    .option('--kubelet-client-ca <path>', 'CA that client certificates of kubelet API callers (the API server) must chain to; without it only bearer tokens authenticate')
+    .option(
+      '--kubelet-client-ca <path>',
+      'CA that client certificates of kubelet API callers (the API server) must chain to; without it only bearer tokens authenticate',
+    )
     .addOption(
-      new Option('--kubelet-authorization-mode <mode>', 'Webhook: a SubjectAccessReview per kubelet API request; AlwaysAllow: none (local debugging only)')
+      new Option(
+        '--kubelet-authorization-mode <mode>',
+        'Webhook: a SubjectAccessReview per kubelet API request; AlwaysAllow: none (local debugging only)',
+      )
         .choices(['Webhook', 'AlwaysAllow'])
         .default('Webhook'),
     )
-    .option('--kubelet-anonymous-auth', 'let kubelet API requests without credentials through as system:anonymous (still authorized)', false)
+    .option(
+      '--kubelet-anonymous-auth',
+      'let kubelet API requests without credentials through as system:anonymous (still authorized)',
+      false,
+    )
     .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics (0: any free port)', port, 10255)
     .option('--metrics-address <ip>', 'address the operations endpoint binds', '0.0.0.0')
     .option(

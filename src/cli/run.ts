@@ -56,7 +56,13 @@ async function loadProvider(opts: CliOptions, config: ProviderConfig, registry: 
     if (err instanceof aci.AciConfigError) throw new ConfigError(`ACI provider configuration: ${err.message}`);
     throw err;
   }
-  return aci.createAciProvider({ config: aciConfig, clusterId: config.clusterId, nodeName: config.nodeName, metricsRegistry: registry, log: config.log });
+  return aci.createAciProvider({
+    config: aciConfig,
+    clusterId: config.clusterId,
+    nodeName: config.nodeName,
+    metricsRegistry: registry,
+    log: config.log,
+  });
 }
 
 export async function run(opts: CliOptions, version: string): Promise<void> {
@@ -81,7 +87,9 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   try {
     clusterId = await withTimeout(clusterIdentity(core), 15_000, `the API server at ${server}`);
   } catch (err) {
-    throw new ConfigError(`cannot read the cluster identity (namespace kube-system; examples/rbac.yaml grants nodes get on it) from ${server}: ${errorMessage(err)}`);
+    throw new ConfigError(
+      `cannot read the cluster identity (namespace kube-system; examples/rbac.yaml grants nodes get on it) from ${server}: ${errorMessage(err)}`,
+    );
   }
 
   const metrics = createMetrics();
@@ -111,7 +119,11 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     throw err;
   }
   // TokenReviews and SubjectAccessReviews get their own request budget, so pod work never delays `kubectl exec`.
-  const reviewClients = makeKubeClients(kc, { qps: Math.max(1, opts.kubeApiQps / 2), burst: Math.max(1, Math.floor(opts.kubeApiBurst / 2)), metrics });
+  const reviewClients = makeKubeClients(kc, {
+    qps: Math.max(1, opts.kubeApiQps / 2),
+    burst: Math.max(1, Math.floor(opts.kubeApiBurst / 2)),
+    metrics,
+  });
   const reviews = new KubeAccessReviews(reviewClients.authentication, reviewClients.authorization);
   const kubeletLog = log.child({ component: 'kubelet-api' });
   const auth = new kubeletApi.KubeletAuth({
@@ -128,7 +140,10 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
       'kubelet API authorization is OFF (--kubelet-authorization-mode AlwaysAllow): every authenticated caller may read every pod and exec into it; for local debugging only',
     );
   }
-  if (opts.kubeletAnonymousAuth) log.warn('the kubelet API lets requests without credentials through as system:anonymous (--kubelet-anonymous-auth)');
+  if (opts.kubeletAnonymousAuth)
+    log.warn(
+      'the kubelet API lets requests without credentials through as system:anonymous (--kubelet-anonymous-auth)',
+    );
   // Filled in below; the kubelet API answers 404 for pods until then.
   const started: { connector?: Connector } = {};
   let kubeletServer;
@@ -145,11 +160,18 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
       log: kubeletLog,
     });
   } catch (err) {
-    throw new ConfigError(`cannot serve the kubelet API on ${opts.kubeletAddress}:${opts.kubeletPort}: ${errorMessage(err)}`);
+    throw new ConfigError(
+      `cannot serve the kubelet API on ${opts.kubeletAddress}:${opts.kubeletPort}: ${errorMessage(err)}`,
+    );
   }
   const kubeletPort = kubeletServer.port ?? opts.kubeletPort;
   log.info(
-    { port: kubeletPort, selfSigned: tls.selfSigned, clientAuth: tls.clientCA !== undefined, authorization: opts.kubeletAuthorizationMode },
+    {
+      port: kubeletPort,
+      selfSigned: tls.selfSigned,
+      clientAuth: tls.clientCA !== undefined,
+      authorization: opts.kubeletAuthorizationMode,
+    },
     'kubelet API listening',
   );
 
@@ -165,7 +187,9 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     kubeletPort,
     metricsPort: opts.metricsPort,
     metricsAddress: opts.metricsAddress,
-    metricsSecurity: opts.metricsRequireAuth ? { tls: kubeletApi.secureServerOptions(tls), guardMetrics: kubeletApi.metricsGuard(auth) } : undefined,
+    metricsSecurity: opts.metricsRequireAuth
+      ? { tls: kubeletApi.secureServerOptions(tls), guardMetrics: kubeletApi.metricsGuard(auth) }
+      : undefined,
     version,
     log,
     metrics,
@@ -210,19 +234,27 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
  * The connector's API credentials: --kubeconfig (or in-cluster, or $KUBECONFIG),
  * or, with --cert-dir / --bootstrap-kubeconfig, the node identity from TLS bootstrap.
  */
-async function kubeConfigFor(opts: CliOptions, log: Logger): Promise<{ kc: k8s.KubeConfig; credentials?: NodeCredentials }> {
+async function kubeConfigFor(
+  opts: CliOptions,
+  log: Logger,
+): Promise<{ kc: k8s.KubeConfig; credentials?: NodeCredentials }> {
   if (!opts.certDir && !opts.bootstrapKubeconfig) return { kc: loadKubeConfig(opts.kubeconfig) };
   if (opts.kubeconfig) {
-    throw new ConfigError('--kubeconfig cannot be combined with --cert-dir or --bootstrap-kubeconfig: with TLS bootstrap the connector authenticates with its node certificate');
+    throw new ConfigError(
+      '--kubeconfig cannot be combined with --cert-dir or --bootstrap-kubeconfig: with TLS bootstrap the connector authenticates with its node certificate',
+    );
   }
-  if (!opts.certDir) throw new ConfigError('--bootstrap-kubeconfig needs --cert-dir (where the node client certificate is kept)');
+  if (!opts.certDir)
+    throw new ConfigError('--bootstrap-kubeconfig needs --cert-dir (where the node client certificate is kept)');
   let bootstrap: k8s.KubeConfig;
   if (opts.bootstrapKubeconfig) {
     bootstrap = loadKubeConfig(opts.bootstrapKubeconfig);
   } else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) {
     bootstrap = loadKubeConfig(undefined);
   } else {
-    throw new ConfigError('--cert-dir outside a cluster needs --bootstrap-kubeconfig (the identity that requests the node certificate)');
+    throw new ConfigError(
+      '--cert-dir outside a cluster needs --bootstrap-kubeconfig (the identity that requests the node certificate)',
+    );
   }
   const nc = await import('../core/node-credentials/index.js');
   let credentials: NodeCredentials;
@@ -238,7 +270,8 @@ async function kubeConfigFor(opts: CliOptions, log: Logger): Promise<{ kc: k8s.K
     });
     return { kc: await credentials.start(), credentials };
   } catch (err) {
-    if (err instanceof nc.NodeCredentialsError || err instanceof nc.CsrError) throw new ConfigError(`TLS bootstrap: ${err.message}`);
+    if (err instanceof nc.NodeCredentialsError || err instanceof nc.CsrError)
+      throw new ConfigError(`TLS bootstrap: ${err.message}`);
     throw err;
   }
 }

@@ -55,9 +55,11 @@ export function imageReferenceProblem(image: string): string | undefined {
     return 'invalid reference format';
   }
   const named = m[1] ?? '';
-  if (named.length > NAME_TOTAL_LENGTH_MAX) return `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`;
+  if (named.length > NAME_TOTAL_LENGTH_MAX)
+    return `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`;
   // ParseNormalizedNamed: a bare 64-hex name would be mistaken for an image id.
-  if (ANCHORED_HEX64.test(named)) return `invalid repository name (${named}), cannot specify 64-byte hexadecimal strings`;
+  if (ANCHORED_HEX64.test(named))
+    return `invalid repository name (${named}), cannot specify 64-byte hexadecimal strings`;
   const d = m[3];
   if (d) {
     const [algorithm = '', hex = ''] = d.split(':');

@@ -22,7 +22,10 @@ export function createLogger(level: LevelWithSilent = 'info', opts: { pretty?: b
     redact: { paths: ['*.secureValue', '*.token', '*.password', '*.data', 'env[*].value'], censor: '[redacted]' },
   };
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
+    });
   }
   return pino(base);
 }

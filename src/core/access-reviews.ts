@@ -67,7 +67,10 @@ async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
       return await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`)), ATTEMPT_TIMEOUT_MS);
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`)),
+            ATTEMPT_TIMEOUT_MS,
+          );
         }),
       ]);
     } catch (err) {
@@ -104,7 +107,9 @@ export class KubeAccessReviews implements TokenReviewer, AccessReviewer {
   async reviewToken(token: string): Promise<TokenReviewResult> {
     // No audiences: the API server checks the token against its own, as for a kubelet.
     const review = await attempt('TokenReview', () =>
-      this.authentication.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } }),
+      this.authentication.createTokenReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+      }),
     );
     const status = review.status;
     if (!status?.authenticated || !status.user?.username) return { authenticated: false, error: status?.error };

@@ -58,7 +58,11 @@ export class Connector {
   constructor(private readonly o: ConnectorOptions) {
     this.clients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics });
     // Events get their own budget so they never hold up pod work.
-    const eventClients = makeKubeClients(o.kc, { qps: Math.max(1, o.qps / 2), burst: Math.max(1, Math.floor(o.burst / 2)), metrics: o.metrics });
+    const eventClients = makeKubeClients(o.kc, {
+      qps: Math.max(1, o.qps / 2),
+      burst: Math.max(1, Math.floor(o.burst / 2)),
+      metrics: o.metrics,
+    });
     this.events = new EventRecorder(eventClients.core, o.nodeName, o.log.child({ component: 'events' }));
     const nodeLog = o.log.child({ component: 'node' });
     this.node = new NodeController({
@@ -96,14 +100,17 @@ export class Connector {
       },
     });
     if (o.metricsPort !== undefined) {
-      this.ops = new OpsServer({
-        metrics: o.metrics,
-        notReadyReason: () => (!this.started ? 'starting' : !this.node.ready ? 'node not registered' : undefined),
-        beforeScrape: () => {
-          for (const [phase, n] of Object.entries(this.pods.podsByPhase())) o.metrics.podsByPhase.set({ phase }, n);
-          o.metrics.queueDepth.set(this.pods.queueDepth);
+      this.ops = new OpsServer(
+        {
+          metrics: o.metrics,
+          notReadyReason: () => (!this.started ? 'starting' : !this.node.ready ? 'node not registered' : undefined),
+          beforeScrape: () => {
+            for (const [phase, n] of Object.entries(this.pods.podsByPhase())) o.metrics.podsByPhase.set({ phase }, n);
+            o.metrics.queueDepth.set(this.pods.queueDepth);
+          },
         },
-      }, o.metricsSecurity);
+        o.metricsSecurity,
+      );
     }
   }
 

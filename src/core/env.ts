@@ -116,7 +116,11 @@ function resourceFieldValue(
   divisor: string | undefined,
   allocatable: Record<string, string> | undefined,
 ): string | undefined {
-  if (!RESOURCE_FIELDS.has(resource) && !resource.startsWith('limits.hugepages-') && !resource.startsWith('requests.hugepages-')) {
+  if (
+    !RESOURCE_FIELDS.has(resource) &&
+    !resource.startsWith('limits.hugepages-') &&
+    !resource.startsWith('requests.hugepages-')
+  ) {
     return undefined;
   }
   const [kind, name] = resource.split('.', 2) as ['limits' | 'requests', string];
@@ -152,18 +156,25 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const cm = lookups.getConfigMap(ns, name);
           if (!cm) {
             if (src.configMapRef.optional) {
-              out.notes.push({ reason: 'OptionalConfigMapNotFound', message: `optional ConfigMap ${ns}/${name} referenced by ${field} does not exist; skipped` });
+              out.notes.push({
+                reason: 'OptionalConfigMapNotFound',
+                message: `optional ConfigMap ${ns}/${name} referenced by ${field} does not exist; skipped`,
+              });
             } else out.missing.push({ kind: 'ConfigMap', name, container: c.name, field: `${field}.configMapRef` });
             return;
           }
           const keys = [...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})];
-          for (const k of keys) addFromSource(prefix + k, configMapValue(cm, k) ?? '', false, `ConfigMap ${ns}/${name}`);
+          for (const k of keys)
+            addFromSource(prefix + k, configMapValue(cm, k) ?? '', false, `ConfigMap ${ns}/${name}`);
         } else if (src.secretRef) {
           const name = src.secretRef.name ?? '';
           const s = lookups.getSecret(ns, name);
           if (!s) {
             if (src.secretRef.optional) {
-              out.notes.push({ reason: 'OptionalSecretNotFound', message: `optional Secret ${ns}/${name} referenced by ${field} does not exist; skipped` });
+              out.notes.push({
+                reason: 'OptionalSecretNotFound',
+                message: `optional Secret ${ns}/${name} referenced by ${field} does not exist; skipped`,
+              });
             } else out.missing.push({ kind: 'Secret', name, container: c.name, field: `${field}.secretRef` });
             return;
           }
@@ -172,7 +183,10 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
         }
         function addFromSource(envName: string, value: string, sensitive: boolean, from: string) {
           if (!ENV_NAME.test(envName)) {
-            out.notes.push({ reason: 'InvalidEnvironmentVariableNames', message: `key ${JSON.stringify(envName)} from ${from} is not a valid environment variable name; skipped` });
+            out.notes.push({
+              reason: 'InvalidEnvironmentVariableNames',
+              message: `key ${JSON.stringify(envName)} from ${from} is not a valid environment variable name; skipped`,
+            });
             return;
           }
           set(envName, value, sensitive);
@@ -192,8 +206,18 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const v = s ? decodeSecret(s, key) : undefined;
           if (v === undefined) {
             if (optional) {
-              out.notes.push({ reason: s ? 'OptionalSecretKeyNotFound' : 'OptionalSecretNotFound', message: `optional ${s ? `key ${key} of ` : ''}Secret ${ns}/${name} for ${field} (${e.name}) does not exist; skipped` });
-            } else out.missing.push({ kind: 'Secret', name, key: s ? key : undefined, container: c.name, field: `${field}.valueFrom.secretKeyRef` });
+              out.notes.push({
+                reason: s ? 'OptionalSecretKeyNotFound' : 'OptionalSecretNotFound',
+                message: `optional ${s ? `key ${key} of ` : ''}Secret ${ns}/${name} for ${field} (${e.name}) does not exist; skipped`,
+              });
+            } else
+              out.missing.push({
+                kind: 'Secret',
+                name,
+                key: s ? key : undefined,
+                container: c.name,
+                field: `${field}.valueFrom.secretKeyRef`,
+              });
             return;
           }
           set(e.name, v, true);
@@ -203,15 +227,28 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
           const v = cm ? configMapValue(cm, key) : undefined;
           if (v === undefined) {
             if (optional) {
-              out.notes.push({ reason: cm ? 'OptionalConfigMapKeyNotFound' : 'OptionalConfigMapNotFound', message: `optional ${cm ? `key ${key} of ` : ''}ConfigMap ${ns}/${name} for ${field} (${e.name}) does not exist; skipped` });
-            } else out.missing.push({ kind: 'ConfigMap', name, key: cm ? key : undefined, container: c.name, field: `${field}.valueFrom.configMapKeyRef` });
+              out.notes.push({
+                reason: cm ? 'OptionalConfigMapKeyNotFound' : 'OptionalConfigMapNotFound',
+                message: `optional ${cm ? `key ${key} of ` : ''}ConfigMap ${ns}/${name} for ${field} (${e.name}) does not exist; skipped`,
+              });
+            } else
+              out.missing.push({
+                kind: 'ConfigMap',
+                name,
+                key: cm ? key : undefined,
+                container: c.name,
+                field: `${field}.valueFrom.configMapKeyRef`,
+              });
             return;
           }
           set(e.name, v, false);
         } else if (vf.fieldRef) {
           const v = fieldRefValue(pod, vf.fieldRef.fieldPath, lookups.hostIP);
           if (v === undefined) {
-            out.invalid.push({ field: `${field}.valueFrom.fieldRef.fieldPath`, message: `unsupported fieldPath ${JSON.stringify(vf.fieldRef.fieldPath)}` });
+            out.invalid.push({
+              field: `${field}.valueFrom.fieldRef.fieldPath`,
+              message: `unsupported fieldPath ${JSON.stringify(vf.fieldRef.fieldPath)}`,
+            });
             return;
           }
           set(e.name, v, false);
@@ -225,7 +262,10 @@ export function resolvePodEnv(pod: V1Pod, lookups: EnvLookups): EnvResolution {
             v = undefined;
           }
           if (v === undefined) {
-            out.invalid.push({ field: `${field}.valueFrom.resourceFieldRef`, message: `cannot resolve resource ${JSON.stringify(ref.resource)} of container ${JSON.stringify(ref.containerName ?? c.name)}` });
+            out.invalid.push({
+              field: `${field}.valueFrom.resourceFieldRef`,
+              message: `cannot resolve resource ${JSON.stringify(ref.resource)} of container ${JSON.stringify(ref.containerName ?? c.name)}`,
+            });
             return;
           }
           set(e.name, v, false);

@@ -33,10 +33,14 @@ export function loadKubeConfig(path: string | undefined): k8s.KubeConfig {
     else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
     else kc.loadFromDefault();
   } catch (err) {
-    throw new KubeConfigError(`cannot load kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: ${errorMessage(err)}`);
+    throw new KubeConfigError(
+      `cannot load kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: ${errorMessage(err)}`,
+    );
   }
   if (!kc.getCurrentCluster()) {
-    throw new KubeConfigError(`no cluster in kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: pass --kubeconfig or set KUBECONFIG`);
+    throw new KubeConfigError(
+      `no cluster in kubeconfig ${path ?? process.env.KUBECONFIG ?? '(default)'}: pass --kubeconfig or set KUBECONFIG`,
+    );
   }
   return kc;
 }

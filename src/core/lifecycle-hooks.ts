@@ -78,14 +78,23 @@ function resolvePort(c: V1Container, port: number | string): number {
 }
 
 /** Runs one hook handler; resolves on success, throws HookError with the kubelet's kind of message on failure. */
-export async function runHandler(provider: HookProvider, ref: PodRef, c: V1Container, h: V1LifecycleHandler, timeoutMs: number): Promise<void> {
+export async function runHandler(
+  provider: HookProvider,
+  ref: PodRef,
+  c: V1Container,
+  h: V1LifecycleHandler,
+  timeoutMs: number,
+): Promise<void> {
   if (h.exec) {
     const command = h.exec.command ?? [];
     if (!provider.exec) throw new HookError('this node cannot run commands in containers');
     const out = new Collect();
     const run = provider.exec(ref, c.name, command, { stdout: out, stderr: out, tty: false });
     const { exitCode } = await withTimeout(run, timeoutMs, `command '${command.join(' ')}'`);
-    if (exitCode !== 0) throw new HookError(`command '${command.join(' ')}' exited with ${exitCode}: ${out.text}, message: ${JSON.stringify(out.text)}`);
+    if (exitCode !== 0)
+      throw new HookError(
+        `command '${command.join(' ')}' exited with ${exitCode}: ${out.text}, message: ${JSON.stringify(out.text)}`,
+      );
     return;
   }
   if (h.httpGet) {
@@ -107,7 +116,8 @@ export async function runHandler(provider: HookProvider, ref: PodRef, c: V1Conta
       throw new HookError(`Get "${url}": ${err instanceof Error ? err.message : String(err)}`);
     }
     // The kubelet's rule for HTTP hooks: any status outside 200–399 is a failure.
-    if (status < 200 || status >= 400) throw new HookError(`HTTP lifecycle hook (${path}) for Container "${c.name}" returned status ${status}`);
+    if (status < 200 || status >= 400)
+      throw new HookError(`HTTP lifecycle hook (${path}) for Container "${c.name}" returned status ${status}`);
     return;
   }
   if (h.sleep) {
@@ -143,7 +153,10 @@ export class LifecycleHooks {
   /** Seam: a provider status for the pod (after a container is first seen running, its postStart runs). */
   observe(pod: V1Pod, status: ProviderPodStatus): void {
     const uid = pod.metadata?.uid ?? '';
-    const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')];
+    const containers = [
+      ...(pod.spec?.containers ?? []),
+      ...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always'),
+    ];
     if (!containers.some((c) => c.lifecycle?.postStart) || pod.metadata?.deletionTimestamp) return;
     const e = this.entry(uid);
     const statuses = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])];
@@ -194,7 +207,12 @@ export class LifecycleHooks {
     } catch (err) {
       if (this.pods.get(ref.uid) !== e) return; // the pod went meanwhile
       const msg = err instanceof Error ? err.message : String(err);
-      this.o.event(pod, 'Warning', 'FailedPostStartHook', `${describe(h)} for Container "${c.name}" in Pod "${ref.name}_${ref.namespace}(${ref.uid})" failed - error: ${msg}`);
+      this.o.event(
+        pod,
+        'Warning',
+        'FailedPostStartHook',
+        `${describe(h)} for Container "${c.name}" in Pod "${ref.name}_${ref.namespace}(${ref.uid})" failed - error: ${msg}`,
+      );
       const n = (e.failures.get(c.name) ?? 0) + 1;
       e.failures.set(c.name, n);
       await this.kill(pod, c, n, e);
@@ -205,17 +223,35 @@ export class LifecycleHooks {
     const ref = refOf(pod);
     const b = this.o.killBackoff ?? { baseMs: 10_000, maxMs: 300_000 };
     // The first failure kills at once, as the kubelet does; later ones wait, as its CrashLoopBackOff would before the restart.
-    if (failures > 1) await new Promise((r) => setTimeout(r, Math.min(b.maxMs, b.baseMs * 2 ** (failures - 2))).unref?.());
+    if (failures > 1)
+      await new Promise((r) => setTimeout(r, Math.min(b.maxMs, b.baseMs * 2 ** (failures - 2))).unref?.());
     if (this.pods.get(ref.uid) !== e || pod.metadata?.deletionTimestamp) return;
     if (!this.o.provider.restartContainer) {
-      this.o.event(pod, 'Warning', 'FailedPostStartHook', `Container ${c.name} cannot be killed by this node after its failed postStart hook; it keeps running`);
+      this.o.event(
+        pod,
+        'Warning',
+        'FailedPostStartHook',
+        `Container ${c.name} cannot be killed by this node after its failed postStart hook; it keeps running`,
+      );
       return;
     }
-    this.o.event(pod, 'Normal', 'Killing', `FailedPostStartHook: Container ${c.name} failed post-start hook, will be killed`);
+    this.o.event(
+      pod,
+      'Normal',
+      'Killing',
+      `FailedPostStartHook: Container ${c.name} failed post-start hook, will be killed`,
+    );
     try {
       await this.o.provider.restartContainer(ref, c.name);
     } catch (err) {
-      this.o.log.warn({ pod: `${ref.namespace}/${ref.name}`, container: c.name, err: err instanceof Error ? err.message : String(err) }, 'killing the container after its failed postStart hook failed');
+      this.o.log.warn(
+        {
+          pod: `${ref.namespace}/${ref.name}`,
+          container: c.name,
+          err: err instanceof Error ? err.message : String(err),
+        },
+        'killing the container after its failed postStart hook failed',
+      );
     }
   }
 
@@ -232,10 +268,19 @@ export class LifecycleHooks {
       hooked.map(async (c) => {
         const h = c.lifecycle!.preStop!;
         try {
-          await withTimeout(runHandler(this.o.provider, ref, c, h, budgetMs), budgetMs, `PreStop hook of container ${c.name}`);
+          await withTimeout(
+            runHandler(this.o.provider, ref, c, h, budgetMs),
+            budgetMs,
+            `PreStop hook of container ${c.name}`,
+          );
         } catch (err) {
           const msg = err instanceof Error ? err.message : String(err);
-          this.o.event(pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${describe(h)} for Container "${c.name}" in Pod "${ref.name}_${ref.namespace}(${ref.uid})" failed - error: ${msg}`);
+          this.o.event(
+            pod,
+            'Warning',
+            'FailedPreStopHook',
+            `PreStopHook failed: ${describe(h)} for Container "${c.name}" in Pod "${ref.name}_${ref.namespace}(${ref.uid})" failed - error: ${msg}`,
+          );
         }
       }),
     );

@@ -38,14 +38,20 @@ export function kubeNodeApi(clients: KubeClients, log: Logger): NodeApi {
     serverVersion: async () => (await kc.makeApiClient(k8s.VersionApi).getCode()).gitVersion,
     readNode: (name) => core.readNode({ name }),
     createNode: async (body) => void (await core.createNode({ body })),
-    patchNodeLabels: async (name, labels) => void (await core.patchNode({ name, body: { metadata: { labels } } }, mergePatchOptions())),
-    patchNodeStatus: async (name, status) => void (await core.patchNodeStatus({ name, body: { status } }, strategicMergePatchOptions())),
+    patchNodeLabels: async (name, labels) =>
+      void (await core.patchNode({ name, body: { metadata: { labels } } }, mergePatchOptions())),
+    patchNodeStatus: async (name, status) =>
+      void (await core.patchNodeStatus({ name, body: { status } }, strategicMergePatchOptions())),
     readLease: (name) => coordination.readNamespacedLease({ name, namespace: LEASE_NAMESPACE }),
     replaceLease: (name, body) => coordination.replaceNamespacedLease({ name, namespace: LEASE_NAMESPACE, body }),
     createLease: (body) => coordination.createNamespacedLease({ namespace: LEASE_NAMESPACE, body }),
     async watchNode(name, on) {
       const fieldSelector = `metadata.name=${name}`;
-      const informer = managedInformer<V1Node>(kc, '/api/v1/nodes', () => core.listNode({ fieldSelector }), { fieldSelector, log, what: 'node' });
+      const informer = managedInformer<V1Node>(kc, '/api/v1/nodes', () => core.listNode({ fieldSelector }), {
+        fieldSelector,
+        log,
+        what: 'node',
+      });
       informer.cache.on('update', (n) => on.update(n));
       informer.cache.on('delete', (n) => on.delete(n));
       await informer.start();
@@ -119,7 +125,8 @@ export class NodeController {
         if (this.stopped || !this.lastHealth) return;
         const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
         const want = this.lastHealth.ok ? 'True' : 'False';
-        if (ready && ready.status !== want) void this.writeStatus(true).catch((err: unknown) => this.warn(err, 'node status'));
+        if (ready && ready.status !== want)
+          void this.writeStatus(true).catch((err: unknown) => this.warn(err, 'node status'));
       },
     });
 
@@ -223,7 +230,9 @@ export class NodeController {
     // Adopt the existing node: our labels added, everyone else's kept. Taints are set only when
     // the node is registered: NodeRestriction forbids a node to change its own taints (so that it
     // cannot steer workloads to itself), as a kubelet's --register-with-taints does.
-    const missing = this.o.taints.filter((t) => !(existing.spec?.taints ?? []).some((x) => x.key === t.key && x.effect === t.effect));
+    const missing = this.o.taints.filter(
+      (t) => !(existing.spec?.taints ?? []).some((x) => x.key === t.key && x.effect === t.effect),
+    );
     if (missing.length > 0) {
       this.o.log.warn(
         { node: this.o.nodeName, missing: missing.map((t) => `${t.key}:${t.effect}`) },
@@ -292,9 +301,17 @@ export class NodeController {
     try {
       h = await this.o.provider.health();
     } catch (err) {
-      h = { ok: false, reason: 'ProviderHealthCheckFailed', message: `the provider's health check failed: ${(err as Error).message}` };
+      h = {
+        ok: false,
+        reason: 'ProviderHealthCheckFailed',
+        message: `the provider's health check failed: ${(err as Error).message}`,
+      };
     }
-    const changed = !this.lastHealth || this.lastHealth.ok !== h.ok || this.lastHealth.reason !== h.reason || this.lastHealth.message !== h.message;
+    const changed =
+      !this.lastHealth ||
+      this.lastHealth.ok !== h.ok ||
+      this.lastHealth.reason !== h.reason ||
+      this.lastHealth.message !== h.message;
     if (this.lastHealth && this.lastHealth.ok !== h.ok) this.lastTransition = new Date();
     const due = Date.now() - this.lastStatusWrite >= (this.o.statusRefreshMs ?? 60_000);
     if (!force && !changed && !due) return;
@@ -337,7 +354,9 @@ export class NodeController {
       metadata: {
         name,
         namespace: LEASE_NAMESPACE,
-        ownerReferences: node?.metadata?.uid ? [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata.uid }] : undefined,
+        ownerReferences: node?.metadata?.uid
+          ? [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata.uid }]
+          : undefined,
       },
       spec,
     });

@@ -48,7 +48,14 @@ function applyProbeView(out: V1ContainerStatus, view: ContainerProbeView | undef
   // A restart of the whole group leaves the backend without the killed run; the kubelet shows it.
   if (view.lastKilled && !out.lastState?.terminated) {
     const k = view.lastKilled;
-    out.lastState = { terminated: { exitCode: 137, reason: k.reason, finishedAt: k.finishedAt, ...(k.startedAt ? { startedAt: k.startedAt } : {}) } };
+    out.lastState = {
+      terminated: {
+        exitCode: 137,
+        reason: k.reason,
+        finishedAt: k.finishedAt,
+        ...(k.startedAt ? { startedAt: k.startedAt } : {}),
+      },
+    };
   }
 }
 
@@ -60,7 +67,10 @@ function fillContainerStatuses(
 ): V1ContainerStatus[] {
   return specs.map((spec) => {
     const r = reported?.find((s) => s.name === spec.name);
-    const state = r?.state && (r.state.running || r.state.waiting || r.state.terminated) ? r.state : waitingState(waiting.reason, waiting.message);
+    const state =
+      r?.state && (r.state.running || r.state.waiting || r.state.terminated)
+        ? r.state
+        : waitingState(waiting.reason, waiting.message);
     const out: V1ContainerStatus = {
       name: spec.name,
       image: r?.image || spec.image || '',
@@ -71,7 +81,8 @@ function fillContainerStatuses(
       state,
     };
     if (r?.containerID) out.containerID = r.containerID;
-    if (r?.lastState && (r.lastState.running || r.lastState.waiting || r.lastState.terminated)) out.lastState = r.lastState;
+    if (r?.lastState && (r.lastState.running || r.lastState.waiting || r.lastState.terminated))
+      out.lastState = r.lastState;
     applyProbeView(out, probes?.get(spec.name));
     return out;
   });
@@ -96,7 +107,12 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
 
   const initSpecs = pod.spec?.initContainers ?? [];
   const specs = pod.spec?.containers ?? [];
-  const initContainerStatuses = fillContainerStatuses(initSpecs, p?.initContainerStatuses, { reason: 'PodInitializing' }, inputs.probes);
+  const initContainerStatuses = fillContainerStatuses(
+    initSpecs,
+    p?.initContainerStatuses,
+    { reason: 'PodInitializing' },
+    inputs.probes,
+  );
 
   // The kubelet's rule: the pod is initialized once every regular init container exited 0 and
   // every native sidecar started; until then it is Pending, whatever the backend calls it.
@@ -108,13 +124,21 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
     (p?.initContainerStatuses === undefined
       ? phase === 'Running'
       : initContainerStatuses.every((s) =>
-          sidecarNames.has(s.name) ? Boolean(s.state?.running) || (s.restartCount ?? 0) > 0 : s.state?.terminated?.exitCode === 0,
+          sidecarNames.has(s.name)
+            ? Boolean(s.state?.running) || (s.restartCount ?? 0) > 0
+            : s.state?.terminated?.exitCode === 0,
         ));
   if (!initDone && phase === 'Running') phase = 'Pending';
-  const containerStatuses = fillContainerStatuses(specs, p?.containerStatuses, initDone || !p ? waitingDefault : { reason: 'PodInitializing' }, inputs.probes);
+  const containerStatuses = fillContainerStatuses(
+    specs,
+    p?.containerStatuses,
+    initDone || !p ? waitingDefault : { reason: 'PodInitializing' },
+    inputs.probes,
+  );
   if (!initDone && p) {
     // App containers do not start before the init containers are done: the kubelet's reason.
-    for (const s of containerStatuses) if (s.state?.waiting?.reason === 'ContainerCreating') s.state = waitingState('PodInitializing');
+    for (const s of containerStatuses)
+      if (s.state?.waiting?.reason === 'ContainerCreating') s.state = waitingState('PodInitializing');
   }
   // ContainersReady counts native sidecars with the app containers, as the kubelet does.
   const readyScope = [...initContainerStatuses.filter((s) => sidecarNames.has(s.name)), ...containerStatuses];
@@ -126,7 +150,11 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
     .map((g) => g.conditionType)
     .filter((t) => !(current.conditions ?? []).some((c) => c.type === t && c.status === 'True'));
 
-  const notReadyReason = terminal ? 'PodCompleted' : inputs.waiting && !p ? inputs.waiting.reason : 'ContainersNotReady';
+  const notReadyReason = terminal
+    ? 'PodCompleted'
+    : inputs.waiting && !p
+      ? inputs.waiting.reason
+      : 'ContainersNotReady';
   const notReadyMessage = terminal
     ? undefined
     : inputs.waiting && !p
@@ -137,8 +165,17 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
 
   const conds: V1PodCondition[] = [
     condition('PodScheduled', true),
-    condition('Initialized', initDone, initDone ? (terminal && initSpecs.length > 0 ? 'PodCompleted' : undefined) : 'ContainersNotInitialized'),
-    condition('ContainersReady', containersReady, containersReady ? undefined : notReadyReason, containersReady ? undefined : notReadyMessage),
+    condition(
+      'Initialized',
+      initDone,
+      initDone ? (terminal && initSpecs.length > 0 ? 'PodCompleted' : undefined) : 'ContainersNotInitialized',
+    ),
+    condition(
+      'ContainersReady',
+      containersReady,
+      containersReady ? undefined : notReadyReason,
+      containersReady ? undefined : notReadyMessage,
+    ),
   ];
   const ready = containersReady && failedGates.length === 0;
   conds.push(
@@ -146,7 +183,11 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
       'Ready',
       ready,
       ready ? undefined : containersReady ? 'ReadinessGatesNotReady' : notReadyReason,
-      ready ? undefined : containersReady ? `corresponding condition of pod readiness gate "${failedGates.join('", "')}" does not exist or is not True` : notReadyMessage,
+      ready
+        ? undefined
+        : containersReady
+          ? `corresponding condition of pod readiness gate "${failedGates.join('", "')}" does not exist or is not True`
+          : notReadyMessage,
     ),
   );
   for (const c of conds) {
@@ -180,7 +221,13 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
 }
 
 /** The status of a pod the provider rejected. */
-export function rejectedStatus(pod: V1Pod, reason: string, message: string, hostIP: string, now = new Date()): V1PodStatus {
+export function rejectedStatus(
+  pod: V1Pod,
+  reason: string,
+  message: string,
+  hostIP: string,
+  now = new Date(),
+): V1PodStatus {
   const s = computePodStatus(pod, { hostIP, now, waiting: { reason, message } });
   s.phase = 'Failed';
   s.reason = reason;
@@ -263,7 +310,11 @@ export function statusPatch(uid: string, s: V1PodStatus): Record<string, unknown
   const status: Record<string, unknown> = {};
   for (const f of OWNED_FIELDS) status[f] = s[f] ?? null;
   const cs = (list: V1ContainerStatus[] | undefined) =>
-    list?.map((c) => ({ ...c, state: stateWithNulls(c.state), lastState: c.lastState ? stateWithNulls(c.lastState) : {} })) ?? null;
+    list?.map((c) => ({
+      ...c,
+      state: stateWithNulls(c.state),
+      lastState: c.lastState ? stateWithNulls(c.lastState) : {},
+    })) ?? null;
   status.containerStatuses = cs(s.containerStatuses);
   status.initContainerStatuses = cs(s.initContainerStatuses);
   status.conditions = (s.conditions ?? []).map((c) => ({ reason: null, message: null, ...c }));

@@ -30,7 +30,11 @@ export function podReferences(pod: V1Pod): { secrets: Set<string>; configMaps: S
     if (name) set.add(name);
   };
   const spec = pod.spec;
-  for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])]) {
+  for (const c of [
+    ...(spec?.initContainers ?? []),
+    ...(spec?.containers ?? []),
+    ...(spec?.ephemeralContainers ?? []),
+  ]) {
     for (const src of c.envFrom ?? []) {
       add(secrets, src.secretRef?.name);
       add(configMaps, src.configMapRef?.name);
@@ -59,7 +63,8 @@ export interface RefLookups {
 }
 
 function hasKey(kind: RefKind, obj: V1Secret | V1ConfigMap, key: string): boolean {
-  if (kind === 'Secret') return (obj as V1Secret).data?.[key] !== undefined || (obj as V1Secret).stringData?.[key] !== undefined;
+  if (kind === 'Secret')
+    return (obj as V1Secret).data?.[key] !== undefined || (obj as V1Secret).stringData?.[key] !== undefined;
   return (obj as V1ConfigMap).data?.[key] !== undefined || (obj as V1ConfigMap).binaryData?.[key] !== undefined;
 }
 
@@ -71,7 +76,13 @@ function hasKey(kind: RefKind, obj: V1Secret | V1ConfigMap, key: string): boolea
 export function missingVolumeRefs(pod: V1Pod, lookups: RefLookups): MissingRef[] {
   const ns = pod.metadata?.namespace ?? 'default';
   const out: MissingRef[] = [];
-  const check = (kind: RefKind, name: string | undefined, optional: boolean | undefined, items: readonly V1KeyToPath[] | undefined, field: string) => {
+  const check = (
+    kind: RefKind,
+    name: string | undefined,
+    optional: boolean | undefined,
+    items: readonly V1KeyToPath[] | undefined,
+    field: string,
+  ) => {
     if (!name || optional) return;
     const obj = kind === 'Secret' ? lookups.getSecret(ns, name) : lookups.getConfigMap(ns, name);
     if (!obj) {
@@ -79,13 +90,15 @@ export function missingVolumeRefs(pod: V1Pod, lookups: RefLookups): MissingRef[]
       return;
     }
     (items ?? []).forEach((it, i) => {
-      if (!hasKey(kind, obj, it.key)) out.push({ kind, name, key: it.key, container: '', field: `${field}.items[${i}].key` });
+      if (!hasKey(kind, obj, it.key))
+        out.push({ kind, name, key: it.key, container: '', field: `${field}.items[${i}].key` });
     });
   };
   (pod.spec?.volumes ?? []).forEach((v: V1Volume, i) => {
     const field = `spec.volumes[${i}]`;
     if (v.secret) check('Secret', v.secret.secretName, v.secret.optional, v.secret.items, `${field}.secret`);
-    if (v.configMap) check('ConfigMap', v.configMap.name, v.configMap.optional, v.configMap.items, `${field}.configMap`);
+    if (v.configMap)
+      check('ConfigMap', v.configMap.name, v.configMap.optional, v.configMap.items, `${field}.configMap`);
     if (v.azureFile) check('Secret', v.azureFile.secretName, false, undefined, `${field}.azureFile.secretName`);
     (v.projected?.sources ?? []).forEach((s, j) => {
       const f = `${field}.projected.sources[${j}]`;
@@ -205,7 +218,15 @@ export class ReferenceResolver implements RefLookups {
         list,
         { fieldSelector, log: this.o.log, what: `${kind} ${namespace}/${name}` },
       );
-      const entry: Watched = { kind, namespace, name, informer, users: new Set(), synced: Promise.resolve(), isSynced: false };
+      const entry: Watched = {
+        kind,
+        namespace,
+        name,
+        informer,
+        users: new Set(),
+        synced: Promise.resolve(),
+        isSynced: false,
+      };
       const changed = () => {
         if (!this.stopped && this.watched.get(key) === entry) this.o.onChange(kind, namespace, name);
       };
@@ -230,6 +251,8 @@ export class ReferenceResolver implements RefLookups {
     w.users.delete(podKey);
     if (w.users.size > 0) return;
     this.watched.delete(key);
-    void w.informer.stop().catch((err: unknown) => this.o.log.debug({ err: String(err), ref: key }, 'stopping a reference watch failed'));
+    void w.informer
+      .stop()
+      .catch((err: unknown) => this.o.log.debug({ err: String(err), ref: key }, 'stopping a reference watch failed'));
   }
 }

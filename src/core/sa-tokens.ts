@@ -73,9 +73,17 @@ export class ServiceAccountTokens {
     const token = res.status?.token;
     if (!token) return undefined;
     const issuedAt = this.now();
-    const stated = res.status?.expirationTimestamp ? new Date(res.status.expirationTimestamp).getTime() : issuedAt + expirationSeconds * 1000;
+    const stated = res.status?.expirationTimestamp
+      ? new Date(res.status.expirationTimestamp).getTime()
+      : issuedAt + expirationSeconds * 1000;
     const expiresAt = jwtExpiry(token) ?? stated;
-    const issued: IssuedToken = { token, audience, issuedAt, expiresAt, refreshAt: issuedAt + REFRESH_AT * (expiresAt - issuedAt) };
+    const issued: IssuedToken = {
+      token,
+      audience,
+      issuedAt,
+      expiresAt,
+      refreshAt: issuedAt + REFRESH_AT * (expiresAt - issuedAt),
+    };
     let m = this.byPod.get(uid);
     if (!m) {
       m = new Map();

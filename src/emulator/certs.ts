@@ -22,7 +22,10 @@ const CA_NAME = 'ACI Emulator Local CA';
 async function loadOrCreateCa(caCertPath: string, caKeyPath: string): Promise<CertificateAuthority> {
   if (existsSync(caCertPath) && existsSync(caKeyPath)) {
     try {
-      return await CertificateAuthority.load({ cert: await readFile(caCertPath, 'utf8'), key: await readFile(caKeyPath, 'utf8') });
+      return await CertificateAuthority.load({
+        cert: await readFile(caCertPath, 'utf8'),
+        key: await readFile(caKeyPath, 'utf8'),
+      });
     } catch {
       // Made by an earlier emulator with an RSA key: replace it (clients read ca.pem afresh).
     }
@@ -40,6 +43,11 @@ export async function ensureTls(dir: string, hosts: string[]): Promise<TlsMateri
   const caKeyPath = path.join(dir, 'ca-key.pem');
   const ca = await loadOrCreateCa(caCertPath, caKeyPath);
   const unique = [...new Set(['127.0.0.1', 'localhost', ...hosts])];
-  const server = await ca.issue({ commonName: unique[0] ?? 'localhost', hosts: unique, server: true, validDays: 2 * 365 });
+  const server = await ca.issue({
+    commonName: unique[0] ?? 'localhost',
+    hosts: unique,
+    server: true,
+    validDays: 2 * 365,
+  });
   return { caCertPath, caPem: ca.pem.cert, certPem: server.cert, keyPem: server.key };
 }

@@ -69,11 +69,16 @@ interface CliOptions {
 
 const program = new Command()
   .name('aci-emulator')
-  .description('A local Azure Container Instances emulator: the Microsoft.ContainerInstance ARM API (2023-05-01) with an Entra token endpoint, over HTTPS.')
+  .description(
+    'A local Azure Container Instances emulator: the Microsoft.ContainerInstance ARM API (2023-05-01) with an Entra token endpoint, over HTTPS.',
+  )
   .option('-p, --port <port>', 'port to listen on (0 picks a free one)', count, 8443)
   .option('--host <address>', 'address to listen on', '127.0.0.1')
   .option('-r, --runtime <name>', "what runs container groups: 'simulated' or 'podman'", 'simulated')
-  .option('--state-dir <dir>', 'folder for the CA, the token-signing key and runtime state (default: a temporary folder)')
+  .option(
+    '--state-dir <dir>',
+    'folder for the CA, the token-signing key and runtime state (default: a temporary folder)',
+  )
   .option('--tenant-id <id>', 'the emulated Entra tenant id')
   .option('--client-id <id>', 'the accepted client id')
   .option('--client-secret <secret>', 'the accepted client secret')
@@ -82,7 +87,11 @@ const program = new Command()
   .option('--read-limit <cap:refill>', 'read token bucket per subscription and principal (default 250:25)', bucket)
   .option('--write-limit <cap:refill>', 'write token bucket (default 200:10)', bucket)
   .option('--delete-limit <cap:refill>', 'delete token bucket (default 200:10)', bucket)
-  .option('--creation-limit <count/seconds>', 'container group creations per window and subscription (default 100/300)', window)
+  .option(
+    '--creation-limit <count/seconds>',
+    'container group creations per window and subscription (default 100/300)',
+    window,
+  )
   .option('--quota-groups <n>', 'regional quota: container groups per subscription (default 5000)', count)
   .option('--quota-cores <n>', 'regional quota: cores per subscription (default 10000)', count)
   .option('--fault-500 <share>', 'share of ARM requests answered 500', rate)
@@ -90,11 +99,22 @@ const program = new Command()
   .option('--latency <ms>', 'added latency per ARM request: MS or MIN-MAX', latency)
   .option('--lost-put-rate <share>', 'share of container group PUTs whose response is dropped after success', rate)
   .option('--page-size <n>', 'list page size (default 100)', count)
-  .option('--exec-split-command', 'extension: split exec command strings on whitespace (ACI runs the string as one executable)', false)
-  .option('--simulated <json>', 'simulated runtime options (JSON text or file): pullMs, startMs, exitAfterMs, restartDelayMs, rules, defaultFate', json)
+  .option(
+    '--exec-split-command',
+    'extension: split exec command strings on whitespace (ACI runs the string as one executable)',
+    false,
+  )
+  .option(
+    '--simulated <json>',
+    'simulated runtime options (JSON text or file): pullMs, startMs, exitAfterMs, restartDelayMs, rules, defaultFate',
+    json,
+  )
   .option('--podman <json>', 'podman runtime options (JSON text or file)', json)
   .option('--keep', 'leave containers running when the emulator stops', false)
-  .option('--no-preflight', "skip the runtime's start-up check that it can run a group (podman: create a pod, run the local image)")
+  .option(
+    '--no-preflight',
+    "skip the runtime's start-up check that it can run a group (podman: create a pod, run the local image)",
+  )
   .option('-q, --quiet', 'do not log internal errors', false);
 
 program.parse();

@@ -42,7 +42,9 @@ function pipeSession(ws: WebSocket, session: ExecSession): void {
     session.kill();
   });
   const outputDone = Promise.all(
-    [session.stdout, session.stderr].filter((s) => s !== undefined).map((s) => new Promise<void>((r) => s.once('end', () => r()).once('close', () => r()))),
+    [session.stdout, session.stderr]
+      .filter((s) => s !== undefined)
+      .map((s) => new Promise<void>((r) => s.once('end', () => r()).once('close', () => r()))),
   );
   void session.exited.then(async (code) => {
     await Promise.race([outputDone, new Promise((r) => setTimeout(r, 1000))]);
@@ -62,15 +64,15 @@ export class ExecSockets {
     const attach = /^\/containerAttach\/([^/]+)$/.exec(path);
     if (exec?.[1]) {
       const ticket = takeTicket(this.ctx, exec[1], 'exec');
-      if (!ticket) return this.reject(socket, 404), true;
+      if (!ticket) return (this.reject(socket, 404), true);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.exec(ws, ticket));
       return true;
     }
     if (attach?.[1]) {
       const ticket = takeTicket(this.ctx, attach[1], 'attach');
-      if (!ticket) return this.reject(socket, 404), true;
+      if (!ticket) return (this.reject(socket, 404), true);
       const auth = req.headers.authorization ?? '';
-      if (!samePassword(auth, ticket.password)) return this.reject(socket, 401), true;
+      if (!samePassword(auth, ticket.password)) return (this.reject(socket, 401), true);
       this.ctx.tickets.delete(ticket.id);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, ticket));
       return true;
@@ -87,7 +89,9 @@ export class ExecSockets {
     const timer = setTimeout(() => ws.close(1008, 'password expected'), 30_000);
     ws.once('message', (first: RawData) => {
       clearTimeout(timer);
-      const password = (Array.isArray(first) ? Buffer.concat(first) : Buffer.from(first as ArrayBuffer)).toString('utf8');
+      const password = (Array.isArray(first) ? Buffer.concat(first) : Buffer.from(first as ArrayBuffer)).toString(
+        'utf8',
+      );
       if (!this.ctx.tickets.has(ticket.id) || !samePassword(password, ticket.password)) {
         ws.close(1008, 'invalid password');
         return;

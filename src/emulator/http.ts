@@ -13,7 +13,14 @@ export interface RequestStats {
 }
 
 export function newRequestStats(): RequestStats {
-  return { callsByOperation: {}, responsesByStatus: {}, throttled: 0, faultsInjected: 0, lostResponses: 0, tokensIssued: 0 };
+  return {
+    callsByOperation: {},
+    responsesByStatus: {},
+    throttled: 0,
+    faultsInjected: 0,
+    lostResponses: 0,
+    tokensIssued: 0,
+  };
 }
 
 /** Sends a JSON body (none when undefined) and counts the status. */

@@ -16,13 +16,21 @@ export interface IdentityRoutesDeps {
 }
 
 /** Answers an identity request; false when the path is not one of them. */
-export async function handleIdentity(d: IdentityRoutesDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+export async function handleIdentity(
+  d: IdentityRoutesDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<boolean> {
   const segments = url.pathname.split('/').filter(Boolean);
   const [tenant, ...rest] = segments;
   if (!tenant) return false;
   const tail = rest.join('/');
   const origin = d.originOf(req);
-  if (req.method === 'GET' && (tail === 'v2.0/.well-known/openid-configuration' || tail === '.well-known/openid-configuration')) {
+  if (
+    req.method === 'GET' &&
+    (tail === 'v2.0/.well-known/openid-configuration' || tail === '.well-known/openid-configuration')
+  ) {
     if (!d.identity.knowsTenant(tenant)) {
       d.send(res, 400, { error: 'invalid_tenant', error_description: `AADSTS90002: Tenant '${tenant}' not found.` });
       return true;
@@ -40,7 +48,8 @@ export async function handleIdentity(d: IdentityRoutesDeps, req: IncomingMessage
     const auth = req.headers.authorization;
     if (auth?.startsWith('Basic ')) {
       const [id, secret] = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':');
-      if (id !== undefined && secret !== undefined) basic = { clientId: decodeURIComponent(id), clientSecret: decodeURIComponent(secret) };
+      if (id !== undefined && secret !== undefined)
+        basic = { clientId: decodeURIComponent(id), clientSecret: decodeURIComponent(secret) };
     }
     const result = await d.identity.token(origin, tenant, new URLSearchParams(body), basic);
     if (result.status === 200) d.stats().tokensIssued += 1;

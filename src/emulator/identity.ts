@@ -138,23 +138,49 @@ export class EntraIdentity {
   }
 
   /** The v2 token endpoint, client-credentials grant only (what ClientSecretCredential uses). */
-  async token(origin: string, tenant: string, form: URLSearchParams, basicAuth?: ClientCredential): Promise<TokenResponse> {
+  async token(
+    origin: string,
+    tenant: string,
+    form: URLSearchParams,
+    basicAuth?: ClientCredential,
+  ): Promise<TokenResponse> {
     if (!this.knowsTenant(tenant)) {
       return this.oauthError(400, 'invalid_request', 90002, `Tenant '${tenant}' not found.`);
     }
     const grant = form.get('grant_type');
     if (grant !== 'client_credentials') {
-      return this.oauthError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant ?? ''}'.`);
+      return this.oauthError(
+        400,
+        'unsupported_grant_type',
+        70003,
+        `The app requested an unsupported grant type '${grant ?? ''}'.`,
+      );
     }
     const clientId = form.get('client_id') ?? basicAuth?.clientId;
     const secret = form.get('client_secret') ?? basicAuth?.clientSecret;
-    if (!clientId) return this.oauthError(400, 'invalid_request', 900144, "The request body must contain the parameter: 'client_id'.");
+    if (!clientId)
+      return this.oauthError(
+        400,
+        'invalid_request',
+        900144,
+        "The request body must contain the parameter: 'client_id'.",
+      );
     const client = this.options.clients.find((c) => c.clientId === clientId);
     if (!client) {
-      return this.oauthError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory.`);
+      return this.oauthError(
+        400,
+        'unauthorized_client',
+        700016,
+        `Application with identifier '${clientId}' was not found in the directory.`,
+      );
     }
     if (secret === null || secret === undefined) {
-      return this.oauthError(401, 'invalid_client', 7000218, "The request body must contain the parameter: 'client_assertion' or 'client_secret'.");
+      return this.oauthError(
+        401,
+        'invalid_client',
+        7000218,
+        "The request body must contain the parameter: 'client_assertion' or 'client_secret'.",
+      );
     }
     if (!safeEqual(secret, client.clientSecret)) {
       return this.oauthError(401, 'invalid_client', 7000215, 'Invalid client secret provided.');
@@ -165,10 +191,21 @@ export class EntraIdentity {
       .find((s) => s.endsWith('/.default'))
       ?.slice(0, -'/.default'.length);
     if (!resource) {
-      return this.oauthError(400, 'invalid_scope', 1002012, 'The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.');
+      return this.oauthError(
+        400,
+        'invalid_scope',
+        1002012,
+        'The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.',
+      );
     }
     const lifetime = this.options.tokenLifetimeSeconds;
-    const accessToken = await new SignJWT({ tid: this.options.tenantId, appid: clientId, oid: clientId, idtyp: 'app', ver: '2.0' })
+    const accessToken = await new SignJWT({
+      tid: this.options.tenantId,
+      appid: clientId,
+      oid: clientId,
+      idtyp: 'app',
+      ver: '2.0',
+    })
       .setProtectedHeader({ alg: ALG, typ: 'JWT', kid: this.key.kid })
       .setIssuer(this.issuer(origin))
       .setSubject(clientId)
@@ -191,17 +228,29 @@ export class EntraIdentity {
     }
     const match = /^Bearer\s+(\S+)$/i.exec(authorization);
     if (!match?.[1]) {
-      throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is provided in an invalid format.");
+      throw new ArmError(
+        401,
+        'AuthenticationFailed',
+        "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+      );
     }
     try {
       // The issuer's origin is whatever address the client used; the signature and tenant pin it to us.
       const { payload } = await jwtVerify(match[1], this.publicKey, { algorithms: [ALG] });
       if (payload.tid !== this.options.tenantId) throw new Error('wrong tenant');
       const clientId = typeof payload.appid === 'string' ? payload.appid : String(payload.sub);
-      return { tenantId: this.options.tenantId, clientId, objectId: typeof payload.oid === 'string' ? payload.oid : clientId };
+      return {
+        tenantId: this.options.tenantId,
+        clientId,
+        objectId: typeof payload.oid === 'string' ? payload.oid : clientId,
+      };
     } catch (err) {
       if (err instanceof Error && 'code' in err && err.code === 'ERR_JWT_EXPIRED') {
-        throw new ArmError(401, 'ExpiredAuthenticationToken', 'The access token expiry UTC time is earlier than current UTC time.');
+        throw new ArmError(
+          401,
+          'ExpiredAuthenticationToken',
+          'The access token expiry UTC time is earlier than current UTC time.',
+        );
       }
       throw new ArmError(401, 'InvalidAuthenticationToken', 'The access token is invalid.');
     }

@@ -1,5 +1,11 @@
 /** The ACI emulator's public surface for embedding (tests, the connector's e2e tests, benchmarks). */
-export { startEmulator, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID, DEFAULT_TENANT_ID } from './server.js';
+export {
+  startEmulator,
+  DEFAULT_CLIENT_ID,
+  DEFAULT_CLIENT_SECRET,
+  DEFAULT_SUBSCRIPTION_ID,
+  DEFAULT_TENANT_ID,
+} from './server.js';
 export type { Emulator, EmulatorOptions, EmulatorStats, ThrottleOverrides } from './server.js';
 export type { FaultOptions } from './faults.js';
 export type { ThrottleLimits, BucketLimit } from './limits.js';

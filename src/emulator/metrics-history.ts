@@ -63,7 +63,13 @@ function add(containers: Map<string, Bucket[]>, name: string, u: ContainerUsageS
   }
   let b = list[list.length - 1];
   if (!b || b.at !== at) {
-    b = { at, count: 0, total: { CpuUsage: 0, MemoryUsage: 0 }, minimum: { CpuUsage: Infinity, MemoryUsage: Infinity }, maximum: { CpuUsage: -Infinity, MemoryUsage: -Infinity } };
+    b = {
+      at,
+      count: 0,
+      total: { CpuUsage: 0, MemoryUsage: 0 },
+      minimum: { CpuUsage: Infinity, MemoryUsage: Infinity },
+      maximum: { CpuUsage: -Infinity, MemoryUsage: -Infinity },
+    };
     list.push(b);
     while (list.length > KEEP_MINUTES) list.shift();
   }

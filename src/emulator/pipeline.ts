@@ -59,7 +59,8 @@ export interface ArmPipelineDeps {
   log: (msg: string) => void;
 }
 
-const categoryOf = (method: string): RequestCategory => (method === 'GET' || method === 'HEAD' ? 'read' : method === 'DELETE' ? 'delete' : 'write');
+const categoryOf = (method: string): RequestCategory =>
+  method === 'GET' || method === 'HEAD' ? 'read' : method === 'DELETE' ? 'delete' : 'write';
 const REMAINING_HEADER: Record<RequestCategory, string> = {
   read: 'x-ms-ratelimit-remaining-subscription-reads',
   write: 'x-ms-ratelimit-remaining-subscription-writes',
@@ -80,7 +81,12 @@ const answerErrors =
         return;
       }
       d.log(`internal error in ${call.operation}: ${errorMessage(err)}`);
-      d.send(call.res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } }, call.baseHeaders);
+      d.send(
+        call.res,
+        500,
+        { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } },
+        call.baseHeaders,
+      );
     }
   };
 
@@ -110,10 +116,18 @@ const route =
     const { method, url } = call;
     const match = matchRoute(method, url.pathname);
     if (match.kind === 'none') {
-      throw new ArmError(404, 'InvalidResourceType', `The resource type could not be found in the namespace 'Microsoft.ContainerInstance' for api version '${url.searchParams.get('api-version') ?? ''}'.`);
+      throw new ArmError(
+        404,
+        'InvalidResourceType',
+        `The resource type could not be found in the namespace 'Microsoft.ContainerInstance' for api version '${url.searchParams.get('api-version') ?? ''}'.`,
+      );
     }
     if (match.kind === 'method-not-allowed') {
-      throw new ArmError(405, 'MethodNotAllowed', `The requested method '${method}' is not allowed for '${url.pathname}'.`);
+      throw new ArmError(
+        405,
+        'MethodNotAllowed',
+        `The requested method '${method}' is not allowed for '${url.pathname}'.`,
+      );
     }
     call.match = match;
     call.operation = match.route.operation;
@@ -125,7 +139,11 @@ const route =
 const apiVersion: Stage = async (call, next) => {
   const v = call.url.searchParams.get('api-version');
   if (!v) {
-    throw new ArmError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    throw new ArmError(
+      400,
+      'MissingApiVersionParameter',
+      'The api-version query parameter (?api-version=) is required for all requests.',
+    );
   }
   const wanted = call.match?.route.apiVersion ?? API_VERSION;
   if (v !== wanted) {
@@ -166,8 +184,11 @@ const errorFaults =
     const fault = d.faults.decide(call.operation);
     if (fault.kind === 'error') {
       d.stats().faultsInjected += 1;
-      if (fault.status === 500) throw new ArmError(500, 'InternalServerError', 'Encountered internal server error. (injected fault)');
-      throw new ArmError(503, 'ServiceUnavailable', 'The service is temporarily unavailable. (injected fault)', { 'Retry-After': '1' });
+      if (fault.status === 500)
+        throw new ArmError(500, 'InternalServerError', 'Encountered internal server error. (injected fault)');
+      throw new ArmError(503, 'ServiceUnavailable', 'The service is temporarily unavailable. (injected fault)', {
+        'Retry-After': '1',
+      });
     }
     await next();
   };
@@ -177,7 +198,11 @@ const jsonBody: Stage = async (call, next) => {
     try {
       call.body = JSON.parse(call.rawBody.toString('utf8'));
     } catch {
-      throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
+      throw new ArmError(
+        400,
+        'InvalidRequestContent',
+        'The request content was invalid and could not be deserialized.',
+      );
     }
   }
   await next();
@@ -208,8 +233,21 @@ const dispatch =
   };
 
 /** The ARM request handler: ids first, then every stage. */
-export function armPipeline(d: ArmPipelineDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
-  const run = compose([answerErrors(d), latencyFault(d), body, authenticate(d), route(d), apiVersion, throttle(d), errorFaults(d), jsonBody, dispatch(d)]);
+export function armPipeline(
+  d: ArmPipelineDeps,
+): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
+  const run = compose([
+    answerErrors(d),
+    latencyFault(d),
+    body,
+    authenticate(d),
+    route(d),
+    apiVersion,
+    throttle(d),
+    errorFaults(d),
+    jsonBody,
+    dispatch(d),
+  ]);
   return (req, res, url) => {
     const requestId = randomUUID();
     const baseHeaders: Record<string, string> = {

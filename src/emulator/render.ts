@@ -46,7 +46,11 @@ const publicEnv = (env: { name: string; value?: string; secureValue?: string }[]
 
 function renderContainer(c: ContainerInput, view: RuntimeContainerView | undefined, withView: boolean): Json {
   const { environmentVariables, ...rest } = c.properties;
-  const props: Json = { ...rest, command: rest.command ?? [], environmentVariables: publicEnv(environmentVariables) ?? [] };
+  const props: Json = {
+    ...rest,
+    command: rest.command ?? [],
+    environmentVariables: publicEnv(environmentVariables) ?? [],
+  };
   if (withView) {
     const iv = containerView(view);
     if (iv) props.instanceView = iv;

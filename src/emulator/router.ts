@@ -53,7 +53,12 @@ export const routes: Route[] = [
   route('POST', `${GROUP}/restart`, 'ContainerGroups_Restart', groups.restart),
   route('POST', `${GROUP}/stop`, 'ContainerGroups_Stop', groups.stop),
   route('POST', `${GROUP}/start`, 'ContainerGroups_Start', groups.start),
-  route('GET', `${GROUP}/outboundNetworkDependenciesEndpoints`, 'ContainerGroups_GetOutboundNetworkDependenciesEndpoints', groups.outboundDependencies),
+  route(
+    'GET',
+    `${GROUP}/outboundNetworkDependenciesEndpoints`,
+    'ContainerGroups_GetOutboundNetworkDependenciesEndpoints',
+    groups.outboundDependencies,
+  ),
   route('GET', `${CONTAINER}/logs`, 'Containers_ListLogs', containers.listLogs),
   route('POST', `${CONTAINER}/exec`, 'Containers_ExecuteCommand', containers.executeCommand),
   route('POST', `${CONTAINER}/attach`, 'Containers_Attach', containers.attach),
@@ -68,7 +73,8 @@ export const routes: Route[] = [
   route('GET', `${LOCATION}/operationResults/{operationId}`, 'OperationResult_Get', locations.operationResult),
 ];
 
-export type RouteMatch = { kind: 'match'; route: Route; params: Record<string, string> } | { kind: 'method-not-allowed' } | { kind: 'none' };
+export type RouteMatch =
+  { kind: 'match'; route: Route; params: Record<string, string> } | { kind: 'method-not-allowed' } | { kind: 'none' };
 
 export function matchRoute(method: string, path: string): RouteMatch {
   let pathMatched = false;

@@ -162,7 +162,12 @@ export interface ContainerGroupRuntime {
   /** Removes every trace of the group. Resolves also when it is already gone. */
   remove(id: string): Promise<void>;
   logs(id: string, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string>;
-  exec(id: string, container: string, command: string[], terminal: { cols: number; rows: number }): Promise<ExecSession>;
+  exec(
+    id: string,
+    container: string,
+    command: string[],
+    terminal: { cols: number; rows: number },
+  ): Promise<ExecSession>;
   attach(id: string, container: string): Promise<ExecSession>;
   /**
    * What each running container of the group uses now (Azure Monitor's CpuUsage and

@@ -122,8 +122,11 @@ async function loadRuntime(options: EmulatorOptions, log: (msg: string) => void)
   if (r === 'simulated') return createSimulatedRuntime(options.simulated);
   // Written separately; loaded by name so the ARM layer does not depend on it at build time.
   const specifier = './runtimes/podman/index.js';
-  const mod = (await import(specifier)) as { createPodmanRuntime?: (opts: Record<string, unknown>) => ContainerGroupRuntime | Promise<ContainerGroupRuntime> };
-  if (typeof mod.createPodmanRuntime !== 'function') throw new Error('runtimes/podman/index.js does not export createPodmanRuntime');
+  const mod = (await import(specifier)) as {
+    createPodmanRuntime?: (opts: Record<string, unknown>) => ContainerGroupRuntime | Promise<ContainerGroupRuntime>;
+  };
+  if (typeof mod.createPodmanRuntime !== 'function')
+    throw new Error('runtimes/podman/index.js does not export createPodmanRuntime');
   // With an explicit state folder, podman's state lives inside it; otherwise the runtime picks its
   // own machine-wide folder (a temporary emulator folder would lose pulled images at every stop).
   const podmanOptions: Record<string, unknown> = {
@@ -145,7 +148,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const firstClient = clients[0];
   if (!firstClient) throw new Error('at least one client credential is required');
   const identity = await EntraIdentity.create(
-    { tenantId: options.tenantId ?? DEFAULT_TENANT_ID, clients, tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3600 },
+    {
+      tenantId: options.tenantId ?? DEFAULT_TENANT_ID,
+      clients,
+      tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3600,
+    },
     stateDir,
   );
   const runtime = await loadRuntime(options, log);
@@ -184,7 +191,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let stats = newRequestStats();
   const send = jsonSender(() => stats);
   const originOf = (req: IncomingMessage): string => `https://${req.headers.host ?? `${host}:${port}`}`;
-  const handleArm = armPipeline({ ctx, identity, faults, buckets, throttling: () => throttling, stats: () => stats, send, originOf, log });
+  const handleArm = armPipeline({
+    ctx,
+    identity,
+    faults,
+    buckets,
+    throttling: () => throttling,
+    stats: () => stats,
+    send,
+    originOf,
+    log,
+  });
   const identityRoutes = { identity, send, stats: () => stats, originOf };
 
   const server = https.createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
@@ -199,7 +216,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         send(res, 404, { error: { code: 'NotFound', message: `No route for ${req.method ?? ''} ${url.pathname}.` } });
       } catch (err) {
         log(`request failed: ${errorMessage(err)}`);
-        if (!res.headersSent) send(res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } });
+        if (!res.headersSent)
+          send(res, 500, { error: { code: 'InternalServerError', message: 'Encountered internal server error.' } });
       }
     })();
   });

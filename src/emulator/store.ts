@@ -120,7 +120,11 @@ export class Store {
     return this.operations.get(id);
   }
 
-  finishOperation(id: string, status: Exclude<OperationStatus, 'InProgress'>, error?: { code: string; message: string }): void {
+  finishOperation(
+    id: string,
+    status: Exclude<OperationStatus, 'InProgress'>,
+    error?: { code: string; message: string },
+  ): void {
     const op = this.operations.get(id);
     if (!op || op.status !== 'InProgress') return;
     op.status = status;

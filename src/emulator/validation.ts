@@ -6,7 +6,13 @@
 import { badRequest } from './errors.js';
 import { imageReferenceProblem } from '../common/image-reference.js';
 import type { ContainerGroupPropertiesInput, ContainerInput, InitContainerInput } from './schema.js';
-import type { RuntimeContainerSpec, RuntimeGroupSpec, RuntimeProbe, RuntimeSecurity, RuntimeVolume } from './runtime.js';
+import type {
+  RuntimeContainerSpec,
+  RuntimeGroupSpec,
+  RuntimeProbe,
+  RuntimeSecurity,
+  RuntimeVolume,
+} from './runtime.js';
 
 type ProbeInput = NonNullable<ContainerInput['properties']['livenessProbe']>;
 type SecurityInput = NonNullable<ContainerInput['properties']['securityContext']>;
@@ -51,14 +57,20 @@ const isPositive = (n: number | undefined): boolean => typeof n === 'number' && 
 
 export function checkGroupProperties(name: string, p: ContainerGroupPropertiesInput): void {
   if (p.containers.length === 0) {
-    throw badRequest('NoContainersInContainerGroup', `The container group '${name}' must contain at least one container.`);
+    throw badRequest(
+      'NoContainersInContainerGroup',
+      `The container group '${name}' must contain at least one container.`,
+    );
   }
   const seen = new Set<string>();
   const all: (ContainerInput | InitContainerInput)[] = [...(p.initContainers ?? []), ...p.containers];
   for (const c of all) {
     checkContainerName(c.name);
     if (seen.has(c.name)) {
-      throw badRequest('DuplicateContainerName', `The container name '${c.name}' in container group '${name}' is duplicated.`);
+      throw badRequest(
+        'DuplicateContainerName',
+        `The container name '${c.name}' in container group '${name}' is duplicated.`,
+      );
     }
     seen.add(c.name);
   }
@@ -72,7 +84,10 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
   for (const c of all) {
     const image = c.properties.image ?? '';
     if (image.trim() && imageReferenceProblem(image)) {
-      throw badRequest('InaccessibleImage', `The image '${image}' in container group '${name}' is not accessible. Please check the image and registry credential.`);
+      throw badRequest(
+        'InaccessibleImage',
+        `The image '${image}' in container group '${name}' is not accessible. Please check the image and registry credential.`,
+      );
     }
   }
 
@@ -81,7 +96,10 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
   for (const c of p.containers) {
     const { requests } = c.properties.resources;
     if (!c.properties.image.trim()) {
-      throw badRequest('InvalidContainerImage', `The image of container '${c.name}' in container group '${name}' must not be empty.`);
+      throw badRequest(
+        'InvalidContainerImage',
+        `The image of container '${c.name}' in container group '${name}' must not be empty.`,
+      );
     }
     if (!isPositive(requests.cpu) || !isPositive(requests.memoryInGB)) {
       throw badRequest(
@@ -93,7 +111,10 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
     totalMemory += requests.memoryInGB;
     for (const port of c.properties.ports ?? []) {
       if (port.port < 1 || port.port > 65535) {
-        throw badRequest('InvalidContainerPort', `The port '${port.port}' of container '${c.name}' is invalid; it must be between 1 and 65535.`);
+        throw badRequest(
+          'InvalidContainerPort',
+          `The port '${port.port}' of container '${c.name}' is invalid; it must be between 1 and 65535.`,
+        );
       }
     }
   }
@@ -102,10 +123,16 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
     if (!limits) continue;
     for (const v of [limits.cpu, limits.memoryInGB]) {
       if (v !== undefined && !isPositive(v)) {
-        throw badRequest('InvalidContainerResourceLimits', `The resource limits of container '${c.name}' must be positive.`);
+        throw badRequest(
+          'InvalidContainerResourceLimits',
+          `The resource limits of container '${c.name}' must be positive.`,
+        );
       }
     }
-    if ((limits.cpu !== undefined && limits.cpu > totalCpu) || (limits.memoryInGB !== undefined && limits.memoryInGB > totalMemory)) {
+    if (
+      (limits.cpu !== undefined && limits.cpu > totalCpu) ||
+      (limits.memoryInGB !== undefined && limits.memoryInGB > totalMemory)
+    ) {
       throw badRequest(
         'ContainerLimitGreaterThanContainerGroupTotalRequest',
         `The resource limits of container '${c.name}' (cpu ${limits.cpu ?? '-'}, memoryInGB ${limits.memoryInGB ?? '-'}) exceed the container group's total requests (cpu ${totalCpu}, memoryInGB ${totalMemory}).`,
@@ -145,11 +172,17 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
     if (volumes.has(v.name)) throw badRequest('DuplicateVolumeName', `The volume name '${v.name}' is duplicated.`);
     const kinds = [v.azureFile, v.emptyDir, v.secret, v.gitRepo].filter((k) => k !== undefined).length;
     if (kinds !== 1) {
-      throw badRequest('InvalidVolume', `The volume '${v.name}' must specify exactly one of 'azureFile', 'emptyDir', 'secret' or 'gitRepo'.`);
+      throw badRequest(
+        'InvalidVolume',
+        `The volume '${v.name}' must specify exactly one of 'azureFile', 'emptyDir', 'secret' or 'gitRepo'.`,
+      );
     }
     for (const [file, value] of Object.entries(v.secret ?? {})) {
       if (!BASE64.test(value)) {
-        throw badRequest('InvalidSecretVolumeValue', `The value of secret '${file}' in volume '${v.name}' must be base64 encoded.`);
+        throw badRequest(
+          'InvalidSecretVolumeValue',
+          `The value of secret '${file}' in volume '${v.name}' must be base64 encoded.`,
+        );
       }
     }
     volumes.set(v.name, v);
@@ -157,10 +190,16 @@ export function checkGroupProperties(name: string, p: ContainerGroupPropertiesIn
   for (const c of all) {
     for (const m of c.properties.volumeMounts ?? []) {
       if (!volumes.has(m.name)) {
-        throw badRequest('VolumeMountNotFound', `The volume mount '${m.name}' of container '${c.name}' refers to a volume that is not defined in the container group.`);
+        throw badRequest(
+          'VolumeMountNotFound',
+          `The volume mount '${m.name}' of container '${c.name}' refers to a volume that is not defined in the container group.`,
+        );
       }
       if (!m.mountPath.startsWith('/') && p.osType === 'Linux') {
-        throw badRequest('InvalidVolumeMountPath', `The mount path '${m.mountPath}' of container '${c.name}' must be absolute.`);
+        throw badRequest(
+          'InvalidVolumeMountPath',
+          `The mount path '${m.mountPath}' of container '${c.name}' must be absolute.`,
+        );
       }
     }
   }
@@ -170,7 +209,10 @@ function checkSecurityContext(container: string, sc: SecurityInput | undefined):
   if (!sc) return;
   for (const cap of [...(sc.capabilities?.add ?? []), ...(sc.capabilities?.drop ?? [])]) {
     if (cap !== 'ALL' && !CAPABILITY.test(cap)) {
-      throw badRequest('InvalidContainerSecurityContext', `The capability '${cap}' in the security context of container '${container}' is invalid.`);
+      throw badRequest(
+        'InvalidContainerSecurityContext',
+        `The capability '${cap}' in the security context of container '${container}' is invalid.`,
+      );
     }
   }
   for (const [field, v] of [
@@ -178,7 +220,10 @@ function checkSecurityContext(container: string, sc: SecurityInput | undefined):
     ['runAsGroup', sc.runAsGroup],
   ] as const) {
     if (v !== undefined && v < 0) {
-      throw badRequest('InvalidContainerSecurityContext', `The ${field} '${v}' in the security context of container '${container}' must not be negative.`);
+      throw badRequest(
+        'InvalidContainerSecurityContext',
+        `The ${field} '${v}' in the security context of container '${container}' must not be negative.`,
+      );
     }
   }
   if (sc.seccompProfile !== undefined) {
@@ -192,7 +237,10 @@ function checkSecurityContext(container: string, sc: SecurityInput | undefined):
       }
     }
     if (!ok) {
-      throw badRequest('InvalidContainerSecurityContext', `The seccompProfile of container '${container}' must be a base64 encoded JSON seccomp profile.`);
+      throw badRequest(
+        'InvalidContainerSecurityContext',
+        `The seccompProfile of container '${container}' must be a base64 encoded JSON seccomp profile.`,
+      );
     }
   }
 }
@@ -213,13 +261,19 @@ function toRuntimeSecurity(sc: SecurityInput | undefined): RuntimeSecurity | und
   return Object.keys(out).length ? out : undefined;
 }
 
-function toRuntimeEnv(env: { name: string; value?: string; secureValue?: string }[] | undefined): RuntimeContainerSpec['env'] {
+function toRuntimeEnv(
+  env: { name: string; value?: string; secureValue?: string }[] | undefined,
+): RuntimeContainerSpec['env'] {
   return (env ?? []).map((e) =>
-    e.secureValue !== undefined ? { name: e.name, value: e.secureValue, secure: true } : { name: e.name, value: e.value ?? '', secure: false },
+    e.secureValue !== undefined
+      ? { name: e.name, value: e.secureValue, secure: true }
+      : { name: e.name, value: e.value ?? '', secure: false },
   );
 }
 
-const toMounts = (m: { name: string; mountPath: string; readOnly?: boolean }[] | undefined): RuntimeContainerSpec['volumeMounts'] =>
+const toMounts = (
+  m: { name: string; mountPath: string; readOnly?: boolean }[] | undefined,
+): RuntimeContainerSpec['volumeMounts'] =>
   (m ?? []).map((x) => ({ name: x.name, mountPath: x.mountPath, readOnly: x.readOnly ?? false }));
 
 function toRuntimeProbe(p: ProbeInput): RuntimeProbe {
@@ -276,7 +330,8 @@ export function toRuntimeSpec(id: string, name: string, p: ContainerGroupPropert
   const volumes: RuntimeVolume[] = (p.volumes ?? []).map((v) => {
     const out: RuntimeVolume = { name: v.name };
     if (v.emptyDir) out.emptyDir = {};
-    if (v.secret) out.secret = Object.fromEntries(Object.entries(v.secret).map(([k, b64]) => [k, Buffer.from(b64, 'base64')]));
+    if (v.secret)
+      out.secret = Object.fromEntries(Object.entries(v.secret).map(([k, b64]) => [k, Buffer.from(b64, 'base64')]));
     if (v.gitRepo) out.gitRepo = v.gitRepo;
     if (v.azureFile) {
       out.azureFile = { shareName: v.azureFile.shareName, storageAccountName: v.azureFile.storageAccountName };
@@ -293,10 +348,15 @@ export function toRuntimeSpec(id: string, name: string, p: ContainerGroupPropert
     containers,
     volumes,
   };
-  const creds = (p.imageRegistryCredentials ?? []).flatMap((c) => (c.username && c.password ? [{ server: c.server, username: c.username, password: c.password }] : []));
+  const creds = (p.imageRegistryCredentials ?? []).flatMap((c) =>
+    c.username && c.password ? [{ server: c.server, username: c.username, password: c.password }] : [],
+  );
   if (creds.length) spec.registryCredentials = creds;
   if (p.ipAddress) {
-    spec.ipAddress = { type: p.ipAddress.type, ports: p.ipAddress.ports.map((x) => ({ port: x.port, protocol: x.protocol ?? 'TCP' })) };
+    spec.ipAddress = {
+      type: p.ipAddress.type,
+      ports: p.ipAddress.ports.map((x) => ({ port: x.port, protocol: x.protocol ?? 'TCP' })),
+    };
   }
   return spec;
 }

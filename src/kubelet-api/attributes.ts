@@ -73,5 +73,12 @@ export function requestAttributes(head: string | undefined, verb: string, nodeNa
   if (fine) subresources.push(fine);
   subresources.push(OWN.get(h) ?? 'proxy');
   const v = ALWAYS_CREATE.has(h) ? 'create' : verb;
-  return subresources.map((subresource) => ({ verb: v, group: '', version: 'v1', resource: 'nodes', subresource, name: nodeName }));
+  return subresources.map((subresource) => ({
+    verb: v,
+    group: '',
+    version: 'v1',
+    resource: 'nodes',
+    subresource,
+    name: nodeName,
+  }));
 }

@@ -18,7 +18,14 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.js';
-import type { AccessDecision, AccessReviewer, ResourceAttributes, TokenReviewer, TokenReviewResult, UserInfo } from '../core/access-reviews.js';
+import type {
+  AccessDecision,
+  AccessReviewer,
+  ResourceAttributes,
+  TokenReviewer,
+  TokenReviewResult,
+  UserInfo,
+} from '../core/access-reviews.js';
 import { requestAttributes, verbOf } from './attributes.js';
 import { ReviewCache } from './review-cache.js';
 import { pathHead } from './routes.js';
@@ -106,7 +113,19 @@ export function forbiddenMessage(user: UserInfo, attrs: ResourceAttributes[]): s
 /** A stable key for one user and one attribute set (what a SubjectAccessReview depends on). */
 function accessKey(user: UserInfo, attrs: ResourceAttributes): string {
   const extra = Object.entries(user.extra ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([user.username, user.uid ?? '', [...user.groups].sort(), extra, attrs.verb, attrs.group, attrs.version, attrs.resource, attrs.subresource, attrs.name, attrs.namespace ?? '']);
+  return JSON.stringify([
+    user.username,
+    user.uid ?? '',
+    [...user.groups].sort(),
+    extra,
+    attrs.verb,
+    attrs.group,
+    attrs.version,
+    attrs.resource,
+    attrs.subresource,
+    attrs.name,
+    attrs.namespace ?? '',
+  ]);
 }
 
 export class KubeletAuth {
@@ -118,7 +137,12 @@ export class KubeletAuth {
     const max = o.cacheSize ?? DEFAULT_CACHE_SIZE;
     const tokens = o.tokens;
     if (tokens) {
-      this.tokenCache = new ReviewCache({ max, now: o.now, ttlMs: () => ttls.tokenMs, review: (token) => tokens.reviewToken(token) });
+      this.tokenCache = new ReviewCache({
+        max,
+        now: o.now,
+        ttlMs: () => ttls.tokenMs,
+        review: (token) => tokens.reviewToken(token),
+      });
     }
     if (o.mode === 'Webhook') {
       const access = o.access;
@@ -156,7 +180,8 @@ export class KubeletAuth {
       if (result.authenticated) return withAuthenticatedGroup(result.user);
       throw new AuthError(401, 'Unauthorized');
     }
-    if (this.o.anonymous && !badCertificate && token === undefined && req.headers.authorization === undefined) return ANONYMOUS;
+    if (this.o.anonymous && !badCertificate && token === undefined && req.headers.authorization === undefined)
+      return ANONYMOUS;
     throw new AuthError(401, this.howToAuthenticate());
   }
 
@@ -170,13 +195,22 @@ export class KubeletAuth {
       try {
         decision = await cache.get(accessKey(user, a), { user, attrs: a });
       } catch (err) {
-        this.o.log.warn({ err: errorMessage(err), user: user.username, verb: a.verb, subresource: a.subresource }, 'kubelet API authorization error');
-        throw new AuthError(500, `Authorization error (user=${user.username}, verb=${a.verb}, resource=${a.resource}, subresource=${a.subresource})`);
+        this.o.log.warn(
+          { err: errorMessage(err), user: user.username, verb: a.verb, subresource: a.subresource },
+          'kubelet API authorization error',
+        );
+        throw new AuthError(
+          500,
+          `Authorization error (user=${user.username}, verb=${a.verb}, resource=${a.resource}, subresource=${a.subresource})`,
+        );
       }
       if (decision.allowed) return;
     }
     const message = forbiddenMessage(user, attrs);
-    this.o.log.info({ user: user.username, verb: attrs[0]?.verb, subresources: attrs.map((a) => a.subresource) }, 'kubelet API request forbidden');
+    this.o.log.info(
+      { user: user.username, verb: attrs[0]?.verb, subresources: attrs.map((a) => a.subresource) },
+      'kubelet API request forbidden',
+    );
     throw new AuthError(403, message);
   }
 
@@ -202,7 +236,8 @@ export class KubeletAuth {
       ...(this.o.clientCA !== undefined ? ['a client certificate signed by the kubelet client CA'] : []),
       ...(this.tokenCache ? ['a bearer token'] : []),
     ];
-    if (ways.length === 0) return 'Unauthorized: no client CA is configured (--kubelet-client-ca) and bearer tokens are not accepted';
+    if (ways.length === 0)
+      return 'Unauthorized: no client CA is configured (--kubelet-client-ca) and bearer tokens are not accepted';
     return `Unauthorized: ${ways.join(' or ')} is required`;
   }
 }
@@ -211,7 +246,9 @@ export class KubeletAuth {
  * The guard of a secured operations endpoint: the same authentication, and the
  * kubelet's attributes for the path (so /metrics is nodes/metrics).
  */
-export function metricsGuard(auth: KubeletAuth): (req: IncomingMessage) => Promise<{ code: number; message: string } | undefined> {
+export function metricsGuard(
+  auth: KubeletAuth,
+): (req: IncomingMessage) => Promise<{ code: number; message: string } | undefined> {
   return async (req) => {
     try {
       await auth.admit(req);

@@ -28,7 +28,9 @@ export function runningPodList(pods: readonly ProviderPod[]): RunningPodList {
     metadata: {},
     items: pods.map((p) => ({
       metadata: { name: p.ref.name, namespace: p.ref.namespace, uid: p.ref.uid, creationTimestamp: null },
-      spec: { containers: (p.status.containerStatuses ?? []).map((c) => ({ name: c.name, image: c.image, resources: {} })) },
+      spec: {
+        containers: (p.status.containerStatuses ?? []).map((c) => ({ name: c.name, image: c.image, resources: {} })),
+      },
       status: {},
     })),
   };

@@ -50,7 +50,12 @@ export function streamPort(value: string | undefined): number | undefined {
  * already written) until the connection closes; resolves then.
  */
 export function servePortForwardSpdy(socket: Duplex, o: SpdyPortForwardOptions): Promise<void> {
-  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20, autoSpdy31: true });
+  const conn = transport.connection.create(socket, {
+    protocol: 'spdy',
+    isServer: true,
+    windowSize: 1 << 20,
+    autoSpdy31: true,
+  });
   acceptBareStreams(conn);
   neverBlockSends(conn._spdyState.window.send);
   conn.on('error', (err: Error) => o.log.debug({ err: err.message }, 'spdy connection error'));
@@ -89,7 +94,10 @@ export function servePortForwardSpdy(socket: Duplex, o: SpdyPortForwardOptions):
     const port = streamPort(header(stream, 'port'));
     if ((type !== 'data' && type !== 'error') || port === undefined) {
       // As the kubelet's stream handler: a stream it cannot use is refused (reset).
-      o.log.debug({ type, port: header(stream, 'port') }, 'refusing a port-forward stream without a valid streamType and port');
+      o.log.debug(
+        { type, port: header(stream, 'port') },
+        'refusing a port-forward stream without a valid streamType and port',
+      );
       stream.abort();
       return;
     }

@@ -20,7 +20,8 @@ export const PORT_FORWARD_WS_PROTOCOLS = ['v4.channel.k8s.io', 'v4.base64.channe
 
 const wss = new WebSocketServer({
   noServer: true,
-  handleProtocols: (offered: Set<string>) => [...offered].find((p) => (PORT_FORWARD_WS_PROTOCOLS as readonly string[]).includes(p)) ?? false,
+  handleProtocols: (offered: Set<string>) =>
+    [...offered].find((p) => (PORT_FORWARD_WS_PROTOCOLS as readonly string[]).includes(p)) ?? false,
   maxPayload: 16 * 1024 * 1024,
 });
 
@@ -39,7 +40,12 @@ export interface WsPortForwardOptions {
 }
 
 /** Completes the upgrade and forwards each port once; resolves when the WebSocket is closed. */
-export function servePortForwardWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, o: WsPortForwardOptions): Promise<void> {
+export function servePortForwardWebSocket(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  o: WsPortForwardOptions,
+): Promise<void> {
   return new Promise((resolve) => {
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const base64 = ws.protocol === 'v4.base64.channel.k8s.io';
@@ -50,7 +56,9 @@ export function servePortForwardWebSocket(req: IncomingMessage, socket: Duplex, 
       const send = (channel: number, payload: Buffer): Promise<void> =>
         new Promise((r, reject) => {
           if (ws.readyState !== ws.OPEN) return reject(new Error('the WebSocket is closed'));
-          const frame = base64 ? String.fromCharCode(48 + channel) + payload.toString('base64') : Buffer.concat([Buffer.from([channel]), payload]);
+          const frame = base64
+            ? String.fromCharCode(48 + channel) + payload.toString('base64')
+            : Buffer.concat([Buffer.from([channel]), payload]);
           ws.send(frame, (err) => (err ? reject(err) : r()));
         });
 

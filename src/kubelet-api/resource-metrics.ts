@@ -64,26 +64,70 @@ function family(name: string, stability: 'STABLE' | 'ALPHA', help: string, kind:
  * only the scrape-error series at 1, as the kubelet does when its summary fails.
  */
 export function resourceMetricsText(summary: Summary | undefined): string {
-  const nodeCpu = family('node_cpu_usage_seconds_total', 'STABLE', 'Cumulative cpu time consumed by the node in core-seconds', 'counter');
-  const nodeMem = family('node_memory_working_set_bytes', 'STABLE', 'Current working set of the node in bytes', 'gauge');
-  const start = family('container_start_time_seconds', 'STABLE', 'Start time of the container since unix epoch in seconds', 'gauge');
-  const cCpu = family('container_cpu_usage_seconds_total', 'STABLE', 'Cumulative cpu time consumed by the container in core-seconds', 'counter');
-  const cMem = family('container_memory_working_set_bytes', 'STABLE', 'Current working set of the container in bytes', 'gauge');
-  const pCpu = family('pod_cpu_usage_seconds_total', 'STABLE', 'Cumulative cpu time consumed by the pod in core-seconds', 'counter');
+  const nodeCpu = family(
+    'node_cpu_usage_seconds_total',
+    'STABLE',
+    'Cumulative cpu time consumed by the node in core-seconds',
+    'counter',
+  );
+  const nodeMem = family(
+    'node_memory_working_set_bytes',
+    'STABLE',
+    'Current working set of the node in bytes',
+    'gauge',
+  );
+  const start = family(
+    'container_start_time_seconds',
+    'STABLE',
+    'Start time of the container since unix epoch in seconds',
+    'gauge',
+  );
+  const cCpu = family(
+    'container_cpu_usage_seconds_total',
+    'STABLE',
+    'Cumulative cpu time consumed by the container in core-seconds',
+    'counter',
+  );
+  const cMem = family(
+    'container_memory_working_set_bytes',
+    'STABLE',
+    'Current working set of the container in bytes',
+    'gauge',
+  );
+  const pCpu = family(
+    'pod_cpu_usage_seconds_total',
+    'STABLE',
+    'Cumulative cpu time consumed by the pod in core-seconds',
+    'counter',
+  );
   const pMem = family('pod_memory_working_set_bytes', 'STABLE', 'Current working set of the pod in bytes', 'gauge');
   // scrape_error is deprecated since 1.29 (a v1.36 kubelet hides it unless asked); kept for older scrapers.
-  const scrapeErr = family('scrape_error', 'ALPHA', '(Deprecated since 1.29.0) 1 if there was an error while getting container metrics, 0 otherwise', 'gauge');
-  const resErr = family('resource_scrape_error', 'STABLE', '1 if there was an error while getting container metrics, 0 otherwise', 'gauge');
+  const scrapeErr = family(
+    'scrape_error',
+    'ALPHA',
+    '(Deprecated since 1.29.0) 1 if there was an error while getting container metrics, 0 otherwise',
+    'gauge',
+  );
+  const resErr = family(
+    'resource_scrape_error',
+    'STABLE',
+    '1 if there was an error while getting container metrics, 0 otherwise',
+    'gauge',
+  );
 
   if (summary) {
     const n = summary.node;
-    if (n.cpu?.usageCoreNanoSeconds !== undefined) nodeCpu.samples.push(sample(nodeCpu.name, {}, n.cpu.usageCoreNanoSeconds / 1e9, n.cpu.time));
-    if (n.memory?.workingSetBytes !== undefined) nodeMem.samples.push(sample(nodeMem.name, {}, n.memory.workingSetBytes, n.memory.time));
+    if (n.cpu?.usageCoreNanoSeconds !== undefined)
+      nodeCpu.samples.push(sample(nodeCpu.name, {}, n.cpu.usageCoreNanoSeconds / 1e9, n.cpu.time));
+    if (n.memory?.workingSetBytes !== undefined)
+      nodeMem.samples.push(sample(nodeMem.name, {}, n.memory.workingSetBytes, n.memory.time));
     for (const pod of summary.pods) {
       for (const c of pod.containers) containerSamples(pod, c, start, cCpu, cMem);
       const pl = { pod: pod.podRef.name, namespace: pod.podRef.namespace };
-      if (pod.cpu?.usageCoreNanoSeconds !== undefined) pCpu.samples.push(sample(pCpu.name, pl, pod.cpu.usageCoreNanoSeconds / 1e9, pod.cpu.time));
-      if (pod.memory?.workingSetBytes !== undefined) pMem.samples.push(sample(pMem.name, pl, pod.memory.workingSetBytes, pod.memory.time));
+      if (pod.cpu?.usageCoreNanoSeconds !== undefined)
+        pCpu.samples.push(sample(pCpu.name, pl, pod.cpu.usageCoreNanoSeconds / 1e9, pod.cpu.time));
+      if (pod.memory?.workingSetBytes !== undefined)
+        pMem.samples.push(sample(pMem.name, pl, pod.memory.workingSetBytes, pod.memory.time));
     }
   }
   const errorCount = summary ? 0 : 1;
@@ -94,13 +138,18 @@ export function resourceMetricsText(summary: Summary | undefined): string {
   const families = [nodeCpu, nodeMem, start, cCpu, cMem, pCpu, pMem, scrapeErr, resErr]
     .filter((f) => f.samples.length > 0)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return families.map((f) => `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.kind}\n${f.samples.join('\n')}\n`).join('');
+  return families
+    .map((f) => `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.kind}\n${f.samples.join('\n')}\n`)
+    .join('');
 }
 
 function containerSamples(pod: PodStats, c: ContainerStats, start: Family, cpu: Family, mem: Family): void {
   const l = { container: c.name, pod: pod.podRef.name, namespace: pod.podRef.namespace };
   // The start time carries no timestamp of its own (NewLazyConstMetric without one).
-  if (c.startTime !== ZERO_TIME && Date.parse(c.startTime) > 0) start.samples.push(sample(start.name, l, Date.parse(c.startTime) / 1000, undefined, true));
-  if (c.cpu?.usageCoreNanoSeconds !== undefined) cpu.samples.push(sample(cpu.name, l, c.cpu.usageCoreNanoSeconds / 1e9, c.cpu.time, true));
-  if (c.memory?.workingSetBytes !== undefined) mem.samples.push(sample(mem.name, l, c.memory.workingSetBytes, c.memory.time, true));
+  if (c.startTime !== ZERO_TIME && Date.parse(c.startTime) > 0)
+    start.samples.push(sample(start.name, l, Date.parse(c.startTime) / 1000, undefined, true));
+  if (c.cpu?.usageCoreNanoSeconds !== undefined)
+    cpu.samples.push(sample(cpu.name, l, c.cpu.usageCoreNanoSeconds / 1e9, c.cpu.time, true));
+  if (c.memory?.workingSetBytes !== undefined)
+    mem.samples.push(sample(mem.name, l, c.memory.workingSetBytes, c.memory.time, true));
 }

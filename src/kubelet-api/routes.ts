@@ -55,7 +55,8 @@ function flag(q: URLSearchParams, name: string): boolean {
 function nonNegativeInt(q: URLSearchParams, name: string): number | undefined {
   const v = q.get(name);
   if (v === null || v === '') return undefined;
-  if (!/^\d+$/.test(v)) throw new BadRequestError(`query parameter ${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v))
+    throw new BadRequestError(`query parameter ${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
   return Number(v);
 }
 
@@ -95,8 +96,10 @@ export function logOptions(q: URLSearchParams): LogOptions {
   const sinceTime = q.get('sinceTime');
   if (sinceTime) {
     const t = Date.parse(sinceTime);
-    if (Number.isNaN(t)) throw new BadRequestError(`query parameter sinceTime must be an RFC 3339 time, got ${JSON.stringify(sinceTime)}`);
-    if (opts.sinceSeconds !== undefined) throw new BadRequestError('at most one of sinceSeconds or sinceTime may be given');
+    if (Number.isNaN(t))
+      throw new BadRequestError(`query parameter sinceTime must be an RFC 3339 time, got ${JSON.stringify(sinceTime)}`);
+    if (opts.sinceSeconds !== undefined)
+      throw new BadRequestError('at most one of sinceSeconds or sinceTime may be given');
     // LogOptions carries a relative window; the provider applies it from now.
     opts.sinceSeconds = Math.max(1, Math.ceil((Date.now() - t) / 1000));
   }
@@ -112,7 +115,8 @@ export function streamFlags(q: URLSearchParams): StreamFlags {
   const f = { stdin: flag(q, 'input'), stdout: flag(q, 'output'), stderr: flag(q, 'error'), tty: flag(q, 'tty') };
   // As the kubelet: a terminal merges stderr into stdout.
   if (f.tty) f.stderr = false;
-  if (!f.stdin && !f.stdout && !f.stderr) throw new BadRequestError('at least one of input, output or error must be requested');
+  if (!f.stdin && !f.stdout && !f.stderr)
+    throw new BadRequestError('at least one of input, output or error must be requested');
   return f;
 }
 
@@ -126,7 +130,8 @@ export function forwardPorts(q: URLSearchParams): number[] {
   for (const value of q.getAll('port')) {
     if (value === '') throw new BadRequestError('query parameter "port" cannot be empty');
     for (const p of value.split(',')) {
-      if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new BadRequestError(`unable to parse ${JSON.stringify(p)} as a port`);
+      if (!/^\d{1,5}$/.test(p) || Number(p) > 65535)
+        throw new BadRequestError(`unable to parse ${JSON.stringify(p)} as a port`);
       if (Number(p) < 1) throw new BadRequestError(`port ${JSON.stringify(p)} must be > 0`);
       ports.push(Number(p));
     }
@@ -163,7 +168,11 @@ export function parseRoute(method: string, rawUrl: string): Route | undefined {
   }
   if (head === 'portForward' && (method === 'POST' || method === 'GET') && (rest.length === 2 || rest.length === 3)) {
     const [namespace, pod, uid] = rest as [string, string, string | undefined];
-    return { kind: 'portForward', target: uid === undefined ? { namespace, pod } : { namespace, pod, uid }, ports: forwardPorts(q) };
+    return {
+      kind: 'portForward',
+      target: uid === undefined ? { namespace, pod } : { namespace, pod, uid },
+      ports: forwardPorts(q),
+    };
   }
   return undefined;
 }

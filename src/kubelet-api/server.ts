@@ -85,7 +85,12 @@ export class KubeletApiServer {
 
   constructor(private readonly o: KubeletApiOptions) {
     this.server = createServer(secureServerOptions(o.tls));
-    this.stats = new StatsSource({ provider: o.provider, nodeName: o.nodeName, nodeStartTime: this.startedAt, listPods: () => o.listPods?.() ?? [] });
+    this.stats = new StatsSource({
+      provider: o.provider,
+      nodeName: o.nodeName,
+      nodeStartTime: this.startedAt,
+      listPods: () => o.listPods?.() ?? [],
+    });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.onRequest(req, res).catch((err: unknown) => this.fail(res, err));
     });
@@ -95,7 +100,9 @@ export class KubeletApiServer {
       socket.once('close', () => this.upgraded.delete(socket));
       this.onUpgrade(req, socket, head).catch((err: unknown) => this.failSocket(socket, err));
     });
-    this.server.on('tlsClientError', (err: Error) => o.log.debug({ err: err.message }, 'kubelet API TLS handshake failed'));
+    this.server.on('tlsClientError', (err: Error) =>
+      o.log.debug({ err: err.message }, 'kubelet API TLS handshake failed'),
+    );
   }
 
   listen(): Promise<number> {
@@ -112,7 +119,11 @@ export class KubeletApiServer {
   /** Stops accepting, ends open exec sessions and closes every connection. */
   async close(): Promise<void> {
     const closing = new Promise<void>((r) => this.server.close(() => r()));
-    const ending = Promise.all([...this.sessions].map((s) => s.finish(failureStatus('the node agent is shutting down', 'ServiceUnavailable', 503))));
+    const ending = Promise.all(
+      [...this.sessions].map((s) =>
+        s.finish(failureStatus('the node agent is shutting down', 'ServiceUnavailable', 503)),
+      ),
+    );
     // Clients get a moment to read the status; then every connection goes.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([ending, new Promise<void>((r) => (timer = setTimeout(r, 2_000)))]);
@@ -131,14 +142,24 @@ export class KubeletApiServer {
       case 'healthz':
         return this.send(res, 200, 'ok');
       case 'pods':
-        return this.sendJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items: this.o.listPods?.() ?? [] });
+        return this.sendJson(res, 200, {
+          kind: 'PodList',
+          apiVersion: 'v1',
+          metadata: {},
+          items: this.o.listPods?.() ?? [],
+        });
       case 'runningPods':
         // What the backend runs, not what the API server asked for (the kubelet asks its runtime).
         return this.sendJson(res, 200, runningPodList(await this.callProvider(() => this.o.provider.listPods())));
       case 'spec':
         return this.sendJson(res, 200, await this.machineSpec());
       case 'statsSummary':
-        return this.sendText(res, 200, summaryJson(await this.callProvider(() => this.stats.summary())), 'application/json');
+        return this.sendText(
+          res,
+          200,
+          summaryJson(await this.callProvider(() => this.stats.summary())),
+          'application/json',
+        );
       case 'metricsResource':
         return this.sendText(res, 200, await this.resourceMetrics(), 'text/plain; version=0.0.4; charset=utf-8');
       case 'containerLogs':
@@ -150,7 +171,11 @@ export class KubeletApiServer {
     }
   }
 
-  private async logs(req: IncomingMessage, res: ServerResponse, route: Extract<Route, { kind: 'containerLogs' }>): Promise<void> {
+  private async logs(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Extract<Route, { kind: 'containerLogs' }>,
+  ): Promise<void> {
     const hook = this.hook('getContainerLogs');
     const ref = this.findPod(route.target);
     const source = await this.callProvider(() => hook(ref, route.target.container, route.opts));
@@ -180,7 +205,8 @@ export class KubeletApiServer {
     const user = await this.admit(req);
     const route = this.route(req);
     if (route.kind === 'portForward') return this.portForward(req, socket, head, route, user);
-    if (route.kind !== 'exec' && route.kind !== 'attach') throw new HttpError(400, `${req.url ?? ''} does not take a connection upgrade`);
+    if (route.kind !== 'exec' && route.kind !== 'attach')
+      throw new HttpError(400, `${req.url ?? ''} does not take a connection upgrade`);
     const hook = this.hook(route.kind);
     const ref = this.findPod(route.target);
     const container = route.target.container;
@@ -190,18 +216,26 @@ export class KubeletApiServer {
     if (upgrade.includes('websocket')) {
       const offered = req.headers['sec-websocket-protocol'];
       if (!negotiateProtocol(offered, WS_PROTOCOLS)) {
-        throw new HttpError(400, `no supported WebSocket sub-protocol offered (want one of ${WS_PROTOCOLS.join(', ')})`);
+        throw new HttpError(
+          400,
+          `no supported WebSocket sub-protocol offered (want one of ${WS_PROTOCOLS.join(', ')})`,
+        );
       }
       session = await acceptWebSocket(req, socket, head, { flags: route.stream, log: this.o.log });
     } else if (upgrade.includes('spdy/3.1')) {
       const protocol = negotiateProtocol(req.headers['x-stream-protocol-version'], SPDY_PROTOCOLS);
       if (!protocol) {
-        throw new HttpError(403, `unable to negotiate a stream protocol (server accepts ${SPDY_PROTOCOLS.join(', ')})`, {
-          'X-Accepted-Stream-Protocol-Versions': [...SPDY_PROTOCOLS],
-        });
+        throw new HttpError(
+          403,
+          `unable to negotiate a stream protocol (server accepts ${SPDY_PROTOCOLS.join(', ')})`,
+          {
+            'X-Accepted-Stream-Protocol-Versions': [...SPDY_PROTOCOLS],
+          },
+        );
       }
       socket.write(
-        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' + `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
+          `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
       );
       if (head.length > 0) socket.unshift(head);
       session = await acceptSpdy(socket, { flags: route.stream, protocol, log: this.o.log });
@@ -210,7 +244,13 @@ export class KubeletApiServer {
     }
 
     this.sessions.add(session);
-    const log = this.o.log.child({ pod: `${ref.namespace}/${ref.name}`, container, kind: route.kind, protocol: session.protocol, user: user.username });
+    const log = this.o.log.child({
+      pod: `${ref.namespace}/${ref.name}`,
+      container,
+      kind: route.kind,
+      protocol: session.protocol,
+      user: user.username,
+    });
     log.info('streaming session started');
     let status: MetaStatus;
     try {
@@ -233,7 +273,13 @@ export class KubeletApiServer {
 
   // ---- port-forward ------------------------------------------------------------------
 
-  private async portForward(req: IncomingMessage, socket: Duplex, head: Buffer, route: Extract<Route, { kind: 'portForward' }>, user: UserInfo): Promise<void> {
+  private async portForward(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    route: Extract<Route, { kind: 'portForward' }>,
+    user: UserInfo,
+  ): Promise<void> {
     const address = this.hook('portForwardAddress');
     const { namespace, name, uid } = this.findPodOnly(route.target);
     const ref: PodRef = { namespace, name, uid };
@@ -261,12 +307,17 @@ export class KubeletApiServer {
     } else if (upgrade.includes('spdy/3.1')) {
       const protocol = negotiateProtocol(req.headers['x-stream-protocol-version'], PORT_FORWARD_SPDY_PROTOCOLS);
       if (!protocol) {
-        throw new HttpError(403, `unable to negotiate a stream protocol (server accepts ${PORT_FORWARD_SPDY_PROTOCOLS.join(', ')})`, {
-          'X-Accepted-Stream-Protocol-Versions': [...PORT_FORWARD_SPDY_PROTOCOLS],
-        });
+        throw new HttpError(
+          403,
+          `unable to negotiate a stream protocol (server accepts ${PORT_FORWARD_SPDY_PROTOCOLS.join(', ')})`,
+          {
+            'X-Accepted-Stream-Protocol-Versions': [...PORT_FORWARD_SPDY_PROTOCOLS],
+          },
+        );
       }
       socket.write(
-        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' + `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
+          `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
       );
       if (head.length > 0) socket.unshift(head);
       log.info({ protocol }, 'port-forward session started');
@@ -319,7 +370,8 @@ export class KubeletApiServer {
     try {
       return await this.o.auth.admit(req);
     } catch (err) {
-      if (err instanceof AuthError) throw new HttpError(err.code, err.message, err.code === 405 ? { Allow: 'GET, HEAD, POST' } : {});
+      if (err instanceof AuthError)
+        throw new HttpError(err.code, err.message, err.code === 405 ? { Allow: 'GET, HEAD, POST' } : {});
       throw err;
     }
   }
@@ -333,15 +385,21 @@ export class KubeletApiServer {
   private findPodOnly(t: PodTarget): { pod: V1Pod } & PodRef {
     const pod = this.o.lookupPod(t.namespace, t.pod);
     const uid = pod?.metadata?.uid;
-    if (!pod || !uid || (t.uid !== undefined && t.uid !== uid)) throw new HttpError(404, `pod ${t.namespace}/${t.pod} is not on node ${this.o.nodeName}`);
+    if (!pod || !uid || (t.uid !== undefined && t.uid !== uid))
+      throw new HttpError(404, `pod ${t.namespace}/${t.pod} is not on node ${this.o.nodeName}`);
     return { pod, namespace: t.namespace, name: t.pod, uid };
   }
 
   private findPod(t: ContainerTarget): PodRef {
     const { pod, uid } = this.findPodOnly(t);
     const spec = pod.spec;
-    const names = [...(spec?.containers ?? []), ...(spec?.initContainers ?? []), ...(spec?.ephemeralContainers ?? [])].map((c) => c.name);
-    if (!names.includes(t.container)) throw new HttpError(404, `container ${JSON.stringify(t.container)} is not in pod ${t.namespace}/${t.pod}`);
+    const names = [
+      ...(spec?.containers ?? []),
+      ...(spec?.initContainers ?? []),
+      ...(spec?.ephemeralContainers ?? []),
+    ].map((c) => c.name);
+    if (!names.includes(t.container))
+      throw new HttpError(404, `container ${JSON.stringify(t.container)} is not in pod ${t.namespace}/${t.pod}`);
     return { namespace: t.namespace, name: t.pod, uid };
   }
 
@@ -350,7 +408,9 @@ export class KubeletApiServer {
       return await fn();
     } catch (err) {
       if (err instanceof TransientProviderError) {
-        const headers: Record<string, string> = err.retryAfterMs ? { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) } : {};
+        const headers: Record<string, string> = err.retryAfterMs
+          ? { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) }
+          : {};
         throw new HttpError(503, err.message, headers);
       }
       // The backend can never do this (e.g. ACI keeps no previous logs): the request is at fault.

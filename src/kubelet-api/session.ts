@@ -42,7 +42,8 @@ export async function* resizeEvents(stream: Readable): AsyncIterable<TerminalSiz
       buf = buf.slice(end + 1);
       try {
         const o = JSON.parse(text) as { Width?: unknown; Height?: unknown };
-        if (typeof o.Width === 'number' && typeof o.Height === 'number') queue.push({ width: o.Width, height: o.Height });
+        if (typeof o.Width === 'number' && typeof o.Height === 'number')
+          queue.push({ width: o.Width, height: o.Height });
       } catch {
         // skip the malformed object
       }

@@ -77,7 +77,10 @@ export function expectedStreamTypes(flags: StreamFlags, protocol: string): strin
 }
 
 /** Picks the first protocol the client offers that the server speaks (the kubelet's rule). */
-export function negotiateProtocol(offered: string | string[] | undefined, supported: readonly string[]): string | undefined {
+export function negotiateProtocol(
+  offered: string | string[] | undefined,
+  supported: readonly string[],
+): string | undefined {
   const list = (Array.isArray(offered) ? offered : [offered ?? ''])
     .flatMap((v) => v.split(','))
     .map((v) => v.trim())
@@ -100,7 +103,12 @@ export interface SpdyAcceptOptions {
 export function acceptSpdy(socket: Duplex, o: SpdyAcceptOptions): Promise<RemoteSession> {
   // autoSpdy31: grant session-level window to peers that keep SPDY/3.1 flow control
   // (spdystream ignores those WINDOW_UPDATE frames, which is harmless).
-  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20, autoSpdy31: true });
+  const conn = transport.connection.create(socket, {
+    protocol: 'spdy',
+    isServer: true,
+    windowSize: 1 << 20,
+    autoSpdy31: true,
+  });
   acceptBareStreams(conn);
   neverBlockSends(conn._spdyState.window.send);
 
@@ -124,14 +132,19 @@ export function acceptSpdy(socket: Duplex, o: SpdyAcceptOptions): Promise<Remote
       reject(new StreamSetupError(msg));
     };
     const timer = setTimeout(
-      () => fail(`timed out waiting for streams (got ${[...got.keys()].join(', ') || 'none'}, want ${[...expected].join(', ')})`),
+      () =>
+        fail(
+          `timed out waiting for streams (got ${[...got.keys()].join(', ') || 'none'}, want ${[...expected].join(', ')})`,
+        ),
       o.streamCreationTimeoutMs ?? 30_000,
     );
     void closed.then(() => fail('the connection closed before every stream was opened'));
 
     conn.on('stream', (stream: SpdyStream) => {
       all.push(stream);
-      stream.on('error', (err: Error) => o.log.debug({ err: err.message, stream: header(stream, 'streamtype') }, 'spdy stream error'));
+      stream.on('error', (err: Error) =>
+        o.log.debug({ err: err.message, stream: header(stream, 'streamtype') }, 'spdy stream error'),
+      );
       neverBlockSends(stream._spdyState.window.send);
       stream.respond(200, {});
       const type = header(stream, 'streamtype') ?? '';

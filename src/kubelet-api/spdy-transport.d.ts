@@ -25,7 +25,12 @@ declare module 'spdy-transport' {
   }
 
   export interface SpdyParser {
-    onSynHeadFrame(type: number, flags: number, body: unknown, callback: (err: Error | null, frame?: unknown) => void): void;
+    onSynHeadFrame(
+      type: number,
+      flags: number,
+      body: unknown,
+      callback: (err: Error | null, frame?: unknown) => void,
+    ): void;
     parseKVs(body: unknown, callback: (err: Error | null, headers?: Record<string, unknown>) => void): void;
   }
 

@@ -29,7 +29,13 @@ export class StatsSource {
   /** The summary now; throws what the provider threw (the caller maps it to an HTTP error). */
   async summary(): Promise<Summary> {
     const { usage, cpu } = await this.readings();
-    return buildSummary({ nodeName: this.o.nodeName, nodeStartTime: this.o.nodeStartTime, pods: this.o.listPods(), usage, cpu });
+    return buildSummary({
+      nodeName: this.o.nodeName,
+      nodeStartTime: this.o.nodeStartTime,
+      pods: this.o.listPods(),
+      usage,
+      cpu,
+    });
   }
 
   private async readings(): Promise<{ usage: PodUsage[]; cpu: Map<string, CpuFigures> }> {

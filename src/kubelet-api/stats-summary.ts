@@ -70,7 +70,9 @@ function isoTime(t: string | Date | undefined): string | undefined {
 /** The summary as the kubelet encodes it: metav1.Time is RFC 3339 to the second, in UTC. */
 export function summaryJson(s: Summary): string {
   return JSON.stringify(s, (key, value: unknown) =>
-    (key === 'time' || key === 'startTime') && typeof value === 'string' && value !== ZERO_TIME ? value.replace(/\.\d+Z$/, 'Z') : value,
+    (key === 'time' || key === 'startTime') && typeof value === 'string' && value !== ZERO_TIME
+      ? value.replace(/\.\d+Z$/, 'Z')
+      : value,
   );
 }
 
@@ -186,12 +188,21 @@ function dropUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-function containerStats(name: string, startTime: string | undefined, usage: ContainerUsage | undefined, cpu: CpuFigures | undefined): ContainerStats {
+function containerStats(
+  name: string,
+  startTime: string | undefined,
+  usage: ContainerUsage | undefined,
+  cpu: CpuFigures | undefined,
+): ContainerStats {
   const out: ContainerStats = { name, startTime: isoTime(usage?.startTime ?? startTime) ?? ZERO_TIME };
   const time = usage ? isoTime(usage.time) : undefined;
   if (time && cpu) out.cpu = { time, ...cpu };
   if (time && usage && (usage.workingSetBytes !== undefined || usage.usageBytes !== undefined)) {
-    out.memory = dropUndefined({ time, usageBytes: usage.usageBytes ?? usage.workingSetBytes, workingSetBytes: usage.workingSetBytes ?? usage.usageBytes });
+    out.memory = dropUndefined({
+      time,
+      usageBytes: usage.usageBytes ?? usage.workingSetBytes,
+      workingSetBytes: usage.workingSetBytes ?? usage.usageBytes,
+    });
   }
   return out;
 }
@@ -221,12 +232,19 @@ export function buildSummary(i: SummaryInput): Summary {
     if (!uid || !pod.metadata?.name) continue;
     const usage = byUid.get(uid);
     if (!pod.status?.startTime && !usage) continue;
-    const statuses = new Map([...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].map((s) => [s.name, s]));
+    const statuses = new Map(
+      [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].map((s) => [s.name, s]),
+    );
     const readings = new Map((usage?.containers ?? []).map((c) => [c.name, c]));
     const containers = (pod.spec?.containers ?? []).map((c) => {
       const st = statuses.get(c.name)?.state;
       const started = st?.running?.startedAt ?? st?.terminated?.startedAt;
-      return containerStats(c.name, started === undefined ? undefined : new Date(started).toISOString(), readings.get(c.name), i.cpu.get(`${uid}/${c.name}`));
+      return containerStats(
+        c.name,
+        started === undefined ? undefined : new Date(started).toISOString(),
+        readings.get(c.name),
+        i.cpu.get(`${uid}/${c.name}`),
+      );
     });
     pods.push({
       podRef: { name: pod.metadata.name, namespace: pod.metadata.namespace ?? 'default', uid },

@@ -51,7 +51,9 @@ export async function loadKubeletTls(files: KubeletTlsFiles, names: string[]): P
   if (Boolean(files.certFile) !== Boolean(files.keyFile)) {
     throw new KubeletTlsError('--kubelet-tls-cert and --kubelet-tls-key must be given together');
   }
-  const clientCA = files.clientCAFile ? readPem(files.clientCAFile, 'kubelet client CA file', /-----BEGIN CERTIFICATE-----/) : undefined;
+  const clientCA = files.clientCAFile
+    ? readPem(files.clientCAFile, 'kubelet client CA file', /-----BEGIN CERTIFICATE-----/)
+    : undefined;
   if (files.certFile && files.keyFile) {
     return {
       cert: readPem(files.certFile, 'kubelet serving certificate', /-----BEGIN CERTIFICATE-----/),
@@ -81,7 +83,9 @@ export const SECURE_CIPHERS = [
 ] as const;
 
 /** The hardened server options for a listener serving `tls` (the kubelet API, and the secure operations endpoint). */
-export function secureServerOptions(tls: KubeletTls): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
+export function secureServerOptions(
+  tls: KubeletTls,
+): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
   return {
     cert: tls.cert,
     key: tls.key,

@@ -27,7 +27,8 @@ const CLOSE = 255;
 const wss = new WebSocketServer({
   noServer: true,
   // The first offered protocol the server speaks; none → no upgrade (the caller checked already).
-  handleProtocols: (offered: Set<string>) => [...offered].find((p) => (WS_PROTOCOLS as readonly string[]).includes(p)) ?? false,
+  handleProtocols: (offered: Set<string>) =>
+    [...offered].find((p) => (WS_PROTOCOLS as readonly string[]).includes(p)) ?? false,
   maxPayload: 16 * 1024 * 1024,
 });
 
@@ -52,7 +53,12 @@ export interface WsAcceptOptions {
 }
 
 /** Completes the WebSocket upgrade and resolves with the session once the socket is open. */
-export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, o: WsAcceptOptions): Promise<RemoteSession> {
+export function acceptWebSocket(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  o: WsAcceptOptions,
+): Promise<RemoteSession> {
   return new Promise((resolve) => {
     wss.handleUpgrade(req, socket, head, (ws) => {
       const protocol = ws.protocol;
@@ -78,7 +84,8 @@ export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
 
       const stdout = o.flags.stdout ? channelWriter(ws, STDOUT) : undefined;
       const stderr = o.flags.stderr ? channelWriter(ws, STDERR) : undefined;
-      for (const w of [stdout, stderr]) w?.on('error', (err) => o.log.debug({ err: err.message }, 'websocket write failed'));
+      for (const w of [stdout, stderr])
+        w?.on('error', (err) => o.log.debug({ err: err.message }, 'websocket write failed'));
       // An empty message tells the client the streams are ready (as the API server does).
       ws.send(Buffer.from([o.flags.stdout ? STDOUT : o.flags.stderr ? STDERR : ERROR]));
 
@@ -99,7 +106,9 @@ export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
             );
             if (ws.readyState === ws.OPEN) {
               const text = encodeStatus(status, protocol);
-              await new Promise<void>((r) => ws.send(Buffer.concat([Buffer.from([ERROR]), Buffer.from(text)]), () => r()));
+              await new Promise<void>((r) =>
+                ws.send(Buffer.concat([Buffer.from([ERROR]), Buffer.from(text)]), () => r()),
+              );
               ws.close(1000);
             }
             const cutoff = setTimeout(() => ws.terminate(), 10_000);

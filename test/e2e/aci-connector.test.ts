@@ -23,15 +23,26 @@ function aciConnector(t: TestContext): Promise<ConnectorHandle> {
 
 async function groupsOf(node: string, namespace?: string) {
   return (await aci.inspector.arm.listGroups()).filter(
-    (g) => g.tags?.[ACI_TAGS.nodeName] === node && (namespace === undefined || g.tags?.[ACI_TAGS.namespace] === namespace),
+    (g) =>
+      g.tags?.[ACI_TAGS.nodeName] === node && (namespace === undefined || g.tags?.[ACI_TAGS.namespace] === namespace),
   );
 }
 
-async function podIn(ns: string, name: string, pred: (p: k8s.V1Pod) => boolean, what: string, timeoutMs = 90_000): Promise<k8s.V1Pod> {
-  return waitFor(`${ns}/${name} ${what}`, async () => {
-    const p = await core().readNamespacedPod({ name, namespace: ns });
-    return pred(p) ? p : undefined;
-  }, { timeoutMs });
+async function podIn(
+  ns: string,
+  name: string,
+  pred: (p: k8s.V1Pod) => boolean,
+  what: string,
+  timeoutMs = 90_000,
+): Promise<k8s.V1Pod> {
+  return waitFor(
+    `${ns}/${name} ${what}`,
+    async () => {
+      const p = await core().readNamespacedPod({ name, namespace: ns });
+      return pred(p) ? p : undefined;
+    },
+    { timeoutMs },
+  );
 }
 
 test('the node is Ready; a bound pod runs as a container group with its IP and ACI events; delete leaves no group', async (t) => {
@@ -42,10 +53,21 @@ test('the node is Ready; a bound pod runs as a container group with its IP and A
     return n.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True';
   });
   const body = boundPod(c.nodeName, 'nginx', {
-    spec: { containers: [{ name: 'nginx', image: 'nginx', ports: [{ containerPort: 80 }] }], dnsPolicy: 'ClusterFirst', restartPolicy: 'Always' },
+    spec: {
+      containers: [{ name: 'nginx', image: 'nginx', ports: [{ containerPort: 80 }] }],
+      dnsPolicy: 'ClusterFirst',
+      restartPolicy: 'Always',
+    },
   });
   await core().createNamespacedPod({ namespace: ns, body });
-  const pod = await podIn(ns, 'nginx', (p) => p.status?.phase === 'Running' && p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') === true, 'Running and Ready');
+  const pod = await podIn(
+    ns,
+    'nginx',
+    (p) =>
+      p.status?.phase === 'Running' &&
+      p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') === true,
+    'Running and Ready',
+  );
   const groups = await groupsOf(c.nodeName, ns);
   assert.equal(groups.length, 1);
   const group = await aci.inspector.arm.getGroup(groups[0]!.name!);
@@ -62,7 +84,14 @@ test('the node is Ready; a bound pod runs as a container group with its IP and A
   assert.equal(pulling.length, 1, 'each ACI event reported once');
 
   await core().deleteNamespacedPod({ name: 'nginx', namespace: ns });
-  await waitFor('pod gone', async () => core().readNamespacedPod({ name: 'nginx', namespace: ns }).then(() => false, (e: { code?: number }) => e.code === 404));
+  await waitFor('pod gone', async () =>
+    core()
+      .readNamespacedPod({ name: 'nginx', namespace: ns })
+      .then(
+        () => false,
+        (e: { code?: number }) => e.code === 404,
+      ),
+  );
   assert.equal((await groupsOf(c.nodeName, ns)).length, 0, 'no group left behind');
 });
 
@@ -71,7 +100,10 @@ test('the tolerations example is placed by the real scheduler and runs', async (
   const c = await aciConnector(t);
   await core().createNamespacedPod({
     namespace: ns,
-    body: { metadata: { name: 'tolerant' }, spec: { ...placeOn(c.nodeName), containers: [{ name: 'app', image: 'nginx', ports: [{ containerPort: 80 }] }] } },
+    body: {
+      metadata: { name: 'tolerant' },
+      spec: { ...placeOn(c.nodeName), containers: [{ name: 'app', image: 'nginx', ports: [{ containerPort: 80 }] }] },
+    },
   });
   const p = await podIn(ns, 'tolerant', (x) => x.status?.phase === 'Running', 'Running');
   assert.equal(p.spec?.nodeName, c.nodeName);
@@ -83,11 +115,24 @@ test('rejected pods fail with the field named in their message', async (t) => {
   const c = await aciConnector(t);
   const cases: [string, Partial<k8s.V1Pod>, RegExp][] = [
     ['host-net', { spec: { hostNetwork: true, containers: [{ name: 'a', image: 'nginx' }] } }, /spec\.hostNetwork/],
-    ['privileged', { spec: { containers: [{ name: 'a', image: 'nginx', securityContext: { privileged: true } }] } }, /spec\.containers\[0\]\.securityContext\.privileged/],
-    ['args-only', { spec: { containers: [{ name: 'a', image: 'nginx', args: ['-g', 'daemon off;'] }] } }, /spec\.containers\[0\]\.args/],
-    ['host-path', { spec: { containers: [{ name: 'a', image: 'nginx' }], volumes: [{ name: 'h', hostPath: { path: '/etc' } }] } }, /spec\.volumes\[0\]\.hostPath/],
+    [
+      'privileged',
+      { spec: { containers: [{ name: 'a', image: 'nginx', securityContext: { privileged: true } }] } },
+      /spec\.containers\[0\]\.securityContext\.privileged/,
+    ],
+    [
+      'args-only',
+      { spec: { containers: [{ name: 'a', image: 'nginx', args: ['-g', 'daemon off;'] }] } },
+      /spec\.containers\[0\]\.args/,
+    ],
+    [
+      'host-path',
+      { spec: { containers: [{ name: 'a', image: 'nginx' }], volumes: [{ name: 'h', hostPath: { path: '/etc' } }] } },
+      /spec\.volumes\[0\]\.hostPath/,
+    ],
   ];
-  for (const [name, extra] of cases) await core().createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, name, extra) });
+  for (const [name, extra] of cases)
+    await core().createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, name, extra) });
   for (const [name, , re] of cases) {
     const p = await podIn(ns, name, (x) => x.status?.phase === 'Failed', 'Failed');
     assert.match(p.status?.message ?? '', re, `${name}: ${p.status?.message}`);
@@ -99,18 +144,35 @@ test('a Secret env value reaches the container as secureValue and appears in no 
   const ns = await freshNamespace(t, 'aci-secret');
   const c = await aciConnector(t);
   const secretValue = `s3cr3t-${Math.random().toString(36).slice(2)}`;
-  await core().createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'creds' }, stringData: { password: secretValue } } });
+  await core().createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'creds' }, stringData: { password: secretValue } },
+  });
   await core().createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'uses-secret', {
-      spec: { containers: [{ name: 'app', image: 'nginx', env: [{ name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'creds', key: 'password' } } }, { name: 'PLAIN', value: 'x' }] }] },
+      spec: {
+        containers: [
+          {
+            name: 'app',
+            image: 'nginx',
+            env: [
+              { name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'creds', key: 'password' } } },
+              { name: 'PLAIN', value: 'x' },
+            ],
+          },
+        ],
+      },
     }),
   });
   const pod = await podIn(ns, 'uses-secret', (x) => x.status?.phase === 'Running', 'Running');
   const [g] = await groupsOf(c.nodeName, ns);
   const group = await aci.inspector.arm.getGroup(g!.name!);
   const env = group?.containers[0]?.environmentVariables ?? [];
-  assert.ok(env.some((e) => e.name === 'PASSWORD' && e.value === undefined), 'PASSWORD is a secure variable');
+  assert.ok(
+    env.some((e) => e.name === 'PASSWORD' && e.value === undefined),
+    'PASSWORD is a secure variable',
+  );
   assert.ok(!JSON.stringify(group).includes(secretValue));
 
   const { PassThrough } = await import('node:stream');
@@ -118,7 +180,11 @@ test('a Secret env value reaches the container as secureValue and appears in no 
   let text = '';
   out.on('data', (d: Buffer) => (text += d.toString()));
   const ref = { namespace: ns, name: 'uses-secret', uid: pod.metadata!.uid! };
-  const shadow = createAciProvider({ config: loadAciConfig(azureEnv(aci.emu, RG)), clusterId: await clusterId(), nodeName: c.nodeName });
+  const shadow = createAciProvider({
+    config: loadAciConfig(azureEnv(aci.emu, RG)),
+    clusterId: await clusterId(),
+    nodeName: c.nodeName,
+  });
   try {
     await shadow.exec(ref, 'app', ['env'], { stdout: out, tty: true });
   } finally {
@@ -133,16 +199,31 @@ test('exits: restartPolicy Never gives Failed with the exit code; OnFailure rest
   const c = await aciConnector(t);
   await core().createNamespacedPod({
     namespace: ns,
-    body: boundPod(c.nodeName, 'fails', { spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'exit 3'] }] } }),
+    body: boundPod(c.nodeName, 'fails', {
+      spec: {
+        restartPolicy: 'Never',
+        containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'exit 3'] }],
+      },
+    }),
   });
   await core().createNamespacedPod({
     namespace: ns,
-    body: boundPod(c.nodeName, 'retries', { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'exit 1'] }] } }),
+    body: boundPod(c.nodeName, 'retries', {
+      spec: {
+        restartPolicy: 'OnFailure',
+        containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'exit 1'] }],
+      },
+    }),
   });
   const failed = await podIn(ns, 'fails', (x) => x.status?.phase === 'Failed', 'Failed');
   assert.equal(failed.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 3);
   assert.equal(failed.status?.containerStatuses?.[0]?.restartCount, 0);
-  const retried = await podIn(ns, 'retries', (x) => (x.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1, 'restarted');
+  const retried = await podIn(
+    ns,
+    'retries',
+    (x) => (x.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1,
+    'restarted',
+  );
   assert.notEqual(retried.status?.phase, 'Failed');
   assert.equal(retried.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 1);
 
@@ -153,18 +234,35 @@ test('exits: restartPolicy Never gives Failed with the exit code; OnFailure rest
       metadata: { name: 'once' },
       spec: {
         backoffLimit: 0,
-        template: { spec: { ...placeOn(c.nodeName), restartPolicy: 'Never', containers: [{ name: 'job', image: 'busybox', command: ['sh', '-c', 'echo done'] }] } },
+        template: {
+          spec: {
+            ...placeOn(c.nodeName),
+            restartPolicy: 'Never',
+            containers: [{ name: 'job', image: 'busybox', command: ['sh', '-c', 'echo done'] }],
+          },
+        },
       },
     },
   });
-  await waitFor('Job complete', async () => {
-    const j = await batch.readNamespacedJob({ name: 'once', namespace: ns });
-    return (j.status?.succeeded ?? 0) >= 1 && j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True');
-  }, { timeoutMs: 120_000 });
+  await waitFor(
+    'Job complete',
+    async () => {
+      const j = await batch.readNamespacedJob({ name: 'once', namespace: ns });
+      return (
+        (j.status?.succeeded ?? 0) >= 1 &&
+        j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True')
+      );
+    },
+    { timeoutMs: 120_000 },
+  );
 });
 
 test('a wrong credential makes the node NotReady with the reason', async (t) => {
-  const c = await startConnector(t, { extraArgs: ['--provider', 'aci'], waitRunning: false, env: { AZURE_CLIENT_KEY: 'not-the-secret' } });
+  const c = await startConnector(t, {
+    extraArgs: ['--provider', 'aci'],
+    waitRunning: false,
+    env: { AZURE_CLIENT_KEY: 'not-the-secret' },
+  });
   const cond = await waitFor('Ready=False', async () => {
     const n = await core().readNode({ name: c.nodeName });
     const r = n.status?.conditions?.find((x) => x.type === 'Ready');

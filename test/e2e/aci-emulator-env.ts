@@ -23,7 +23,11 @@ export function azureEnv(emu: Emulator, resourceGroup: string): Record<string, s
 
 /** A provider of its own that the test uses to look at the groups in the resource group (it creates nothing). */
 export function inspectorFor(emu: Emulator, resourceGroup: string): AciProvider {
-  return createAciProvider({ config: loadAciConfig(azureEnv(emu, resourceGroup)), clusterId: 'inspector', nodeName: 'inspector' });
+  return createAciProvider({
+    config: loadAciConfig(azureEnv(emu, resourceGroup)),
+    clusterId: 'inspector',
+    nodeName: 'inspector',
+  });
 }
 
 export interface EmulatorForFile {

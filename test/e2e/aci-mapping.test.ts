@@ -19,22 +19,40 @@ test('a pod using most mapping rows becomes the expected container group', async
   const ns = await freshNamespace(t, 'aci-map');
   const c = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   const api = core();
-  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'app-secret' }, stringData: { token: 'tok-123', password: 'pw-456' } } });
+  await api.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'app-secret' }, stringData: { token: 'tok-123', password: 'pw-456' } },
+  });
   await api.createNamespacedSecret({
     namespace: ns,
     body: {
       metadata: { name: 'regcred' },
       type: 'kubernetes.io/dockerconfigjson',
-      stringData: { '.dockerconfigjson': JSON.stringify({ auths: { 'myregistry.azurecr.io': { username: 'u', password: 'p' } } }) },
+      stringData: {
+        '.dockerconfigjson': JSON.stringify({ auths: { 'myregistry.azurecr.io': { username: 'u', password: 'p' } } }),
+      },
     },
   });
-  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'storage' }, stringData: { azurestorageaccountname: 'acct', azurestorageaccountkey: 'a2V5' } } });
-  await api.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'app-config' }, data: { 'app.conf': 'mode=prod', LEVEL: 'debug' } } });
+  await api.createNamespacedSecret({
+    namespace: ns,
+    body: {
+      metadata: { name: 'storage' },
+      stringData: { azurestorageaccountname: 'acct', azurestorageaccountkey: 'a2V5' },
+    },
+  });
+  await api.createNamespacedConfigMap({
+    namespace: ns,
+    body: { metadata: { name: 'app-config' }, data: { 'app.conf': 'mode=prod', LEVEL: 'debug' } },
+  });
 
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'kitchen-sink', {
-      metadata: { name: 'kitchen-sink', labels: { app: 'sink' }, annotations: { 'aci-connector.io/dns-name-label': 'sink-label', 'aci-connector.io/priority': 'Regular' } },
+      metadata: {
+        name: 'kitchen-sink',
+        labels: { app: 'sink' },
+        annotations: { 'aci-connector.io/dns-name-label': 'sink-label', 'aci-connector.io/priority': 'Regular' },
+      },
       spec: {
         restartPolicy: 'OnFailure',
         imagePullSecrets: [{ name: 'regcred' }],
@@ -81,7 +99,9 @@ test('a pod using most mapping rows becomes the expected container group', async
     const p = await api.readNamespacedPod({ name: 'kitchen-sink', namespace: ns });
     return p.status?.phase === 'Running' ? p : undefined;
   });
-  const [listed] = (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid);
+  const [listed] = (await aci.inspector.arm.listGroups()).filter(
+    (g) => g.tags?.[ACI_TAGS.podUid] === pod.metadata?.uid,
+  );
   assert.ok(listed, 'the group carries the pod uid tag');
   const g = (await aci.inspector.arm.getGroup(listed.name!))!;
   assert.equal(g.tags?.[ACI_TAGS.namespace], ns);
@@ -90,13 +110,22 @@ test('a pod using most mapping rows becomes the expected container group', async
   assert.equal(g.restartPolicy, 'OnFailure');
   assert.equal(g.osType, 'Linux');
   assert.equal(g.priority, 'Regular');
-  assert.deepEqual(g.imageRegistryCredentials?.map((r) => [r.server, r.username]), [['myregistry.azurecr.io', 'u']]);
+  assert.deepEqual(
+    g.imageRegistryCredentials?.map((r) => [r.server, r.username]),
+    [['myregistry.azurecr.io', 'u']],
+  );
   assert.deepEqual(g.dnsConfig, { nameServers: ['10.0.0.10'], searchDomains: 'svc.local', options: 'ndots:2' });
   assert.equal(g.ipAddress?.type, 'Public');
   assert.equal(g.ipAddress?.dnsNameLabel, 'sink-label');
-  assert.deepEqual(g.ipAddress?.ports?.map((p) => p.port), [8080]);
+  assert.deepEqual(
+    g.ipAddress?.ports?.map((p) => p.port),
+    [8080],
+  );
   assert.equal(pod.status?.podIP, g.ipAddress?.ip);
-  assert.deepEqual(g.initContainers?.map((i) => i.name), ['init']);
+  assert.deepEqual(
+    g.initContainers?.map((i) => i.name),
+    ['init'],
+  );
 
   const app = g.containers.find((x) => x.name === 'app')!;
   assert.deepEqual(app.command, ['/app/run', '--level=debug']);
@@ -109,15 +138,26 @@ test('a pod using most mapping rows becomes the expected container group', async
   assert.equal(app.readinessProbe?.httpGet?.port, 8080);
   assert.equal(app.readinessProbe?.httpGet?.path, '/ready');
   assert.deepEqual(app.livenessProbe?.exec?.command, ['true']);
-  assert.deepEqual(app.volumeMounts?.map((m) => m.name.replace(/^kube-api-access-.*/, 'kube-api-access')).sort(), ['config', 'info', 'kube-api-access', 'scratch', 'secret', 'share']);
-  assert.equal(app.volumeMounts?.find((m) => m.name.startsWith('kube-api-access'))?.mountPath, '/var/run/secrets/kubernetes.io/serviceaccount');
+  assert.deepEqual(app.volumeMounts?.map((m) => m.name.replace(/^kube-api-access-.*/, 'kube-api-access')).sort(), [
+    'config',
+    'info',
+    'kube-api-access',
+    'scratch',
+    'secret',
+    'share',
+  ]);
+  assert.equal(
+    app.volumeMounts?.find((m) => m.name.startsWith('kube-api-access'))?.mountPath,
+    '/var/run/secrets/kubernetes.io/serviceaccount',
+  );
 
   const vols = Object.fromEntries((g.volumes ?? []).map((v) => [v.name, v]));
   assert.ok(vols['scratch']?.emptyDir !== undefined);
   assert.equal(vols['share']?.azureFile?.shareName, 'data');
   assert.equal(vols['share']?.azureFile?.storageAccountName, 'acct');
   // ARM never returns secret volume contents or storage keys; the names show the files are there.
-  for (const name of ['config', 'secret', 'info']) assert.ok(vols[name]?.secret !== undefined, `${name} is a secret volume`);
+  for (const name of ['config', 'secret', 'info'])
+    assert.ok(vols[name]?.secret !== undefined, `${name} is a secret volume`);
   const apiAccess = (g.volumes ?? []).find((v) => v.name.startsWith('kube-api-access'));
   assert.ok(apiAccess?.secret !== undefined, 'the ServiceAccount token volume became a secret volume');
   assert.ok(!JSON.stringify(g).includes(b64('pw-456')) && !JSON.stringify(g).includes('pw-456'));
@@ -129,7 +169,11 @@ test('nodeSelector kubernetes.io/os: windows makes a Windows group', async (t) =
   await core().createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'win', {
-      spec: { nodeSelector: { 'kubernetes.io/os': 'windows' }, automountServiceAccountToken: false, containers: [{ name: 'app', image: 'mcr.microsoft.com/windows/servercore:ltsc2022' }] },
+      spec: {
+        nodeSelector: { 'kubernetes.io/os': 'windows' },
+        automountServiceAccountToken: false,
+        containers: [{ name: 'app', image: 'mcr.microsoft.com/windows/servercore:ltsc2022' }],
+      },
     }),
   });
   const pod = await waitFor('win Running', async () => {

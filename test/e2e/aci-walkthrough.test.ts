@@ -56,49 +56,53 @@ after(async () => {
   await emu?.stop();
 });
 
-test('the walkthrough: node aci-connector Ready, nginx answers HTTP on its pod IP, the tolerations example is scheduled', { timeout: 600_000 }, async (t) => {
-  const ns = await freshNamespace(t, 'walkthrough');
-  await startConnector(t, { nodeName: 'aci-connector', extraArgs: ['--provider', 'aci'] });
-  await waitFor('node aci-connector Ready', async () => {
-    const n = await core().readNode({ name: 'aci-connector' });
-    return n.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True';
-  });
+test(
+  'the walkthrough: node aci-connector Ready, nginx answers HTTP on its pod IP, the tolerations example is scheduled',
+  { timeout: 600_000 },
+  async (t) => {
+    const ns = await freshNamespace(t, 'walkthrough');
+    await startConnector(t, { nodeName: 'aci-connector', extraArgs: ['--provider', 'aci'] });
+    await waitFor('node aci-connector Ready', async () => {
+      const n = await core().readNode({ name: 'aci-connector' });
+      return n.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True';
+    });
 
-  await core().createNamespacedPod({ namespace: ns, body: example('nginx-pod.yaml') });
-  const pod = await waitFor(
-    'nginx Running with an IP',
-    async () => {
-      const p = await core().readNamespacedPod({ name: 'nginx', namespace: ns });
-      return p.status?.phase === 'Running' && p.status.podIP ? p : undefined;
-    },
-    { timeoutMs: 300_000 },
-  );
-  const body = await waitFor(
-    'nginx to answer HTTP',
-    async () => {
-      const res = await fetch(`http://${pod.status!.podIP}:80/`).catch(() => undefined);
-      return res?.status === 200 ? res.text() : undefined;
-    },
-    { timeoutMs: 120_000 },
-  );
-  assert.match(body, new RegExp(PAGE.replace(/[()]/g, '\\$&')));
+    await core().createNamespacedPod({ namespace: ns, body: example('nginx-pod.yaml') });
+    const pod = await waitFor(
+      'nginx Running with an IP',
+      async () => {
+        const p = await core().readNamespacedPod({ name: 'nginx', namespace: ns });
+        return p.status?.phase === 'Running' && p.status.podIP ? p : undefined;
+      },
+      { timeoutMs: 300_000 },
+    );
+    const body = await waitFor(
+      'nginx to answer HTTP',
+      async () => {
+        const res = await fetch(`http://${pod.status!.podIP}:80/`).catch(() => undefined);
+        return res?.status === 200 ? res.text() : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
+    assert.match(body, new RegExp(PAGE.replace(/[()]/g, '\\$&')));
 
-  // As written, except that other test files run virtual nodes (same label and taint) at the same
-  // time: the hostname label keeps the scheduler's choice among this file's node only.
-  const tolerating = example('nginx-pod-tolerations.yaml');
-  tolerating.spec!.nodeSelector = { ...tolerating.spec!.nodeSelector, 'kubernetes.io/hostname': 'aci-connector' };
-  await core().createNamespacedPod({ namespace: ns, body: tolerating });
-  const placed = await waitFor(
-    'nginx-tolerations scheduled and Running',
-    async () => {
-      const p = await core().readNamespacedPod({ name: 'nginx-tolerations', namespace: ns });
-      return p.status?.phase === 'Running' ? p : undefined;
-    },
-    { timeoutMs: 300_000 },
-  );
-  assert.equal(placed.spec?.nodeName, 'aci-connector');
-  assert.ok(placed.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'True'));
+    // As written, except that other test files run virtual nodes (same label and taint) at the same
+    // time: the hostname label keeps the scheduler's choice among this file's node only.
+    const tolerating = example('nginx-pod-tolerations.yaml');
+    tolerating.spec!.nodeSelector = { ...tolerating.spec!.nodeSelector, 'kubernetes.io/hostname': 'aci-connector' };
+    await core().createNamespacedPod({ namespace: ns, body: tolerating });
+    const placed = await waitFor(
+      'nginx-tolerations scheduled and Running',
+      async () => {
+        const p = await core().readNamespacedPod({ name: 'nginx-tolerations', namespace: ns });
+        return p.status?.phase === 'Running' ? p : undefined;
+      },
+      { timeoutMs: 300_000 },
+    );
+    assert.equal(placed.spec?.nodeName, 'aci-connector');
+    assert.ok(placed.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'True'));
 
-  for (const name of ['nginx', 'nginx-tolerations']) await core().deleteNamespacedPod({ name, namespace: ns });
-  await waitFor('no container group left', async () => emu.stats().groups === 0, { timeoutMs: 120_000 });
-});
+    for (const name of ['nginx', 'nginx-tolerations']) await core().deleteNamespacedPod({ name, namespace: ns });
+    await waitFor('no container group left', async () => emu.stats().groups === 0, { timeoutMs: 120_000 });
+  },
+);

@@ -64,7 +64,10 @@ test('bad flags and values end with one clear line and a non-zero exit', () => {
     [['--kubeconfig'], /--kubeconfig.*argument missing/],
     [['--taint', 'azure.com/aci'], /malformed taint "azure\.com\/aci"/],
     [['--taint', 'x:Sometimes'], /effect must be one of/],
-    [['--provider', 'mock', '--kubeconfig', '/nonexistent/kubeconfig'], /cannot load kubeconfig \/nonexistent\/kubeconfig/],
+    [
+      ['--provider', 'mock', '--kubeconfig', '/nonexistent/kubeconfig'],
+      /cannot load kubeconfig \/nonexistent\/kubeconfig/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const r = run(args);

@@ -35,12 +35,16 @@ function image(): BuiltImage {
 // The build is the first test's subject; the other tests use its image.
 before(async () => {
   built = await buildImageFromCleanClone(podman, IMAGE);
-  console.log(`# image ${IMAGE} built from a clean clone at ${built.commit.slice(0, 12)} in ${built.seconds.toFixed(0)} s`);
+  console.log(
+    `# image ${IMAGE} built from a clean clone at ${built.commit.slice(0, 12)} in ${built.seconds.toFixed(0)} s`,
+  );
 });
 
 test('the image builds with podman from a clean clone, on the base given as a build argument', async () => {
   const b = image();
-  const inspect = JSON.parse(await podman.run(['image', 'inspect', b.image])) as { Config: { User?: string; Entrypoint?: string[]; Env?: string[] } }[];
+  const inspect = JSON.parse(await podman.run(['image', 'inspect', b.image])) as {
+    Config: { User?: string; Entrypoint?: string[]; Env?: string[] };
+  }[];
   const config = inspect[0]?.Config;
   assert.ok(config, 'podman knows the image');
   // Not root, and numeric so Kubernetes' runAsNonRoot can check it.
@@ -58,7 +62,10 @@ test('the image builds with podman from a clean clone, on the base given as a bu
   assert.equal(id.trim(), '65532');
   const node = await podman.run(['run', '--rm', '--network', 'none', '--entrypoint', 'node', b.image, '--version']);
   const [major, minor] = node.trim().replace(/^v/, '').split('.').map(Number);
-  assert.ok((major ?? 0) > 20 || (major === 20 && (minor ?? 0) >= 19), `Node.js ${node.trim()} is at least 20.19 (package.json engines)`);
+  assert.ok(
+    (major ?? 0) > 20 || (major === 20 && (minor ?? 0) >= 19),
+    `Node.js ${node.trim()} is at least 20.19 (package.json engines)`,
+  );
 });
 
 /** Every path in the image's file system, from `podman export` of a created (never started) container. */
@@ -94,35 +101,72 @@ test('the image holds the connector and its production dependencies only: no emu
 
   const own = app.filter((f) => f !== '/app/node_modules' && !f.startsWith('/app/node_modules/'));
   const strays = own.filter(
-    (f) => !/^\/app\/(package\.json|dist|dist\/src(\/.*)?)$/.test(f) || /^\/app\/dist\/src\/emulator(\/|$)/.test(f) || /\.ts$/.test(f),
+    (f) =>
+      !/^\/app\/(package\.json|dist|dist\/src(\/.*)?)$/.test(f) ||
+      /^\/app\/dist\/src\/emulator(\/|$)/.test(f) ||
+      /\.ts$/.test(f),
   );
-  assert.deepEqual(strays, [], 'outside node_modules only package.json and the compiled connector (dist/src, no emulator)');
+  assert.deepEqual(
+    strays,
+    [],
+    'outside node_modules only package.json and the compiled connector (dist/src, no emulator)',
+  );
   // Nowhere in the image: our development tools, under any folder.
-  const forbidden = /\/(aci-connector\/)?(test|devcluster|bench|emulator)(\/|$)|\/src\/emulator\/|\/dist\/(test|devcluster|bench)\//;
+  const forbidden =
+    /\/(aci-connector\/)?(test|devcluster|bench|emulator)(\/|$)|\/src\/emulator\/|\/dist\/(test|devcluster|bench)\//;
   const ours = own.filter((f) => forbidden.test(f));
   assert.deepEqual(ours, [], 'no emulator, test, devcluster or bench files');
-  assert.ok(own.some((f) => f.startsWith('/app/dist/src/providers/aci/')), 'the ACI provider is there');
+  assert.ok(
+    own.some((f) => f.startsWith('/app/dist/src/providers/aci/')),
+    'the ACI provider is there',
+  );
 
   // node_modules is exactly package-lock.json's production tree.
-  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, LockEntry>;
+  };
   const installed = new Set(
     app
       .filter((f) => f.endsWith('/package.json') && f.startsWith('/app/node_modules/'))
       .map((f) => f.slice('/app/'.length, -'/package.json'.length))
       .filter((p) => Object.hasOwn(lock.packages, p)),
   );
-  const dev = Object.entries(lock.packages).filter(([p, e]) => p.startsWith('node_modules/') && e.dev === true).map(([p]) => p);
-  const prod = Object.entries(lock.packages).filter(([p, e]) => p.startsWith('node_modules/') && !e.dev && !e.optional && !e.devOptional).map(([p]) => p);
-  assert.ok(dev.length > 50 && prod.length > 50, `the lock file lists both trees (${dev.length} dev, ${prod.length} production)`);
-  assert.deepEqual(dev.filter((p) => installed.has(p)), [], 'no devDependency (or a package only they need) is installed');
-  assert.deepEqual(prod.filter((p) => !installed.has(p)), [], 'every production package is installed');
-  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-  for (const name of Object.keys(pkg.dependencies)) assert.ok(installed.has(`node_modules/${name}`), `dependency ${name} is installed`);
+  const dev = Object.entries(lock.packages)
+    .filter(([p, e]) => p.startsWith('node_modules/') && e.dev === true)
+    .map(([p]) => p);
+  const prod = Object.entries(lock.packages)
+    .filter(([p, e]) => p.startsWith('node_modules/') && !e.dev && !e.optional && !e.devOptional)
+    .map(([p]) => p);
+  assert.ok(
+    dev.length > 50 && prod.length > 50,
+    `the lock file lists both trees (${dev.length} dev, ${prod.length} production)`,
+  );
+  assert.deepEqual(
+    dev.filter((p) => installed.has(p)),
+    [],
+    'no devDependency (or a package only they need) is installed',
+  );
+  assert.deepEqual(
+    prod.filter((p) => !installed.has(p)),
+    [],
+    'every production package is installed',
+  );
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
+  for (const name of Object.keys(pkg.dependencies))
+    assert.ok(installed.has(`node_modules/${name}`), `dependency ${name} is installed`);
   for (const name of Object.keys(pkg.devDependencies)) {
-    if (lock.packages[`node_modules/${name}`]?.dev) assert.ok(!installed.has(`node_modules/${name}`), `devDependency ${name} is not installed`);
+    if (lock.packages[`node_modules/${name}`]?.dev)
+      assert.ok(!installed.has(`node_modules/${name}`), `devDependency ${name} is not installed`);
   }
   // No npm or TypeScript toolchain shipped with the connector.
-  assert.equal(files.some((f) => /\/node_modules\/(typescript|eslint|npm)\/package\.json$/.test(f)), false, 'no typescript, eslint or npm');
+  assert.equal(
+    files.some((f) => /\/node_modules\/(typescript|eslint|npm)\/package\.json$/.test(f)),
+    false,
+    'no typescript, eslint or npm',
+  );
   console.log(`# image files: ${files.length}, of them /app: ${app.length}, production packages: ${installed.size}`);
 });
 
@@ -144,7 +188,12 @@ async function credentials(nodeName: string): Promise<{ dir: string; envFile: st
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'dev', cluster: { server: cluster.server, 'certificate-authority-data': b64(cluster.caCert) } }],
-    users: [{ name: nodeUser(nodeName), user: { 'client-certificate-data': b64(user.certFile), 'client-key-data': b64(user.keyFile) } }],
+    users: [
+      {
+        name: nodeUser(nodeName),
+        user: { 'client-certificate-data': b64(user.certFile), 'client-key-data': b64(user.keyFile) },
+      },
+    ],
     contexts: [{ name: 'dev', context: { cluster: 'dev', user: nodeUser(nodeName) } }],
     'current-context': 'dev',
   };
@@ -156,7 +205,12 @@ async function credentials(nodeName: string): Promise<{ dir: string; envFile: st
   write('emulator-ca.crt', aci.emu.caPem);
   const env = { ...azureEnv(aci.emu, RG), ACI_CA_FILE: '/creds/emulator-ca.crt' };
   const envFile = join(dir, 'azure.env');
-  write('azure.env', Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  write(
+    'azure.env',
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n') + '\n',
+  );
   chmodSync(dir, 0o755);
   return { dir, envFile };
 }
@@ -178,13 +232,39 @@ test('run with podman against the dev cluster and the emulator, the image regist
   });
   // Host network: the API server and the emulator listen on the host's loopback.
   await podman.run([
-    'run', '-d', '--name', name, '--network', 'host',
-    '-v', `${creds.dir}:/creds:ro`, '--env-file', creds.envFile,
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    'host',
+    '-v',
+    `${creds.dir}:/creds:ro`,
+    '--env-file',
+    creds.envFile,
     image().image,
-    '--provider', 'aci', '--kubeconfig', '/creds/kubeconfig', '--node-name', nodeName, '--node-ip', '127.0.0.1',
-    '--kubelet-address', '127.0.0.1', '--kubelet-port', String(kubeletPort),
-    '--kubelet-tls-cert', '/creds/kubelet.crt', '--kubelet-tls-key', '/creds/kubelet.key', '--kubelet-client-ca', '/creds/cluster-ca.crt',
-    '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort),
+    '--provider',
+    'aci',
+    '--kubeconfig',
+    '/creds/kubeconfig',
+    '--node-name',
+    nodeName,
+    '--node-ip',
+    '127.0.0.1',
+    '--kubelet-address',
+    '127.0.0.1',
+    '--kubelet-port',
+    String(kubeletPort),
+    '--kubelet-tls-cert',
+    '/creds/kubelet.crt',
+    '--kubelet-tls-key',
+    '/creds/kubelet.key',
+    '--kubelet-client-ca',
+    '/creds/cluster-ca.crt',
+    '--metrics-address',
+    '127.0.0.1',
+    '--metrics-port',
+    String(metricsPort),
   ]);
 
   const running = async () => {
@@ -194,26 +274,42 @@ test('run with podman against the dev cluster and the emulator, the image regist
       throw new Error(`the connector container is ${state}:\n${logs.stdout}${logs.stderr}`);
     }
   };
-  const node = await waitFor('the image’s node Ready', async () => {
-    await running();
-    const n = await core.readNode({ name: nodeName }).catch(() => undefined);
-    return n?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? n : undefined;
-  }, { timeoutMs: 120_000 });
+  const node = await waitFor(
+    'the image’s node Ready',
+    async () => {
+      await running();
+      const n = await core.readNode({ name: nodeName }).catch(() => undefined);
+      return n?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? n : undefined;
+    },
+    { timeoutMs: 120_000 },
+  );
   assert.equal(node.metadata?.labels?.type, 'virtual-kubelet');
-  assert.ok(node.spec?.taints?.some((x) => x.key === 'azure.com/aci' && x.effect === 'NoSchedule'), 'the ACI taint');
+  assert.ok(
+    node.spec?.taints?.some((x) => x.key === 'azure.com/aci' && x.effect === 'NoSchedule'),
+    'the ACI taint',
+  );
 
   // The README's tolerations example, placed on this node by the real scheduler.
   await core.createNamespacedPod({
     namespace: ns,
-    body: { metadata: { name: 'nginx' }, spec: { ...placeOn(nodeName), containers: [{ name: 'nginx', image: 'nginx', ports: [{ containerPort: 80 }] }] } },
+    body: {
+      metadata: { name: 'nginx' },
+      spec: { ...placeOn(nodeName), containers: [{ name: 'nginx', image: 'nginx', ports: [{ containerPort: 80 }] }] },
+    },
   });
-  const pod = await waitFor('the pod Running on the image’s node', async () => {
-    await running();
-    const p = await core.readNamespacedPod({ name: 'nginx', namespace: ns });
-    return p.status?.phase === 'Running' ? p : undefined;
-  }, { timeoutMs: 120_000 });
+  const pod = await waitFor(
+    'the pod Running on the image’s node',
+    async () => {
+      await running();
+      const p = await core.readNamespacedPod({ name: 'nginx', namespace: ns });
+      return p.status?.phase === 'Running' ? p : undefined;
+    },
+    { timeoutMs: 120_000 },
+  );
   assert.equal(pod.spec?.nodeName, nodeName);
-  const groups = (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.nodeName] === nodeName && g.tags?.[ACI_TAGS.namespace] === ns);
+  const groups = (await aci.inspector.arm.listGroups()).filter(
+    (g) => g.tags?.[ACI_TAGS.nodeName] === nodeName && g.tags?.[ACI_TAGS.namespace] === ns,
+  );
   assert.equal(groups.length, 1, 'one container group in the emulator for the pod');
   assert.equal(pod.status?.podIP, (await aci.inspector.arm.getGroup(groups[0]!.name!))?.ipAddress?.ip);
 

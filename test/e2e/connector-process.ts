@@ -95,7 +95,10 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
     cluster.caCert,
     ...(opts.extraArgs ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...fileEnv, ...opts.env, ACI_TEST_RUN_DIR: cluster.runDir } });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...fileEnv, ...opts.env, ACI_TEST_RUN_DIR: cluster.runDir },
+  });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -150,7 +153,11 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
 }
 
 /** A pod bound straight to the node (no scheduler involved). */
-export function boundPod(nodeName: string, name: string, extra: Partial<V1Pod> & { annotations?: Record<string, string> } = {}): V1Pod {
+export function boundPod(
+  nodeName: string,
+  name: string,
+  extra: Partial<V1Pod> & { annotations?: Record<string, string> } = {},
+): V1Pod {
   const { annotations, ...rest } = extra;
   return {
     apiVersion: 'v1',

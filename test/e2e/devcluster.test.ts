@@ -34,14 +34,23 @@ test('the real scheduler and controller-manager run a Deployment onto a node obj
   await core.createNode({
     body: {
       metadata: { name: nodeName, labels: { 'kubernetes.io/hostname': nodeName, 'devcluster-test': ns } },
-      status: { capacity: { cpu: '8', memory: '16Gi', pods: '110' }, allocatable: { cpu: '8', memory: '16Gi', pods: '110' } },
+      status: {
+        capacity: { cpu: '8', memory: '16Gi', pods: '110' },
+        allocatable: { cpu: '8', memory: '16Gi', pods: '110' },
+      },
     },
   });
   t.after(() => core.deleteNode({ name: nodeName }).catch(() => undefined));
   await core.patchNodeStatus(
     {
       name: nodeName,
-      body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'Test', message: 'fake node', lastHeartbeatTime: new Date() }] } },
+      body: {
+        status: {
+          conditions: [
+            { type: 'Ready', status: 'True', reason: 'Test', message: 'fake node', lastHeartbeatTime: new Date() },
+          ],
+        },
+      },
     },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
   );
@@ -68,7 +77,9 @@ test('the real scheduler and controller-manager run a Deployment onto a node obj
 
   const rs = await waitFor('a ReplicaSet owned by the Deployment', async () => {
     const list = await apps.listNamespacedReplicaSet({ namespace: ns });
-    return list.items.find((r) => r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === 'web'));
+    return list.items.find((r) =>
+      r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === 'web'),
+    );
   });
   assert.equal(rs.spec?.replicas, 3);
 

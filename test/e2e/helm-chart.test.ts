@@ -19,7 +19,8 @@ const { helm, dispose } = isolatedHelm();
 after(dispose);
 
 // The original chart's documented line, with a distinct value per setting.
-const SEED_SET = 'env.azureClientId=A,env.azureClientKey=B,env.azureTenantId=C,env.azureSubscriptionId=D,env.aciResourceGroup=E,env.aciRegion=F';
+const SEED_SET =
+  'env.azureClientId=A,env.azureClientKey=B,env.azureTenantId=C,env.azureSubscriptionId=D,env.aciResourceGroup=E,env.aciRegion=F';
 const SEED_ENV = {
   AZURE_CLIENT_ID: 'A',
   AZURE_CLIENT_KEY: 'B',
@@ -43,7 +44,9 @@ function docs(yamlText: string): Obj[] {
 }
 
 async function render(args: string[], namespace = 'kube-system'): Promise<Obj[]> {
-  return docs(ok(await helm(['template', 'aci-connector', chartDir, '--namespace', namespace, ...args]), 'helm template'));
+  return docs(
+    ok(await helm(['template', 'aci-connector', chartDir, '--namespace', namespace, ...args]), 'helm template'),
+  );
 }
 
 function only<T extends Obj = Obj>(objs: Obj[], kind: string): T {
@@ -90,7 +93,11 @@ function container(dep: k8s.V1Deployment): k8s.V1Container {
 
 async function kubectl(args: string[], input?: string): Promise<RunResult> {
   const { binDir, kubeconfig } = testCluster();
-  return runProgram(join(binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], input === undefined ? {} : { input });
+  return runProgram(
+    join(binDir, 'kubectl'),
+    ['--kubeconfig', kubeconfig, ...args],
+    input === undefined ? {} : { input },
+  );
 }
 
 test('helm is the pinned version, built once and reused', async () => {
@@ -109,7 +116,10 @@ test('helm lint passes: as shipped, with the original values and with an existin
   assert.match(plain, /1 chart\(s\) linted, 0 chart\(s\) failed/);
   const seed = ok(await helm(['lint', '--strict', chartDir, '--set', SEED_SET]), 'helm lint');
   assert.match(seed, /1 chart\(s\) linted, 0 chart\(s\) failed/);
-  const existing = ok(await helm(['lint', '--strict', chartDir, '--set', 'credentials.existingSecret=azure']), 'helm lint');
+  const existing = ok(
+    await helm(['lint', '--strict', chartDir, '--set', 'credentials.existingSecret=azure']),
+    'helm lint',
+  );
   assert.match(existing, /0 chart\(s\) failed/);
 });
 
@@ -120,16 +130,29 @@ test("the original chart's --set env.… line renders a Secret and a Deployment 
   const dep = only<k8s.V1Deployment>(objs, 'Deployment');
   assert.deepEqual(connectorEnv(dep, [secret]), SEED_ENV);
   // The credentials travel in the Secret, not in the Deployment's spec.
-  assert.deepEqual(secretValues(secret), { AZURE_CLIENT_ID: 'A', AZURE_CLIENT_KEY: 'B', AZURE_TENANT_ID: 'C', AZURE_SUBSCRIPTION_ID: 'D', ACI_RESOURCE_GROUP: 'E' });
+  assert.deepEqual(secretValues(secret), {
+    AZURE_CLIENT_ID: 'A',
+    AZURE_CLIENT_KEY: 'B',
+    AZURE_TENANT_ID: 'C',
+    AZURE_SUBSCRIPTION_ID: 'D',
+    ACI_RESOURCE_GROUP: 'E',
+  });
   assert.doesNotMatch(JSON.stringify(dep), /"value":"B"/);
 
   // The real API server validates and defaults every object (the ClusterRole too) without storing any.
-  const manifest = ok(await helm(['template', 'aci-connector', chartDir, '--namespace', ns, '--set', SEED_SET]), 'helm template');
+  const manifest = ok(
+    await helm(['template', 'aci-connector', chartDir, '--namespace', ns, '--set', SEED_SET]),
+    'helm template',
+  );
   const applied = await kubectl(['apply', '--dry-run=server', '-o', 'json', '-f', '-'], manifest);
   assert.equal(applied.code, 0, `kubectl apply --dry-run=server: ${applied.stderr}`);
   const items = (JSON.parse(applied.stdout) as { items: Obj[] }).items;
   assert.deepEqual(items.map(ref).sort(), objs.map(ref).sort(), 'the server returns every rendered object');
-  assert.ok(['Deployment', 'Secret', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].every((k) => items.some((o) => o.kind === k)));
+  assert.ok(
+    ['Deployment', 'Secret', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].every((k) =>
+      items.some((o) => o.kind === k),
+    ),
+  );
   const serverSecret = only<k8s.V1Secret>(items, 'Secret');
   const serverDep = only<k8s.V1Deployment>(items, 'Deployment');
   assert.equal(serverDep.metadata?.namespace, ns);
@@ -182,11 +205,20 @@ test('a misspelt value is a schema error, at every level', async () => {
 
 test('contradictory or missing settings fail with a message naming them', async () => {
   assert.match(await refused([]), /needs a subscription and a resource group: set credentials\.existingSecret/);
-  assert.match(await refused(['--set', `${SEED_SET},credentials.clientId=Z`]), /credentials\.clientId and env\.azureClientId name the same setting/);
-  assert.match(await refused(['--set', `${SEED_SET},region=westus`]), /region and env\.aciRegion name the same setting/);
+  assert.match(
+    await refused(['--set', `${SEED_SET},credentials.clientId=Z`]),
+    /credentials\.clientId and env\.azureClientId name the same setting/,
+  );
+  assert.match(
+    await refused(['--set', `${SEED_SET},region=westus`]),
+    /region and env\.aciRegion name the same setting/,
+  );
   const mixed = await refused(['--set', 'credentials.existingSecret=s,env.azureClientKey=B']);
   assert.match(mixed, /credentials\.existingSecret is set.*AZURE_CLIENT_KEY/);
-  assert.match(await refused(['--set', 'env.azureClientKey=B,env.azureSubscriptionId=D,env.aciResourceGroup=E']), /only usable with the client id and tenant id/);
+  assert.match(
+    await refused(['--set', 'env.azureClientKey=B,env.azureSubscriptionId=D,env.aciResourceGroup=E']),
+    /only usable with the client id and tenant id/,
+  );
   assert.match(await refused(['--set', `${SEED_SET},replicas=2`]), /replicas/);
   // A secret value is never echoed in an error.
   assert.doesNotMatch(mixed, /\bB\b/);
@@ -195,13 +227,20 @@ test('contradictory or missing settings fail with a message naming them', async 
 test('replicas, resources, node name, taints, extra args, image and placement are values', async (t) => {
   const ns = await freshNamespace(t, 'helm-values');
   const args = [
-    '--set', 'credentials.existingSecret=azure',
-    '--set', 'replicas=0,nodeName=virtual-aci-1,taints={example.com/a=b:NoExecute,example.com/c:NoSchedule}',
-    '--set', 'image.repository=registry.example/aci-connector,image.tag=canary,image.pullPolicy=Always',
-    '--set', 'resources.requests.cpu=250m,resources.limits.memory=1Gi',
-    '--set', 'extraArgs={--kubelet-address=0.0.0.0,--log-level=debug}',
-    '--set', 'extraEnv[0].name=ACI_ARM_ENDPOINT,extraEnv[0].value=https://arm.example',
-    '--set', 'nodeSelector.pool=system,tolerations[0].key=CriticalAddonsOnly,tolerations[0].operator=Exists',
+    '--set',
+    'credentials.existingSecret=azure',
+    '--set',
+    'replicas=0,nodeName=virtual-aci-1,taints={example.com/a=b:NoExecute,example.com/c:NoSchedule}',
+    '--set',
+    'image.repository=registry.example/aci-connector,image.tag=canary,image.pullPolicy=Always',
+    '--set',
+    'resources.requests.cpu=250m,resources.limits.memory=1Gi',
+    '--set',
+    'extraArgs={--kubelet-address=0.0.0.0,--log-level=debug}',
+    '--set',
+    'extraEnv[0].name=ACI_ARM_ENDPOINT,extraEnv[0].value=https://arm.example',
+    '--set',
+    'nodeSelector.pool=system,tolerations[0].key=CriticalAddonsOnly,tolerations[0].operator=Exists',
   ];
   const dep = only<k8s.V1Deployment>(await render(args, ns), 'Deployment');
   const c = container(dep);
@@ -210,14 +249,25 @@ test('replicas, resources, node name, taints, extra args, image and placement ar
   assert.equal(c.imagePullPolicy, 'Always');
   assert.deepEqual(c.resources, { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '1Gi' } });
   assert.ok(c.args?.includes('--node-name=virtual-aci-1'));
-  assert.deepEqual(c.args?.filter((a) => a.startsWith('--taint=')), ['--taint=example.com/a=b:NoExecute', '--taint=example.com/c:NoSchedule']);
+  assert.deepEqual(
+    c.args?.filter((a) => a.startsWith('--taint=')),
+    ['--taint=example.com/a=b:NoExecute', '--taint=example.com/c:NoSchedule'],
+  );
   assert.deepEqual(c.args?.slice(-2), ['--kubelet-address=0.0.0.0', '--log-level=debug']);
-  assert.deepEqual(c.env?.find((e) => e.name === 'ACI_ARM_ENDPOINT'), { name: 'ACI_ARM_ENDPOINT', value: 'https://arm.example' });
+  assert.deepEqual(
+    c.env?.find((e) => e.name === 'ACI_ARM_ENDPOINT'),
+    { name: 'ACI_ARM_ENDPOINT', value: 'https://arm.example' },
+  );
   assert.deepEqual(dep.spec?.template.spec?.nodeSelector, { pool: 'system' });
   assert.deepEqual(dep.spec?.template.spec?.tolerations, [{ key: 'CriticalAddonsOnly', operator: 'Exists' }]);
 
-  const noTaints = container(only<k8s.V1Deployment>(await render(['--set', 'credentials.existingSecret=azure,taints=null']), 'Deployment'));
-  assert.deepEqual(noTaints.args?.filter((a) => a.startsWith('--taint')), ['--taint=none']);
+  const noTaints = container(
+    only<k8s.V1Deployment>(await render(['--set', 'credentials.existingSecret=azure,taints=null']), 'Deployment'),
+  );
+  assert.deepEqual(
+    noTaints.args?.filter((a) => a.startsWith('--taint')),
+    ['--taint=none'],
+  );
 
   const manifest = ok(await helm(['template', 'aci-connector', chartDir, '--namespace', ns, ...args]), 'helm template');
   const applied = await kubectl(['apply', '--dry-run=server', '-f', '-'], manifest);
@@ -225,12 +275,18 @@ test('replicas, resources, node name, taints, extra args, image and placement ar
 });
 
 test('workload identity: the ServiceAccount names the identity, the pod asks for the token, no client secret', async () => {
-  const objs = await render(['--set', 'workloadIdentity.enabled=true,workloadIdentity.clientId=11111111-2222-3333-4444-555555555555,env.azureSubscriptionId=D,env.aciResourceGroup=E']);
+  const objs = await render([
+    '--set',
+    'workloadIdentity.enabled=true,workloadIdentity.clientId=11111111-2222-3333-4444-555555555555,env.azureSubscriptionId=D,env.aciResourceGroup=E',
+  ]);
   const sa = only<k8s.V1ServiceAccount>(objs, 'ServiceAccount');
   assert.equal(sa.metadata?.annotations?.['azure.workload.identity/client-id'], '11111111-2222-3333-4444-555555555555');
   const dep = only<k8s.V1Deployment>(objs, 'Deployment');
   assert.equal(dep.spec?.template.metadata?.labels?.['azure.workload.identity/use'], 'true');
-  assert.deepEqual(secretValues(only<k8s.V1Secret>(objs, 'Secret')), { AZURE_SUBSCRIPTION_ID: 'D', ACI_RESOURCE_GROUP: 'E' });
+  assert.deepEqual(secretValues(only<k8s.V1Secret>(objs, 'Secret')), {
+    AZURE_SUBSCRIPTION_ID: 'D',
+    ACI_RESOURCE_GROUP: 'E',
+  });
   assert.match(await refused(['--set', `workloadIdentity.enabled=true,${SEED_SET}`]), /workloadIdentity\.enabled/);
 });
 
@@ -254,27 +310,58 @@ test('helm install creates the objects in the dev cluster, and helm uninstall re
   t.after(() => helm(['uninstall', release, '--namespace', ns, '--kubeconfig', kubeconfig]));
 
   // A misspelt value installs nothing.
-  const bad = await helm(['install', release, chartDir, '--namespace', ns, '--kubeconfig', kubeconfig, '--set', `${SEED_SET},env.azureClientID=x`]);
+  const bad = await helm([
+    'install',
+    release,
+    chartDir,
+    '--namespace',
+    ns,
+    '--kubeconfig',
+    kubeconfig,
+    '--set',
+    `${SEED_SET},env.azureClientID=x`,
+  ]);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /azureClientID/);
   assert.equal((await apps.listNamespacedDeployment({ namespace: ns })).items.length, 0);
-  assert.equal(ok(await helm(['list', '--namespace', ns, '--kubeconfig', kubeconfig, '--short']), 'helm list').trim(), '');
+  assert.equal(
+    ok(await helm(['list', '--namespace', ns, '--kubeconfig', kubeconfig, '--short']), 'helm list').trim(),
+    '',
+  );
 
   // No node carries this label, so the connector's pod stays Pending wherever this suite runs.
   const values = ['--set', SEED_SET, '--set', `nodeSelector.helm-test=${ns}`];
-  ok(await helm(['install', release, chartDir, '--namespace', ns, '--kubeconfig', kubeconfig, ...values]), 'helm install');
-  const status = JSON.parse(ok(await helm(['status', release, '--namespace', ns, '--kubeconfig', kubeconfig, '-o', 'json']), 'helm status')) as { info: { status: string } };
+  ok(
+    await helm(['install', release, chartDir, '--namespace', ns, '--kubeconfig', kubeconfig, ...values]),
+    'helm install',
+  );
+  const status = JSON.parse(
+    ok(await helm(['status', release, '--namespace', ns, '--kubeconfig', kubeconfig, '-o', 'json']), 'helm status'),
+  ) as { info: { status: string } };
   assert.equal(status.info.status, 'deployed');
 
   // Every object the chart renders with these values is in the cluster (RBAC objects included, whatever their number).
   const rendered = docs(ok(await helm(['template', release, chartDir, '--namespace', ns, ...values]), 'helm template'));
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-  const header = (o: Obj) => ({ apiVersion: o.apiVersion ?? '', kind: o.kind ?? '', metadata: { name: o.metadata?.name ?? '', ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}) } });
+  const header = (o: Obj) => ({
+    apiVersion: o.apiVersion ?? '',
+    kind: o.kind ?? '',
+    metadata: { name: o.metadata?.name ?? '', ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}) },
+  });
   assert.ok(rendered.length >= 5, `the chart renders its objects (${rendered.map(ref).join(', ')})`);
   for (const o of rendered) {
     const live = await objects.read(header(o));
-    assert.equal(live.metadata?.annotations?.['meta.helm.sh/release-name'], release, `${ref(o)} belongs to the release`);
-    if (o.kind === 'ClusterRole') assert.deepEqual(JSON.parse(JSON.stringify((live as k8s.V1ClusterRole).rules)), (o as k8s.V1ClusterRole).rules, `${ref(o)} has the chart's rules`);
+    assert.equal(
+      live.metadata?.annotations?.['meta.helm.sh/release-name'],
+      release,
+      `${ref(o)} belongs to the release`,
+    );
+    if (o.kind === 'ClusterRole')
+      assert.deepEqual(
+        JSON.parse(JSON.stringify((live as k8s.V1ClusterRole).rules)),
+        (o as k8s.V1ClusterRole).rules,
+        `${ref(o)} has the chart's rules`,
+      );
   }
 
   const secret = await core.readNamespacedSecret({ name: `${release}-credentials`, namespace: ns });
@@ -285,12 +372,21 @@ test('helm install creates the objects in the dev cluster, and helm uninstall re
   assert.deepEqual(dep.spec?.template.spec?.nodeSelector, { 'helm-test': ns });
   await core.readNamespacedServiceAccount({ name: release, namespace: ns });
   const binding = await rbac.readClusterRoleBinding({ name: release });
-  assert.deepEqual(binding.subjects?.map((x) => ({ kind: x.kind, name: x.name, namespace: x.namespace })), [{ kind: 'ServiceAccount', name: release, namespace: ns }]);
+  assert.deepEqual(
+    binding.subjects?.map((x) => ({ kind: x.kind, name: x.name, namespace: x.namespace })),
+    [{ kind: 'ServiceAccount', name: release, namespace: ns }],
+  );
   assert.equal(binding.roleRef.name, release);
   // The controller-manager acts on it: a ReplicaSet and a pod waiting for a node.
-  await waitFor('a pod of the release', async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${release}` })).items.length === 1);
+  await waitFor(
+    'a pod of the release',
+    async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${release}` })).items.length === 1,
+  );
 
   ok(await helm(['uninstall', release, '--namespace', ns, '--kubeconfig', kubeconfig, '--wait']), 'helm uninstall');
   for (const o of rendered) await gone(ref(o), () => objects.read(header(o)));
-  assert.equal(ok(await helm(['list', '--namespace', ns, '--kubeconfig', kubeconfig, '--all', '--short']), 'helm list').trim(), '');
+  assert.equal(
+    ok(await helm(['list', '--namespace', ns, '--kubeconfig', kubeconfig, '--all', '--short']), 'helm list').trim(),
+    '',
+  );
 });

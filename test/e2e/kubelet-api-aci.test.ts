@@ -18,7 +18,9 @@ before(async () => {
     simulated: {
       pullMs: 20,
       startMs: 20,
-      rules: [{ image: 'registry.example/talker:1', fate: { kind: 'runs', logs: ['line one', 'line two', 'line three'] } }],
+      rules: [
+        { image: 'registry.example/talker:1', fate: { kind: 'runs', logs: ['line one', 'line two', 'line three'] } },
+      ],
     },
   });
   // The connector child process inherits these.
@@ -35,9 +37,16 @@ test('with the ACI provider: kubectl logs and exec reach the container group', a
   const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
   await core().createNamespacedPod({
     namespace: ns,
-    body: boundPod(h.nodeName, 'talker', { spec: { containers: [{ name: 'main', image: 'registry.example/talker:1', env: [{ name: 'COLOR', value: 'blue' }] }] } }),
+    body: boundPod(h.nodeName, 'talker', {
+      spec: {
+        containers: [{ name: 'main', image: 'registry.example/talker:1', env: [{ name: 'COLOR', value: 'blue' }] }],
+      },
+    }),
   });
-  await waitFor('talker Running', async () => (await core().readNamespacedPod({ name: 'talker', namespace: ns })).status?.phase === 'Running');
+  await waitFor(
+    'talker Running',
+    async () => (await core().readNamespacedPod({ name: 'talker', namespace: ns })).status?.phase === 'Running',
+  );
 
   const logs = await waitFor('the container log', async () => {
     const r = await kubectl(['-n', ns, 'logs', 'talker']);

@@ -40,11 +40,25 @@ function tlsOf(who: Credentials): { cert?: string; key?: string; headers: Record
 }
 
 /** One HTTPS request to 127.0.0.1:port, trusting the dev cluster's CA. */
-export function call(port: number, path: string, who: Credentials, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+export function call(
+  port: number,
+  path: string,
+  who: Credentials,
+  opts: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const t = tlsOf(who);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', ca: clusterCa(), cert: t.cert, key: t.key, headers: { ...t.headers, ...opts.headers } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: opts.method ?? 'GET',
+        ca: clusterCa(),
+        cert: t.cert,
+        key: t.key,
+        headers: { ...t.headers, ...opts.headers },
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -73,7 +87,12 @@ export function spdyUpgrade(port: number, path: string, who: Credentials): Promi
 export type WsResult = { refused: number; body: string } | { stdout: string; status: string };
 
 /** A WebSocket (v5.channel.k8s.io) exec straight to the kubelet port: its stdout and status, or the refusal. */
-export function wsExec(port: number, path: string, who: Credentials, opts: { tokenInProtocol?: boolean } = {}): Promise<WsResult> {
+export function wsExec(
+  port: number,
+  path: string,
+  who: Credentials,
+  opts: { tokenInProtocol?: boolean } = {},
+): Promise<WsResult> {
   const t = tlsOf(who);
   const protocols = ['v5.channel.k8s.io'];
   const headers = { ...t.headers };
@@ -81,7 +100,12 @@ export function wsExec(port: number, path: string, who: Credentials, opts: { tok
     protocols.push(`base64url.bearer.authorization.k8s.io.${Buffer.from(who.token).toString('base64url')}`);
     delete headers.Authorization;
   }
-  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, protocols, { ca: clusterCa(), cert: t.cert, key: t.key, headers });
+  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, protocols, {
+    ca: clusterCa(),
+    cert: t.cert,
+    key: t.key,
+    headers,
+  });
   return new Promise((resolve, reject) => {
     let stdout = '';
     let status = '';
@@ -109,7 +133,10 @@ export function wsExec(port: number, path: string, who: Credentials, opts: { tok
  * controller-manager with the cluster CA. Any cluster member able to get a CSR
  * approved holds one of these.
  */
-export async function clusterIssuedCertificate(t: TestContext, commonName: string): Promise<{ cert: string; key: string }> {
+export async function clusterIssuedCertificate(
+  t: TestContext,
+  commonName: string,
+): Promise<{ cert: string; key: string }> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
@@ -118,7 +145,10 @@ export async function clusterIssuedCertificate(t: TestContext, commonName: strin
     signingAlgorithm: alg,
   });
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const key = `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END PRIVATE KEY-----\n`;
+  const key = `-----BEGIN PRIVATE KEY-----\n${der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trimEnd()}\n-----END PRIVATE KEY-----\n`;
 
   const certs = adminKubeConfig().makeApiClient(k8s.CertificatesV1Api);
   const name = `${commonName}-${Math.random().toString(36).slice(2, 8)}`;
@@ -133,15 +163,28 @@ export async function clusterIssuedCertificate(t: TestContext, commonName: strin
       },
     },
   });
-  t.after(() => certs.deleteCertificateSigningRequest({ name }).then(() => undefined, () => undefined));
+  t.after(() =>
+    certs.deleteCertificateSigningRequest({ name }).then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
   const approved = await kubectl(['certificate', 'approve', name]);
   if (approved.code !== 0) throw new Error(`kubectl certificate approve: ${approved.stderr}`);
-  const issued = await waitFor(`the controller-manager to sign CSR ${name}`, async () => (await certs.readCertificateSigningRequest({ name })).status?.certificate);
+  const issued = await waitFor(
+    `the controller-manager to sign CSR ${name}`,
+    async () => (await certs.readCertificateSigningRequest({ name })).status?.certificate,
+  );
   return { cert: Buffer.from(issued, 'base64').toString('utf8'), key };
 }
 
 /** A ServiceAccount in `namespace`, optionally bound cluster-wide to `rules`, and a token for it (TokenRequest). */
-export async function serviceAccountToken(t: TestContext, namespace: string, name: string, rules?: k8s.V1PolicyRule[]): Promise<{ token: string; username: string }> {
+export async function serviceAccountToken(
+  t: TestContext,
+  namespace: string,
+  name: string,
+  rules?: k8s.V1PolicyRule[],
+): Promise<{ token: string; username: string }> {
   const kc = adminKubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
@@ -150,7 +193,12 @@ export async function serviceAccountToken(t: TestContext, namespace: string, nam
   if (rules) {
     const role = `${namespace}-${name}`;
     await rbac.createClusterRole({ body: { metadata: { name: role }, rules } });
-    t.after(() => rbac.deleteClusterRole({ name: role }).then(() => undefined, () => undefined));
+    t.after(() =>
+      rbac.deleteClusterRole({ name: role }).then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
     await rbac.createClusterRoleBinding({
       body: {
         metadata: { name: role },
@@ -158,9 +206,18 @@ export async function serviceAccountToken(t: TestContext, namespace: string, nam
         subjects: [{ kind: 'ServiceAccount', name, namespace }],
       },
     });
-    t.after(() => rbac.deleteClusterRoleBinding({ name: role }).then(() => undefined, () => undefined));
+    t.after(() =>
+      rbac.deleteClusterRoleBinding({ name: role }).then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
   }
-  const tr = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const tr = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const token = tr.status?.token;
   if (!token) throw new Error('TokenRequest returned no token');
   return { token, username };
@@ -171,10 +228,16 @@ export async function serviceAccountToken(t: TestContext, namespace: string, nam
  * node attributes, so the connector's first review cannot race the RBAC cache
  * (a denial would then be cached for 30 s).
  */
-export async function waitUntilAllowed(username: string, groups: string[], attrs: k8s.V1ResourceAttributes): Promise<void> {
+export async function waitUntilAllowed(
+  username: string,
+  groups: string[],
+  attrs: k8s.V1ResourceAttributes,
+): Promise<void> {
   const authz = adminKubeConfig().makeApiClient(k8s.AuthorizationV1Api);
   await waitFor(`RBAC to allow ${username} ${attrs.verb ?? ''} nodes/${attrs.subresource ?? ''}`, async () => {
-    const r = await authz.createSubjectAccessReview({ body: { spec: { user: username, groups, resourceAttributes: attrs } } });
+    const r = await authz.createSubjectAccessReview({
+      body: { spec: { user: username, groups, resourceAttributes: attrs } },
+    });
     return r.status?.allowed === true;
   });
 }

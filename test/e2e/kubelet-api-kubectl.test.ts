@@ -16,7 +16,10 @@ import { kubectl, runProgram } from './kubelet-api-support.js';
 async function runningPod(h: ConnectorHandle, ns: string, name: string, extra: Partial<V1Pod> = {}): Promise<void> {
   const pod = boundPod(h.nodeName, name, extra);
   await core().createNamespacedPod({ namespace: ns, body: pod });
-  await waitFor(`pod ${ns}/${name} Running`, async () => (await core().readNamespacedPod({ name, namespace: ns })).status?.phase === 'Running');
+  await waitFor(
+    `pod ${ns}/${name} Running`,
+    async () => (await core().readNamespacedPod({ name, namespace: ns })).status?.phase === 'Running',
+  );
 }
 
 async function kubeletPort(h: ConnectorHandle): Promise<number> {
@@ -67,11 +70,16 @@ test('kubectl logs, exec and attach through the API server reach the node’s ku
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hi\n');
     // The API server spoke SPDY to the kubelet API (it translates kubectl's WebSocket).
-    assert.match(h.output(), /"protocol":"v4\.channel\.k8s\.io"[^\n]*"msg":"streaming session started"|"msg":"streaming session started"[^\n]*"protocol":"v4\.channel\.k8s\.io"/);
+    assert.match(
+      h.output(),
+      /"protocol":"v4\.channel\.k8s\.io"[^\n]*"msg":"streaming session started"|"msg":"streaming session started"[^\n]*"protocol":"v4\.channel\.k8s\.io"/,
+    );
   });
 
   await t.test('kubectl exec with SPDY all the way (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)', async () => {
-    const r = await kubectl(['-n', ns, 'exec', 'app', '--', 'echo', 'over', 'spdy'], { env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } });
+    const r = await kubectl(['-n', ns, 'exec', 'app', '--', 'echo', 'over', 'spdy'], {
+      env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'over spdy\n');
   });
@@ -91,7 +99,9 @@ test('kubectl logs, exec and attach through the API server reach the node’s ku
   await t.test('an exec that exits non-zero makes kubectl exit with that code; stderr goes to stderr', async () => {
     const r = await kubectl(['-n', ns, 'exec', 'app', '--', 'sh', '-c', 'exit 3']);
     assert.equal(r.code, 3, r.stderr);
-    const spdy = await kubectl(['-n', ns, 'exec', 'app', '--', 'exit', '42'], { env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } });
+    const spdy = await kubectl(['-n', ns, 'exec', 'app', '--', 'exit', '42'], {
+      env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+    });
     assert.equal(spdy.code, 42, spdy.stderr);
     const err = await kubectl(['-n', ns, 'exec', 'app', '--', 'echoerr', 'oops']);
     assert.equal(err.code, 0, err.stderr);

@@ -10,7 +10,11 @@ export interface Run {
 }
 
 /** Runs a program to completion (killed after 90 s), feeding it stdin. */
-export function runProgram(file: string, args: string[], opts: { stdin?: string | Buffer; env?: Record<string, string> } = {}): Promise<Run> {
+export function runProgram(
+  file: string,
+  args: string[],
+  opts: { stdin?: string | Buffer; env?: Record<string, string> } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     const out: Buffer[] = [];
@@ -29,7 +33,10 @@ export function runProgram(file: string, args: string[], opts: { stdin?: string 
 }
 
 /** kubectl with the admin kubeconfig of the dev cluster. */
-export function kubectl(args: string[], opts: { stdin?: string | Buffer; env?: Record<string, string> } = {}): Promise<Run> {
+export function kubectl(
+  args: string[],
+  opts: { stdin?: string | Buffer; env?: Record<string, string> } = {},
+): Promise<Run> {
   const c = testCluster();
   return runProgram(join(c.binDir, 'kubectl'), ['--kubeconfig', c.kubeconfig, '--request-timeout=60s', ...args], opts);
 }

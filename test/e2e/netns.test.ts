@@ -18,7 +18,10 @@ const exec = promisify(execFile);
 
 async function namespaces(): Promise<string[]> {
   const { stdout } = await exec('ip', ['netns', 'list']);
-  return stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
+  return stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(Boolean);
 }
 
 async function rootAddresses(): Promise<string> {

@@ -18,7 +18,14 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { CURRENT_FILE } from '../../src/core/node-credentials/index.js';
 import { adminKubeConfig, freshNamespace, testCluster, waitFor } from '../support/cluster.js';
-import { boundPod, CONNECTOR_MAIN, core, startConnector, uniqueNodeName, type ConnectorHandle } from './connector-process.js';
+import {
+  boundPod,
+  CONNECTOR_MAIN,
+  core,
+  startConnector,
+  uniqueNodeName,
+  type ConnectorHandle,
+} from './connector-process.js';
 
 const SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 
@@ -28,9 +35,20 @@ function rbac(): k8s.RbacAuthorizationV1Api {
 
 async function bindCluster(t: TestContext, name: string, role: string, subject: k8s.RbacV1Subject): Promise<void> {
   await rbac().createClusterRoleBinding({
-    body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role }, subjects: [subject] },
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [subject],
+    },
   });
-  t.after(() => rbac().deleteClusterRoleBinding({ name }).then(() => undefined, () => undefined));
+  t.after(() =>
+    rbac()
+      .deleteClusterRoleBinding({ name })
+      .then(
+        () => undefined,
+        () => undefined,
+      ),
+  );
 }
 
 /**
@@ -46,7 +64,11 @@ async function bootstrapKubeconfig(t: TestContext, dir: string): Promise<{ path:
   const subject = { kind: 'ServiceAccount', name: sa, namespace: ns };
   await bindCluster(t, `${ns}-bootstrapper`, 'system:node-bootstrapper', subject);
   await bindCluster(t, `${ns}-nodeclient`, 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', subject);
-  const tr = await api.createNamespacedServiceAccountToken({ name: sa, namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const tr = await api.createNamespacedServiceAccountToken({
+    name: sa,
+    namespace: ns,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const token = tr.status?.token ?? '';
   assert.ok(token, 'a ServiceAccount token');
   return { path: tokenKubeconfig(dir, token), user: `system:serviceaccount:${ns}:${sa}` };
@@ -112,10 +134,14 @@ function issuedSerial(csr: k8s.V1CertificateSigningRequest): string {
 }
 
 async function waitReady(nodeName: string): Promise<k8s.V1Node> {
-  return waitFor(`node ${nodeName} Ready`, async () => {
-    const n = await core().readNode({ name: nodeName });
-    return n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? n : undefined;
-  }, { timeoutMs: 30_000 });
+  return waitFor(
+    `node ${nodeName} Ready`,
+    async () => {
+      const n = await core().readNode({ name: nodeName });
+      return n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? n : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
 }
 
 async function leaseRenewTime(nodeName: string): Promise<number> {
@@ -167,7 +193,9 @@ test('a connector with only a ServiceAccount bootstrap kubeconfig gets system:no
   // The ServiceAccount may not register nodes; the Ready node is the node identity's work.
   const authz = adminKubeConfig().makeApiClient(k8s.AuthorizationV1Api);
   const saMayCreateNodes = await authz.createSubjectAccessReview({
-    body: { spec: { user: boot.user, groups: csr.spec.groups, resourceAttributes: { verb: 'create', resource: 'nodes' } } },
+    body: {
+      spec: { user: boot.user, groups: csr.spec.groups, resourceAttributes: { verb: 'create', resource: 'nodes' } },
+    },
   });
   assert.equal(saMayCreateNodes.status?.allowed, false);
   await waitReady(nodeName);
@@ -180,7 +208,9 @@ test('a connector with only a ServiceAccount bootstrap kubeconfig gets system:no
   assert.equal((await csrsBy(boot.user)).length, 1, 'no second bootstrap CSR');
   assert.equal((await csrsBy(`system:node:${nodeName}`)).length, 0, 'no renewal CSR either');
   const before = await leaseRenewTime(nodeName);
-  await waitFor('the Lease renewed by the restarted connector', async () => (await leaseRenewTime(nodeName)) > before, { timeoutMs: 30_000 });
+  await waitFor('the Lease renewed by the restarted connector', async () => (await leaseRenewTime(nodeName)) > before, {
+    timeoutMs: 30_000,
+  });
   await waitReady(nodeName);
 });
 
@@ -197,17 +227,30 @@ test('the node certificate rotates with the node identity before it expires, and
   const h = await startConnector(t, {
     nodeName,
     kubeconfig: null,
-    extraArgs: ['--bootstrap-kubeconfig', boot.path, '--cert-dir', certDir, '--node-cert-expiration-seconds', '600', '--node-cert-rotation-fraction', '0.34'],
+    extraArgs: [
+      '--bootstrap-kubeconfig',
+      boot.path,
+      '--cert-dir',
+      certDir,
+      '--node-cert-expiration-seconds',
+      '600',
+      '--node-cert-rotation-fraction',
+      '0.34',
+    ],
   });
   const bootstrapCert = currentCert(certDir);
   const life = (new Date(bootstrapCert.validTo).getTime() - Date.now()) / 1000;
   assert.ok(life > 500 && life <= 600, `the CSR's expirationSeconds shortened the life (${life} s left)`);
 
   // Two rotations, each a CSR by the node itself, approved as a self node client renewal.
-  const renewals = await waitFor('two renewal CSRs issued', async () => {
-    const mine = (await csrsBy(`system:node:${nodeName}`)).filter((c) => c.status?.certificate);
-    return mine.length >= 2 ? mine : undefined;
-  }, { timeoutMs: 90_000 });
+  const renewals = await waitFor(
+    'two renewal CSRs issued',
+    async () => {
+      const mine = (await csrsBy(`system:node:${nodeName}`)).filter((c) => c.status?.certificate);
+      return mine.length >= 2 ? mine : undefined;
+    },
+    { timeoutMs: 90_000 },
+  );
   for (const r of renewals) {
     assert.equal(r.spec.signerName, SIGNER);
     assert.ok(r.spec.groups?.includes('system:nodes'));
@@ -221,13 +264,19 @@ test('the node certificate rotates with the node identity before it expires, and
   assert.match(h.output(), /"msg":"node client certificate rotated"/);
 
   // Still working after the switch: the Lease is renewed and a new pod reaches Running.
-  await waitFor('a Lease renewal after the rotations', async () => (await leaseRenewTime(nodeName)) > rotatedAt, { timeoutMs: 30_000 });
+  await waitFor('a Lease renewal after the rotations', async () => (await leaseRenewTime(nodeName)) > rotatedAt, {
+    timeoutMs: 30_000,
+  });
   const ns = await freshNamespace(t, 'rot');
   await core().createNamespacedPod({ namespace: ns, body: boundPod(nodeName, 'after-rotation') });
-  await waitFor('the pod Running', async () => {
-    const p = await core().readNamespacedPod({ namespace: ns, name: 'after-rotation' });
-    return p.status?.phase === 'Running';
-  }, { timeoutMs: 30_000 });
+  await waitFor(
+    'the pod Running',
+    async () => {
+      const p = await core().readNamespacedPod({ namespace: ns, name: 'after-rotation' });
+      return p.status?.phase === 'Running';
+    },
+    { timeoutMs: 30_000 },
+  );
   await waitReady(nodeName);
   assert.doesNotMatch(h.output(), /rotation failed/);
 });
@@ -236,7 +285,8 @@ test('a bootstrap token works as the bootstrap identity too', async (t) => {
   const dir = tempDir(t, 'node-token-');
   const certDir = join(dir, 'pki');
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
+  const pick = (n: number) =>
+    Array.from({ length: n }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
   const id = pick(6);
   const secret = pick(16);
   const api = core();
@@ -253,12 +303,21 @@ test('a bootstrap token works as the bootstrap identity too', async (t) => {
       },
     },
   });
-  t.after(() => api.deleteNamespacedSecret({ namespace: 'kube-system', name: `bootstrap-token-${id}` }).then(() => undefined, () => undefined));
+  t.after(() =>
+    api.deleteNamespacedSecret({ namespace: 'kube-system', name: `bootstrap-token-${id}` }).then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
   const path = tokenKubeconfig(dir, `${id}.${secret}`);
   const nodeName = uniqueNodeName('tok');
   await grantNodeRightsIfNoNodeAuthorizer(t, nodeName);
 
-  await startConnector(t, { nodeName, kubeconfig: null, extraArgs: ['--bootstrap-kubeconfig', path, '--cert-dir', certDir] });
+  await startConnector(t, {
+    nodeName,
+    kubeconfig: null,
+    extraArgs: ['--bootstrap-kubeconfig', path, '--cert-dir', certDir],
+  });
   const csrs = await csrsBy(`system:bootstrap:${id}`);
   assert.equal(csrs.length, 1);
   assert.ok(csrs[0]?.spec.groups?.includes('system:bootstrappers'));
@@ -272,16 +331,26 @@ test('TLS bootstrap misconfiguration ends with one clear line', async (t) => {
   // A ServiceAccount without the bootstrap bindings: the API server refuses its CSR.
   const ns = await freshNamespace(t, 'noboot');
   await core().createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'nobody' } } });
-  const tr = await core().createNamespacedServiceAccountToken({ name: 'nobody', namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const tr = await core().createNamespacedServiceAccountToken({
+    name: 'nobody',
+    namespace: ns,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const unbound = tokenKubeconfig(dir, tr.status?.token ?? '', 'unbound.kubeconfig');
   const certDir = join(dir, 'pki');
   const cases: Array<[string[], RegExp]> = [
-    [['--cert-dir', certDir, '--kubeconfig', testCluster().connectorKubeconfig], /--kubeconfig cannot be combined with --cert-dir/],
+    [
+      ['--cert-dir', certDir, '--kubeconfig', testCluster().connectorKubeconfig],
+      /--kubeconfig cannot be combined with --cert-dir/,
+    ],
     [['--cert-dir', certDir], /--cert-dir outside a cluster needs --bootstrap-kubeconfig/],
     [['--bootstrap-kubeconfig', unbound], /--bootstrap-kubeconfig needs --cert-dir/],
     [['--node-cert-expiration-seconds', '599'], /at least 600/],
     [['--node-cert-rotation-fraction', '1'], /between 0 and 1/],
-    [['--bootstrap-kubeconfig', unbound, '--cert-dir', certDir], /TLS bootstrap: cannot create a CertificateSigningRequest.*403/],
+    [
+      ['--bootstrap-kubeconfig', unbound, '--cert-dir', certDir],
+      /TLS bootstrap: cannot create a CertificateSigningRequest.*403/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const r = spawnSync(process.execPath, [CONNECTOR_MAIN, '--provider', 'mock', '--node-name', 'bad-boot', ...args], {

@@ -18,25 +18,36 @@ test('after SIGKILL the node goes NotReady through the control plane; a restart 
   const c = await startConnector(t);
   const api = core();
   await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'survivor') });
-  await waitFor('pod Running', async () => (await api.readNamespacedPod({ name: 'survivor', namespace: ns })).status?.phase === 'Running');
+  await waitFor(
+    'pod Running',
+    async () => (await api.readNamespacedPod({ name: 'survivor', namespace: ns })).status?.phase === 'Running',
+  );
   const uid = backendPods(c, ns)[0]?.ref.uid ?? '';
   const nodeUid = (await api.readNode({ name: c.nodeName })).metadata?.uid;
 
   c.proc.kill('SIGKILL');
   await c.exited;
-  const down = await waitFor('the node lifecycle controller to mark the node not ready', async () => {
-    const n = await api.readNode({ name: c.nodeName });
-    const r = ready(n);
-    return r && r.status !== 'True' ? n : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 2000 });
+  const down = await waitFor(
+    'the node lifecycle controller to mark the node not ready',
+    async () => {
+      const n = await api.readNode({ name: c.nodeName });
+      const r = ready(n);
+      return r && r.status !== 'True' ? n : undefined;
+    },
+    { timeoutMs: 150_000, intervalMs: 2000 },
+  );
   assert.equal(ready(down)?.status, 'Unknown');
   assert.equal(ready(down)?.reason, 'NodeStatusUnknown');
 
   const again = await c.restart();
-  const up = await waitFor('Ready True after the restart', async () => {
-    const n = await api.readNode({ name: c.nodeName });
-    return ready(n)?.status === 'True' ? n : undefined;
-  }, { timeoutMs: 60_000 });
+  const up = await waitFor(
+    'Ready True after the restart',
+    async () => {
+      const n = await api.readNode({ name: c.nodeName });
+      return ready(n)?.status === 'True' ? n : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
   assert.equal(up.metadata?.uid, nodeUid, 'the existing Node was adopted, not recreated');
   const pod = await api.readNamespacedPod({ name: 'survivor', namespace: ns });
   assert.equal(pod.status?.phase, 'Running');

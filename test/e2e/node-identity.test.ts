@@ -49,7 +49,9 @@ test('the dev cluster runs kube-apiserver with --authorization-mode=Node,RBAC an
 
 test('the connector kubeconfig is the node identity system:node:aci-connector in system:nodes', async () => {
   const kc = kubeConfigFrom(testCluster().connectorKubeconfig);
-  const review = await kc.makeApiClient(k8s.AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+  const review = await kc
+    .makeApiClient(k8s.AuthenticationV1Api)
+    .createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
   assert.equal(review.status?.userInfo?.username, 'system:node:aci-connector');
   assert.ok(review.status?.userInfo?.groups?.includes('system:nodes'), String(review.status?.userInfo?.groups));
 });
@@ -60,17 +62,37 @@ test('a connector under its node identity reads only referenced Secrets, mints t
   const c = await startConnector(t);
   const other = await startConnector(t);
   const kc = kubeConfigFrom(await nodeKubeconfig(testCluster(), c.nodeName));
-  const review = await kc.makeApiClient(k8s.AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
-  assert.equal(review.status?.userInfo?.username, `system:node:${c.nodeName}`, 'the connector was handed its own node identity');
+  const review = await kc
+    .makeApiClient(k8s.AuthenticationV1Api)
+    .createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+  assert.equal(
+    review.status?.userInfo?.username,
+    `system:node:${c.nodeName}`,
+    'the connector was handed its own node identity',
+  );
   const asNode = kc.makeApiClient(k8s.CoreV1Api);
 
-  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'referenced' }, stringData: { pw: 'one' } } });
-  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'unreferenced' }, stringData: { pw: 'two' } } });
+  await api.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'referenced' }, stringData: { pw: 'one' } },
+  });
+  await api.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'unreferenced' }, stringData: { pw: 'two' } },
+  });
   await api.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'unused' } } });
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'app', {
-      spec: { containers: [{ name: 'main', image: 'busybox', env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'referenced', key: 'pw' } } }] }] },
+      spec: {
+        containers: [
+          {
+            name: 'main',
+            image: 'busybox',
+            env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'referenced', key: 'pw' } } }],
+          },
+        ],
+      },
     }),
   });
   const pod = await waitFor('the pod to run (its Secret read as the node)', async () => {
@@ -79,10 +101,22 @@ test('a connector under its node identity reads only referenced Secrets, mints t
   });
 
   // Secrets: the referenced one, by name, and nothing else.
-  assert.equal(await status(asNode.readNamespacedSecret({ name: 'referenced', namespace: ns })), 200, 'a referenced Secret is readable');
-  assert.equal(await status(asNode.readNamespacedSecret({ name: 'unreferenced', namespace: ns })), 403, 'an unreferenced Secret is not');
+  assert.equal(
+    await status(asNode.readNamespacedSecret({ name: 'referenced', namespace: ns })),
+    200,
+    'a referenced Secret is readable',
+  );
+  assert.equal(
+    await status(asNode.readNamespacedSecret({ name: 'unreferenced', namespace: ns })),
+    403,
+    'an unreferenced Secret is not',
+  );
   assert.equal(await status(asNode.listNamespacedSecret({ namespace: ns })), 403, 'listing Secrets is not');
-  assert.equal(await status(asNode.listNamespacedSecret({ namespace: ns, fieldSelector: 'metadata.name=referenced' })), 200, 'a per-name list (the watch) is');
+  assert.equal(
+    await status(asNode.listNamespacedSecret({ namespace: ns, fieldSelector: 'metadata.name=referenced' })),
+    200,
+    'a per-name list (the watch) is',
+  );
 
   // Tokens: bound to the node's pod, for the pod's ServiceAccount only.
   const boundTo = { apiVersion: 'v1', kind: 'Pod', name: 'app', uid: pod.metadata?.uid };
@@ -92,7 +126,11 @@ test('a connector under its node identity reads only referenced Secrets, mints t
       namespace: ns,
       body: { spec: { audiences: [], expirationSeconds: 3600, ...(bound ? { boundObjectRef: boundTo } : {}) } },
     });
-  assert.equal(await status(token('default', true)), 200, "a token for the pod's ServiceAccount, bound to the pod, is allowed");
+  assert.equal(
+    await status(token('default', true)),
+    200,
+    "a token for the pod's ServiceAccount, bound to the pod, is allowed",
+  );
   assert.equal(await status(token('unused', true)), 403, 'a token for a ServiceAccount no pod on the node uses is not');
   let unbound: unknown;
   await token('default', false).catch((err: unknown) => (unbound = err));
@@ -102,12 +140,19 @@ test('a connector under its node identity reads only referenced Secrets, mints t
   // Nodes: its own, not another's.
   const patch = { metadata: { labels: { 'node.kubernetes.io/probe': 'x' } } };
   const opts = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-  assert.equal(await status(asNode.patchNode({ name: c.nodeName, body: patch }, opts)), 200, 'its own Node is writable');
+  assert.equal(
+    await status(asNode.patchNode({ name: c.nodeName, body: patch }, opts)),
+    200,
+    'its own Node is writable',
+  );
   let denied: unknown;
   await asNode.patchNode({ name: other.nodeName, body: patch }, opts).catch((err: unknown) => (denied = err));
   assert.equal(code(denied), 403, 'another Node is not');
   assert.match(bodyOf(denied), /is not allowed to modify node/);
-  assert.equal((await api.readNode({ name: other.nodeName })).metadata?.labels?.['node.kubernetes.io/probe'], undefined);
+  assert.equal(
+    (await api.readNode({ name: other.nodeName })).metadata?.labels?.['node.kubernetes.io/probe'],
+    undefined,
+  );
 });
 
 test('a missing Secret volume keeps the pod Pending with an Event until the per-object watch sees the Secret', async (t) => {
@@ -130,9 +175,15 @@ test('a missing Secret volume keeps the pod Pending with an Event until the per-
   });
   assert.match(waiting.message ?? '', /secret "late" not found \(spec\.volumes\[0\]\.secret\)/);
   await waitFor('a Warning Event', async () =>
-    (await api.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=mounts' })).items.find((e) => e.reason === 'MandatorySecretNotFound'),
+    (await api.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=mounts' })).items.find(
+      (e) => e.reason === 'MandatorySecretNotFound',
+    ),
   );
   assert.equal((await api.readNamespacedPod({ name: 'mounts', namespace: ns })).status?.phase, 'Pending');
   await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'late' }, stringData: { k: 'v' } } });
-  await waitFor('the pod to run once the Secret exists', async () => (await api.readNamespacedPod({ name: 'mounts', namespace: ns })).status?.phase === 'Running', { timeoutMs: 60_000 });
+  await waitFor(
+    'the pod to run once the Secret exists',
+    async () => (await api.readNamespacedPod({ name: 'mounts', namespace: ns })).status?.phase === 'Running',
+    { timeoutMs: 60_000 },
+  );
 });

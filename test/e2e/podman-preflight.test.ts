@@ -30,7 +30,8 @@ function podmanWithoutCatatonit(root: string): { podmanBinary: string; helperBin
   const empty = join(root, 'helpers');
   mkdirSync(bin, { recursive: true });
   mkdirSync(empty, { recursive: true });
-  for (const name of readdirSync('/usr/bin')) if (name !== 'catatonit') symlinkSync(join('/usr/bin', name), join(bin, name));
+  for (const name of readdirSync('/usr/bin'))
+    if (name !== 'catatonit') symlinkSync(join('/usr/bin', name), join(bin, name));
   const wrapper = join(root, 'podman');
   writeFileSync(wrapper, `#!/bin/sh\nPATH=${bin}:/usr/sbin:/sbin exec /usr/bin/podman "$@"\n`);
   chmodSync(wrapper, 0o755);
@@ -40,25 +41,39 @@ function podmanWithoutCatatonit(root: string): { podmanBinary: string; helperBin
 // Short paths: podman refuses a runroot longer than 50 characters.
 const root = mkdtempSync('/tmp/pf-');
 
-test('the emulator on podman without catatonit exits non-zero with one line that names the package', { timeout: 180_000 }, async () => {
-  const podman = podmanWithoutCatatonit(join(root, 'cli'));
-  const child = spawn(
-    process.execPath,
-    [EMULATOR_CLI, '--runtime', 'podman', '--port', '0', '--state-dir', join(root, 'cli', 'state'), '--podman', JSON.stringify(podman)],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  assert.notEqual(code, 0, `the emulator must not start:\n${stdout}\n${stderr}`);
-  assert.doesNotMatch(stdout, /listening/, 'it never listened');
-  const lines = stderr.split('\n').filter((l) => l.startsWith('aci-emulator:'));
-  assert.equal(lines.length, 1, stderr);
-  assert.match(lines[0] ?? '', /preflight failed at 'pod create'.*catatonit.*fix: apt-get install catatonit/);
-  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
-});
+test(
+  'the emulator on podman without catatonit exits non-zero with one line that names the package',
+  { timeout: 180_000 },
+  async () => {
+    const podman = podmanWithoutCatatonit(join(root, 'cli'));
+    const child = spawn(
+      process.execPath,
+      [
+        EMULATOR_CLI,
+        '--runtime',
+        'podman',
+        '--port',
+        '0',
+        '--state-dir',
+        join(root, 'cli', 'state'),
+        '--podman',
+        JSON.stringify(podman),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.notEqual(code, 0, `the emulator must not start:\n${stdout}\n${stderr}`);
+    assert.doesNotMatch(stdout, /listening/, 'it never listened');
+    const lines = stderr.split('\n').filter((l) => l.startsWith('aci-emulator:'));
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0] ?? '', /preflight failed at 'pod create'.*catatonit.*fix: apt-get install catatonit/);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  },
+);
 
 let emu: Emulator;
 let image: string;
@@ -80,27 +95,33 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-test('a group podman cannot create leaves the pod Pending with CreateContainerError, the message, and an Event', { timeout: 300_000 }, async (t) => {
-  const ns = await freshNamespace(t, 'pf');
-  const nodeName = uniqueNodeName('pf');
-  await startConnector(t, { nodeName, extraArgs: ['--provider', 'aci'] });
-  await core().createNamespacedPod({
-    namespace: ns,
-    body: boundPod(nodeName, 'web', { spec: { containers: [{ name: 'web', image, command: ['sleep', '60'], ports: [{ containerPort: 80 }] }] } }),
-  });
-  const pod = await waitFor(
-    'the pod waiting with CreateContainerError',
-    async () => {
-      const p = await core().readNamespacedPod({ name: 'web', namespace: ns });
-      return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerError' ? p : undefined;
-    },
-    { timeoutMs: 180_000 },
-  );
-  assert.equal(pod.status?.phase, 'Pending');
-  assert.match(pod.status?.containerStatuses?.[0]?.state?.waiting?.message ?? '', /catatonit/);
-  const event = await waitFor('a Warning event that says why', async () => {
-    const list = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=web' });
-    return list.items.find((e) => e.type === 'Warning' && /catatonit/.test(e.message ?? ''));
-  });
-  assert.ok(event.reason);
-});
+test(
+  'a group podman cannot create leaves the pod Pending with CreateContainerError, the message, and an Event',
+  { timeout: 300_000 },
+  async (t) => {
+    const ns = await freshNamespace(t, 'pf');
+    const nodeName = uniqueNodeName('pf');
+    await startConnector(t, { nodeName, extraArgs: ['--provider', 'aci'] });
+    await core().createNamespacedPod({
+      namespace: ns,
+      body: boundPod(nodeName, 'web', {
+        spec: { containers: [{ name: 'web', image, command: ['sleep', '60'], ports: [{ containerPort: 80 }] }] },
+      }),
+    });
+    const pod = await waitFor(
+      'the pod waiting with CreateContainerError',
+      async () => {
+        const p = await core().readNamespacedPod({ name: 'web', namespace: ns });
+        return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerError' ? p : undefined;
+      },
+      { timeoutMs: 180_000 },
+    );
+    assert.equal(pod.status?.phase, 'Pending');
+    assert.match(pod.status?.containerStatuses?.[0]?.state?.waiting?.message ?? '', /catatonit/);
+    const event = await waitFor('a Warning event that says why', async () => {
+      const list = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=web' });
+      return list.items.find((e) => e.type === 'Warning' && /catatonit/.test(e.message ?? ''));
+    });
+    assert.ok(event.reason);
+  },
+);

@@ -17,8 +17,14 @@ test('every env source is resolved and handed to the provider; Secret values onl
   const ns = await freshNamespace(t, 'env');
   const c = await startConnector(t);
   const api = core();
-  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'creds' }, stringData: { user: 'alice', token: 'tok-123' } } });
-  await api.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'cfg' }, data: { mode: 'fast', level: '3' } } });
+  await api.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'creds' }, stringData: { user: 'alice', token: 'tok-123' } },
+  });
+  await api.createNamespacedConfigMap({
+    namespace: ns,
+    body: { metadata: { name: 'cfg' }, data: { mode: 'fast', level: '3' } },
+  });
   const pod = boundPod(c.nodeName, 'envy', {
     metadata: { name: 'envy', labels: { app: 'envy' } },
     spec: {
@@ -28,7 +34,10 @@ test('every env source is resolved and handed to the provider; Secret values onl
           name: 'main',
           image: 'busybox',
           resources: { limits: { cpu: '2', memory: '512Mi' }, requests: { cpu: '500m', memory: '256Mi' } },
-          envFrom: [{ configMapRef: { name: 'cfg' }, prefix: 'CFG_' }, { secretRef: { name: 'creds' }, prefix: 'S_' }],
+          envFrom: [
+            { configMapRef: { name: 'cfg' }, prefix: 'CFG_' },
+            { secretRef: { name: 'creds' }, prefix: 'S_' },
+          ],
           env: [
             { name: 'PLAIN', value: 'v' },
             { name: 'USER', valueFrom: { secretKeyRef: { name: 'creds', key: 'user' } } },
@@ -50,7 +59,10 @@ test('every env source is resolved and handed to the provider; Secret values onl
     },
   });
   const created = await api.createNamespacedPod({ namespace: ns, body: pod });
-  await waitFor('pod Running', async () => (await api.readNamespacedPod({ name: 'envy', namespace: ns })).status?.phase === 'Running');
+  await waitFor(
+    'pod Running',
+    async () => (await api.readNamespacedPod({ name: 'envy', namespace: ns })).status?.phase === 'Running',
+  );
   const env = backendPods(c, ns)[0]?.env.main ?? [];
   const get = (n: string) => env.find((e) => e.name === n);
   assert.equal(get('CFG_mode')?.value, 'fast');
@@ -75,11 +87,21 @@ test('every env source is resolved and handed to the provider; Secret values onl
 
   const events = await waitFor('Events for the skipped optional references', async () => {
     const ev = await eventsFor(ns, 'envy');
-    return ev.filter((e) => e.reason?.startsWith('OptionalSecret') || e.reason?.startsWith('OptionalConfigMap')).length >= 2 ? ev : undefined;
+    return ev.filter((e) => e.reason?.startsWith('OptionalSecret') || e.reason?.startsWith('OptionalConfigMap'))
+      .length >= 2
+      ? ev
+      : undefined;
   });
   assert.ok(events.every((e) => e.involvedObject.uid === created.metadata?.uid));
-  assert.ok(events.some((e) => e.type === 'Warning' && e.reason === 'OptionalSecretNotFound' && /nowhere/.test(e.message ?? '')));
-  assert.ok(!JSON.stringify(events).includes('tok-123') && !JSON.stringify(events).includes('alice'), 'no secret value in Events');
+  assert.ok(
+    events.some(
+      (e) => e.type === 'Warning' && e.reason === 'OptionalSecretNotFound' && /nowhere/.test(e.message ?? ''),
+    ),
+  );
+  assert.ok(
+    !JSON.stringify(events).includes('tok-123') && !JSON.stringify(events).includes('alice'),
+    'no secret value in Events',
+  );
   assert.ok(!c.output().includes('tok-123'), 'no secret value in the logs');
 });
 
@@ -90,14 +112,30 @@ test('a missing mandatory Secret keeps the pod Pending with an Event until it ap
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'waits', {
-      spec: { containers: [{ name: 'main', image: 'busybox', env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'later', key: 'pw' } } }] }] },
+      spec: {
+        containers: [
+          {
+            name: 'main',
+            image: 'busybox',
+            env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'later', key: 'pw' } } }],
+          },
+        ],
+      },
     }),
   });
   await api.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'cfg' }, data: { other: 'x' } } });
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'nokey', {
-      spec: { containers: [{ name: 'main', image: 'busybox', env: [{ name: 'K', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'wanted' } } }] }] },
+      spec: {
+        containers: [
+          {
+            name: 'main',
+            image: 'busybox',
+            env: [{ name: 'K', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'wanted' } } }],
+          },
+        ],
+      },
     }),
   });
   const waiting = await waitFor('the pod to report the missing Secret', async () => {
@@ -122,8 +160,15 @@ test('a missing mandatory Secret keeps the pod Pending with an Event until it ap
   assert.match(keyEvent.message ?? '', /wanted/);
   assert.equal(backendPods(c, ns).length, 0, 'nothing was created in the backend');
 
-  await api.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'later' }, stringData: { pw: 'hunter2' } } });
-  await waitFor('the pod to run once the Secret exists', async () => (await api.readNamespacedPod({ name: 'waits', namespace: ns })).status?.phase === 'Running', { timeoutMs: 60_000 });
+  await api.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'later' }, stringData: { pw: 'hunter2' } },
+  });
+  await waitFor(
+    'the pod to run once the Secret exists',
+    async () => (await api.readNamespacedPod({ name: 'waits', namespace: ns })).status?.phase === 'Running',
+    { timeoutMs: 60_000 },
+  );
   assert.equal(backendPods(c, ns).find((p) => p.ref.name === 'waits')?.env.main?.[0]?.sha256, sha('hunter2'));
   assert.equal((await api.readNamespacedPod({ name: 'nokey', namespace: ns })).status?.phase, 'Pending');
 });

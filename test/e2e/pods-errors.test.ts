@@ -11,7 +11,12 @@ test('a pod the provider rejects ends Failed naming the field, with an Event; ot
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'privileged', {
-      spec: { containers: [{ name: 'ok', image: 'nginx' }, { name: 'root', image: 'nginx', securityContext: { privileged: true } }] },
+      spec: {
+        containers: [
+          { name: 'ok', image: 'nginx' },
+          { name: 'root', image: 'nginx', securityContext: { privileged: true } },
+        ],
+      },
     }),
   });
   for (let i = 0; i < 3; i++) await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, `fine-${i}`) });
@@ -28,9 +33,16 @@ test('a pod the provider rejects ends Failed naming the field, with an Event; ot
   assert.match(ev.message ?? '', /securityContext\.privileged/);
   await waitFor('the other pods Running', async () => {
     const list = await api.listNamespacedPod({ namespace: ns });
-    return list.items.filter((p) => p.metadata?.name?.startsWith('fine-') && p.status?.phase === 'Running').length === 3;
+    return (
+      list.items.filter((p) => p.metadata?.name?.startsWith('fine-') && p.status?.phase === 'Running').length === 3
+    );
   });
-  assert.deepEqual(backendPods(c, ns).map((p) => p.ref.name).sort(), ['fine-0', 'fine-1', 'fine-2']);
+  assert.deepEqual(
+    backendPods(c, ns)
+      .map((p) => p.ref.name)
+      .sort(),
+    ['fine-0', 'fine-1', 'fine-2'],
+  );
 });
 
 test('transient provider errors keep the pod Pending with a condition and an Event, then it runs', async (t) => {
@@ -46,10 +58,14 @@ test('transient provider errors keep the pod Pending with a condition and an Eve
     return list.items.find((e) => e.type === 'Warning' && e.reason === 'MockThrottled');
   });
   assert.match(ev.message ?? '', /retrying/);
-  const running = await waitFor('the pod to run after the retries', async () => {
-    const p = await api.readNamespacedPod({ name: 'flaky', namespace: ns });
-    return p.status?.phase === 'Running' ? p : undefined;
-  }, { timeoutMs: 60_000 });
+  const running = await waitFor(
+    'the pod to run after the retries',
+    async () => {
+      const p = await api.readNamespacedPod({ name: 'flaky', namespace: ns });
+      return p.status?.phase === 'Running' ? p : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
   assert.equal(running.status?.conditions?.find((x) => x.type === 'Ready')?.status, 'True');
   const calls = c.state().calls[created.metadata?.uid ?? ''];
   assert.equal(calls?.created, 1);

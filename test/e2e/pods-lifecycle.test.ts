@@ -23,12 +23,19 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
   const c = await startConnector(t);
   const api = core();
   const body = boundPod(c.nodeName, 'web', {
-    spec: { containers: [{ name: 'app', image: 'nginx:1.27' }, { name: 'side', image: 'busybox:1.36' }] },
+    spec: {
+      containers: [
+        { name: 'app', image: 'nginx:1.27' },
+        { name: 'side', image: 'busybox:1.36' },
+      ],
+    },
   });
   const created = await api.createNamespacedPod({ namespace: ns, body });
   const pod = await waitFor('pod Running and Ready', async () => {
     const p = await api.readNamespacedPod({ name: 'web', namespace: ns });
-    return p.status?.phase === 'Running' && p.status.conditions?.find((x) => x.type === 'Ready')?.status === 'True' ? p : undefined;
+    return p.status?.phase === 'Running' && p.status.conditions?.find((x) => x.type === 'Ready')?.status === 'True'
+      ? p
+      : undefined;
   });
   const st = pod.status ?? {};
   const backend = backendPods(c, ns);
@@ -38,9 +45,15 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
 
   assert.equal(st.phase, 'Running');
   assert.equal(st.hostIP, '127.0.0.1');
-  assert.deepEqual(st.hostIPs?.map((h) => h.ip), ['127.0.0.1']);
+  assert.deepEqual(
+    st.hostIPs?.map((h) => h.ip),
+    ['127.0.0.1'],
+  );
   assert.equal(st.podIP, b?.podIP);
-  assert.deepEqual(st.podIPs?.map((p) => p.ip), [b?.podIP]);
+  assert.deepEqual(
+    st.podIPs?.map((p) => p.ip),
+    [b?.podIP],
+  );
   assert.ok(st.startTime instanceof Date || typeof st.startTime === 'string', 'startTime set');
   for (const type of ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready']) {
     assert.equal(st.conditions?.find((x) => x.type === type)?.status, 'True', `condition ${type}`);
@@ -57,7 +70,10 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
     assert.ok(cs.state?.running?.startedAt, `${cs.name} running`);
     assert.equal(cs.state?.waiting, undefined);
     assert.equal(cs.state?.terminated, undefined);
-    assert.ok(!cs.lastState?.running && !cs.lastState?.waiting && !cs.lastState?.terminated, `${cs.name} has no lastState`);
+    assert.ok(
+      !cs.lastState?.running && !cs.lastState?.waiting && !cs.lastState?.terminated,
+      `${cs.name} has no lastState`,
+    );
   }
   assert.equal(c.state().calls[created.metadata?.uid ?? '']?.created, 1);
 
@@ -68,7 +84,10 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
   };
   const reconciles = async () => {
     const text = await (await fetch(`http://127.0.0.1:${c.metricsPort()}/metrics`)).text();
-    return [...text.matchAll(/^aci_connector_pod_reconcile_seconds_count\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    return [...text.matchAll(/^aci_connector_pod_reconcile_seconds_count\{[^}]*\} (\d+)/gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
   };
   const w1 = await writes();
   assert.ok(w1 >= 1 && w1 <= 2, `status writes for one pod: ${w1}`);
@@ -82,12 +101,17 @@ test('a pod bound to the node runs, and its status is what a kubelet reports', a
   assert.equal(await writes(), w1, 'no further status writes without a change');
 });
 
-test("conditions others own are kept, and a readiness gate holds Ready until it is True", async (t) => {
+test('conditions others own are kept, and a readiness gate holds Ready until it is True', async (t) => {
   const ns = await freshNamespace(t, 'gates');
   const c = await startConnector(t);
   const api = core();
   const gate = 'example.com/load-balancer-ready';
-  await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'gated', { spec: { readinessGates: [{ conditionType: gate }], containers: [{ name: 'c', image: 'nginx' }] } }) });
+  await api.createNamespacedPod({
+    namespace: ns,
+    body: boundPod(c.nodeName, 'gated', {
+      spec: { readinessGates: [{ conditionType: gate }], containers: [{ name: 'c', image: 'nginx' }] },
+    }),
+  });
   const running = await waitFor('pod Running with Ready False for the gate', async () => {
     const p = await api.readNamespacedPod({ name: 'gated', namespace: ns });
     const ready = p.status?.conditions?.find((x) => x.type === 'Ready');
@@ -97,14 +121,22 @@ test("conditions others own are kept, and a readiness gate holds Ready until it 
   assert.equal(running.p.status?.conditions?.find((x) => x.type === 'ContainersReady')?.status, 'True');
   // Another controller sets its condition through the status subresource.
   await api.patchNamespacedPodStatus(
-    { name: 'gated', namespace: ns, body: { status: { conditions: [{ type: gate, status: 'True', lastTransitionTime: new Date() }] } } },
+    {
+      name: 'gated',
+      namespace: ns,
+      body: { status: { conditions: [{ type: gate, status: 'True', lastTransitionTime: new Date() }] } },
+    },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
   );
   const ready = await waitFor('Ready True once the gate is True', async () => {
     const p = await api.readNamespacedPod({ name: 'gated', namespace: ns });
     return p.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True' ? p : undefined;
   });
-  assert.equal(ready.status?.conditions?.find((x) => x.type === gate)?.status, 'True', "the other controller's condition is kept");
+  assert.equal(
+    ready.status?.conditions?.find((x) => x.type === gate)?.status,
+    'True',
+    "the other controller's condition is kept",
+  );
 });
 
 test('the scheduler places a tolerating pod on the node, and not a pod without the toleration', async (t) => {
@@ -131,7 +163,10 @@ test('the scheduler places a tolerating pod on the node, and not a pod without t
   assert.equal(refused.cond.reason, 'Unschedulable');
   assert.match(refused.cond.message ?? '', /untolerated taint/);
   assert.equal(refused.p.spec?.nodeName, undefined);
-  assert.deepEqual(backendPods(c, ns).map((p) => p.ref.name), ['tolerates']);
+  assert.deepEqual(
+    backendPods(c, ns).map((p) => p.ref.name),
+    ['tolerates'],
+  );
 });
 
 test('graceful and force deletion both leave nothing in the backend', async (t) => {
@@ -139,7 +174,12 @@ test('graceful and force deletion both leave nothing in the backend', async (t) 
   const c = await startConnector(t);
   const api = core();
   for (const name of ['graceful', 'forced']) {
-    await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, name, { spec: { terminationGracePeriodSeconds: 5, containers: [{ name: 'c', image: 'nginx' }] } }) });
+    await api.createNamespacedPod({
+      namespace: ns,
+      body: boundPod(c.nodeName, name, {
+        spec: { terminationGracePeriodSeconds: 5, containers: [{ name: 'c', image: 'nginx' }] },
+      }),
+    });
   }
   await waitFor('both Running', async () => {
     const list = await api.listNamespacedPod({ namespace: ns });
@@ -149,7 +189,10 @@ test('graceful and force deletion both leave nothing in the backend', async (t) 
   const graceful = await api.readNamespacedPod({ name: 'graceful', namespace: ns });
   await api.deleteNamespacedPod({ name: 'graceful', namespace: ns });
   await waitFor('graceful pod gone from the API', () => podGone(ns, 'graceful'));
-  assert.deepEqual(backendPods(c, ns).map((p) => p.ref.name), ['forced']);
+  assert.deepEqual(
+    backendPods(c, ns).map((p) => p.ref.name),
+    ['forced'],
+  );
   assert.equal(c.state().calls[graceful.metadata?.uid ?? '']?.deleted, 1);
 
   await api.deleteNamespacedPod({ name: 'forced', namespace: ns, gracePeriodSeconds: 0 });
@@ -162,25 +205,45 @@ test('a pod deleted while it is being created does not stay in the backend', asy
   const c = await startConnector(t);
   const api = core();
   const slow = { 'mock.aci-connector.io/create-latency-ms': '5000' };
-  const a = await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'graceful', { annotations: slow }) });
-  const b = await api.createNamespacedPod({ namespace: ns, body: boundPod(c.nodeName, 'forced', { annotations: slow }) });
+  const a = await api.createNamespacedPod({
+    namespace: ns,
+    body: boundPod(c.nodeName, 'graceful', { annotations: slow }),
+  });
+  const b = await api.createNamespacedPod({
+    namespace: ns,
+    body: boundPod(c.nodeName, 'forced', { annotations: slow }),
+  });
   // Delete while the connector is inside createPod for both: called, not yet created.
-  const inFlight = await waitFor('both create calls in progress', () => {
-    const calls = c.state().calls;
-    const ca = calls[a.metadata?.uid ?? ''];
-    const cb = calls[b.metadata?.uid ?? ''];
-    return (ca?.createCalls ?? 0) > 0 && (cb?.createCalls ?? 0) > 0 ? { ca, cb } : undefined;
-  }, { intervalMs: 20 });
+  const inFlight = await waitFor(
+    'both create calls in progress',
+    () => {
+      const calls = c.state().calls;
+      const ca = calls[a.metadata?.uid ?? ''];
+      const cb = calls[b.metadata?.uid ?? ''];
+      return (ca?.createCalls ?? 0) > 0 && (cb?.createCalls ?? 0) > 0 ? { ca, cb } : undefined;
+    },
+    { intervalMs: 20 },
+  );
   assert.equal(inFlight.ca?.created, 0, 'deleted before the backend held the pod');
   assert.equal(inFlight.cb?.created, 0, 'deleted before the backend held the pod');
   await api.deleteNamespacedPod({ name: 'graceful', namespace: ns });
   await api.deleteNamespacedPod({ name: 'forced', namespace: ns, gracePeriodSeconds: 0 });
-  await waitFor('both pods gone from the API', async () => (await podGone(ns, 'graceful')) && (await podGone(ns, 'forced')));
+  await waitFor(
+    'both pods gone from the API',
+    async () => (await podGone(ns, 'graceful')) && (await podGone(ns, 'forced')),
+  );
   await waitFor('both pods gone from the backend', () => backendPods(c, ns).length === 0);
   // The positive signal: both create calls returned (the mock finishes a create it was
   // inside, as a slow backend would), and what they made was removed: nothing lingers.
   const calls = (p: V1Pod) => c.state().calls[p.metadata?.uid ?? ''];
-  await waitFor('both late creates returned', () => [a, b].every((p) => (calls(p)?.created ?? 0) >= 1), { timeoutMs: 60_000 });
-  await waitFor('the late creates removed again', () => backendPods(c, ns).length === 0 && [a, b].every((p) => calls(p)?.deleted === calls(p)?.created), { timeoutMs: 60_000 });
-  for (const p of [a, b]) assert.equal(calls(p)?.deleted, calls(p)?.created, `${p.metadata?.name}: every workload created was removed`);
+  await waitFor('both late creates returned', () => [a, b].every((p) => (calls(p)?.created ?? 0) >= 1), {
+    timeoutMs: 60_000,
+  });
+  await waitFor(
+    'the late creates removed again',
+    () => backendPods(c, ns).length === 0 && [a, b].every((p) => calls(p)?.deleted === calls(p)?.created),
+    { timeoutMs: 60_000 },
+  );
+  for (const p of [a, b])
+    assert.equal(calls(p)?.deleted, calls(p)?.created, `${p.metadata?.name}: every workload created was removed`);
 });

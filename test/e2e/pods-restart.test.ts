@@ -59,24 +59,36 @@ test('SIGKILL while creating 200 pods, then restart: each pod runs exactly once,
     for (let i = 0; i < total; i += 20) {
       await Promise.all(
         Array.from({ length: Math.min(20, total - i) }, (_, j) =>
-          api.createNamespacedPod({ namespace: ns, body: boundPod(nodeName, `p-${String(i + j).padStart(3, '0')}`, { annotations }) }),
+          api.createNamespacedPod({
+            namespace: ns,
+            body: boundPod(nodeName, `p-${String(i + j).padStart(3, '0')}`, { annotations }),
+          }),
         ),
       );
     }
   })();
   // Killed once the backend holds some pods and the API already shows one of them Running (status
   // writes trail the creates; the check below needs a pod that was Running before the kill).
-  await waitFor('some pods created in the backend, one of them reported Running', async () => {
-    const s = readMockState(stateFile);
-    if (Object.values(s.pods).filter((p) => p.owner.node === nodeName && p.owner.cluster === clusterId).length < 40) return false;
-    return (await api.listNamespacedPod({ namespace: ns })).items.some((p) => p.status?.phase === 'Running' && s.pods[p.metadata?.uid ?? '']);
-  }, { intervalMs: 50 });
+  await waitFor(
+    'some pods created in the backend, one of them reported Running',
+    async () => {
+      const s = readMockState(stateFile);
+      if (Object.values(s.pods).filter((p) => p.owner.node === nodeName && p.owner.cluster === clusterId).length < 40)
+        return false;
+      return (await api.listNamespacedPod({ namespace: ns })).items.some(
+        (p) => p.status?.phase === 'Running' && s.pods[p.metadata?.uid ?? ''],
+      );
+    },
+    { intervalMs: 50 },
+  );
   first.proc.kill('SIGKILL');
   await first.exited;
   await creating;
 
   const afterKill = readMockState(stateFile);
-  const ownAfterKill = Object.values(afterKill.pods).filter((p) => p.owner.node === nodeName && p.owner.cluster === clusterId);
+  const ownAfterKill = Object.values(afterKill.pods).filter(
+    (p) => p.owner.node === nodeName && p.owner.cluster === clusterId,
+  );
   assert.ok(ownAfterKill.length < total, `killed mid-creation (${ownAfterKill.length} of ${total} in the backend)`);
 
   // One pod that the API shows Running vanishes from the backend while the connector is down.
@@ -89,10 +101,14 @@ test('SIGKILL while creating 200 pods, then restart: each pod runs exactly once,
   writeMockState(stateFile, afterKill);
 
   await first.restart();
-  await waitFor('every other pod Running', async () => {
-    const list = (await api.listNamespacedPod({ namespace: ns })).items;
-    return list.length === total && list.filter((p) => p.status?.phase === 'Running').length === total - 1;
-  }, { timeoutMs: 180_000, intervalMs: 1000 });
+  await waitFor(
+    'every other pod Running',
+    async () => {
+      const list = (await api.listNamespacedPod({ namespace: ns })).items;
+      return list.length === total && list.filter((p) => p.status?.phase === 'Running').length === total - 1;
+    },
+    { timeoutMs: 180_000, intervalMs: 1000 },
+  );
 
   const lostNow = await waitFor('the vanished pod to be failed', async () => {
     const p = await api.readNamespacedPod({ name: lost.metadata?.name ?? '', namespace: ns });
@@ -109,7 +125,10 @@ test('SIGKILL while creating 200 pods, then restart: each pod runs exactly once,
   }
   const own = Object.values(final.pods).filter((p) => p.owner.node === nodeName && p.owner.cluster === clusterId);
   assert.equal(own.length, total - 1, 'the backend runs every pod but the vanished one');
-  assert.ok(own.every((p) => apiUids.has(p.ref.uid) && p.ref.uid !== lostUid), 'no orphans');
+  assert.ok(
+    own.every((p) => apiUids.has(p.ref.uid) && p.ref.uid !== lostUid),
+    'no orphans',
+  );
   assert.ok(own.every((p) => p.status.phase === 'Running'));
   assert.ok(!final.pods['orphan-uid']);
   assert.equal(final.calls['orphan-uid']?.deleted, 1);

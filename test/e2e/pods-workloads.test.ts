@@ -18,27 +18,42 @@ test('a Deployment of 20 tolerating replicas becomes available; scaling to 0 emp
         selector: { matchLabels: { app: 'web' } },
         template: {
           metadata: { labels: { app: 'web' } },
-          spec: { ...placeOn(c.nodeName), terminationGracePeriodSeconds: 2, containers: [{ name: 'c', image: 'nginx' }] },
+          spec: {
+            ...placeOn(c.nodeName),
+            terminationGracePeriodSeconds: 2,
+            containers: [{ name: 'c', image: 'nginx' }],
+          },
         },
       },
     },
   });
-  await waitFor('20 available replicas', async () => {
-    const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
-    return d.status?.availableReplicas === 20;
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  await waitFor(
+    '20 available replicas',
+    async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+      return d.status?.availableReplicas === 20;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
   const running = backendPods(c, ns);
   assert.equal(running.length, 20);
   assert.ok(running.every((p) => p.status.phase === 'Running'));
   const uids = running.map((p) => p.ref.uid);
-  assert.ok(uids.every((u) => c.state().calls[u]?.created === 1), 'each replica created exactly once');
+  assert.ok(
+    uids.every((u) => c.state().calls[u]?.created === 1),
+    'each replica created exactly once',
+  );
 
   await apps.patchNamespacedDeploymentScale(
     { name: 'web', namespace: ns, body: { spec: { replicas: 0 } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
   );
   const core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
-  await waitFor('no pods left in the API', async () => (await core.listNamespacedPod({ namespace: ns })).items.length === 0, { timeoutMs: 120_000 });
+  await waitFor(
+    'no pods left in the API',
+    async () => (await core.listNamespacedPod({ namespace: ns })).items.length === 0,
+    { timeoutMs: 120_000 },
+  );
   assert.equal(backendPods(c, ns).length, 0, 'the backend holds nothing of the Deployment');
 });
 
@@ -59,10 +74,14 @@ test('a Job whose pod exits 0 completes', async (t) => {
       },
     },
   });
-  const job = await waitFor('the Job to complete', async () => {
-    const j = await batch.readNamespacedJob({ name: 'once', namespace: ns });
-    return j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True') ? j : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  const job = await waitFor(
+    'the Job to complete',
+    async () => {
+      const j = await batch.readNamespacedJob({ name: 'once', namespace: ns });
+      return j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True') ? j : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
   assert.equal(job.status?.succeeded, 1);
   const core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
   const pods = (await core.listNamespacedPod({ namespace: ns })).items;

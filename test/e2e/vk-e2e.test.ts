@@ -49,7 +49,9 @@ const SUITE_TESTS = [
 const KUBELET_PORT_IN_POD = 10250; // the port the suite's pod proxy names
 const SUBNET = '/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci';
 
-const emulator = useEmulatorForFile(`vk-e2e-${Math.random().toString(36).slice(2, 8)}`, { simulated: { pullMs: 20, startMs: 20 } });
+const emulator = useEmulatorForFile(`vk-e2e-${Math.random().toString(36).slice(2, 8)}`, {
+  simulated: { pullMs: 20, startMs: 20 },
+});
 
 function pinnedVersion(): string {
   const mod = readFileSync(join(repoRoot, 'test/vk-e2e/go.mod'), 'utf8');
@@ -70,9 +72,21 @@ async function suiteBinary(): Promise<string> {
 /** A serving certificate for the kubelet port that names the namespace's address (the API server verifies it). */
 async function servingPair(address: string): Promise<{ cert: string; key: string }> {
   const pki = dirname(testCluster().caCert);
-  const ca = await CertificateAuthority.load({ cert: readFileSync(join(pki, 'ca.crt'), 'utf8'), key: readFileSync(join(pki, 'ca.key'), 'utf8') });
+  const ca = await CertificateAuthority.load({
+    cert: readFileSync(join(pki, 'ca.crt'), 'utf8'),
+    key: readFileSync(join(pki, 'ca.key'), 'utf8'),
+  });
   const dir = mkdtempSync(join(testCluster().runDir, 'vk-e2e-serving-'));
-  return writePair(dir, 'kubelet', await ca.issue({ commonName: 'aci-connector-kubelet', server: true, serverNames: ['localhost'], serverIps: [address, '127.0.0.1'] }));
+  return writePair(
+    dir,
+    'kubelet',
+    await ca.issue({
+      commonName: 'aci-connector-kubelet',
+      server: true,
+      serverNames: ['localhost'],
+      serverIps: [address, '127.0.0.1'],
+    }),
+  );
 }
 
 /** Lets the API server's credential-less pod proxy read this node's stats and resource metrics, and nothing else. */
@@ -80,10 +94,19 @@ async function allowAnonymousStats(t: TestContext, nodeName: string): Promise<vo
   const rbac = adminKubeConfig().makeApiClient(k8s.RbacAuthorizationV1Api);
   const name = `vk-e2e-anonymous-stats-${nodeName}`;
   await rbac.createClusterRole({
-    body: { metadata: { name }, rules: [{ apiGroups: [''], resources: ['nodes/stats', 'nodes/metrics'], resourceNames: [nodeName], verbs: ['get'] }] },
+    body: {
+      metadata: { name },
+      rules: [
+        { apiGroups: [''], resources: ['nodes/stats', 'nodes/metrics'], resourceNames: [nodeName], verbs: ['get'] },
+      ],
+    },
   });
   await rbac.createClusterRoleBinding({
-    body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }] },
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }],
+    },
   });
   t.after(async () => {
     await rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);
@@ -96,12 +119,20 @@ async function connectorPod(t: TestContext, namespace: string, nodeName: string,
   const hostNode = `host-${nodeName}`;
   // The machine the connector runs on; nothing heartbeats for it, so the pod tolerates its taints.
   await core().createNode({ body: { metadata: { name: hostNode } } });
-  t.after(() => core().deleteNode({ name: hostNode }).catch(() => undefined));
+  t.after(() =>
+    core()
+      .deleteNode({ name: hostNode })
+      .catch(() => undefined),
+  );
   await core().createNamespacedPod({
     namespace,
     body: {
       metadata: { name: nodeName, labels: { app: 'aci-connector' } },
-      spec: { nodeName: hostNode, containers: [{ name: 'connector', image: 'aci-connector:dev' }], tolerations: [{ operator: 'Exists' }] },
+      spec: {
+        nodeName: hostNode,
+        containers: [{ name: 'connector', image: 'aci-connector:dev' }],
+        tolerations: [{ operator: 'Exists' }],
+      },
     },
   });
   const pod = await core().readNamespacedPod({ name: nodeName, namespace });
@@ -145,7 +176,11 @@ function runSuite(bin: string, namespace: string, nodeName: string): Promise<Sui
 }
 
 /** What runs the node under test: started once the namespace, its certificate and RBAC exist. */
-type StartNode = (nodeName: string, address: string, serving: { cert: string; key: string }) => Promise<{ port: number; output: () => string }>;
+type StartNode = (
+  nodeName: string,
+  address: string,
+  serving: { cert: string; key: string },
+) => Promise<{ port: number; output: () => string }>;
 
 async function suiteAgainst(t: TestContext, startNode: StartNode): Promise<void> {
   const bin = await suiteBinary();
@@ -165,10 +200,16 @@ async function suiteAgainst(t: TestContext, startNode: StartNode): Promise<void>
   const result = parseGoTestVerbose(run.output);
   const subtests = subtestsOf(result, SUITE_PARENT);
   const failed = subtests.filter((s) => s.verdict !== 'PASS');
-  const why = failed.map((s) => `${s.name} ${s.verdict}: ${(result.failureLogs.get(`${SUITE_PARENT}/${s.name}`) ?? []).join(' | ')}`).join('\n');
+  const why = failed
+    .map((s) => `${s.name} ${s.verdict}: ${(result.failureLogs.get(`${SUITE_PARENT}/${s.name}`) ?? []).join(' | ')}`)
+    .join('\n');
   const passed = subtests.filter((s) => s.verdict === 'PASS').length;
   t.diagnostic(`Virtual Kubelet ${pinnedVersion()} e2e suite: ${passed} of ${subtests.length} passed`);
-  assert.deepEqual(subtests.map((s) => s.name).sort(), SUITE_TESTS, `the suite ran its ${SUITE_TESTS.length} tests:\n${run.output.slice(-4000)}`);
+  assert.deepEqual(
+    subtests.map((s) => s.name).sort(),
+    SUITE_TESTS,
+    `the suite ran its ${SUITE_TESTS.length} tests:\n${run.output.slice(-4000)}`,
+  );
   assert.deepEqual(failed, [], `failed:\n${why}\n\nnode output (tail):\n${node.output().slice(-3000)}`);
   assert.equal(result.verdicts.get(SUITE_PARENT), 'PASS');
   assert.equal(run.code, 0, run.output.slice(-2000));
@@ -179,7 +220,16 @@ function connectorNode(t: TestContext, extraArgs: string[]): StartNode {
   return async (nodeName, address, serving) => {
     const h = await startConnector(t, {
       nodeName,
-      extraArgs: ['--node-ip', address, '--kubelet-tls-cert', serving.cert, '--kubelet-tls-key', serving.key, '--kubelet-anonymous-auth', ...extraArgs],
+      extraArgs: [
+        '--node-ip',
+        address,
+        '--kubelet-tls-cert',
+        serving.cert,
+        '--kubelet-tls-key',
+        serving.key,
+        '--kubelet-anonymous-auth',
+        ...extraArgs,
+      ],
     });
     const port = await waitFor('the node to advertise its kubelet port', async () => {
       const p = (await core().readNode({ name: h.nodeName })).status?.daemonEndpoints?.kubeletEndpoint?.Port;
@@ -192,17 +242,43 @@ function connectorNode(t: TestContext, extraArgs: string[]): StartNode {
 /** Virtual Kubelet itself with its mock provider (the benchmark's peer, bench/peers/build.sh), as the control. */
 function virtualKubeletMock(t: TestContext): StartNode {
   return async (nodeName, address, serving) => {
-    const bin = process.env.ACI_VK_BIN ?? (await exec('bash', [join(repoRoot, 'bench/peers/build.sh'), 'vk'], { maxBuffer: 16 * 1024 * 1024 })).stdout.trim().split('\n').pop();
+    const bin =
+      process.env.ACI_VK_BIN ??
+      (await exec('bash', [join(repoRoot, 'bench/peers/build.sh'), 'vk'], { maxBuffer: 16 * 1024 * 1024 })).stdout
+        .trim()
+        .split('\n')
+        .pop();
     assert.ok(bin, 'bench/peers/build.sh printed the binary');
     const dir = mkdtempSync(join(testCluster().runDir, 'vk-mock-'));
     const config = join(dir, 'mock.json');
     writeFileSync(config, JSON.stringify({ [nodeName]: { cpu: '20', memory: '100Gi', pods: '110' } }));
     const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
     // VK's kubelet API binds every address (":PORT"); the suite reaches it only through the front.
-    const proc = spawn(bin, ['--provider', 'mock', '--provider-config', config, '--nodename', nodeName, '--kubeconfig', testCluster().kubeconfig, '--metrics-addr', `127.0.0.1:${metricsPort}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, KUBELET_PORT: String(port), VKUBELET_POD_IP: address, APISERVER_CERT_LOCATION: serving.cert, APISERVER_KEY_LOCATION: serving.key },
-    });
+    const proc = spawn(
+      bin,
+      [
+        '--provider',
+        'mock',
+        '--provider-config',
+        config,
+        '--nodename',
+        nodeName,
+        '--kubeconfig',
+        testCluster().kubeconfig,
+        '--metrics-addr',
+        `127.0.0.1:${metricsPort}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          KUBELET_PORT: String(port),
+          VKUBELET_POD_IP: address,
+          APISERVER_CERT_LOCATION: serving.cert,
+          APISERVER_KEY_LOCATION: serving.key,
+        },
+      },
+    );
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -212,28 +288,49 @@ function virtualKubeletMock(t: TestContext): StartNode {
         proc.kill('SIGKILL');
         await exited;
       }
-      await core().deleteNode({ name: nodeName }).catch(() => undefined);
+      await core()
+        .deleteNode({ name: nodeName })
+        .catch(() => undefined);
     });
-    await waitFor(`Virtual Kubelet's node ${nodeName}`, () => core().readNode({ name: nodeName }).then(() => true, () => false));
+    await waitFor(`Virtual Kubelet's node ${nodeName}`, () =>
+      core()
+        .readNode({ name: nodeName })
+        .then(
+          () => true,
+          () => false,
+        ),
+    );
     return { port, output: () => out };
   };
 }
 
-test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the mock provider`, { timeout: 8 * 60_000 }, async (t) => {
-  await suiteAgainst(t, connectorNode(t, []));
-});
+test(
+  `Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the mock provider`,
+  { timeout: 8 * 60_000 },
+  async (t) => {
+    await suiteAgainst(t, connectorNode(t, []));
+  },
+);
 
-test(`Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`, { timeout: 8 * 60_000 }, async (t) => {
-  assert.ok(process.env.ACI_ARM_ENDPOINT === emulator.emu.endpoint, 'the connector is pointed at the emulator');
-  // In a VNet, as the suite needs: it waits for every pod to have a pod IP, and ACI gives a group
-  // without declared ports (the suite's pods declare none) an IP only in a subnet.
-  process.env.ACI_SUBNET_IDS = SUBNET;
-  t.after(() => {
-    delete process.env.ACI_SUBNET_IDS;
-  });
-  await suiteAgainst(t, connectorNode(t, ['--provider', 'aci']));
-});
+test(
+  `Virtual Kubelet's e2e suite passes 9 of 9 against the connector with the ACI provider on the emulator`,
+  { timeout: 8 * 60_000 },
+  async (t) => {
+    assert.ok(process.env.ACI_ARM_ENDPOINT === emulator.emu.endpoint, 'the connector is pointed at the emulator');
+    // In a VNet, as the suite needs: it waits for every pod to have a pod IP, and ACI gives a group
+    // without declared ports (the suite's pods declare none) an IP only in a subnet.
+    process.env.ACI_SUBNET_IDS = SUBNET;
+    t.after(() => {
+      delete process.env.ACI_SUBNET_IDS;
+    });
+    await suiteAgainst(t, connectorNode(t, ['--provider', 'aci']));
+  },
+);
 
-test(`control: Virtual Kubelet's own mock passes the same suite through the same fronts`, { timeout: 8 * 60_000 }, async (t) => {
-  await suiteAgainst(t, virtualKubeletMock(t));
-});
+test(
+  `control: Virtual Kubelet's own mock passes the same suite through the same fronts`,
+  { timeout: 8 * 60_000 },
+  async (t) => {
+    await suiteAgainst(t, virtualKubeletMock(t));
+  },
+);

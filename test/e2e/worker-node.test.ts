@@ -51,7 +51,9 @@ function ready<T>(v: T | undefined, what: string): T {
 
 async function kubectl(args: string[], input?: string): Promise<string> {
   const c = ready(cluster, 'the cluster');
-  const child = run(join(c.binDir, 'kubectl'), ['--kubeconfig', c.kubeconfig, ...args], { maxBuffer: 16 * 1024 * 1024 });
+  const child = run(join(c.binDir, 'kubectl'), ['--kubeconfig', c.kubeconfig, ...args], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   if (input !== undefined) child.child.stdin?.end(input);
   return (await child).stdout;
 }
@@ -60,7 +62,10 @@ before(async () => {
   const built = buildImageFromCleanClone(podman, IMAGE);
   built.catch(() => undefined); // awaited below; a failure must not be an unhandled rejection meanwhile
   // Under the test run's folder, so the runner's last check sees anything left running.
-  cluster = await startCluster({ runRoot: process.env.ACI_TEST_RUN_DIR, log: (l) => console.log(`# devcluster: ${l}`) });
+  cluster = await startCluster({
+    runRoot: process.env.ACI_TEST_RUN_DIR,
+    log: (l) => console.log(`# devcluster: ${l}`),
+  });
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cluster.kubeconfig);
   core = kc.makeApiClient(k8s.CoreV1Api);
@@ -73,7 +78,10 @@ before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'aci-worker-image-'));
   try {
     const archive = join(dir, 'image.tar');
-    await podman.run(['save', '--format', 'docker-archive', '--multi-image-archive', '-o', archive, image.image, IMAGE_NEXT], { timeoutMs: 600_000 });
+    await podman.run(
+      ['save', '--format', 'docker-archive', '--multi-image-archive', '-o', archive, image.image, IMAGE_NEXT],
+      { timeoutMs: 600_000 },
+    );
     await importImage(worker, archive);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -116,7 +124,10 @@ test('the worker is a normal node: Ready, its kubelet the pinned version, contai
   assert.equal(node.status?.nodeInfo?.kubeletVersion, pinned);
   assert.match(node.status?.nodeInfo?.containerRuntimeVersion ?? '', /^containerd:\/\//);
   assert.equal(node.metadata?.labels?.type, undefined, 'not a virtual node');
-  assert.ok(node.spec?.taints?.some((t) => t.key === WORKER_TAINT.key), 'tainted, so only pods meant for it land there');
+  assert.ok(
+    node.spec?.taints?.some((t) => t.key === WORKER_TAINT.key),
+    'tainted, so only pods meant for it land there',
+  );
 });
 
 test('kubectl create -f examples/aci-connector.yaml runs the connector as a pod on the worker: the aci-connector node is Ready and the nginx example runs on it', async () => {
@@ -125,28 +136,49 @@ test('kubectl create -f examples/aci-connector.yaml runs the connector as a pod 
   // The Secret the example names, with the emulator's endpoint and credentials (ACI_CA_FILE is the mounted CA).
   await core.createNamespacedSecret({
     namespace: 'kube-system',
-    body: { metadata: { name: 'aci-connector-credentials' }, stringData: { ...azureEnv(e, RG), ACI_CA_FILE: `${EMULATOR_CA_DIR}/ca.crt` } },
+    body: {
+      metadata: { name: 'aci-connector-credentials' },
+      stringData: { ...azureEnv(e, RG), ACI_CA_FILE: `${EMULATOR_CA_DIR}/ca.crt` },
+    },
   });
-  await core.createNamespacedSecret({ namespace: 'kube-system', body: { metadata: { name: 'aci-emulator-ca' }, stringData: { 'ca.crt': e.caPem } } });
+  await core.createNamespacedSecret({
+    namespace: 'kube-system',
+    body: { metadata: { name: 'aci-emulator-ca' }, stringData: { 'ca.crt': e.caPem } },
+  });
   const [kubelet, metrics] = await Promise.all([freePort(), freePort()]);
   const manifest = readFileSync(join(repoRoot, 'examples/aci-connector.yaml'), 'utf8');
   await kubectl(['create', '-f', '-'], adaptForWorker(manifest, adaptation({ kubelet, metrics })));
 
-  const pod = await waitFor('the connector pod Running and Ready on the worker', async () => {
-    const [p] = (await connectorPods()).filter((x) => x.status?.phase === 'Running' && x.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-    return p;
-  }, { timeoutMs: 180_000 });
+  const pod = await waitFor(
+    'the connector pod Running and Ready on the worker',
+    async () => {
+      const [p] = (await connectorPods()).filter(
+        (x) =>
+          x.status?.phase === 'Running' && x.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
+      return p;
+    },
+    { timeoutMs: 180_000 },
+  );
   assert.equal(pod.spec?.nodeName, w.nodeName);
-  assert.equal(pod.status?.containerStatuses?.[0]?.image?.endsWith('aci-connector:worker-e2e'), true, pod.status?.containerStatuses?.[0]?.image);
+  assert.equal(
+    pod.status?.containerStatuses?.[0]?.image?.endsWith('aci-connector:worker-e2e'),
+    true,
+    pod.status?.containerStatuses?.[0]?.image,
+  );
   const node = await waitFor('node aci-connector Ready', () => nodeReady('aci-connector'), { timeoutMs: 120_000 });
   assert.equal(node.metadata?.labels?.type, 'virtual-kubelet');
 
   // The seed's nginx example, as is.
   await kubectl(['create', '-f', join(repoRoot, 'examples/nginx-pod.yaml')]);
-  const nginx = await waitFor('the nginx example Running on aci-connector', async () => {
-    const p = await core.readNamespacedPod({ name: 'nginx', namespace: 'default' });
-    return p.status?.phase === 'Running' ? p : undefined;
-  }, { timeoutMs: 120_000 });
+  const nginx = await waitFor(
+    'the nginx example Running on aci-connector',
+    async () => {
+      const p = await core.readNamespacedPod({ name: 'nginx', namespace: 'default' });
+      return p.status?.phase === 'Running' ? p : undefined;
+    },
+    { timeoutMs: 120_000 },
+  );
   assert.equal(nginx.spec?.nodeName, 'aci-connector');
   assert.ok(nginx.status?.podIP, 'the pod has the container group’s IP');
 });
@@ -155,10 +187,16 @@ test('kubectl set image rolls the connector to a new tag, and the node stays Rea
   const before = (await connectorPods()).map((p) => p.metadata?.name);
   await kubectl(['-n', 'kube-system', 'set', 'image', 'deploy/aci-connector', `aci-connector=${IMAGE_NEXT}`]);
   await kubectl(['-n', 'kube-system', 'rollout', 'status', 'deploy/aci-connector', '--timeout=180s']);
-  const pods = await waitFor('one new connector pod Running on the new tag', async () => {
-    const list = (await connectorPods()).filter((p) => p.metadata?.deletionTimestamp === undefined);
-    return list.length === 1 && !before.includes(list[0]?.metadata?.name) && list[0]?.status?.phase === 'Running' ? list : undefined;
-  }, { timeoutMs: 180_000 });
+  const pods = await waitFor(
+    'one new connector pod Running on the new tag',
+    async () => {
+      const list = (await connectorPods()).filter((p) => p.metadata?.deletionTimestamp === undefined);
+      return list.length === 1 && !before.includes(list[0]?.metadata?.name) && list[0]?.status?.phase === 'Running'
+        ? list
+        : undefined;
+    },
+    { timeoutMs: 180_000 },
+  );
   assert.equal(pods[0]?.spec?.containers[0]?.image, IMAGE_NEXT);
   const dep = await apps.readNamespacedDeployment({ name: 'aci-connector', namespace: 'kube-system' });
   assert.equal(dep.status?.updatedReplicas, 1);
@@ -174,27 +212,61 @@ test('helm install runs the chart the same way: its node is Ready and runs a pod
   const [kubelet, metrics] = await Promise.all([freePort(), freePort()]);
   // The original chart's --set env.… line, plus the emulator's endpoints (extraEnv).
   const seed = [
-    `env.azureClientId=${e.clientId}`, `env.azureClientKey=${e.clientSecret}`, `env.azureTenantId=${e.tenantId}`,
-    `env.azureSubscriptionId=${e.subscriptionId}`, `env.aciResourceGroup=${RG}`, 'env.aciRegion=westus',
+    `env.azureClientId=${e.clientId}`,
+    `env.azureClientKey=${e.clientSecret}`,
+    `env.azureTenantId=${e.tenantId}`,
+    `env.azureSubscriptionId=${e.subscriptionId}`,
+    `env.aciResourceGroup=${RG}`,
+    'env.aciRegion=westus',
   ].join(',');
   const extraEnv = [
-    ['ACI_ARM_ENDPOINT', e.endpoint], ['AZURE_AUTHORITY_HOST', e.authorityHost], ['ACI_CA_FILE', `${EMULATOR_CA_DIR}/ca.crt`],
-  ].map(([name, value], i) => `extraEnv[${i}].name=${name},extraEnv[${i}].value=${value}`).join(',');
+    ['ACI_ARM_ENDPOINT', e.endpoint],
+    ['AZURE_AUTHORITY_HOST', e.authorityHost],
+    ['ACI_CA_FILE', `${EMULATOR_CA_DIR}/ca.crt`],
+  ]
+    .map(([name, value], i) => `extraEnv[${i}].name=${name},extraEnv[${i}].value=${value}`)
+    .join(',');
   const postRenderer = fileURLToPath(new URL('../support/worker-adapt.js', import.meta.url));
   const r = await helm([
-    'install', 'aci-helm', chartDir, '--kubeconfig', c.kubeconfig, '--namespace', 'kube-system',
-    '--set', seed, '--set', extraEnv, '--set', 'nodeName=aci-helm', '--wait', '--timeout', '4m',
-    '--post-renderer', process.execPath, '--post-renderer-args', postRenderer,
-    '--post-renderer-args', JSON.stringify(adaptation({ kubelet, metrics })),
+    'install',
+    'aci-helm',
+    chartDir,
+    '--kubeconfig',
+    c.kubeconfig,
+    '--namespace',
+    'kube-system',
+    '--set',
+    seed,
+    '--set',
+    extraEnv,
+    '--set',
+    'nodeName=aci-helm',
+    '--wait',
+    '--timeout',
+    '4m',
+    '--post-renderer',
+    process.execPath,
+    '--post-renderer-args',
+    postRenderer,
+    '--post-renderer-args',
+    JSON.stringify(adaptation({ kubelet, metrics })),
   ]);
   assert.equal(r.code, 0, `helm install: ${r.stderr}`);
   const [pod] = (await core.listNamespacedPod({ namespace: 'kube-system', labelSelector: 'app=aci-helm' })).items;
-  assert.equal(pod?.spec?.nodeName, w.nodeName, 'the chart\'s connector runs on the worker');
+  assert.equal(pod?.spec?.nodeName, w.nodeName, "the chart's connector runs on the worker");
   const node = await waitFor('node aci-helm Ready', () => nodeReady('aci-helm'), { timeoutMs: 120_000 });
   assert.equal(node.metadata?.labels?.type, 'virtual-kubelet');
   await core.createNamespacedPod({
     namespace: 'default',
-    body: { metadata: { name: 'nginx-helm' }, spec: { nodeName: 'aci-helm', containers: [{ name: 'nginx', image: 'nginx', ports: [{ containerPort: 80 }] }] } },
+    body: {
+      metadata: { name: 'nginx-helm' },
+      spec: { nodeName: 'aci-helm', containers: [{ name: 'nginx', image: 'nginx', ports: [{ containerPort: 80 }] }] },
+    },
   });
-  await waitFor('a pod Running on aci-helm', async () => (await core.readNamespacedPod({ name: 'nginx-helm', namespace: 'default' })).status?.phase === 'Running', { timeoutMs: 120_000 });
+  await waitFor(
+    'a pod Running on aci-helm',
+    async () =>
+      (await core.readNamespacedPod({ name: 'nginx-helm', namespace: 'default' })).status?.phase === 'Running',
+    { timeoutMs: 120_000 },
+  );
 });

@@ -15,7 +15,12 @@ import { contextFor, harness, key, podRef, testPod, waitFor, type Harness } from
 
 const Ajv2019 = Ajv2019Module.default;
 
-const localizable = { type: 'object', properties: { value: { type: 'string' }, localizedValue: { type: 'string' } }, required: ['value'], additionalProperties: false };
+const localizable = {
+  type: 'object',
+  properties: { value: { type: 'string' }, localizedValue: { type: 'string' } },
+  required: ['value'],
+  additionalProperties: false,
+};
 const metricValue = {
   type: 'object',
   properties: {
@@ -38,13 +43,36 @@ const metric = {
     displayDescription: { type: 'string' },
     errorCode: { type: 'string' },
     errorMessage: { type: 'string' },
-    unit: { enum: ['Count', 'Bytes', 'Seconds', 'CountPerSecond', 'BytesPerSecond', 'Percent', 'MilliSeconds', 'ByteSeconds', 'Unspecified', 'Cores', 'MilliCores', 'NanoCores', 'BitsPerSecond'] },
+    unit: {
+      enum: [
+        'Count',
+        'Bytes',
+        'Seconds',
+        'CountPerSecond',
+        'BytesPerSecond',
+        'Percent',
+        'MilliSeconds',
+        'ByteSeconds',
+        'Unspecified',
+        'Cores',
+        'MilliCores',
+        'NanoCores',
+        'BitsPerSecond',
+      ],
+    },
     timeseries: {
       type: 'array',
       items: {
         type: 'object',
         properties: {
-          metadatavalues: { type: 'array', items: { type: 'object', properties: { name: localizable, value: { type: 'string' } }, additionalProperties: false } },
+          metadatavalues: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { name: localizable, value: { type: 'string' } },
+              additionalProperties: false,
+            },
+          },
           data: { type: 'array', items: metricValue },
         },
         additionalProperties: false,
@@ -82,8 +110,18 @@ after(async () => {
 function busyPod(name: string, cpu: string) {
   return testPod(name, {
     containers: [
-      { name: 'spin', image: 'busybox', command: ['sh', '-c', 'while :; do :; done'], resources: { requests: { cpu, memory: '256Mi' } } },
-      { name: 'idle', image: 'busybox', command: ['sleep', 'infinity'], resources: { requests: { cpu: '1', memory: '512Mi' } } },
+      {
+        name: 'spin',
+        image: 'busybox',
+        command: ['sh', '-c', 'while :; do :; done'],
+        resources: { requests: { cpu, memory: '256Mi' } },
+      },
+      {
+        name: 'idle',
+        image: 'busybox',
+        command: ['sleep', 'infinity'],
+        resources: { requests: { cpu: '1', memory: '512Mi' } },
+      },
     ],
   });
 }
@@ -94,18 +132,35 @@ async function running(p: ReturnType<typeof testPod>): Promise<void> {
 }
 
 function metricsPath(p: ReturnType<typeof testPod>, query: string): string {
-  const name = containerGroupName({ clusterId: 'cluster-under-test', namespace: 'default', podName: p.metadata!.name!, podUid: p.metadata!.uid! });
+  const name = containerGroupName({
+    clusterId: 'cluster-under-test',
+    namespace: 'default',
+    podName: p.metadata!.name!,
+    podUid: p.metadata!.uid!,
+  });
   return `/subscriptions/${h.emu.subscriptionId}/resourceGroups/aci-test/providers/Microsoft.ContainerInstance/containerGroups/${name}/providers/Microsoft.Insights/metrics?${query}`;
 }
 
 test("Metrics_List: CpuUsage and MemoryUsage per container in Microsoft's response shape", async () => {
   const p = busyPod('metrics-shape', '500m');
   await running(p);
-  const q = "api-version=2018-01-01&metricnames=CpuUsage,MemoryUsage&$filter=containerName eq '*'&interval=PT1M&aggregation=average,maximum,count";
+  const q =
+    "api-version=2018-01-01&metricnames=CpuUsage,MemoryUsage&$filter=containerName eq '*'&interval=PT1M&aggregation=average,maximum,count";
   const r = await arm.call('GET', metricsPath(p, q.replace(/ /g, '%20').replace(/'/g, '%27').replace(/\*/g, '%2A')));
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.ok(validate(r.body), JSON.stringify(validate.errors));
-  const body = r.body as { interval: string; namespace: string; value: { name: { value: string }; unit: string; timeseries: { metadatavalues: { value: string }[]; data: { timeStamp: string; average?: number; count?: number }[] }[] }[] };
+  const body = r.body as {
+    interval: string;
+    namespace: string;
+    value: {
+      name: { value: string };
+      unit: string;
+      timeseries: {
+        metadatavalues: { value: string }[];
+        data: { timeStamp: string; average?: number; count?: number }[];
+      }[];
+    }[];
+  };
   assert.equal(body.interval, 'PT1M');
   assert.equal(body.namespace, 'Microsoft.ContainerInstance/containerGroups');
   const latest = (metricName: string, container: string): number | undefined => {
@@ -113,7 +168,13 @@ test("Metrics_List: CpuUsage and MemoryUsage per container in Microsoft's respon
     const ts = m?.timeseries.find((t) => t.metadatavalues[0]?.value === container);
     return ts?.data.filter((d) => d.average !== undefined).at(-1)?.average;
   };
-  assert.deepEqual(body.value.map((v) => [v.name.value, v.unit]), [['CpuUsage', 'Count'], ['MemoryUsage', 'Bytes']]);
+  assert.deepEqual(
+    body.value.map((v) => [v.name.value, v.unit]),
+    [
+      ['CpuUsage', 'Count'],
+      ['MemoryUsage', 'Bytes'],
+    ],
+  );
   // The spinning container uses all of its 500m; the idle one 1 % of its core.
   assert.equal(latest('CpuUsage', 'spin'), 500);
   assert.equal(latest('CpuUsage', 'idle'), 10);
@@ -124,7 +185,10 @@ test("Metrics_List: CpuUsage and MemoryUsage per container in Microsoft's respon
   assert.ok(cpu.slice(0, -2).every((d) => d.average === undefined));
 
   // Without the dimension filter: one series, the containers summed.
-  const summed = await arm.call('GET', metricsPath(p, 'api-version=2018-01-01&metricnames=CpuUsage&aggregation=average'));
+  const summed = await arm.call(
+    'GET',
+    metricsPath(p, 'api-version=2018-01-01&metricnames=CpuUsage&aggregation=average'),
+  );
   assert.ok(validate(summed.body), JSON.stringify(validate.errors));
   const s = summed.body as typeof body;
   assert.equal(s.value[0]!.timeseries.length, 1);
@@ -138,7 +202,10 @@ test('Metrics_List: unknown metric, bad interval, wrong api-version and unknown 
   const bad = await arm.call('GET', metricsPath(p, 'api-version=2018-01-01&metricnames=Nope'));
   assert.equal(bad.status, 400);
   assert.match((bad.body as { error: { message: string } }).error.message, /Valid metrics: CpuUsage,MemoryUsage/);
-  assert.equal((await arm.call('GET', metricsPath(p, 'api-version=2018-01-01&metricnames=CpuUsage&interval=PT5M'))).status, 400);
+  assert.equal(
+    (await arm.call('GET', metricsPath(p, 'api-version=2018-01-01&metricnames=CpuUsage&interval=PT5M'))).status,
+    400,
+  );
   const version = await arm.call('GET', metricsPath(p, 'api-version=2023-05-01&metricnames=CpuUsage'));
   assert.equal(version.status, 400);
   assert.equal((version.body as { error: { code: string } }).error.code, 'NoRegisteredProviderFound');
@@ -166,11 +233,19 @@ test('ACI provider getPodStats: Azure Monitor figures per container, one read pe
   // Within the refresh window the cached figures serve.
   await h.provider.getPodStats();
   assert.equal(reads(), before + 1);
-  await waitFor('a fresh read after the refresh window', async () => {
-    await h.provider.getPodStats();
-    return reads() === before + 2;
-  }, 20_000);
+  await waitFor(
+    'a fresh read after the refresh window',
+    async () => {
+      await h.provider.getPodStats();
+      return reads() === before + 2;
+    },
+    20_000,
+  );
   await h.provider.deletePod(p, 0);
   const after = await h.provider.getPodStats();
-  assert.equal(after.find((s) => s.ref.uid === p.metadata!.uid), undefined, 'a deleted pod has no figures');
+  assert.equal(
+    after.find((s) => s.ref.uid === p.metadata!.uid),
+    undefined,
+    'a deleted pod has no figures',
+  );
 });

@@ -4,7 +4,13 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { createAciProvider, loadAciConfig, type AciConfig, type AciProvider } from '../../src/providers/aci/index.js';
 import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
-import { TransientProviderError, type PodContext, type PodRef, type ProviderPodStatus, type ResolvedEnvVar } from '../../src/core/provider.js';
+import {
+  TransientProviderError,
+  type PodContext,
+  type PodRef,
+  type ProviderPodStatus,
+  type ResolvedEnvVar,
+} from '../../src/core/provider.js';
 import { waitFor as wait } from '../support/wait.js';
 
 export interface Harness {
@@ -35,13 +41,21 @@ export async function harness(
   tune: { config?: Partial<AciConfig>; env?: Record<string, string> } = {},
 ): Promise<Harness> {
   const emu = await startEmulator({
-    simulated: { pullMs: 20, startMs: 20, rules: [{ image: /does-not-exist/, fate: { kind: 'pullFails', message: 'manifest unknown' } }] },
+    simulated: {
+      pullMs: 20,
+      startMs: 20,
+      rules: [{ image: /does-not-exist/, fate: { kind: 'pullFails', message: 'manifest unknown' } }],
+    },
     ...emuOptions,
   });
   const attempts: ArmAttempt[] = [];
   const statuses = new Map<string, ProviderPodStatus>();
   const events = new Map<string, { type: string; reason: string; message: string }[]>();
-  const config = loadAciConfig(envFor(emu, tune.env), { listIntervalMs: 1_000, statusReadsPerSecond: 20, ...tune.config });
+  const config = loadAciConfig(envFor(emu, tune.env), {
+    listIntervalMs: 1_000,
+    statusReadsPerSecond: 20,
+    ...tune.config,
+  });
   const provider = createAciProvider({
     config,
     clusterId: 'cluster-under-test',
@@ -73,24 +87,43 @@ export function podRef(p: V1Pod): PodRef {
   return { namespace: p.metadata!.namespace!, name: p.metadata!.name!, uid: p.metadata!.uid! };
 }
 
-export function testPod(name: string, spec: Partial<NonNullable<V1Pod['spec']>> = {}, annotations?: Record<string, string>): V1Pod {
+export function testPod(
+  name: string,
+  spec: Partial<NonNullable<V1Pod['spec']>> = {},
+  annotations?: Record<string, string>,
+): V1Pod {
   return {
     metadata: { name, namespace: 'default', uid: randomUUID(), ...(annotations ? { annotations } : {}) },
     spec: {
-      containers: [{ name: 'app', image: 'nginx', ports: [{ containerPort: 80 }], resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+      containers: [
+        {
+          name: 'app',
+          image: 'nginx',
+          ports: [{ containerPort: 80 }],
+          resources: { requests: { cpu: '100m', memory: '128Mi' } },
+        },
+      ],
       ...spec,
     },
   };
 }
 
-export function contextFor(h: Harness, p: V1Pod, env: Record<string, ResolvedEnvVar[]> = {}, secrets: Record<string, Record<string, string>> = {}): PodContext {
+export function contextFor(
+  h: Harness,
+  p: V1Pod,
+  env: Record<string, ResolvedEnvVar[]> = {},
+  secrets: Record<string, Record<string, string>> = {},
+): PodContext {
   const k = key(podRef(p));
   return {
     env: new Map(Object.entries(env)),
     getSecret: async (name) => {
       const d = secrets[name];
       if (!d) return undefined;
-      return { metadata: { name }, data: Object.fromEntries(Object.entries(d).map(([a, b]) => [a, Buffer.from(b).toString('base64')])) };
+      return {
+        metadata: { name },
+        data: Object.fromEntries(Object.entries(d).map(([a, b]) => [a, Buffer.from(b).toString('base64')])),
+      };
     },
     getConfigMap: async () => undefined,
     recordEvent: (type, reason, message) => {
@@ -102,7 +135,12 @@ export function contextFor(h: Harness, p: V1Pod, env: Record<string, ResolvedEnv
 }
 
 /** Creates like the core does: retries transient errors after their retryAfterMs. */
-export async function createLikeCore(h: Harness, p: V1Pod, ctx = contextFor(h, p), deadline = Date.now() + 240_000): Promise<void> {
+export async function createLikeCore(
+  h: Harness,
+  p: V1Pod,
+  ctx = contextFor(h, p),
+  deadline = Date.now() + 240_000,
+): Promise<void> {
   for (;;) {
     try {
       await h.provider.createPod(p, ctx);
@@ -115,6 +153,10 @@ export async function createLikeCore(h: Harness, p: V1Pod, ctx = contextFor(h, p
 }
 
 /** test/support/wait.ts's waitFor, with a positional timeout (60 s by default). */
-export function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+export function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   return wait(what, fn, { timeoutMs });
 }

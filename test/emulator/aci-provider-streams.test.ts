@@ -21,7 +21,10 @@ async function text(r: NodeJS.ReadableStream): Promise<string> {
 }
 
 test('logs come from containers.listLogs, with tail', async () => {
-  const p = testPod('logger', { restartPolicy: 'Never', containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'echo hello-from-aci'] }] });
+  const p = testPod('logger', {
+    restartPolicy: 'Never',
+    containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'echo hello-from-aci'] }],
+  });
   await h.provider.createPod(p, contextFor(h, p));
   await waitFor('Succeeded', () => h.statuses.get(key(podRef(p)))?.phase === 'Succeeded');
   const logs = await text(await h.provider.getContainerLogs(podRef(p), 'app', {}));
@@ -33,15 +36,31 @@ test('logs come from containers.listLogs, with tail', async () => {
 
 test('a secret env value reaches the container as secureValue and is never returned by ARM', async () => {
   const p = testPod('secretive');
-  const env = { app: [{ name: 'PLAIN', value: 'visible', sensitive: false }, { name: 'PASSWORD', value: 'hunter2-secret', sensitive: true }] };
+  const env = {
+    app: [
+      { name: 'PLAIN', value: 'visible', sensitive: false },
+      { name: 'PASSWORD', value: 'hunter2-secret', sensitive: true },
+    ],
+  };
   await h.provider.createPod(p, contextFor(h, p, env));
   await waitFor('Running', () => h.statuses.get(key(podRef(p)))?.phase === 'Running');
 
-  const name = containerGroupName({ clusterId: 'cluster-under-test', namespace: 'default', podName: 'secretive', podUid: p.metadata!.uid! });
+  const name = containerGroupName({
+    clusterId: 'cluster-under-test',
+    namespace: 'default',
+    podName: 'secretive',
+    podUid: p.metadata!.uid!,
+  });
   const group = await h.provider.arm.getGroup(name);
   const vars = group?.containers[0]?.environmentVariables ?? [];
-  assert.deepEqual(vars.find((v) => v.name === 'PLAIN'), { name: 'PLAIN', value: 'visible' });
-  assert.ok(vars.some((v) => v.name === 'PASSWORD'), 'the variable exists');
+  assert.deepEqual(
+    vars.find((v) => v.name === 'PLAIN'),
+    { name: 'PLAIN', value: 'visible' },
+  );
+  assert.ok(
+    vars.some((v) => v.name === 'PASSWORD'),
+    'the variable exists',
+  );
   assert.ok(!JSON.stringify(group).includes('hunter2-secret'), 'ARM never echoes a secureValue');
   assert.ok(!JSON.stringify(h.statuses.get(key(podRef(p)))).includes('hunter2-secret'));
 
@@ -82,12 +101,24 @@ test('exec reports the exit code and passes stdin; attach streams output', async
 });
 
 test('a restarted connector adopts the existing groups: listPods finds them with status, and it keeps pushing changes', async () => {
-  const pods = [testPod('adopt-a'), testPod('adopt-b', { restartPolicy: 'Never', containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'sleep 3'] }] })];
+  const pods = [
+    testPod('adopt-a'),
+    testPod('adopt-b', {
+      restartPolicy: 'Never',
+      containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c', 'sleep 3'] }],
+    }),
+  ];
   for (const p of pods) await h.provider.createPod(p, contextFor(h, p));
   await waitFor('Running', () => pods.every((p) => h.statuses.get(key(podRef(p)))?.phase === 'Running'));
 
   const config = loadAciConfig(envFor(h.emu), { listIntervalMs: 1_000 });
-  const second = createAciProvider({ config, clusterId: 'cluster-under-test', nodeName: 'aci-connector', passIntervalMs: 200, steadyRefreshMs: 1_000 });
+  const second = createAciProvider({
+    config,
+    clusterId: 'cluster-under-test',
+    nodeName: 'aci-connector',
+    passIntervalMs: 200,
+    steadyRefreshMs: 1_000,
+  });
   const pushed = new Map<string, ProviderPodStatus>();
   second.onStatus((ref, s) => pushed.set(key(ref), s));
   try {
@@ -98,7 +129,11 @@ test('a restarted connector adopts the existing groups: listPods finds them with
       assert.equal(found.ref.name, p.metadata!.name);
     }
     // adopt-b's container exits: the new instance notices and pushes it.
-    await waitFor('Succeeded pushed by the new instance', () => pushed.get(key(podRef(pods[1]!)))?.phase === 'Succeeded', 60_000);
+    await waitFor(
+      'Succeeded pushed by the new instance',
+      () => pushed.get(key(podRef(pods[1]!)))?.phase === 'Succeeded',
+      60_000,
+    );
     for (const p of pods) await second.deletePod(p, 0);
     assert.equal((await second.listPods()).filter((x) => pods.some((p) => p.metadata!.uid === x.ref.uid)).length, 0);
   } finally {

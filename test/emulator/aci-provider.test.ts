@@ -15,7 +15,12 @@ after(async () => {
 });
 
 const groupNameOf = (p: ReturnType<typeof testPod>) =>
-  containerGroupName({ clusterId: 'cluster-under-test', namespace: p.metadata!.namespace!, podName: p.metadata!.name!, podUid: p.metadata!.uid! });
+  containerGroupName({
+    clusterId: 'cluster-under-test',
+    namespace: p.metadata!.namespace!,
+    podName: p.metadata!.name!,
+    podUid: p.metadata!.uid!,
+  });
 
 test('create → Running with an IP pushed via onStatus, events recorded once; delete leaves no group', async () => {
   const p = testPod('web');
@@ -90,7 +95,9 @@ for (const [policy, exitCode] of [
     await h.provider.createPod(p, contextFor(h, p));
     const s = await waitFor('a restart', () => {
       const st = h.statuses.get(key(podRef(p)));
-      return (st?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && st?.containerStatuses?.[0]?.lastState?.terminated ? st : undefined;
+      return (st?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && st?.containerStatuses?.[0]?.lastState?.terminated
+        ? st
+        : undefined;
     });
     assert.ok(s.phase === 'Running' || s.phase === 'Pending', `phase ${s.phase}`);
     assert.equal(s.containerStatuses?.[0]?.lastState?.terminated?.exitCode, exitCode);
@@ -109,7 +116,10 @@ test('a group deleted behind our back fails the pod with a reason and is not re-
     return st?.phase === 'Failed' ? st : undefined;
   });
   assert.equal(s.reason, 'ProviderGroupVanished');
-  await assert.rejects(h.provider.createPod(p, ctx), (e: unknown) => e instanceof PodRejectedError && e.reason === 'ProviderGroupVanished');
+  await assert.rejects(
+    h.provider.createPod(p, ctx),
+    (e: unknown) => e instanceof PodRejectedError && e.reason === 'ProviderGroupVanished',
+  );
   assert.equal(await h.provider.arm.getGroup(groupNameOf(p)), undefined);
 });
 
@@ -133,7 +143,10 @@ test('quota exhaustion keeps the pod waiting (transient QuotaExceeded) and it st
     await h.provider.createPod(first, contextFor(h, first));
     const second = testPod('quota-b');
     const ctx = contextFor(h, second);
-    await assert.rejects(h.provider.createPod(second, ctx), (e: unknown) => e instanceof TransientProviderError && e.reason === 'QuotaExceeded');
+    await assert.rejects(
+      h.provider.createPod(second, ctx),
+      (e: unknown) => e instanceof TransientProviderError && e.reason === 'QuotaExceeded',
+    );
     // Held back locally: a retry right away does not reach ARM.
     const putsBefore = h.attempts.filter((a) => a.operation === 'containerGroups.createOrUpdate').length;
     await assert.rejects(h.provider.createPod(second, ctx), TransientProviderError);

@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import type { Emulator } from '../../src/emulator/index.js';
-import { API, groupPath, simpleGroup, startTestEmulator, waitFor, type ArmTestClient, type GroupBody } from './arm-client.js';
+import {
+  API,
+  groupPath,
+  simpleGroup,
+  startTestEmulator,
+  waitFor,
+  type ArmTestClient,
+  type GroupBody,
+} from './arm-client.js';
 
 const RG = 'rg-api';
 let emu: Emulator;
@@ -28,7 +36,8 @@ async function createAndWait(name: string, body: Record<string, unknown>, rg = R
   return got.body as GroupBody;
 }
 
-const getGroup = async (name: string, rg = RG): Promise<GroupBody> => (await arm.call('GET', `${groupPath(sub, rg, name)}?${API}`)).body as GroupBody;
+const getGroup = async (name: string, rg = RG): Promise<GroupBody> =>
+  (await arm.call('GET', `${groupPath(sub, rg, name)}?${API}`)).body as GroupBody;
 
 function wsOpen(url: string, headers: Record<string, string> = {}): WebSocket {
   return new WebSocket(url, { ca: emu.caPem, headers });
@@ -38,7 +47,9 @@ function collect(ws: WebSocket): Promise<{ output: string; code: number; reason:
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     ws.on('message', (d: Buffer) => chunks.push(Buffer.from(d)));
-    ws.on('close', (code, reason) => resolve({ output: Buffer.concat(chunks).toString('utf8'), code, reason: reason.toString() }));
+    ws.on('close', (code, reason) =>
+      resolve({ output: Buffer.concat(chunks).toString('utf8'), code, reason: reason.toString() }),
+    );
     ws.on('error', reject);
   });
 }
@@ -46,7 +57,13 @@ function collect(ws: WebSocket): Promise<{ output: string; code: number; reason:
 before(async () => {
   ({ emu, arm } = await startTestEmulator({
     pageSize: 2,
-    simulated: { pullMs: 5, startMs: 5, exitAfterMs: 100, restartDelayMs: 50, rules: [{ image: 'registry.invalid/missing:1', fate: { kind: 'pullFails' } }] },
+    simulated: {
+      pullMs: 5,
+      startMs: 5,
+      exitAfterMs: 100,
+      restartDelayMs: 50,
+      rules: [{ image: 'registry.invalid/missing:1', fate: { kind: 'pullFails' } }],
+    },
   }));
   sub = emu.subscriptionId;
 });
@@ -60,7 +77,12 @@ describe('authentication', () => {
     const bad = await arm.raw(
       'POST',
       `${emu.endpoint}/${emu.tenantId}/oauth2/v2.0/token`,
-      new URLSearchParams({ grant_type: 'client_credentials', client_id: emu.clientId, client_secret: 'wrong', scope: 'https://management.azure.com/.default' }).toString(),
+      new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: emu.clientId,
+        client_secret: 'wrong',
+        scope: 'https://management.azure.com/.default',
+      }).toString(),
       { 'Content-Type': 'application/x-www-form-urlencoded' },
     );
     assert.equal(bad.status, 401);
@@ -71,7 +93,8 @@ describe('authentication', () => {
     const res = await arm.raw('GET', `${emu.endpoint}/${emu.tenantId}/v2.0/.well-known/openid-configuration`);
     assert.equal(res.status, 200);
     const doc = res.body as Record<string, string>;
-    for (const k of ['authorization_endpoint', 'token_endpoint', 'issuer', 'jwks_uri']) assert.equal(typeof doc[k], 'string', k);
+    for (const k of ['authorization_endpoint', 'token_endpoint', 'issuer', 'jwks_uri'])
+      assert.equal(typeof doc[k], 'string', k);
     assert.equal(doc.token_endpoint, `${emu.endpoint}/${emu.tenantId}/oauth2/v2.0/token`);
   });
 
@@ -93,7 +116,10 @@ describe('container group lifecycle', () => {
     assert.equal(put.status, 201);
     const body = put.body as GroupBody;
     assert.equal(body.properties.provisioningState, 'Pending');
-    assert.match(String(put.headers['azure-asyncoperation']), /\/locations\/westeurope\/operations\/[0-9a-f-]+\?api-version=2023-05-01$/);
+    assert.match(
+      String(put.headers['azure-asyncoperation']),
+      /\/locations\/westeurope\/operations\/[0-9a-f-]+\?api-version=2023-05-01$/,
+    );
     assert.match(String(put.headers.location), /\/operationResults\//);
     const status = await waitFor('create done', async () => {
       const op = await arm.call('GET', String(put.headers['azure-asyncoperation']));
@@ -111,8 +137,15 @@ describe('container group lifecycle', () => {
     assert.equal(c?.properties.instanceView?.restartCount, 0);
     assert.match(String(got.properties.ipAddress?.ip), /^127\./);
     const env = c?.properties.environmentVariables ?? [];
-    assert.deepEqual(env.find((e) => e.name === 'SECRET'), { name: 'SECRET' }, 'secureValue is never returned');
-    assert.deepEqual(env.find((e) => e.name === 'PLAIN'), { name: 'PLAIN', value: 'visible' });
+    assert.deepEqual(
+      env.find((e) => e.name === 'SECRET'),
+      { name: 'SECRET' },
+      'secureValue is never returned',
+    );
+    assert.deepEqual(
+      env.find((e) => e.name === 'PLAIN'),
+      { name: 'PLAIN', value: 'visible' },
+    );
   });
 
   it('treats a repeated identical PUT as a no-op and refuses to move a group to another location', async () => {
@@ -136,13 +169,21 @@ describe('container group lifecycle', () => {
   });
 
   it('returns logs with tail and timestamps', async () => {
-    await createAndWait('talker', simpleGroup({ command: ['sh', '-c', 'echo hello from talker'], restartPolicy: 'Always' }));
+    await createAndWait(
+      'talker',
+      simpleGroup({ command: ['sh', '-c', 'echo hello from talker'], restartPolicy: 'Always' }),
+    );
     await waitFor('two runs logged', async () => {
       const logs = await arm.call('GET', `${groupPath(sub, RG, 'talker')}/containers/main/logs?${API}`);
-      const lines = String((logs.body as { content: string }).content).trim().split('\n');
+      const lines = String((logs.body as { content: string }).content)
+        .trim()
+        .split('\n');
       return lines.length >= 2;
     });
-    const tail = await arm.call('GET', `${groupPath(sub, RG, 'talker')}/containers/main/logs?${API}&tail=1&timestamps=true`);
+    const tail = await arm.call(
+      'GET',
+      `${groupPath(sub, RG, 'talker')}/containers/main/logs?${API}&tail=1&timestamps=true`,
+    );
     assert.equal(tail.status, 200);
     const lines = (tail.body as { content: string }).content.trim().split('\n');
     assert.equal(lines.length, 1);
@@ -181,8 +222,14 @@ describe('container group lifecycle', () => {
   });
 
   it('runs the exec command as one executable without arguments, as ACI does; splitting is an opt-in extension', async () => {
-    const run = async (client: ArmTestClient, ca: string, command: string): Promise<{ output: string; reason: string }> => {
-      const res = await client.call('POST', `${groupPath(sub, RG, 'shell')}/containers/main/exec?${API}`, { body: { command, terminalSize: { rows: 24, cols: 80 } } });
+    const run = async (
+      client: ArmTestClient,
+      ca: string,
+      command: string,
+    ): Promise<{ output: string; reason: string }> => {
+      const res = await client.call('POST', `${groupPath(sub, RG, 'shell')}/containers/main/exec?${API}`, {
+        body: { command, terminalSize: { rows: 24, cols: 80 } },
+      });
       assert.equal(res.status, 200);
       const { webSocketUri, password } = res.body as { webSocketUri: string; password: string };
       const ws = new WebSocket(webSocketUri, { ca });
@@ -214,7 +261,9 @@ describe('container group lifecycle', () => {
   });
 
   it('refuses an exec socket whose first message is not the password', async () => {
-    const res = await arm.call('POST', `${groupPath(sub, RG, 'shell')}/containers/main/exec?${API}`, { body: { command: 'echo x' } });
+    const res = await arm.call('POST', `${groupPath(sub, RG, 'shell')}/containers/main/exec?${API}`, {
+      body: { command: 'echo x' },
+    });
     const { webSocketUri } = res.body as { webSocketUri: string };
     const ws = wsOpen(webSocketUri);
     const done = collect(ws);
@@ -257,11 +306,16 @@ describe('container group lifecycle', () => {
 
     const restart = await arm.call('POST', `${groupPath(sub, RG, 'shell')}/restart?${API}`);
     assert.equal(restart.status, 204);
-    await waitFor('running after restart', async () => (await getGroup('shell')).properties.instanceView?.state === 'Running');
+    await waitFor(
+      'running after restart',
+      async () => (await getGroup('shell')).properties.instanceView?.state === 'Running',
+    );
   });
 
   it('fails provisioning when an image cannot be pulled: operation Failed with a code, group Failed, events kept', async () => {
-    const put = await arm.call('PUT', `${groupPath(sub, RG, 'nopull')}?${API}`, { body: simpleGroup({ image: 'registry.invalid/missing:1' }) });
+    const put = await arm.call('PUT', `${groupPath(sub, RG, 'nopull')}?${API}`, {
+      body: simpleGroup({ image: 'registry.invalid/missing:1' }),
+    });
     assert.equal(put.status, 201);
     const op = await waitFor('operation settles', async () => {
       const res = await arm.call('GET', String(put.headers['azure-asyncoperation']));
@@ -272,8 +326,15 @@ describe('container group lifecycle', () => {
     assert.equal(op.error?.code, 'InaccessibleImage');
     const got = await getGroup('nopull');
     assert.equal(got.properties.provisioningState, 'Failed');
-    const events = (got.properties.containers[0]?.properties.instanceView as { events?: { name: string; type: string }[] } | undefined)?.events ?? [];
-    assert.ok(events.some((e) => e.name === 'Failed' && e.type === 'Warning'), JSON.stringify(events));
+    const events =
+      (
+        got.properties.containers[0]?.properties.instanceView as
+          { events?: { name: string; type: string }[] } | undefined
+      )?.events ?? [];
+    assert.ok(
+      events.some((e) => e.name === 'Failed' && e.type === 'Warning'),
+      JSON.stringify(events),
+    );
   });
 
   it('deletes with 200, then 204 when absent; GET is 404 ResourceNotFound', async () => {
@@ -294,7 +355,10 @@ describe('slow deletion', () => {
     try {
       const path = `${groupPath(slow.emu.subscriptionId, 'rg', 'slow-delete')}?${API}`;
       assert.equal((await slow.arm.call('PUT', path, { body: simpleGroup() })).status, 201);
-      await waitFor('provisioned', async () => ((await slow.arm.call('GET', path)).body as GroupBody).properties.provisioningState === 'Succeeded');
+      await waitFor(
+        'provisioned',
+        async () => ((await slow.arm.call('GET', path)).body as GroupBody).properties.provisioningState === 'Succeeded',
+      );
       const del = await slow.arm.call('DELETE', path);
       assert.equal(del.status, 202);
       const during = await slow.arm.call('GET', path);
@@ -316,11 +380,15 @@ describe('slow deletion', () => {
 
 describe('restart policies in the simulated runtime', () => {
   type View = NonNullable<GroupBody['properties']['containers'][number]['properties']['instanceView']>;
-  const containerView = async (name: string): Promise<View | undefined> => (await getGroup(name)).properties.containers[0]?.properties.instanceView;
+  const containerView = async (name: string): Promise<View | undefined> =>
+    (await getGroup(name)).properties.containers[0]?.properties.instanceView;
 
   it('Never: exit 3 leaves the container Terminated with exit code 3 and the group Failed', async () => {
     await createAndWait('never-fails', simpleGroup({ command: ['sh', '-c', 'exit 3'], restartPolicy: 'Never' }));
-    await waitFor('terminated', async () => (await getGroup('never-fails')).properties.instanceView?.state === 'Failed');
+    await waitFor(
+      'terminated',
+      async () => (await getGroup('never-fails')).properties.instanceView?.state === 'Failed',
+    );
     const v = await containerView('never-fails');
     assert.equal(v?.currentState.state, 'Terminated');
     assert.equal(v?.currentState.exitCode, 3);
@@ -345,7 +413,10 @@ describe('restart policies in the simulated runtime', () => {
 
   it('OnFailure: a container exiting 0 is not restarted', async () => {
     await createAndWait('onfailure-ok', simpleGroup({ command: ['sh', '-c', 'exit 0'], restartPolicy: 'OnFailure' }));
-    await waitFor('succeeded', async () => (await getGroup('onfailure-ok')).properties.instanceView?.state === 'Succeeded');
+    await waitFor(
+      'succeeded',
+      async () => (await getGroup('onfailure-ok')).properties.instanceView?.state === 'Succeeded',
+    );
     assert.equal((await containerView('onfailure-ok'))?.restartCount, 0);
   });
 
@@ -361,7 +432,8 @@ describe('reads', () => {
     const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e'];
     for (const n of names) await createAndWait(n, simpleGroup(), 'rg-paged');
     const seen: string[] = [];
-    let url: string | undefined = `/subscriptions/${sub}/resourceGroups/rg-paged/providers/Microsoft.ContainerInstance/containerGroups?${API}`;
+    let url: string | undefined =
+      `/subscriptions/${sub}/resourceGroups/rg-paged/providers/Microsoft.ContainerInstance/containerGroups?${API}`;
     let pages = 0;
     while (url) {
       const res = await arm.call('GET', url);
@@ -390,7 +462,10 @@ describe('reads', () => {
   });
 
   it('reports usage against the regional quota', async () => {
-    const res = await arm.call('GET', `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/usages?${API}`);
+    const res = await arm.call(
+      'GET',
+      `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/usages?${API}`,
+    );
     assert.equal(res.status, 200);
     const usage = (res.body as { value: { name: { value: string }; currentValue: number; limit: number }[] }).value;
     const groups = usage.find((u) => u.name.value === 'ContainerGroups');
@@ -401,9 +476,28 @@ describe('reads', () => {
 
   it('serves the provider operations, capabilities, cached images and outbound dependencies', async () => {
     assert.equal((await arm.call('GET', `/providers/Microsoft.ContainerInstance/operations?${API}`)).status, 200);
-    assert.equal((await arm.call('GET', `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/capabilities?${API}`)).status, 200);
-    assert.equal((await arm.call('GET', `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/cachedImages?${API}`)).status, 200);
-    assert.equal((await arm.call('GET', `${groupPath(sub, RG, 'web')}/outboundNetworkDependenciesEndpoints?${API}`)).status, 200);
+    assert.equal(
+      (
+        await arm.call(
+          'GET',
+          `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/capabilities?${API}`,
+        )
+      ).status,
+      200,
+    );
+    assert.equal(
+      (
+        await arm.call(
+          'GET',
+          `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/cachedImages?${API}`,
+        )
+      ).status,
+      200,
+    );
+    assert.equal(
+      (await arm.call('GET', `${groupPath(sub, RG, 'web')}/outboundNetworkDependenciesEndpoints?${API}`)).status,
+      200,
+    );
   });
 
   it('counts calls by operation', () => {

@@ -43,16 +43,24 @@ export class ArmTestClient {
 
   raw(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<ArmResult> {
     return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, agent: this.agent, headers: { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = text;
-          if (text && (res.headers['content-type'] ?? '').includes('json')) parsed = JSON.parse(text) as unknown;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? undefined : parsed });
-        });
-      });
+      const req = https.request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          headers: { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            if (text && (res.headers['content-type'] ?? '').includes('json')) parsed = JSON.parse(text) as unknown;
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? undefined : parsed });
+          });
+        },
+      );
       req.on('error', reject);
       if (body !== undefined) req.write(body);
       req.end();
@@ -81,7 +89,11 @@ export class ArmTestClient {
     const path = new URL(url).pathname;
     const specOp = this.validator.findOperation(method, path);
     if (specOp && opts.body !== undefined && !opts.invalidRequest) {
-      assert.deepEqual(this.validator.requestErrors(specOp.operationId, opts.body), [], `request of ${specOp.operationId} must conform to the spec`);
+      assert.deepEqual(
+        this.validator.requestErrors(specOp.operationId, opts.body),
+        [],
+        `request of ${specOp.operationId} must conform to the spec`,
+      );
     }
     const headers: Record<string, string> = {};
     const token = opts.token === undefined ? await this.token() : opts.token;
@@ -117,7 +129,16 @@ export class ArmTestClient {
 export const groupPath = (sub: string, rg: string, name: string): string =>
   `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
 
-export function simpleGroup(overrides: { image?: string; command?: string[]; restartPolicy?: string; cpu?: number; memoryInGB?: number; ports?: number[] } = {}): Record<string, unknown> {
+export function simpleGroup(
+  overrides: {
+    image?: string;
+    command?: string[];
+    restartPolicy?: string;
+    cpu?: number;
+    memoryInGB?: number;
+    ports?: number[];
+  } = {},
+): Record<string, unknown> {
   const ports = overrides.ports ?? [];
   return {
     location: 'westeurope',
@@ -139,18 +160,29 @@ export function simpleGroup(overrides: { image?: string; command?: string[]; res
           },
         },
       ],
-      ...(ports.length ? { ipAddress: { type: 'Public', ports: ports.map((port) => ({ port, protocol: 'TCP' })) } } : {}),
+      ...(ports.length
+        ? { ipAddress: { type: 'Public', ports: ports.map((port) => ({ port, protocol: 'TCP' })) } }
+        : {}),
     },
   };
 }
 
 /** test/support/wait.ts's waitFor, paced for the emulator's simulated runtime (25 ms, 20 s by default). */
-export function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 25): Promise<T> {
+export function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  intervalMs = 25,
+): Promise<T> {
   return wait(what, probe, { timeoutMs, intervalMs });
 }
 
 export async function startTestEmulator(options: EmulatorOptions = {}): Promise<{ emu: Emulator; arm: ArmTestClient }> {
-  const emu = await startEmulator({ runtime: 'simulated', simulated: { pullMs: 5, startMs: 5, exitAfterMs: 100, restartDelayMs: 50 }, ...options });
+  const emu = await startEmulator({
+    runtime: 'simulated',
+    simulated: { pullMs: 5, startMs: 5, exitAfterMs: 100, restartDelayMs: 50 },
+    ...options,
+  });
   try {
     return { emu, arm: new ArmTestClient(emu) };
   } catch (err) {
@@ -164,7 +196,17 @@ export type GroupBody = {
   properties: {
     provisioningState: string;
     instanceView?: { state: string };
-    containers: { name: string; properties: { instanceView?: { restartCount: number; currentState: { state: string; exitCode?: number; detailStatus?: string }; previousState?: { state: string; exitCode?: number } }; environmentVariables?: { name: string; value?: string; secureValue?: string }[] } }[];
+    containers: {
+      name: string;
+      properties: {
+        instanceView?: {
+          restartCount: number;
+          currentState: { state: string; exitCode?: number; detailStatus?: string };
+          previousState?: { state: string; exitCode?: number };
+        };
+        environmentVariables?: { name: string; value?: string; secureValue?: string }[];
+      };
+    }[];
     ipAddress?: { ip?: string };
   };
 };

@@ -6,7 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Emulator } from '../../src/emulator/index.js';
-import { API, groupPath, simpleGroup, startTestEmulator, waitFor, type ArmResult, type ArmTestClient } from './arm-client.js';
+import {
+  API,
+  groupPath,
+  simpleGroup,
+  startTestEmulator,
+  waitFor,
+  type ArmResult,
+  type ArmTestClient,
+} from './arm-client.js';
 
 let emu: Emulator;
 let arm: ArmTestClient;
@@ -39,7 +47,9 @@ describe('validation errors', () => {
   });
 
   it('rejects a container limit above the group total request', async () => {
-    const body = simpleGroup({ cpu: 1, memoryInGB: 1 }) as { properties: { containers: { properties: { resources: Record<string, unknown> } }[] } };
+    const body = simpleGroup({ cpu: 1, memoryInGB: 1 }) as {
+      properties: { containers: { properties: { resources: Record<string, unknown> } }[] };
+    };
     const c = body.properties.containers[0];
     assert.ok(c);
     c.properties.resources = { requests: { cpu: 1, memoryInGB: 1 }, limits: { cpu: 2 } };
@@ -53,13 +63,23 @@ describe('validation errors', () => {
       const res = await put('bad-image', simpleGroup({ image }));
       assert.equal(res.status, 400, image);
       assert.equal(code(res), 'InaccessibleImage', image);
-      assert.equal(message(res), `The image '${image}' in container group 'bad-image' is not accessible. Please check the image and registry credential.`);
+      assert.equal(
+        message(res),
+        `The image '${image}' in container group 'bad-image' is not accessible. Please check the image and registry credential.`,
+      );
     }
-    assert.equal((await arm.call('GET', `${groupPath(sub, 'rg-val', 'bad-image')}?${API}`)).status, 404, 'nothing was created');
+    assert.equal(
+      (await arm.call('GET', `${groupPath(sub, 'rg-val', 'bad-image')}?${API}`)).status,
+      404,
+      'nothing was created',
+    );
   });
 
   it('rejects a body that does not match the schema, naming the property', async () => {
-    const res = await put('shape', { location: 'westeurope', properties: { osType: 'Linux', containers: [{ name: 'a', properties: { image: 'busybox' } }] } });
+    const res = await put('shape', {
+      location: 'westeurope',
+      properties: { osType: 'Linux', containers: [{ name: 'a', properties: { image: 'busybox' } }] },
+    });
     assert.equal(res.status, 400);
     assert.equal(code(res), 'InvalidRequestContent');
     assert.match(message(res), /containers\[0\]\.properties\.resources/);
@@ -108,21 +128,38 @@ describe('validation errors', () => {
       c.properties.securityContext = sc;
       return g;
     };
-    assert.equal(code(await put('cap', withSecurity({ capabilities: { add: ['net bind'] } }))), 'InvalidContainerSecurityContext');
+    assert.equal(
+      code(await put('cap', withSecurity({ capabilities: { add: ['net bind'] } }))),
+      'InvalidContainerSecurityContext',
+    );
     assert.equal(code(await put('uid', withSecurity({ runAsUser: -1 }))), 'InvalidContainerSecurityContext');
-    assert.equal(code(await put('seccomp', withSecurity({ seccompProfile: Buffer.from('not json').toString('base64') }))), 'InvalidContainerSecurityContext');
+    assert.equal(
+      code(await put('seccomp', withSecurity({ seccompProfile: Buffer.from('not json').toString('base64') }))),
+      'InvalidContainerSecurityContext',
+    );
     // Accepted in a resource group of its own, and deleted: the other checks count what rg-val and the quota hold.
     const ok = await put(
       'secure',
-      withSecurity({ capabilities: { add: ['NET_BIND_SERVICE'], drop: ['ALL'] }, runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, seccompProfile: Buffer.from('{"defaultAction":"SCMP_ACT_ALLOW"}').toString('base64') }),
+      withSecurity({
+        capabilities: { add: ['NET_BIND_SERVICE'], drop: ['ALL'] },
+        runAsUser: 1000,
+        runAsGroup: 1000,
+        allowPrivilegeEscalation: false,
+        seccompProfile: Buffer.from('{"defaultAction":"SCMP_ACT_ALLOW"}').toString('base64'),
+      }),
       'rg-sec',
     );
     assert.ok(ok.status === 200 || ok.status === 201, JSON.stringify(ok.body));
-    const back = (ok.body as { properties: { containers: { properties: { securityContext?: { runAsUser?: number } } }[] } }).properties.containers[0];
+    const back = (
+      ok.body as { properties: { containers: { properties: { securityContext?: { runAsUser?: number } } }[] } }
+    ).properties.containers[0];
     assert.equal(back?.properties.securityContext?.runAsUser, 1000, 'the group keeps its securityContext');
     const del = await arm.call('DELETE', `${groupPath(sub, 'rg-sec', 'secure')}?${API}`);
     assert.ok([200, 202, 204].includes(del.status), String(del.status));
-    await waitFor('secure deleted', async () => (await arm.call('GET', `${groupPath(sub, 'rg-sec', 'secure')}?${API}`)).status === 404);
+    await waitFor(
+      'secure deleted',
+      async () => (await arm.call('GET', `${groupPath(sub, 'rg-sec', 'secure')}?${API}`)).status === 404,
+    );
   });
 
   it('rejects a missing or unsupported api-version', async () => {
@@ -143,7 +180,11 @@ describe('validation errors', () => {
       ['GET', '/containers/main/logs'],
       ['POST', '/containers/main/exec'],
     ] as const) {
-      const res = await arm.call(method, `${groupPath(sub, 'rg-val', 'absent')}${suffix}?${API}`, method === 'POST' && suffix.includes('exec') ? { body: { command: 'sh' } } : {});
+      const res = await arm.call(
+        method,
+        `${groupPath(sub, 'rg-val', 'absent')}${suffix}?${API}`,
+        method === 'POST' && suffix.includes('exec') ? { body: { command: 'sh' } } : {},
+      );
       assert.equal(res.status, 404, `${method} ${suffix}`);
       assert.equal(code(res), 'ResourceNotFound');
     }
@@ -185,10 +226,21 @@ describe('quota', () => {
       const groups = await arm.call('PUT', `${base}/q3?${API}`, { body: simpleGroup({ cpu: 0.5 }) });
       assert.equal(groups.status, 409);
       assert.equal(code(groups), 'ContainerGroupQuotaReached');
-      const usage = await arm.call('GET', `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/usages?${API}`);
+      const usage = await arm.call(
+        'GET',
+        `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/westeurope/usages?${API}`,
+      );
       const value = (usage.body as { value: { name: { value: string }; currentValue: number; limit: number }[] }).value;
-      assert.deepEqual(value.find((u) => u.name.value === 'ContainerGroups'), { ...value.find((u) => u.name.value === 'ContainerGroups'), currentValue: 2, limit: 2 });
-      await waitFor('q1 provisioned', async () => ((await arm.call('GET', `${base}/q1?${API}`)).body as { properties: { provisioningState: string } }).properties.provisioningState === 'Succeeded');
+      assert.deepEqual(
+        value.find((u) => u.name.value === 'ContainerGroups'),
+        { ...value.find((u) => u.name.value === 'ContainerGroups'), currentValue: 2, limit: 2 },
+      );
+      await waitFor(
+        'q1 provisioned',
+        async () =>
+          ((await arm.call('GET', `${base}/q1?${API}`)).body as { properties: { provisioningState: string } })
+            .properties.provisioningState === 'Succeeded',
+      );
       assert.equal((await arm.call('DELETE', `${base}/q1?${API}`)).status, 200);
       assert.equal((await arm.call('PUT', `${base}/q3?${API}`, { body: simpleGroup({ cpu: 0.5 }) })).status, 201);
     } finally {
@@ -260,7 +312,8 @@ describe('throttling', () => {
     emu.setLimits({ creations: { count: 3, windowSeconds: 300 } });
     try {
       const base = `/subscriptions/${sub}/resourceGroups/rg-rate/providers/Microsoft.ContainerInstance/containerGroups`;
-      for (const n of ['r1', 'r2', 'r3']) assert.equal((await arm.call('PUT', `${base}/${n}?${API}`, { body: simpleGroup() })).status, 201);
+      for (const n of ['r1', 'r2', 'r3'])
+        assert.equal((await arm.call('PUT', `${base}/${n}?${API}`, { body: simpleGroup() })).status, 201);
       const fourth = await arm.call('PUT', `${base}/r4?${API}`, { body: simpleGroup() });
       assert.equal(fourth.status, 429);
       assert.equal(code(fourth), 'TooManyRequests');
@@ -282,7 +335,10 @@ describe('fault injection', () => {
       assert.equal(res.status, 503);
       assert.equal(code(res), 'ServiceUnavailable');
       assert.equal(res.headers['retry-after'], '1');
-      const list = await arm.call('GET', `/subscriptions/${sub}/resourceGroups/rg-val/providers/Microsoft.ContainerInstance/containerGroups?${API}`);
+      const list = await arm.call(
+        'GET',
+        `/subscriptions/${sub}/resourceGroups/rg-val/providers/Microsoft.ContainerInstance/containerGroups?${API}`,
+      );
       assert.equal(list.status, 200);
       emu.setFaults({ serverErrorRate: 1 });
       const e500 = await arm.call('GET', `${groupPath(sub, 'rg-val', 'absent')}?${API}`);

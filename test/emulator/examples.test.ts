@@ -13,7 +13,13 @@ import type { EmulatorOptions } from '../../src/emulator/index.js';
 
 type Json = Record<string, unknown>;
 interface Example {
-  parameters: Json & { subscriptionId: string; resourceGroupName?: string; containerGroupName?: string; containerName?: string; location?: string };
+  parameters: Json & {
+    subscriptionId: string;
+    resourceGroupName?: string;
+    containerGroupName?: string;
+    containerName?: string;
+    location?: string;
+  };
   responses: Record<string, { body?: unknown }>;
 }
 
@@ -23,7 +29,9 @@ for (const op of validator.operations) {
   const examples = (op.op as unknown as { 'x-ms-examples'?: Record<string, { $ref: string }> })['x-ms-examples'] ?? {};
   for (const e of Object.values(examples)) exampleOps.set(e.$ref.replace('./examples/', ''), op.operationId);
 }
-const files = readdirSync(`${SPEC_DIR}/examples`).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(`${SPEC_DIR}/examples`)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 async function withEmulator(options: EmulatorOptions, fn: (arm: ArmTestClient) => Promise<void>): Promise<void> {
   const { emu, arm } = await startTestEmulator(options);
@@ -40,7 +48,12 @@ function pathOf(p: Example['parameters']): string {
 }
 
 /** Creates a group from an example response body (read-only properties removed) and waits until provisioning settles. */
-async function createFrom(arm: ArmTestClient, path: string, responseBody: unknown, settled = 'Succeeded'): Promise<void> {
+async function createFrom(
+  arm: ArmTestClient,
+  path: string,
+  responseBody: unknown,
+  settled = 'Succeeded',
+): Promise<void> {
   const body = validator.stripReadOnly('ContainerGroup', responseBody) as Json;
   const put = await arm.call('PUT', `${path}?${API}`, { body });
   assert.ok(put.status === 201 || put.status === 200, `precondition PUT: ${JSON.stringify(put.body)}`);
@@ -51,7 +64,10 @@ async function createFrom(arm: ArmTestClient, path: string, responseBody: unknow
 }
 
 const accepted = (res: ArmResult, example: Example): void => {
-  assert.ok(Object.keys(example.responses).includes(String(res.status)), `status ${res.status} is one of the example's (${Object.keys(example.responses).join(', ')}): ${JSON.stringify(res.body)}`);
+  assert.ok(
+    Object.keys(example.responses).includes(String(res.status)),
+    `status ${res.status} is one of the example's (${Object.keys(example.responses).join(', ')}): ${JSON.stringify(res.body)}`,
+  );
 };
 
 describe('spec examples replayed against the emulator', () => {
@@ -72,17 +88,33 @@ describe('spec examples replayed against the emulator', () => {
           await withEmulator({}, async (arm) => {
             const res = await arm.call('PUT', `${pathOf(p)}?${API}`, { body: p.containerGroup });
             accepted(res, example);
-            const body = res.body as { name: string; properties: { containers: { name: string; properties: { image: string } }[] } };
-            const sent = p.containerGroup as { properties: { containers: { name: string; properties: { image: string } }[] } };
+            const body = res.body as {
+              name: string;
+              properties: { containers: { name: string; properties: { image: string } }[] };
+            };
+            const sent = p.containerGroup as {
+              properties: { containers: { name: string; properties: { image: string } }[] };
+            };
             assert.equal(body.name, p.containerGroupName);
-            assert.deepEqual(body.properties.containers.map((c) => [c.name, c.properties.image]), sent.properties.containers.map((c) => [c.name, c.properties.image]));
-            await waitFor('succeeded', async () => ((await arm.call('GET', `${pathOf(p)}?${API}`)).body as { properties: { provisioningState: string } }).properties.provisioningState === 'Succeeded');
+            assert.deepEqual(
+              body.properties.containers.map((c) => [c.name, c.properties.image]),
+              sent.properties.containers.map((c) => [c.name, c.properties.image]),
+            );
+            await waitFor(
+              'succeeded',
+              async () =>
+                ((await arm.call('GET', `${pathOf(p)}?${API}`)).body as { properties: { provisioningState: string } })
+                  .properties.provisioningState === 'Succeeded',
+            );
           });
           break;
         case 'ContainerGroups_Get': {
-          const failed = (first200 as { properties: { provisioningState: string } }).properties.provisioningState === 'Failed';
+          const failed =
+            (first200 as { properties: { provisioningState: string } }).properties.provisioningState === 'Failed';
           // The failed example is reproduced with an image that cannot be pulled.
-          const options: EmulatorOptions = failed ? { simulated: { pullMs: 5, rules: [{ image: 'nginx', fate: { kind: 'pullFails' } }] } } : {};
+          const options: EmulatorOptions = failed
+            ? { simulated: { pullMs: 5, rules: [{ image: 'nginx', fate: { kind: 'pullFails' } }] } }
+            : {};
           await withEmulator(options, async (arm) => {
             await createFrom(arm, pathOf(p), first200, failed ? 'Failed' : 'Succeeded');
             const res = await arm.call('GET', `${pathOf(p)}?${API}`);
@@ -99,10 +131,16 @@ describe('spec examples replayed against the emulator', () => {
             assert.ok(item);
             const rg = /resourceGroups\/([^/]+)/.exec(item.id)?.[1] ?? 'demo';
             await createFrom(arm, groupPath(p.subscriptionId, rg, item.name), item);
-            const scope = operationId === 'ContainerGroups_List' ? `/subscriptions/${p.subscriptionId}` : `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroupName ?? rg}`;
+            const scope =
+              operationId === 'ContainerGroups_List'
+                ? `/subscriptions/${p.subscriptionId}`
+                : `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroupName ?? rg}`;
             const res = await arm.call('GET', `${scope}/providers/Microsoft.ContainerInstance/containerGroups?${API}`);
             accepted(res, example);
-            assert.deepEqual((res.body as { value: { name: string }[] }).value.map((g) => g.name), [item.name]);
+            assert.deepEqual(
+              (res.body as { value: { name: string }[] }).value.map((g) => g.name),
+              [item.name],
+            );
           });
           break;
         case 'ContainerGroups_Delete':
@@ -140,7 +178,10 @@ describe('spec examples replayed against the emulator', () => {
         case 'Location_ListCachedImages':
           await withEmulator({}, async (arm) => {
             const leaf = operationId === 'Location_ListUsage' ? 'usages' : 'cachedImages';
-            const res = await arm.call('GET', `/subscriptions/${p.subscriptionId}/providers/Microsoft.ContainerInstance/locations/${p.location ?? 'westus'}/${leaf}?${API}`);
+            const res = await arm.call(
+              'GET',
+              `/subscriptions/${p.subscriptionId}/providers/Microsoft.ContainerInstance/locations/${p.location ?? 'westus'}/${leaf}?${API}`,
+            );
             accepted(res, example);
           });
           break;
@@ -158,21 +199,60 @@ function exampleGroup(containerName = 'demo1'): Json {
     location: 'westus',
     properties: {
       osType: 'Linux',
-      containers: [{ name: containerName, properties: { image: 'nginx', resources: { requests: { cpu: 1, memoryInGB: 1.5 } } } }],
+      containers: [
+        { name: containerName, properties: { image: 'nginx', resources: { requests: { cpu: 1, memoryInGB: 1.5 } } } },
+      ],
     },
   };
 }
 
 describe('the spec validator itself', () => {
   it('rejects undeclared properties, wrong enums and undeclared statuses', () => {
-    const g = { id: 'x', name: 'n', type: 't', location: 'l', properties: { osType: 'Linux', containers: [{ name: 'a', properties: { image: 'i', resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } };
+    const g = {
+      id: 'x',
+      name: 'n',
+      type: 't',
+      location: 'l',
+      properties: {
+        osType: 'Linux',
+        containers: [{ name: 'a', properties: { image: 'i', resources: { requests: { cpu: 1, memoryInGB: 1 } } } }],
+      },
+    };
     assert.deepEqual(validator.responseErrors('ContainerGroups_Get', 200, g), []);
     assert.notDeepEqual(validator.responseErrors('ContainerGroups_Get', 200, { ...g, bogus: 1 }), []);
-    assert.notDeepEqual(validator.responseErrors('ContainerGroups_Get', 200, { ...g, properties: { ...g.properties, osType: 'Mac' } }), []);
+    assert.notDeepEqual(
+      validator.responseErrors('ContainerGroups_Get', 200, { ...g, properties: { ...g.properties, osType: 'Mac' } }),
+      [],
+    );
     assert.notDeepEqual(validator.responseErrors('ContainerGroups_Get', 201, g), []);
-    assert.notDeepEqual(validator.responseErrors('ContainerGroups_List', 200, { value: [{ ...g, properties: { ...g.properties, instanceView: { state: 'Running' } } }] }), []);
-    assert.notDeepEqual(validator.requestErrors('ContainerGroups_CreateOrUpdate', { location: 'l', properties: { containers: [] } }), []);
-    const withSecret = { ...g, properties: { ...g.properties, containers: [{ name: 'a', properties: { image: 'i', environmentVariables: [{ name: 'S', secureValue: 'x' }], resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } };
-    assert.deepEqual(validator.responseErrors('ContainerGroups_Get', 200, withSecret), ['/properties/containers/0/properties/environmentVariables/0/secureValue is x-ms-secret and must not be returned']);
+    assert.notDeepEqual(
+      validator.responseErrors('ContainerGroups_List', 200, {
+        value: [{ ...g, properties: { ...g.properties, instanceView: { state: 'Running' } } }],
+      }),
+      [],
+    );
+    assert.notDeepEqual(
+      validator.requestErrors('ContainerGroups_CreateOrUpdate', { location: 'l', properties: { containers: [] } }),
+      [],
+    );
+    const withSecret = {
+      ...g,
+      properties: {
+        ...g.properties,
+        containers: [
+          {
+            name: 'a',
+            properties: {
+              image: 'i',
+              environmentVariables: [{ name: 'S', secureValue: 'x' }],
+              resources: { requests: { cpu: 1, memoryInGB: 1 } },
+            },
+          },
+        ],
+      },
+    };
+    assert.deepEqual(validator.responseErrors('ContainerGroups_Get', 200, withSecret), [
+      '/properties/containers/0/properties/environmentVariables/0/secureValue is x-ms-secret and must not be returned',
+    ]);
   });
 });

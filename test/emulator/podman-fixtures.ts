@@ -33,22 +33,45 @@ export async function podmanFixture(stateDir = podmanTestStateDir()): Promise<Po
   const f: PodmanFixture = {
     runtime,
     image,
-    container: (name, command, extra = {}) => ({ name, image, command, env: [], ports: [], cpu: 0.5, memoryInGB: 0.25, volumeMounts: [], ...extra }),
+    container: (name, command, extra = {}) => ({
+      name,
+      image,
+      command,
+      env: [],
+      ports: [],
+      cpu: 0.5,
+      memoryInGB: 0.25,
+      volumeMounts: [],
+      ...extra,
+    }),
     group: (name, containers, extra = {}) => {
       seq += 1;
       const id = `/subscriptions/test/resourcegroups/podman/providers/microsoft.containerinstance/containergroups/${name}-${process.pid}-${seq}`;
-      return { id, name, osType: 'Linux', restartPolicy: 'Never', initContainers: [], containers, volumes: [], ...extra };
+      return {
+        id,
+        name,
+        osType: 'Linux',
+        restartPolicy: 'Never',
+        initContainers: [],
+        containers,
+        volumes: [],
+        ...extra,
+      };
     },
     createGroup: async (t, spec) => {
       t.after(() => runtime.remove(spec.id));
       await runtime.create(spec, () => undefined);
     },
-    podsOf: async (label) => (await runtime.cli.run(['pod', 'ps', '-q', '--filter', `label=${label}`])).split('\n').filter(Boolean),
+    podsOf: async (label) =>
+      (await runtime.cli.run(['pod', 'ps', '-q', '--filter', `label=${label}`])).split('\n').filter(Boolean),
   };
   return f;
 }
 
-export async function collect(session: ExecSession, input?: string): Promise<{ stdout: string; stderr: string; code: number }> {
+export async function collect(
+  session: ExecSession,
+  input?: string,
+): Promise<{ stdout: string; stderr: string; code: number }> {
   let stdout = '';
   let stderr = '';
   session.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));

@@ -31,15 +31,23 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
 
   it('stops, starts and restarts a group, keeping its address', { timeout: TIMEOUT }, async (t) => {
     const { runtime } = fx;
-    const spec = fx.group('lifecycle', [
-      fx.container('web', ['sh', '-c', 'date +%s%N > /www/index.html && exec httpd -f -p 8080 -h /www'], { ports: [{ port: 8080, protocol: 'TCP' }] }),
-    ], { restartPolicy: 'Always', ipAddress: { type: 'Public', ports: [{ port: 8080, protocol: 'TCP' }] } });
+    const spec = fx.group(
+      'lifecycle',
+      [
+        fx.container('web', ['sh', '-c', 'date +%s%N > /www/index.html && exec httpd -f -p 8080 -h /www'], {
+          ports: [{ port: 8080, protocol: 'TCP' }],
+        }),
+      ],
+      { restartPolicy: 'Always', ipAddress: { type: 'Public', ports: [{ port: 8080, protocol: 'TCP' }] } },
+    );
     let changes = 0;
     t.after(() => runtime.remove(spec.id));
     await runtime.create(spec, () => (changes += 1));
     const ip = runtime.view(spec.id)?.ip;
     assert.ok(ip);
-    const first = await waitFor('the group to serve', () => fetchText(`http://${ip}:8080/`).catch(() => undefined), { timeoutMs: 60_000 });
+    const first = await waitFor('the group to serve', () => fetchText(`http://${ip}:8080/`).catch(() => undefined), {
+      timeoutMs: 60_000,
+    });
 
     t.diagnostic('serving; stopping');
     await runtime.stop(spec.id);
@@ -47,33 +55,46 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     const stopped = runtime.view(spec.id);
     assert.equal(stopped?.state, 'Stopped');
     assert.equal(stopped?.containers.web?.currentState.state, 'Terminated');
-    assert.ok(stopped?.containers.web?.events.some((e) => e.name === 'Killing'), 'stop reports Killing');
+    assert.ok(
+      stopped?.containers.web?.events.some((e) => e.name === 'Killing'),
+      'stop reports Killing',
+    );
     await assert.rejects(fetch(`http://${ip}:8080/`, { signal: AbortSignal.timeout(10_000) }));
     assert.ok(changes > 0, 'onChange was called');
 
     await runtime.start(spec.id);
     t.diagnostic('started');
     assert.equal(runtime.view(spec.id)?.ip, ip);
-    const second = await waitFor('the started group to serve anew', async () => {
-      const body = await fetchText(`http://${ip}:8080/`).catch(() => undefined);
-      return body !== undefined && body !== first ? body : undefined;
-    }, { timeoutMs: 60_000 });
+    const second = await waitFor(
+      'the started group to serve anew',
+      async () => {
+        const body = await fetchText(`http://${ip}:8080/`).catch(() => undefined);
+        return body !== undefined && body !== first ? body : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     await waitFor('the view to show Running', () => runtime.view(spec.id)?.state === 'Running');
 
     t.diagnostic('serving again; restarting');
     await runtime.restart(spec.id);
     t.diagnostic('restarted');
-    await waitFor('the restarted group to serve anew', async () => {
-      const body = await fetchText(`http://${ip}:8080/`).catch(() => undefined);
-      return body !== undefined && body !== second ? body : undefined;
-    }, { timeoutMs: 60_000 });
+    await waitFor(
+      'the restarted group to serve anew',
+      async () => {
+        const body = await fetchText(`http://${ip}:8080/`).catch(() => undefined);
+        return body !== undefined && body !== second ? body : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
   });
 
   // conmon timestamps a pipe's data when it reads it, so lines written to both streams
   // at once have no order; the pauses give each line its own read.
   it('returns logs with tail and timestamps, stdout and stderr merged in order', { timeout: TIMEOUT }, async (t) => {
     const { runtime } = fx;
-    const spec = fx.group('logs', [fx.container('c', ['sh', '-c', 'echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three; exec sleep 3600'])]);
+    const spec = fx.group('logs', [
+      fx.container('c', ['sh', '-c', 'echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three; exec sleep 3600']),
+    ]);
     await fx.createGroup(t, spec);
     const all = await waitFor('three log lines', async () => {
       const l = await runtime.logs(spec.id, 'c', {});
@@ -84,12 +105,15 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     const stamped = await runtime.logs(spec.id, 'c', { timestamps: true });
     const lines = stamped.trim().split('\n');
     assert.equal(lines.length, 3);
-    for (const line of lines) assert.match(line, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}) (one|two|three)$/);
+    for (const line of lines)
+      assert.match(line, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}) (one|two|three)$/);
   });
 
   it('attaches to a running container and streams its output', { timeout: TIMEOUT }, async (t) => {
     const { runtime } = fx;
-    const spec = fx.group('attach', [fx.container('c', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done'])]);
+    const spec = fx.group('attach', [
+      fx.container('c', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']),
+    ]);
     await fx.createGroup(t, spec);
     await waitFor('the container to run', () => runtime.view(spec.id)?.containers.c?.currentState.state === 'Running');
     const session = await runtime.attach(spec.id, 'c');
@@ -103,17 +127,30 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
 
   it('applies cpu and memory limits and the machine-fitting ulimits', { timeout: TIMEOUT }, async (t) => {
     const { runtime } = fx;
-    const spec = fx.group('resources', [fx.container('c', ['sleep', '3600'], { cpu: 0.5, memoryInGB: 0.25, limits: { cpu: 1, memoryInGB: 0.5 } })]);
+    const spec = fx.group('resources', [
+      fx.container('c', ['sleep', '3600'], { cpu: 0.5, memoryInGB: 0.25, limits: { cpu: 1, memoryInGB: 0.5 } }),
+    ]);
     await fx.createGroup(t, spec);
     await waitFor('the container to run', () => runtime.view(spec.id)?.containers.c?.currentState.state === 'Running');
     // cgroup v2 files first, v1 as fallback.
     const read = async (v2: string, v1: string) =>
-      (await collect(await runtime.exec(spec.id, 'c', ['sh', '-c', `cat /sys/fs/cgroup/${v2} 2>/dev/null || cat /sys/fs/cgroup/${v1}`], { cols: 0, rows: 0 }))).stdout.trim();
+      (
+        await collect(
+          await runtime.exec(
+            spec.id,
+            'c',
+            ['sh', '-c', `cat /sys/fs/cgroup/${v2} 2>/dev/null || cat /sys/fs/cgroup/${v1}`],
+            { cols: 0, rows: 0 },
+          ),
+        )
+      ).stdout.trim();
     const memory = await read('memory.max', 'memory/memory.limit_in_bytes');
     assert.equal(memory, String(512 * 1024 * 1024));
     const cpu = await read('cpu.max', 'cpu/cpu.cfs_quota_us');
     assert.match(cpu, /^100000( 100000)?$/);
-    const limits = await collect(await runtime.exec(spec.id, 'c', ['sh', '-c', 'ulimit -n; ulimit -u'], { cols: 0, rows: 0 }));
+    const limits = await collect(
+      await runtime.exec(spec.id, 'c', ['sh', '-c', 'ulimit -n; ulimit -u'], { cols: 0, rows: 0 }),
+    );
     const [nofile, nproc] = limits.stdout.trim().split('\n').map(Number);
     assert.ok(nofile !== undefined && nofile > 1024, `nofile ${nofile}`);
     assert.ok(nproc !== undefined && nproc > 1024, `nproc ${nproc}`);
@@ -123,7 +160,10 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     const { runtime } = fx;
     const repo = mkdtempSync(join(tmpdir(), 'aci-git-'));
     t.after(() => rmSync(repo, { recursive: true, force: true }));
-    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args], { encoding: 'utf8' }).trim();
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args], {
+        encoding: 'utf8',
+      }).trim();
     git('init', '-q');
     writeFileSync(join(repo, 'greeting.txt'), 'old\n');
     git('add', '.');
@@ -132,19 +172,23 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     writeFileSync(join(repo, 'greeting.txt'), 'new\n');
     git('commit', '-q', '-am', 'second');
 
-    const spec = fx.group('gitrepo', [
-      fx.container('c', ['sh', '-c', 'cat /repo/src/greeting.txt /repo/head/greeting.txt; exec sleep 3600'], {
-        volumeMounts: [
-          { name: 'pinned', mountPath: '/repo/src', readOnly: true },
-          { name: 'head', mountPath: '/repo/head', readOnly: false },
-        ],
-      }),
-    ], {
-      volumes: [
-        { name: 'pinned', gitRepo: { repository: repo, directory: '.', revision: firstCommit } },
-        { name: 'head', gitRepo: { repository: repo, directory: '.' } },
+    const spec = fx.group(
+      'gitrepo',
+      [
+        fx.container('c', ['sh', '-c', 'cat /repo/src/greeting.txt /repo/head/greeting.txt; exec sleep 3600'], {
+          volumeMounts: [
+            { name: 'pinned', mountPath: '/repo/src', readOnly: true },
+            { name: 'head', mountPath: '/repo/head', readOnly: false },
+          ],
+        }),
       ],
-    });
+      {
+        volumes: [
+          { name: 'pinned', gitRepo: { repository: repo, directory: '.', revision: firstCommit } },
+          { name: 'head', gitRepo: { repository: repo, directory: '.' } },
+        ],
+      },
+    );
     await fx.createGroup(t, spec);
     const logs = await waitFor('the container to print the files', async () => {
       const l = await runtime.logs(spec.id, 'c', {});

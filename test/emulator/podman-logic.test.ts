@@ -41,7 +41,16 @@ describe('loopback IP pool', () => {
     writeFileSync(join(dir, '127.22.0.1'), '999999999'); // no such pid
     writeFileSync(join(dir, '127.22.0.2'), String(process.ppid)); // alive
     const pool = new LoopbackIpPool('127.22.0.0/30', dir);
-    const got = [pool.allocate(), (() => { try { return pool.allocate(); } catch { return 'none'; } })()];
+    const got = [
+      pool.allocate(),
+      (() => {
+        try {
+          return pool.allocate();
+        } catch {
+          return 'none';
+        }
+      })(),
+    ];
     assert.ok(got.includes('127.22.0.1'));
     assert.ok(!got.includes('127.22.0.2'));
   });
@@ -66,7 +75,14 @@ describe('ACI event log', () => {
     log.add('Pulled', 'Normal', 'Successfully pulled image "x"', t1);
     log.add('Started', 'Normal', 'Started container', t2);
     const started = log.list().find((e) => e.name === 'Started');
-    assert.deepEqual(started, { name: 'Started', type: 'Normal', message: 'Started container', count: 2, firstTimestamp: t1, lastTimestamp: t2 });
+    assert.deepEqual(started, {
+      name: 'Started',
+      type: 'Normal',
+      message: 'Started container',
+      count: 2,
+      firstTimestamp: t1,
+      lastTimestamp: t2,
+    });
     assert.equal(log.list().length, 2);
   });
 });

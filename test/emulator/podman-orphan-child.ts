@@ -16,7 +16,9 @@ await runtime.create(
     restartPolicy: 'Always',
     initContainers: [],
     volumes: [],
-    containers: [{ name: 'c', image, command: ['sleep', '3600'], env: [], ports: [], cpu: 0.1, memoryInGB: 0.1, volumeMounts: [] }],
+    containers: [
+      { name: 'c', image, command: ['sleep', '3600'], env: [], ports: [], cpu: 0.1, memoryInGB: 0.1, volumeMounts: [] },
+    ],
   },
   () => undefined,
 );

@@ -44,7 +44,8 @@ after(async () => {
 
 async function countSucceeded(): Promise<number> {
   let n = 0;
-  let url: string | undefined = `/subscriptions/${emu.subscriptionId}/resourceGroups/scale/providers/Microsoft.ContainerInstance/containerGroups?${API}`;
+  let url: string | undefined =
+    `/subscriptions/${emu.subscriptionId}/resourceGroups/scale/providers/Microsoft.ContainerInstance/containerGroups?${API}`;
   while (url) {
     const res = await arm.call('GET', url);
     const body = res.body as { value: { properties: { provisioningState: string } }[]; nextLink?: string };
@@ -59,7 +60,10 @@ it(`creates and deletes ${COUNT} groups with bounded memory`, { timeout: 600_000
   const path = (i: number): string => `${groupPath(sub, 'scale', `g-${i}`)}?${API}`;
   // Warm up code paths (and the validator's compiled schemas) before the baseline.
   await inParallel(50, async (i) => {
-    assert.equal((await arm.call('PUT', `${groupPath(sub, 'warm', `w-${i}`)}?${API}`, { body: simpleGroup() })).status, 201);
+    assert.equal(
+      (await arm.call('PUT', `${groupPath(sub, 'warm', `w-${i}`)}?${API}`, { body: simpleGroup() })).status,
+      201,
+    );
   });
   await new Promise((r) => setTimeout(r, 200));
   await inParallel(50, async (i) => {
@@ -68,7 +72,9 @@ it(`creates and deletes ${COUNT} groups with bounded memory`, { timeout: 600_000
   const base = heap();
 
   await inParallel(COUNT, async (i) => {
-    const res = await arm.call('PUT', path(i), { body: simpleGroup({ command: ['sh', '-c', `echo group ${i}`], restartPolicy: 'Never' }) });
+    const res = await arm.call('PUT', path(i), {
+      body: simpleGroup({ command: ['sh', '-c', `echo group ${i}`], restartPolicy: 'Never' }),
+    });
     assert.equal(res.status, 201);
   });
   for (let i = 0; i < 400; i++) {

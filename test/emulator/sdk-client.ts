@@ -16,11 +16,16 @@ const env = (name: string): string => {
 };
 
 const endpoint = env('EMULATOR_ENDPOINT');
-const credential = new ClientSecretCredential(env('AZURE_TENANT_ID'), env('AZURE_CLIENT_ID'), env('AZURE_CLIENT_SECRET'), {
-  authorityHost: env('AZURE_AUTHORITY_HOST'),
-  // Instance discovery would ask login.microsoftonline.com about the authority; an emulator is a private cloud.
-  disableInstanceDiscovery: true,
-});
+const credential = new ClientSecretCredential(
+  env('AZURE_TENANT_ID'),
+  env('AZURE_CLIENT_ID'),
+  env('AZURE_CLIENT_SECRET'),
+  {
+    authorityHost: env('AZURE_AUTHORITY_HOST'),
+    // Instance discovery would ask login.microsoftonline.com about the authority; an emulator is a private cloud.
+    disableInstanceDiscovery: true,
+  },
+);
 const client = new ContainerInstanceManagementClient(credential, env('AZURE_SUBSCRIPTION_ID'), { endpoint });
 const rg = 'sdk-rg';
 const poll = { updateIntervalInMs: 100 };
@@ -82,7 +87,10 @@ const running = async (): Promise<void> => {
 };
 await running();
 // ACI's exec runs one executable without arguments: a shell, with the command typed into it.
-const exec = await client.containers.executeCommand(rg, 'sdk-group', 'app', { command: '/bin/sh', terminalSize: { rows: 24, cols: 80 } });
+const exec = await client.containers.executeCommand(rg, 'sdk-group', 'app', {
+  command: '/bin/sh',
+  terminalSize: { rows: 24, cols: 80 },
+});
 assert.ok(exec.webSocketUri && exec.password);
 const output = await new Promise<string>((resolve, reject) => {
   const ws = new WebSocket(exec.webSocketUri ?? '');
@@ -109,12 +117,16 @@ assert.notEqual(started.instanceView?.state, 'Stopped');
 findings.restartedStoppedStarted = true;
 
 const usage: string[] = [];
-for await (const u of client.location.listUsage('westeurope')) usage.push(`${u.name?.value}:${u.currentValue}/${u.limit}`);
+for await (const u of client.location.listUsage('westeurope'))
+  usage.push(`${u.name?.value}:${u.currentValue}/${u.limit}`);
 assert.ok(usage.some((u) => u.startsWith('ContainerGroups:1/')));
 findings.usage = usage;
 
 await client.containerGroups.beginDeleteAndWait(rg, 'sdk-group', poll);
-await assert.rejects(client.containerGroups.get(rg, 'sdk-group'), (err: { statusCode?: number; code?: string }) => err.statusCode === 404 && err.code === 'ResourceNotFound');
+await assert.rejects(
+  client.containerGroups.get(rg, 'sdk-group'),
+  (err: { statusCode?: number; code?: string }) => err.statusCode === 404 && err.code === 'ResourceNotFound',
+);
 findings.deleted = true;
 
 await assert.rejects(

@@ -16,7 +16,11 @@ before(async () => {
   emu = await startEmulator({
     runtime: 'simulated',
     // The container logs its greeting and keeps running, so that exec always finds it running.
-    simulated: { pullMs: 10, startMs: 10, rules: [{ command: 'sdk says hello', fate: { kind: 'runs', logs: ['sdk says hello'] } }] },
+    simulated: {
+      pullMs: 10,
+      startMs: 10,
+      rules: [{ command: 'sdk says hello', fate: { kind: 'runs', logs: ['sdk says hello'] } }],
+    },
   });
 });
 after(async () => {
@@ -25,26 +29,29 @@ after(async () => {
 
 it('works with the official SDK and ClientSecretCredential, unchanged', { timeout: 120_000 }, async () => {
   const script = fileURLToPath(new URL('./sdk-client.js', import.meta.url));
-  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve) => {
-    execFile(
-      process.execPath,
-      [script],
-      {
-        timeout: 110_000,
-        env: {
-          PATH: process.env.PATH ?? '',
-          NODE_EXTRA_CA_CERTS: emu.caCertPath,
-          EMULATOR_ENDPOINT: emu.endpoint,
-          AZURE_AUTHORITY_HOST: emu.authorityHost,
-          AZURE_TENANT_ID: emu.tenantId,
-          AZURE_CLIENT_ID: emu.clientId,
-          AZURE_CLIENT_SECRET: emu.clientSecret,
-          AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
+  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>(
+    (resolve) => {
+      execFile(
+        process.execPath,
+        [script],
+        {
+          timeout: 110_000,
+          env: {
+            PATH: process.env.PATH ?? '',
+            NODE_EXTRA_CA_CERTS: emu.caCertPath,
+            EMULATOR_ENDPOINT: emu.endpoint,
+            AZURE_AUTHORITY_HOST: emu.authorityHost,
+            AZURE_TENANT_ID: emu.tenantId,
+            AZURE_CLIENT_ID: emu.clientId,
+            AZURE_CLIENT_SECRET: emu.clientSecret,
+            AZURE_SUBSCRIPTION_ID: emu.subscriptionId,
+          },
         },
-      },
-      (err, out, errOut) => resolve({ stdout: out, stderr: errOut, code: err ? ((err as { code?: number }).code ?? 1) : 0 }),
-    );
-  });
+        (err, out, errOut) =>
+          resolve({ stdout: out, stderr: errOut, code: err ? ((err as { code?: number }).code ?? 1) : 0 }),
+      );
+    },
+  );
   assert.equal(code, 0, `SDK client failed:\n${stderr}\n${stdout}`);
   const findings = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
   assert.equal(findings.created, 'Succeeded');

@@ -17,7 +17,8 @@ const Ajv2019 = Ajv2019Module.default;
 const addFormats = addFormatsModule.default;
 
 /** The spec sits beside the checkout (../shared/aci-spec); ACI_SPEC_DIR overrides. From dist/test/emulator/ that is four levels up. */
-export const SPEC_DIR = process.env.ACI_SPEC_DIR ?? fileURLToPath(new URL('../../../../shared/aci-spec/2023-05-01', import.meta.url));
+export const SPEC_DIR =
+  process.env.ACI_SPEC_DIR ?? fileURLToPath(new URL('../../../../shared/aci-spec/2023-05-01', import.meta.url));
 const SPEC_ID = 'https://aci.spec/containerInstance.json';
 
 type Json = Record<string, unknown>;
@@ -62,12 +63,17 @@ function tighten(node: unknown, skip: boolean): unknown {
       out[k] = v;
     }
   }
-  if (!skip && (isObject(node.properties) || Array.isArray(node.allOf)) && node.additionalProperties === undefined) out.unevaluatedProperties = false;
+  if (!skip && (isObject(node.properties) || Array.isArray(node.allOf)) && node.additionalProperties === undefined)
+    out.unevaluatedProperties = false;
   return out;
 }
 
 export class SpecValidator {
-  readonly spec: Json & { paths: Record<string, Record<string, SwaggerOperation>>; definitions: Json; parameters: Record<string, SwaggerParameter> };
+  readonly spec: Json & {
+    paths: Record<string, Record<string, SwaggerOperation>>;
+    definitions: Json;
+    parameters: Record<string, SwaggerParameter>;
+  };
   readonly operations: SpecOperation[] = [];
   private readonly ajv = new Ajv2019({ strict: false, allErrors: true, validateFormats: true });
   private readonly cache = new Map<string, ValidateFunction>();
@@ -83,7 +89,8 @@ export class SpecValidator {
     const allOfMembers = new Set<string>();
     for (const def of Object.values(this.spec.definitions)) {
       if (isObject(def) && Array.isArray(def.allOf)) {
-        for (const m of def.allOf) if (isObject(m) && typeof m.$ref === 'string') allOfMembers.add(m.$ref.replace('#/definitions/', ''));
+        for (const m of def.allOf)
+          if (isObject(m) && typeof m.$ref === 'string') allOfMembers.add(m.$ref.replace('#/definitions/', ''));
       }
     }
     const definitions = Object.fromEntries(
@@ -98,7 +105,13 @@ export class SpecValidator {
           .split(/(\{[^}]+\})/)
           .map((p) => (/^\{[^}]+\}$/.test(p) ? '[^/]+' : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
           .join('');
-        this.operations.push({ operationId: op.operationId, method: method.toUpperCase(), template, pattern: new RegExp(`^${source}/?$`, 'i'), op });
+        this.operations.push({
+          operationId: op.operationId,
+          method: method.toUpperCase(),
+          template,
+          pattern: new RegExp(`^${source}/?$`, 'i'),
+          op,
+        });
       }
     }
   }
@@ -125,7 +138,10 @@ export class SpecValidator {
   }
 
   private static describe(errors: ErrorObject[] | null | undefined): string[] {
-    return (errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''}${e.params && 'unevaluatedProperty' in e.params ? ` '${String(e.params.unevaluatedProperty)}'` : ''}`);
+    return (errors ?? []).map(
+      (e) =>
+        `${e.instancePath || '(root)'} ${e.message ?? ''}${e.params && 'unevaluatedProperty' in e.params ? ` '${String(e.params.unevaluatedProperty)}'` : ''}`,
+    );
   }
 
   /** Problems with a request body for an operation ([] when it conforms). */
@@ -143,8 +159,12 @@ export class SpecValidator {
     const op = this.operation(operationId).op;
     const declared = op.responses[String(status)];
     const response = declared ?? (status >= 400 ? op.responses.default : undefined);
-    if (!response) return [`status ${status} is not a declared response of ${operationId} (declared: ${Object.keys(op.responses).join(', ')})`];
-    if (!response.schema) return body === undefined || body === '' ? [] : [`${operationId} ${status} declares no body, got one`];
+    if (!response)
+      return [
+        `status ${status} is not a declared response of ${operationId} (declared: ${Object.keys(op.responses).join(', ')})`,
+      ];
+    if (!response.schema)
+      return body === undefined || body === '' ? [] : [`${operationId} ${status} declares no body, got one`];
     const v = this.validator(response.schema);
     const errors = v(body) ? [] : SpecValidator.describe(v.errors);
     // x-ms-secret: the service never returns these values on reads.
@@ -154,7 +174,8 @@ export class SpecValidator {
 
   private secretsIn(schemaIn: Json, value: unknown, at: string): string[] {
     const schema = this.resolve(schemaIn);
-    if (Array.isArray(value)) return schema.items ? value.flatMap((v, i) => this.secretsIn(schema.items as Json, v, `${at}/${i}`)) : [];
+    if (Array.isArray(value))
+      return schema.items ? value.flatMap((v, i) => this.secretsIn(schema.items as Json, v, `${at}/${i}`)) : [];
     if (!isObject(value)) return [];
     const props = this.propertiesOf(schema);
     const out: string[] = [];

@@ -17,7 +17,9 @@ const exec = promisify(execFile);
 
 /** The podman store the image tests build in and run from (one per machine, like podmanTestStateDir). */
 export function imagePodman(): PodmanCli {
-  return preparePodman({ stateDir: process.env.ACI_TEST_IMAGE_PODMAN_DIR ?? join(tmpdir(), 'aci-connector-image-podman') }).cli;
+  return preparePodman({
+    stateDir: process.env.ACI_TEST_IMAGE_PODMAN_DIR ?? join(tmpdir(), 'aci-connector-image-podman'),
+  }).cli;
 }
 
 export interface BuiltImage {
@@ -40,11 +42,15 @@ export async function buildImageFromCleanClone(cli: PodmanCli, image: string): P
   try {
     await exec('git', ['clone', '--quiet', '--no-checkout', '--no-hardlinks', repoRoot, dir]);
     await exec('git', ['-C', dir, 'checkout', '--quiet', '--detach', commit]);
-    const { stdout, stderr } = await exec('bash', [join(dir, 'devcluster/image/build.sh'), '-t', image, '-C', dir, '--', ...cli.globalArgs()], {
-      env: cli.env(),
-      maxBuffer: 256 * 1024 * 1024,
-      timeout: 25 * 60_000,
-    });
+    const { stdout, stderr } = await exec(
+      'bash',
+      [join(dir, 'devcluster/image/build.sh'), '-t', image, '-C', dir, '--', ...cli.globalArgs()],
+      {
+        env: cli.env(),
+        maxBuffer: 256 * 1024 * 1024,
+        timeout: 25 * 60_000,
+      },
+    );
     const built = stdout.trim().split('\n').pop() ?? '';
     if (built !== image) throw new Error(`build.sh printed ${built}, not ${image}:\n${stderr}`);
     return { image, commit, log: stderr, seconds: (Date.now() - started) / 1000 };

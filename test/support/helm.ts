@@ -25,22 +25,33 @@ let binDir: Promise<string> | undefined;
 export function helmBinDir(): Promise<string> {
   binDir ??= process.env.ACI_HELM_BIN
     ? Promise.resolve(process.env.ACI_HELM_BIN)
-    : exec('bash', [join(repoRoot, 'devcluster/helm/build.sh')], { maxBuffer: 16 * 1024 * 1024 }).then(({ stdout }) => stdout.trim().split('\n').pop() ?? '');
+    : exec('bash', [join(repoRoot, 'devcluster/helm/build.sh')], { maxBuffer: 16 * 1024 * 1024 }).then(
+        ({ stdout }) => stdout.trim().split('\n').pop() ?? '',
+      );
   return binDir;
 }
 
 export const chartDir = join(repoRoot, 'charts/aci-connector');
 
 /** Runs a program and returns its exit code and output instead of throwing on failure. */
-export async function runProgram(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export async function runProgram(
+  file: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { env: opts.env ?? process.env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') {
-        const failure: Error = err;
-        return reject(failure);
-      }
-      resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      file,
+      args,
+      { env: opts.env ?? process.env, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') {
+          const failure: Error = err;
+          return reject(failure);
+        }
+        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -36,14 +36,22 @@ const fileNameFor = (path: string) => `f-${createHash('sha256').update(path).dig
 export async function buildTestImage(cli: PodmanCli, recipe: ImageRecipe): Promise<string> {
   const base = await busyboxImage(cli);
   const file = containerfile(base, recipe);
-  const hash = createHash('sha256').update(file).update(JSON.stringify(recipe.files ?? {})).digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(file)
+    .update(JSON.stringify(recipe.files ?? {}))
+    .digest('hex')
+    .slice(0, 16);
   const name = `localhost/aci-local/registry-test:${hash}`;
   if ((await cli.exec(['image', 'exists', name])).code === 0) return name;
   const ctx = mkdtempSync(join(tmpdir(), 'aci-image-build-'));
   try {
     writeFileSync(join(ctx, 'Containerfile'), file);
-    for (const [path, content] of Object.entries(recipe.files ?? {})) writeFileSync(join(ctx, fileNameFor(path)), content, { mode: 0o755 });
-    await cli.run(['build', '--quiet', '--pull=never', '--network', 'none', '-t', name, '-f', join(ctx, 'Containerfile'), ctx], { timeoutMs: 300_000 });
+    for (const [path, content] of Object.entries(recipe.files ?? {}))
+      writeFileSync(join(ctx, fileNameFor(path)), content, { mode: 0o755 });
+    await cli.run(
+      ['build', '--quiet', '--pull=never', '--network', 'none', '-t', name, '-f', join(ctx, 'Containerfile'), ctx],
+      { timeoutMs: 300_000 },
+    );
   } finally {
     rmSync(ctx, { recursive: true, force: true });
   }
@@ -51,8 +59,16 @@ export async function buildTestImage(cli: PodmanCli, recipe: ImageRecipe): Promi
 }
 
 /** Pushes a local image to `target` (`127.0.0.1:PORT/repo:tag`) over plain HTTP, with a test user's credentials if given. */
-export async function pushTestImage(cli: PodmanCli, local: string, target: string, creds?: { username: string; password: string }): Promise<void> {
-  if (!/^127\.\d+\.\d+\.\d+:\d+\//.test(target)) throw new Error(`test images go to loopback registries only, not ${target}`);
+export async function pushTestImage(
+  cli: PodmanCli,
+  local: string,
+  target: string,
+  creds?: { username: string; password: string },
+): Promise<void> {
+  if (!/^127\.\d+\.\d+\.\d+:\d+\//.test(target))
+    throw new Error(`test images go to loopback registries only, not ${target}`);
   const auth = creds ? ['--creds', `${creds.username}:${creds.password}`] : [];
-  await cli.run(['push', '--quiet', '--tls-verify=false', ...auth, local, `docker://${target}`], { timeoutMs: 300_000 });
+  await cli.run(['push', '--quiet', '--tls-verify=false', ...auth, local, `docker://${target}`], {
+    timeoutMs: 300_000,
+  });
 }

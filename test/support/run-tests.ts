@@ -95,7 +95,8 @@ async function main(): Promise<number> {
     return 1;
   }
   if (args.list) {
-    for (const f of files) console.log(`${f.tier}\t${f.cluster ? 'control plane' : '-'}\t${relative(repoRoot, f.file)}`);
+    for (const f of files)
+      console.log(`${f.tier}\t${f.cluster ? 'control plane' : '-'}\t${relative(repoRoot, f.file)}`);
     return 0;
   }
 

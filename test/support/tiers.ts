@@ -34,7 +34,10 @@ export const FILE_TIMEOUT_MS: Record<Tier, number> = {
 
 /** A test file's tier from its path relative to the repository root (or to dist/), .ts or .js. */
 export function tierOf(relPath: string): Tier {
-  const p = relPath.replace(/\\/g, '/').replace(/^dist\//, '').replace(/\.(ts|js)$/, '');
+  const p = relPath
+    .replace(/\\/g, '/')
+    .replace(/^dist\//, '')
+    .replace(/\.(ts|js)$/, '');
   if (SCALE_FILES.includes(p)) return 'scale';
   if (p.startsWith('test/unit/')) return 'unit';
   return 'e2e';

@@ -42,8 +42,15 @@ export function adaptForWorker(manifests: string, o: WorkerAdaptation): string {
     container.imagePullPolicy = 'Never';
     pod.hostNetwork = true;
     pod.dnsPolicy = 'ClusterFirstWithHostNet';
-    pod.tolerations = [...(pod.tolerations ?? []), { key: o.toleration.key, operator: 'Exists', effect: o.toleration.effect }];
-    container.env = [...(container.env ?? []), { name: 'KUBERNETES_SERVICE_HOST', value: '127.0.0.1' }, { name: 'KUBERNETES_SERVICE_PORT', value: o.apiPort }];
+    pod.tolerations = [
+      ...(pod.tolerations ?? []),
+      { key: o.toleration.key, operator: 'Exists', effect: o.toleration.effect },
+    ];
+    container.env = [
+      ...(container.env ?? []),
+      { name: 'KUBERNETES_SERVICE_HOST', value: '127.0.0.1' },
+      { name: 'KUBERNETES_SERVICE_PORT', value: o.apiPort },
+    ];
     container.args = [
       ...(container.args ?? []).filter((a) => !/^--(kubelet|metrics)-(port|address)=/.test(a)),
       '--kubelet-address=127.0.0.1',
@@ -53,8 +60,12 @@ export function adaptForWorker(manifests: string, o: WorkerAdaptation): string {
     ];
     for (const p of container.ports ?? []) p.containerPort = p.name === 'metrics' ? o.metricsPort : o.kubeletPort;
     // The kubelet probes the pod's IP, the host's address under hostNetwork; the listeners are on loopback.
-    for (const probe of [container.readinessProbe, container.livenessProbe]) if (probe?.httpGet) probe.httpGet.host = '127.0.0.1';
-    container.volumeMounts = [...(container.volumeMounts ?? []), { name: 'emulator-ca', mountPath: EMULATOR_CA_DIR, readOnly: true }];
+    for (const probe of [container.readinessProbe, container.livenessProbe])
+      if (probe?.httpGet) probe.httpGet.host = '127.0.0.1';
+    container.volumeMounts = [
+      ...(container.volumeMounts ?? []),
+      { name: 'emulator-ca', mountPath: EMULATOR_CA_DIR, readOnly: true },
+    ];
     pod.volumes = [...(pod.volumes ?? []), { name: 'emulator-ca', secret: { secretName: o.caSecret } }];
   }
   if (adapted !== 1) throw new Error(`expected one Deployment with an aci-connector container, found ${adapted}`);

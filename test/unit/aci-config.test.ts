@@ -13,8 +13,14 @@ test('the original connector’s variables, with defaults', () => {
   assert.equal(c.clientSecret, 'key');
   assert.equal(c.armEndpoint, 'https://management.azure.com');
   assert.deepEqual(c.limits, { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 });
-  assert.equal(loadAciConfig({ ...base, AZURE_CLIENT_ID: 'id', AZURE_CLIENT_SECRET: 's2', AZURE_TENANT_ID: 't' }).clientSecret, 's2');
-  assert.equal(loadAciConfig({ ...base, ACI_REGION: 'eastus', ACI_ARM_ENDPOINT: 'https://127.0.0.1:8443/' }).armEndpoint, 'https://127.0.0.1:8443');
+  assert.equal(
+    loadAciConfig({ ...base, AZURE_CLIENT_ID: 'id', AZURE_CLIENT_SECRET: 's2', AZURE_TENANT_ID: 't' }).clientSecret,
+    's2',
+  );
+  assert.equal(
+    loadAciConfig({ ...base, ACI_REGION: 'eastus', ACI_ARM_ENDPOINT: 'https://127.0.0.1:8443/' }).armEndpoint,
+    'https://127.0.0.1:8443',
+  );
 });
 
 test('without a secret no client credentials are needed (managed / workload identity)', () => {
@@ -34,11 +40,18 @@ test('a missing or malformed setting is a typed error naming it', () => {
   for (const [env, setting] of cases) {
     assert.throws(
       () => loadAciConfig(env),
-      (e: unknown) => e instanceof AciConfigError && e.setting === setting && e.message.includes(setting) && !e.message.includes('\n'),
+      (e: unknown) =>
+        e instanceof AciConfigError &&
+        e.setting === setting &&
+        e.message.includes(setting) &&
+        !e.message.includes('\n'),
       setting,
     );
   }
-  assert.throws(() => loadAciConfig({ ...base, AZURE_CLIENT_KEY: 'topsecret' }), (e: unknown) => e instanceof Error && !e.message.includes('topsecret'));
+  assert.throws(
+    () => loadAciConfig({ ...base, AZURE_CLIENT_KEY: 'topsecret' }),
+    (e: unknown) => e instanceof Error && !e.message.includes('topsecret'),
+  );
 });
 
 test('the PUT body nests properties as ARM expects', () => {

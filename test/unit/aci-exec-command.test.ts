@@ -30,7 +30,22 @@ test('a single word is sent as it is; anything else goes through /bin/sh', () =>
 });
 
 test('the typed line runs the exact argv in real shells, with the sentinel right before it', () => {
-  const args = ["it's", '100%', 'back\\slash', '', 'tab\there', 'two\nlines', 'grüße', '$HOME', '*', '"dq"', '-n', '\\036', ' lead', "''"];
+  const args = [
+    "it's",
+    '100%',
+    'back\\slash',
+    '',
+    'tab\there',
+    'two\nlines',
+    'grüße',
+    '$HOME',
+    '*',
+    '"dq"',
+    '-n',
+    '\\036',
+    ' lead',
+    "''",
+  ];
   for (const tty of [false, true]) {
     const plan = planExec(['printf', '[%s]', ...args], tty, 'abc123');
     assert.equal(plan.kind, 'shell');
@@ -41,7 +56,11 @@ test('the typed line runs the exact argv in real shells, with the sentinel right
     for (const shell of shells) {
       const r = runLine(shell, plan.line);
       assert.equal(r.status, 0, shell.join(' '));
-      assert.deepEqual(r.stdout, Buffer.concat([plan.sentinel, Buffer.from(args.map((a) => `[${a}]`).join(''))]), shell.join(' '));
+      assert.deepEqual(
+        r.stdout,
+        Buffer.concat([plan.sentinel, Buffer.from(args.map((a) => `[${a}]`).join(''))]),
+        shell.join(' '),
+      );
     }
   }
 });

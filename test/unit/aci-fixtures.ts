@@ -7,13 +7,15 @@ export interface FakeContext extends PodContext {
   events: { type: string; reason: string; message: string }[];
 }
 
-export function fakeContext(opts: {
-  env?: Record<string, ResolvedEnvVar[]>;
-  secrets?: Record<string, Record<string, string>>;
-  secretTypes?: Record<string, string>;
-  configMaps?: Record<string, { data?: Record<string, string>; binaryData?: Record<string, string> }>;
-  token?: string;
-} = {}): FakeContext {
+export function fakeContext(
+  opts: {
+    env?: Record<string, ResolvedEnvVar[]>;
+    secrets?: Record<string, Record<string, string>>;
+    secretTypes?: Record<string, string>;
+    configMaps?: Record<string, { data?: Record<string, string>; binaryData?: Record<string, string> }>;
+    token?: string;
+  } = {},
+): FakeContext {
   const events: FakeContext['events'] = [];
   const ctx: FakeContext = {
     env: new Map(Object.entries(opts.env ?? {})),
@@ -40,7 +42,10 @@ export function fakeContext(opts: {
   return ctx;
 }
 
-export function pod(spec: Partial<NonNullable<V1Pod['spec']>> = {}, meta: Partial<NonNullable<V1Pod['metadata']>> = {}): V1Pod {
+export function pod(
+  spec: Partial<NonNullable<V1Pod['spec']>> = {},
+  meta: Partial<NonNullable<V1Pod['metadata']>> = {},
+): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',

@@ -9,7 +9,11 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { TransientProviderError } from '../../src/core/provider.js';
 import { parseChallenges } from '../../src/providers/aci/image-config-auth.js';
-import { isLoopbackRegistry, parseImageReference, registryNamesMatch } from '../../src/providers/aci/image-config-reference.js';
+import {
+  isLoopbackRegistry,
+  parseImageReference,
+  registryNamesMatch,
+} from '../../src/providers/aci/image-config-reference.js';
 import { choosePlatform, ImageConfigError, ImageConfigResolver } from '../../src/providers/aci/image-config.js';
 import { podToContainerGroup } from '../../src/providers/aci/mapping/pod-to-group.js';
 import { ANNOTATION } from '../../src/providers/aci/mapping/annotations.js';
@@ -48,15 +52,39 @@ async function failure(p: Promise<unknown>): Promise<ImageConfigError> {
 }
 
 test('image references normalize as a container runtime reads them', () => {
-  assert.deepEqual(parseImageReference('nginx'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'library/nginx', reference: 'latest', pinned: false });
-  assert.deepEqual(parseImageReference('bitnami/redis:7.2'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'bitnami/redis', reference: '7.2', pinned: false });
+  assert.deepEqual(parseImageReference('nginx'), {
+    registry: 'docker.io',
+    apiHost: 'registry-1.docker.io',
+    repository: 'library/nginx',
+    reference: 'latest',
+    pinned: false,
+  });
+  assert.deepEqual(parseImageReference('bitnami/redis:7.2'), {
+    registry: 'docker.io',
+    apiHost: 'registry-1.docker.io',
+    repository: 'bitnami/redis',
+    reference: '7.2',
+    pinned: false,
+  });
   assert.equal(parseImageReference('index.docker.io/nginx').repository, 'library/nginx');
   const local = parseImageReference('127.0.0.1:5000/team/app:v1');
-  assert.deepEqual(local, { registry: '127.0.0.1:5000', apiHost: '127.0.0.1:5000', repository: 'team/app', reference: 'v1', pinned: false });
+  assert.deepEqual(local, {
+    registry: '127.0.0.1:5000',
+    apiHost: '127.0.0.1:5000',
+    repository: 'team/app',
+    reference: 'v1',
+    pinned: false,
+  });
   assert.equal(parseImageReference('localhost/app').registry, 'localhost');
   assert.equal(parseImageReference('myreg.azurecr.io/app').registry, 'myreg.azurecr.io');
   const d = `sha256:${'a'.repeat(64)}`;
-  assert.deepEqual(parseImageReference(`quay.io/org/app:1.0@${d}`), { registry: 'quay.io', apiHost: 'quay.io', repository: 'org/app', reference: d, pinned: true });
+  assert.deepEqual(parseImageReference(`quay.io/org/app:1.0@${d}`), {
+    registry: 'quay.io',
+    apiHost: 'quay.io',
+    repository: 'org/app',
+    reference: d,
+    pinned: true,
+  });
   assert.throws(() => parseImageReference('Bad/Name'), /invalid reference format/);
 });
 
@@ -80,13 +108,33 @@ test('loopback registries, and credential servers matched as a kubelet matches t
 });
 
 test('WWW-Authenticate challenges parse with quoted commas, escapes and several schemes', () => {
-  assert.deepEqual(parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"'), [
-    { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/nginx:pull' } },
-  ]);
+  assert.deepEqual(
+    parseChallenges(
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"',
+    ),
+    [
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:library/nginx:pull',
+        },
+      },
+    ],
+  );
   // A scope naming two repositories holds a comma inside quotes; an escaped quote stays.
-  assert.deepEqual(parseChallenges('bearer realm="https://r/t", scope="repository:a:pull,push repository:b:pull", error="say \\"hi\\""'), [
-    { scheme: 'bearer', params: { realm: 'https://r/t', scope: 'repository:a:pull,push repository:b:pull', error: 'say "hi"' } },
-  ]);
+  assert.deepEqual(
+    parseChallenges(
+      'bearer realm="https://r/t", scope="repository:a:pull,push repository:b:pull", error="say \\"hi\\""',
+    ),
+    [
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://r/t', scope: 'repository:a:pull,push repository:b:pull', error: 'say "hi"' },
+      },
+    ],
+  );
   assert.deepEqual(parseChallenges('Basic realm="Registry Realm", Bearer realm=https://t/x,service=s'), [
     { scheme: 'basic', params: { realm: 'Registry Realm' } },
     { scheme: 'bearer', params: { realm: 'https://t/x', service: 's' } },
@@ -103,7 +151,13 @@ test('an index yields the linux/amd64 manifest: variants and attestations aside'
     { digest: 'sha256:win', platform: { os: 'windows', architecture: 'amd64' } },
   ];
   assert.equal(choosePlatform(entries, LINUX), 'sha256:plain');
-  assert.equal(choosePlatform(entries.filter((e) => e.digest !== 'sha256:plain'), LINUX), 'sha256:v3');
+  assert.equal(
+    choosePlatform(
+      entries.filter((e) => e.digest !== 'sha256:plain'),
+      LINUX,
+    ),
+    'sha256:v3',
+  );
   assert.equal(choosePlatform(entries, { os: 'windows', architecture: 'amd64' }), 'sha256:win');
   assert.equal(choosePlatform(entries.slice(0, 2), LINUX), undefined);
 });
@@ -112,14 +166,21 @@ test('an OCI index is followed to the platform manifest and its config; digests 
   const reg = await registry();
   const amd = reg.addImage('team/app', undefined, { Entrypoint: ['/bin/app', '--serve'], Cmd: ['--port=80'] });
   const arm = reg.addImage('team/app', undefined, { Entrypoint: ['/bin/app-arm'] });
-  reg.addIndex('team/app', 'v1', [{ digest: arm, os: 'linux', architecture: 'arm64' }, { digest: amd, os: 'linux', architecture: 'amd64' }]);
+  reg.addIndex('team/app', 'v1', [
+    { digest: arm, os: 'linux', architecture: 'arm64' },
+    { digest: amd, os: 'linux', architecture: 'amd64' },
+  ]);
   const resolver = new ImageConfigResolver({ tagTtlMs: 200 });
 
   const cfg = await resolver.resolve(`${reg.host}/team/app:v1`, { credentials: [], platform: LINUX });
   assert.deepEqual(cfg.entrypoint, ['/bin/app', '--serve']);
   assert.deepEqual(cfg.cmd, ['--port=80']);
   assert.equal(cfg.manifestDigest, amd);
-  assert.deepEqual(reg.requests, ['GET /v2/team/app/manifests/v1', `GET /v2/team/app/manifests/${amd}`, `GET /v2/team/app/blobs/${cfg.configDigest}`]);
+  assert.deepEqual(reg.requests, [
+    'GET /v2/team/app/manifests/v1',
+    `GET /v2/team/app/manifests/${amd}`,
+    `GET /v2/team/app/blobs/${cfg.configDigest}`,
+  ]);
 
   // Within the tag's short life: no request at all.
   await resolver.resolve(`${reg.host}/team/app:v1`, { credentials: [], platform: LINUX });
@@ -143,8 +204,24 @@ test('Docker v2 manifests and manifest lists, and an image with no ENTRYPOINT', 
   const cfg = await new ImageConfigResolver().resolve(`${reg.host}/legacy`, { credentials: [], platform: LINUX });
   assert.deepEqual(cfg.entrypoint, []);
   assert.deepEqual(cfg.cmd, ['/bin/sh']);
-  reg.addManifest('legacy', 'list', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests: [{ mediaType: DOCKER_MANIFEST, digest: plain, size: 1, platform: { os: 'linux', architecture: 'amd64' } }] })), DOCKER_LIST);
-  const viaList = await new ImageConfigResolver().resolve(`${reg.host}/legacy:list`, { credentials: [], platform: LINUX });
+  reg.addManifest(
+    'legacy',
+    'list',
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: DOCKER_LIST,
+        manifests: [
+          { mediaType: DOCKER_MANIFEST, digest: plain, size: 1, platform: { os: 'linux', architecture: 'amd64' } },
+        ],
+      }),
+    ),
+    DOCKER_LIST,
+  );
+  const viaList = await new ImageConfigResolver().resolve(`${reg.host}/legacy:list`, {
+    credentials: [],
+    platform: LINUX,
+  });
   assert.equal(viaList.manifestDigest, plain);
 });
 
@@ -162,16 +239,23 @@ test('an index without the platform, a missing tag and a corrupt blob fail sayin
   assert.match(missing.message, /manifest v2 not found/);
 
   const good = reg.addImage('bad', 'v1', { Entrypoint: ['/good'] });
-  const { configDigest } = await new ImageConfigResolver().resolve(`${reg.host}/bad@${good}`, { credentials: [], platform: LINUX });
+  const { configDigest } = await new ImageConfigResolver().resolve(`${reg.host}/bad@${good}`, {
+    credentials: [],
+    platform: LINUX,
+  });
   reg.corruptBlob('bad', configDigest);
-  const corrupt = await failure(new ImageConfigResolver().resolve(`${reg.host}/bad:v1`, { credentials: [], platform: LINUX }));
+  const corrupt = await failure(
+    new ImageConfigResolver().resolve(`${reg.host}/bad:v1`, { credentials: [], platform: LINUX }),
+  );
   assert.equal(corrupt.kind, 'invalid');
   assert.match(corrupt.message, /does not match its digest/);
 });
 
 test('an unreachable registry says so, with the socket error', async () => {
   const port = await closedPort();
-  const e = await failure(new ImageConfigResolver().resolve(`127.0.0.1:${port}/app:v1`, { credentials: [], platform: LINUX }));
+  const e = await failure(
+    new ImageConfigResolver().resolve(`127.0.0.1:${port}/app:v1`, { credentials: [], platform: LINUX }),
+  );
   assert.equal(e.kind, 'unreachable');
   assert.match(e.message, new RegExp(`cannot reach registry 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
 });
@@ -190,7 +274,10 @@ test('anonymous Bearer tokens: the challenge is answered, and the token reused',
 });
 
 test("a private repository needs the pull secret's credentials, for its own registry only", async () => {
-  const reg = await registry({ auth: 'bearer', privateRepos: { 'private/app': { username: 'robot', password: 'pa55' } } });
+  const reg = await registry({
+    auth: 'bearer',
+    privateRepos: { 'private/app': { username: 'robot', password: 'pa55' } },
+  });
   reg.addImage('private/app', 'v1', { Entrypoint: ['/private'] });
   const resolver = new ImageConfigResolver();
   const anonymous = await failure(resolver.resolve(`${reg.host}/private/app:v1`, { credentials: [], platform: LINUX }));
@@ -198,10 +285,15 @@ test("a private repository needs the pull secret's credentials, for its own regi
   assert.match(anonymous.message, /refused a pull token anonymously/);
 
   const elsewhere = [{ server: 'other.io', username: 'robot', password: 'pa55' }];
-  assert.equal((await failure(resolver.resolve(`${reg.host}/private/app:v1`, { credentials: elsewhere, platform: LINUX }))).kind, 'unauthorized');
+  assert.equal(
+    (await failure(resolver.resolve(`${reg.host}/private/app:v1`, { credentials: elsewhere, platform: LINUX }))).kind,
+    'unauthorized',
+  );
 
   const wrong = [{ server: reg.host, username: 'robot', password: 'nope' }];
-  const refused = await failure(resolver.resolve(`${reg.host}/private/app:v1`, { credentials: wrong, platform: LINUX }));
+  const refused = await failure(
+    resolver.resolve(`${reg.host}/private/app:v1`, { credentials: wrong, platform: LINUX }),
+  );
   assert.match(refused.message, /with the pull secret's credentials for user robot/);
   assert.ok(!refused.message.includes('nope'), 'a password never appears in a message');
 
@@ -216,7 +308,10 @@ test('a Basic challenge is answered with the credentials, and refused without th
   const resolver = new ImageConfigResolver();
   const none = await failure(resolver.resolve(`${reg.host}/app:v1`, { credentials: [], platform: LINUX }));
   assert.match(none.message, /requires credentials for app .*add an imagePullSecret/);
-  const cfg = await resolver.resolve(`${reg.host}/app:v1`, { credentials: [{ server: reg.host, username: 'u', password: 'p' }], platform: LINUX });
+  const cfg = await resolver.resolve(`${reg.host}/app:v1`, {
+    credentials: [{ server: reg.host, username: 'u', password: 'p' }],
+    platform: LINUX,
+  });
   assert.deepEqual(cfg.entrypoint, ['/basic']);
 });
 
@@ -251,16 +346,27 @@ test('the entrypoint annotation overrides the registry, which is then not asked'
     { containers: [{ name: 'app', image: `127.0.0.1:${port}/app:v1`, args: ['-v'] }] },
     { annotations: { [ANNOTATION.imageEntrypoints]: JSON.stringify({ app: ['/custom'] }) } },
   );
-  const { group } = await podToContainerGroup(p, fakeContext(), { ...mappingOptions, imageConfigs: new ImageConfigResolver() });
+  const { group } = await podToContainerGroup(p, fakeContext(), {
+    ...mappingOptions,
+    imageConfigs: new ImageConfigResolver(),
+  });
   assert.deepEqual(group.containers[0]?.command, ['/custom', '-v']);
 });
 
-test("imagePullSecrets reach the registry lookup", async () => {
-  const reg = await registry({ auth: 'bearer', privateRepos: { 'private/app': { username: 'robot', password: 'pa55' } } });
+test('imagePullSecrets reach the registry lookup', async () => {
+  const reg = await registry({
+    auth: 'bearer',
+    privateRepos: { 'private/app': { username: 'robot', password: 'pa55' } },
+  });
   reg.addImage('private/app', 'v1', { Entrypoint: ['/private'] });
-  const json = JSON.stringify({ auths: { [`http://${reg.host}`]: { auth: Buffer.from('robot:pa55').toString('base64') } } });
+  const json = JSON.stringify({
+    auths: { [`http://${reg.host}`]: { auth: Buffer.from('robot:pa55').toString('base64') } },
+  });
   const ctx = fakeContext({ secrets: { pull: { '.dockerconfigjson': json } } });
-  const p = pod({ imagePullSecrets: [{ name: 'pull' }], containers: [{ name: 'app', image: `${reg.host}/private/app:v1`, args: ['x'] }] });
+  const p = pod({
+    imagePullSecrets: [{ name: 'pull' }],
+    containers: [{ name: 'app', image: `${reg.host}/private/app:v1`, args: ['x'] }],
+  });
   const { group } = await podToContainerGroup(p, ctx, { ...mappingOptions, imageConfigs: new ImageConfigResolver() });
   assert.deepEqual(group.containers[0]?.command, ['/private', 'x']);
 });
@@ -268,12 +374,15 @@ test("imagePullSecrets reach the registry lookup", async () => {
 test('a registry that cannot answer is a transient ErrImagePull naming the container, image and cause', async () => {
   const port = await closedPort();
   const p = pod({ containers: [{ name: 'app', image: `127.0.0.1:${port}/app:v1`, args: ['-v'] }] });
-  await assert.rejects(podToContainerGroup(p, fakeContext(), { ...mappingOptions, imageConfigs: new ImageConfigResolver() }), (e: unknown) => {
-    assert.ok(e instanceof TransientProviderError, String(e));
-    assert.equal(e.reason, 'ErrImagePull');
-    assert.match(e.message, /spec\.containers\[0\] \(app\) sets args without command/);
-    assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}/app:v1`));
-    assert.match(e.message, /ECONNREFUSED/);
-    return true;
-  });
+  await assert.rejects(
+    podToContainerGroup(p, fakeContext(), { ...mappingOptions, imageConfigs: new ImageConfigResolver() }),
+    (e: unknown) => {
+      assert.ok(e instanceof TransientProviderError, String(e));
+      assert.equal(e.reason, 'ErrImagePull');
+      assert.match(e.message, /spec\.containers\[0\] \(app\) sets args without command/);
+      assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}/app:v1`));
+      assert.match(e.message, /ECONNREFUSED/);
+      return true;
+    },
+  );
 });

@@ -29,7 +29,12 @@ test('newPart finds what was appended, also when the front was trimmed', () => {
 
 test('a non-follow read applies tail locally (one whole-log read) and limitBytes', async () => {
   const asked: unknown[] = [];
-  const r = await hub().open('g/c', async (o) => (asked.push(o), 'zero\nhello world\n'), { tailLines: 1, limitBytes: 5 }, () => true);
+  const r = await hub().open(
+    'g/c',
+    async (o) => (asked.push(o), 'zero\nhello world\n'),
+    { tailLines: 1, limitBytes: 5 },
+    () => true,
+  );
   assert.equal(await text(r), 'hello');
   assert.deepEqual(asked, [{}]);
   assert.equal(lastLines('a\nb\nc', 2), 'b\nc');
@@ -64,7 +69,9 @@ test('many followers of one container share one poll, each from its own tail, an
     reads++;
     return log;
   };
-  const streams = await Promise.all(Array.from({ length: 50 }, (_, i) => h.open('g/c', fetch, { follow: true, tailLines: i % 2 }, () => done)));
+  const streams = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => h.open('g/c', fetch, { follow: true, tailLines: i % 2 }, () => done)),
+  );
   assert.equal(reads, 1, 'the first snapshot is shared');
   assert.equal(h.count, 50);
   const texts = streams.map((s) => text(s));
@@ -83,7 +90,10 @@ test('past the cap the next follower is refused with a clear, transient error', 
   const fetch = async () => 'x\n';
   const a = await h.open('g/c', fetch, { follow: true }, () => false);
   const b = await h.open('g/d', fetch, { follow: true }, () => false);
-  await assert.rejects(h.open('g/c', fetch, { follow: true }, () => false), (e: unknown) => e instanceof TransientProviderError && /2 log followers/.test(e.message));
+  await assert.rejects(
+    h.open('g/c', fetch, { follow: true }, () => false),
+    (e: unknown) => e instanceof TransientProviderError && /2 log followers/.test(e.message),
+  );
   const plain = await h.open('g/c', fetch, {}, () => false);
   assert.equal(await text(plain), 'x\n', 'a plain read is not a follower');
   a.destroy();

@@ -34,7 +34,11 @@ test('a minimal pod becomes a Linux group with defaults, tags and location', asy
 
 test('command and args combine as a kubelet does, with $(VAR) expansion', async () => {
   const env = { app: [{ name: 'GREETING', value: 'hi', sensitive: false }] };
-  const p = pod({ containers: [{ name: 'app', image: 'busybox', command: ['sh', '-c'], args: ['echo $(GREETING) $$(HOME) $(MISSING)'] }] });
+  const p = pod({
+    containers: [
+      { name: 'app', image: 'busybox', command: ['sh', '-c'], args: ['echo $(GREETING) $$(HOME) $(MISSING)'] },
+    ],
+  });
   const { group } = await podToContainerGroup(p, fakeContext({ env }), opts);
   assert.deepEqual(group.containers[0]?.command, ['sh', '-c', 'echo hi $(HOME) $(MISSING)']);
 });
@@ -52,7 +56,9 @@ test('args without command are rejected unless the image entrypoint is given by 
   assert.equal(err.field, 'spec.containers[0].args');
   assert.match(err.message, /image-entrypoints/);
 
-  p.metadata!.annotations = { [ANNOTATION.imageEntrypoints]: JSON.stringify({ app: ['/docker-entrypoint.sh', 'nginx'] }) };
+  p.metadata!.annotations = {
+    [ANNOTATION.imageEntrypoints]: JSON.stringify({ app: ['/docker-entrypoint.sh', 'nginx'] }),
+  };
   const { group } = await podToContainerGroup(p, fakeContext(), opts);
   assert.deepEqual(group.containers[0]?.command, ['/docker-entrypoint.sh', 'nginx', '-g', 'daemon off;']);
 });
@@ -70,7 +76,13 @@ test('secret env becomes secureValue, plain env stays value, later duplicates wi
     { name: 'PASSWORD', secureValue: 's3cret' },
     { name: 'A', value: 'two' },
   ]);
-  const json = JSON.stringify({ ...group, containers: group.containers.map((c) => ({ ...c, environmentVariables: c.environmentVariables?.filter((e) => !e.secureValue) })) });
+  const json = JSON.stringify({
+    ...group,
+    containers: group.containers.map((c) => ({
+      ...c,
+      environmentVariables: c.environmentVariables?.filter((e) => !e.secureValue),
+    })),
+  });
   assert.ok(!json.includes('s3cret'), 'the secret appears only as a secureValue');
 });
 
@@ -84,14 +96,22 @@ test('a secret value referenced from command is refused rather than written in p
 });
 
 test('unresolved valueFrom without the core’s env is a transient error', async () => {
-  const p = pod({ containers: [{ name: 'app', image: 'x', env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] }] });
+  const p = pod({
+    containers: [
+      { name: 'app', image: 'x', env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] },
+    ],
+  });
   await assert.rejects(podToContainerGroup(p, fakeContext(), opts), TransientProviderError);
 });
 
 test('resources: requests, limit fallback, rounding up, group total and limit clamping', async () => {
   const p = pod({
     containers: [
-      { name: 'a', image: 'x', resources: { requests: { cpu: '250m', memory: '300Mi' }, limits: { cpu: '8', memory: '1Gi' } } },
+      {
+        name: 'a',
+        image: 'x',
+        resources: { requests: { cpu: '250m', memory: '300Mi' }, limits: { cpu: '8', memory: '1Gi' } },
+      },
       { name: 'b', image: 'x', resources: { limits: { cpu: '333m', memory: '100M' } } },
       { name: 'c', image: 'x' },
     ],
@@ -118,11 +138,28 @@ test('a pod larger than an ACI group allows is rejected', async () => {
 });
 
 test('ports give a public IP by default; annotations choose Private, None and a DNS label', async () => {
-  const ports = [{ name: 'http', containerPort: 80 }, { containerPort: 53, protocol: 'UDP' }];
-  const p = pod({ containers: [{ name: 'app', image: 'nginx', ports }, { name: 'side', image: 'x', ports: [{ containerPort: 80 }] }] });
+  const ports = [
+    { name: 'http', containerPort: 80 },
+    { containerPort: 53, protocol: 'UDP' },
+  ];
+  const p = pod({
+    containers: [
+      { name: 'app', image: 'nginx', ports },
+      { name: 'side', image: 'x', ports: [{ containerPort: 80 }] },
+    ],
+  });
   let { group } = await podToContainerGroup(p, fakeContext(), opts);
-  assert.deepEqual(group.containers[0]?.ports, [{ port: 80, protocol: 'TCP' }, { port: 53, protocol: 'UDP' }]);
-  assert.deepEqual(group.ipAddress, { type: 'Public', ports: [{ port: 80, protocol: 'TCP' }, { port: 53, protocol: 'UDP' }] });
+  assert.deepEqual(group.containers[0]?.ports, [
+    { port: 80, protocol: 'TCP' },
+    { port: 53, protocol: 'UDP' },
+  ]);
+  assert.deepEqual(group.ipAddress, {
+    type: 'Public',
+    ports: [
+      { port: 80, protocol: 'TCP' },
+      { port: 53, protocol: 'UDP' },
+    ],
+  });
 
   p.metadata!.annotations = { [ANNOTATION.dnsNameLabel]: 'my-web' };
   ({ group } = await podToContainerGroup(p, fakeContext(), opts));
@@ -149,7 +186,12 @@ test('ports give a public IP by default; annotations choose Private, None and a 
 test('in a VNet every group gets a private IP: a pod without ports declares a placeholder port; outside one it gets none, with the reason', async () => {
   const subnet = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/aci';
   const vnet = { ...opts, defaultSubnetIds: [subnet] };
-  const bare = pod({ containers: [{ name: 'app', image: 'nginx' }, { name: 'side', image: 'x' }] });
+  const bare = pod({
+    containers: [
+      { name: 'app', image: 'nginx' },
+      { name: 'side', image: 'x' },
+    ],
+  });
   const inVnet = await podToContainerGroup(bare, fakeContext(), vnet);
   assert.deepEqual(inVnet.group.ipAddress, { type: 'Private', ports: [PLACEHOLDER_PORT] });
   assert.deepEqual(inVnet.group.containers[0]?.ports, [PLACEHOLDER_PORT], "ACI's IP ports must be container ports");
@@ -159,7 +201,10 @@ test('in a VNet every group gets a private IP: a pod without ports declares a pl
 
   // Declared ports are used as they are, and stay private in a VNet.
   const web = pod({ containers: [{ name: 'app', image: 'nginx', ports: [{ containerPort: 80 }] }] });
-  assert.deepEqual((await podToContainerGroup(web, fakeContext(), vnet)).group.ipAddress, { type: 'Private', ports: [{ port: 80, protocol: 'TCP' }] });
+  assert.deepEqual((await podToContainerGroup(web, fakeContext(), vnet)).group.ipAddress, {
+    type: 'Private',
+    ports: [{ port: 80, protocol: 'TCP' }],
+  });
 
   // Outside a VNet: no public port is ever invented; the reason comes back for an Event.
   const outside = await podToContainerGroup(bare, fakeContext(), opts);
@@ -193,12 +238,19 @@ test('probes: exec and httpGet with named ports go to ACI; tcpSocket, gRPC and g
         image: 'nginx',
         ports: [{ name: 'web', containerPort: 8080 }],
         livenessProbe: { exec: { command: ['cat', '/tmp/ok'] }, periodSeconds: 5, failureThreshold: 2 },
-        readinessProbe: { httpGet: { path: '/healthz', port: 'web', httpHeaders: [{ name: 'X', value: 'y' }] }, initialDelaySeconds: 3 },
+        readinessProbe: {
+          httpGet: { path: '/healthz', port: 'web', httpHeaders: [{ name: 'X', value: 'y' }] },
+          initialDelaySeconds: 3,
+        },
       },
     ],
   });
   const { group } = await podToContainerGroup(p, fakeContext(), opts);
-  assert.deepEqual(group.containers[0]?.livenessProbe, { exec: { command: ['cat', '/tmp/ok'] }, periodSeconds: 5, failureThreshold: 2 });
+  assert.deepEqual(group.containers[0]?.livenessProbe, {
+    exec: { command: ['cat', '/tmp/ok'] },
+    periodSeconds: 5,
+    failureThreshold: 2,
+  });
   assert.deepEqual(group.containers[0]?.readinessProbe, {
     httpGet: { port: 8080, path: '/healthz', scheme: 'http', httpHeaders: [{ name: 'X', value: 'y' }] },
     initialDelaySeconds: 3,
@@ -206,14 +258,24 @@ test('probes: exec and httpGet with named ports go to ACI; tcpSocket, gRPC and g
 
   const unnamed = pod({ containers: [{ name: 'app', image: 'x', livenessProbe: { httpGet: { port: 'nope' } } }] });
   assert.equal((await rejection(unnamed)).field, 'spec.containers[0].livenessProbe.httpGet.port');
-  const tcp = pod({ containers: [{ name: 'app', image: 'x', readinessProbe: { tcpSocket: { port: 80 } }, livenessProbe: { grpc: { port: 9090 } } }] });
+  const tcp = pod({
+    containers: [
+      { name: 'app', image: 'x', readinessProbe: { tcpSocket: { port: 80 } }, livenessProbe: { grpc: { port: 9090 } } },
+    ],
+  });
   const tg = (await podToContainerGroup(tcp, fakeContext(), opts)).group.containers[0];
   assert.equal(tg?.readinessProbe, undefined, 'the connector runs tcpSocket probes');
   assert.equal(tg?.livenessProbe, undefined, 'the connector runs gRPC probes');
   // A startupProbe gates the others, which ACI cannot do: the connector runs all three.
   const startup = pod({
     containers: [
-      { name: 'app', image: 'x', startupProbe: { exec: { command: ['true'] } }, livenessProbe: { httpGet: { port: 80, host: 'h' } }, readinessProbe: { exec: { command: ['true'] } } },
+      {
+        name: 'app',
+        image: 'x',
+        startupProbe: { exec: { command: ['true'] } },
+        livenessProbe: { httpGet: { port: 80, host: 'h' } },
+        readinessProbe: { exec: { command: ['true'] } },
+      },
     ],
   });
   const sg = (await podToContainerGroup(startup, fakeContext(), opts)).group.containers[0];
@@ -228,15 +290,30 @@ test('a native sidecar (init container with restartPolicy Always) becomes a regu
   const p = pod({
     initContainers: [
       { name: 'setup', image: 'busybox', command: ['true'] },
-      { name: 'proxy', image: 'envoy', restartPolicy: 'Always', ports: [{ containerPort: 15001 }], readinessProbe: { tcpSocket: { port: 15001 } } },
+      {
+        name: 'proxy',
+        image: 'envoy',
+        restartPolicy: 'Always',
+        ports: [{ containerPort: 15001 }],
+        readinessProbe: { tcpSocket: { port: 15001 } },
+      },
     ],
     containers: [{ name: 'app', image: 'nginx', resources: { requests: { cpu: '500m', memory: '512Mi' } } }],
   });
   const { group } = await podToContainerGroup(p, fakeContext(), opts);
-  assert.deepEqual(group.initContainers?.map((c) => c.name), ['setup']);
-  assert.deepEqual(group.containers.map((c) => c.name), ['app', 'proxy']);
+  assert.deepEqual(
+    group.initContainers?.map((c) => c.name),
+    ['setup'],
+  );
+  assert.deepEqual(
+    group.containers.map((c) => c.name),
+    ['app', 'proxy'],
+  );
   const proxy = group.containers[1];
-  assert.ok(proxy?.resources.requests.cpu && proxy.resources.requests.memoryInGB, 'the sidecar gets resources like any container');
+  assert.ok(
+    proxy?.resources.requests.cpu && proxy.resources.requests.memoryInGB,
+    'the sidecar gets resources like any container',
+  );
   assert.deepEqual(proxy.ports, [{ port: 15001, protocol: 'TCP' }]);
   assert.equal(proxy.readinessProbe, undefined, 'its tcpSocket probe is the connector’s');
   assert.deepEqual(group.ipAddress?.ports, [{ port: 15001, protocol: 'TCP' }]);
@@ -251,19 +328,63 @@ test('unsupported fields fail the pod naming the field', async () => {
     [pod({ hostIPC: true }), 'spec.hostIPC'],
     [pod({ shareProcessNamespace: true }), 'spec.shareProcessNamespace'],
     [pod({ hostAliases: [{ ip: '1.2.3.4', hostnames: ['a'] }] }), 'spec.hostAliases'],
-    [pod({ containers: [{ name: 'a', image: 'x', securityContext: { privileged: true } }] }), 'spec.containers[0].securityContext.privileged'],
-    [pod({ containers: [{ name: 'a', image: 'x', securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } } }] }), 'spec.containers[0].securityContext.seccompProfile.type'],
-    [pod({ securityContext: { sysctls: [{ name: 'net.core.somaxconn', value: '1024' }] } }), 'spec.securityContext.sysctls'],
-    [pod({ containers: [{ name: 'a', image: 'x', securityContext: { procMount: 'Unmasked' } }] }), 'spec.containers[0].securityContext.procMount'],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', securityContext: { privileged: true } }] }),
+      'spec.containers[0].securityContext.privileged',
+    ],
+    [
+      pod({
+        containers: [
+          {
+            name: 'a',
+            image: 'x',
+            securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } },
+          },
+        ],
+      }),
+      'spec.containers[0].securityContext.seccompProfile.type',
+    ],
+    [
+      pod({ securityContext: { sysctls: [{ name: 'net.core.somaxconn', value: '1024' }] } }),
+      'spec.securityContext.sysctls',
+    ],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', securityContext: { procMount: 'Unmasked' } }] }),
+      'spec.containers[0].securityContext.procMount',
+    ],
     [pod({ hostUsers: false }), 'spec.hostUsers'],
     [pod({ containers: [{ name: 'a', image: 'x', workingDir: '/app' }] }), 'spec.containers[0].workingDir'],
-    [pod({ containers: [{ name: 'a', image: 'x', lifecycle: { preStop: { tcpSocket: { port: 80 } } } }] }), 'spec.containers[0].lifecycle.preStop.tcpSocket'],
-    [pod({ containers: [{ name: 'a', image: 'x', volumeDevices: [{ name: 'b', devicePath: '/dev/b' }] }] }), 'spec.containers[0].volumeDevices'],
-    [pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, hostIP: '1.2.3.4' }] }] }), 'spec.containers[0].ports[0].hostIP'],
-    [pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, hostPort: 8080 }] }] }), 'spec.containers[0].ports[0].hostPort'],
-    [pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, protocol: 'SCTP' }] }] }), 'spec.containers[0].ports[0].protocol'],
-    [pod({ containers: [{ name: 'a', image: 'x', volumeMounts: [{ name: 'v', mountPath: '/v', subPath: 'x' }] }], volumes: [{ name: 'v', emptyDir: {} }] }), 'spec.containers[0].volumeMounts[0].subPath'],
-    [pod({ containers: [{ name: 'a', image: 'x', resources: { limits: { 'nvidia.com/gpu': '1' } } }] }), "spec.containers[0].resources['nvidia.com/gpu']"],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', lifecycle: { preStop: { tcpSocket: { port: 80 } } } }] }),
+      'spec.containers[0].lifecycle.preStop.tcpSocket',
+    ],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', volumeDevices: [{ name: 'b', devicePath: '/dev/b' }] }] }),
+      'spec.containers[0].volumeDevices',
+    ],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, hostIP: '1.2.3.4' }] }] }),
+      'spec.containers[0].ports[0].hostIP',
+    ],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, hostPort: 8080 }] }] }),
+      'spec.containers[0].ports[0].hostPort',
+    ],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 80, protocol: 'SCTP' }] }] }),
+      'spec.containers[0].ports[0].protocol',
+    ],
+    [
+      pod({
+        containers: [{ name: 'a', image: 'x', volumeMounts: [{ name: 'v', mountPath: '/v', subPath: 'x' }] }],
+        volumes: [{ name: 'v', emptyDir: {} }],
+      }),
+      'spec.containers[0].volumeMounts[0].subPath',
+    ],
+    [
+      pod({ containers: [{ name: 'a', image: 'x', resources: { limits: { 'nvidia.com/gpu': '1' } } }] }),
+      "spec.containers[0].resources['nvidia.com/gpu']",
+    ],
   ];
   for (const [p, field] of cases) {
     const err = await rejection(p);
@@ -276,14 +397,28 @@ test('unsupported fields fail the pod naming the field', async () => {
 test('restartPolicy, init containers and volumeMounts', async () => {
   const p = pod({
     restartPolicy: 'OnFailure',
-    initContainers: [{ name: 'init', image: 'busybox', command: ['sh', '-c', 'echo hi > /work/x'], volumeMounts: [{ name: 'work', mountPath: '/work' }] }],
-    containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'work', mountPath: '/work', readOnly: true }] }],
+    initContainers: [
+      {
+        name: 'init',
+        image: 'busybox',
+        command: ['sh', '-c', 'echo hi > /work/x'],
+        volumeMounts: [{ name: 'work', mountPath: '/work' }],
+      },
+    ],
+    containers: [
+      { name: 'app', image: 'busybox', volumeMounts: [{ name: 'work', mountPath: '/work', readOnly: true }] },
+    ],
     volumes: [{ name: 'work', emptyDir: { medium: 'Memory' } }],
   });
   const { group } = await podToContainerGroup(p, fakeContext(), opts);
   assert.equal(group.restartPolicy, 'OnFailure');
   assert.deepEqual(group.initContainers, [
-    { name: 'init', image: 'busybox', command: ['sh', '-c', 'echo hi > /work/x'], volumeMounts: [{ name: 'work', mountPath: '/work', readOnly: false }] },
+    {
+      name: 'init',
+      image: 'busybox',
+      command: ['sh', '-c', 'echo hi > /work/x'],
+      volumeMounts: [{ name: 'work', mountPath: '/work', readOnly: false }],
+    },
   ]);
   assert.deepEqual(group.containers[0]?.volumeMounts, [{ name: 'work', mountPath: '/work', readOnly: true }]);
   assert.deepEqual(group.volumes, [{ name: 'work', emptyDir: {} }]);
@@ -292,7 +427,9 @@ test('restartPolicy, init containers and volumeMounts', async () => {
 });
 
 test('imagePullSecrets: .dockerconfigjson and .dockercfg become registry credentials; a missing one is an event', async () => {
-  const json = JSON.stringify({ auths: { 'https://myreg.azurecr.io/v1/': { auth: Buffer.from('user1:pw1').toString('base64') } } });
+  const json = JSON.stringify({
+    auths: { 'https://myreg.azurecr.io/v1/': { auth: Buffer.from('user1:pw1').toString('base64') } },
+  });
   const cfg = JSON.stringify({ 'other.io': { username: 'user2', password: 'pw2' } });
   const ctx = fakeContext({ secrets: { j: { '.dockerconfigjson': json }, c: { '.dockercfg': cfg } } });
   const p = pod({ imagePullSecrets: [{ name: 'j' }, { name: 'c' }, { name: 'gone' }] });
@@ -306,9 +443,20 @@ test('imagePullSecrets: .dockerconfigjson and .dockercfg become registry credent
 });
 
 test('dnsConfig maps where ACI can express it', async () => {
-  const p = pod({ dnsPolicy: 'None', dnsConfig: { nameservers: ['1.1.1.1'], searches: ['a.local', 'b.local'], options: [{ name: 'ndots', value: '2' }, { name: 'edns0' }] } });
+  const p = pod({
+    dnsPolicy: 'None',
+    dnsConfig: {
+      nameservers: ['1.1.1.1'],
+      searches: ['a.local', 'b.local'],
+      options: [{ name: 'ndots', value: '2' }, { name: 'edns0' }],
+    },
+  });
   const { group } = await podToContainerGroup(p, fakeContext(), opts);
-  assert.deepEqual(group.dnsConfig, { nameServers: ['1.1.1.1'], searchDomains: 'a.local b.local', options: 'ndots:2 edns0' });
+  assert.deepEqual(group.dnsConfig, {
+    nameServers: ['1.1.1.1'],
+    searchDomains: 'a.local b.local',
+    options: 'ndots:2 edns0',
+  });
   const noNs = pod({ dnsConfig: { searches: ['a.local'] } });
   assert.equal((await rejection(noNs)).field, 'spec.dnsConfig.nameservers');
   const { group: plain } = await podToContainerGroup(pod({ dnsPolicy: 'ClusterFirst' }), fakeContext(), opts);
@@ -316,8 +464,14 @@ test('dnsConfig maps where ACI can express it', async () => {
 });
 
 test('nodeSelector kubernetes.io/os: windows gives a Windows group', async () => {
-  const { group } = await podToContainerGroup(pod({ nodeSelector: { 'kubernetes.io/os': 'windows' } }), fakeContext(), opts);
+  const { group } = await podToContainerGroup(
+    pod({ nodeSelector: { 'kubernetes.io/os': 'windows' } }),
+    fakeContext(),
+    opts,
+  );
   assert.equal(group.osType, 'Windows');
-  const err = await rejection(pod({ nodeSelector: { 'kubernetes.io/os': 'windows' }, initContainers: [{ name: 'i', image: 'x' }] }));
+  const err = await rejection(
+    pod({ nodeSelector: { 'kubernetes.io/os': 'windows' }, initContainers: [{ name: 'i', image: 'x' }] }),
+  );
   assert.equal(err.field, 'spec.initContainers');
 });

@@ -18,20 +18,47 @@ test('parseGroupMetrics: the newest minute with data per container; other metric
         timeseries: [
           {
             metadatavalues: [{ name: { value: 'containername' }, value: 'app' }],
-            data: [{ timeStamp: '2026-01-01T09:58:00Z', average: 100 }, { timeStamp: '2026-01-01T09:59:00Z', average: 250.5 }, { timeStamp: '2026-01-01T10:00:00Z' }],
+            data: [
+              { timeStamp: '2026-01-01T09:58:00Z', average: 100 },
+              { timeStamp: '2026-01-01T09:59:00Z', average: 250.5 },
+              { timeStamp: '2026-01-01T10:00:00Z' },
+            ],
           },
           { metadatavalues: [], data: [{ timeStamp: '2026-01-01T09:59:00Z', average: 999 }] },
         ],
       },
-      { name: { value: 'MemoryUsage' }, timeseries: [{ metadatavalues: [{ name: { value: 'containerName' }, value: 'app' }], data: [{ timeStamp: '2026-01-01T09:59:00Z', average: 12e6 }] }] },
-      { name: { value: 'NetworkBytesReceivedPerSecond' }, timeseries: [{ metadatavalues: [{ name: { value: 'containername' }, value: 'app' }], data: [{ timeStamp: '2026-01-01T09:59:00Z', average: 5 }] }] },
+      {
+        name: { value: 'MemoryUsage' },
+        timeseries: [
+          {
+            metadatavalues: [{ name: { value: 'containerName' }, value: 'app' }],
+            data: [{ timeStamp: '2026-01-01T09:59:00Z', average: 12e6 }],
+          },
+        ],
+      },
+      {
+        name: { value: 'NetworkBytesReceivedPerSecond' },
+        timeseries: [
+          {
+            metadatavalues: [{ name: { value: 'containername' }, value: 'app' }],
+            data: [{ timeStamp: '2026-01-01T09:59:00Z', average: 5 }],
+          },
+        ],
+      },
     ],
   });
   assert.deepEqual([...f.cpu], [['app', { at: T - 60_000, millicores: 250.5 }]]);
   assert.deepEqual([...f.memory], [['app', { at: T - 60_000, bytes: 12e6 }]]);
   // The 09:59 minute's average holds at its end (10:00), never later than the read.
   assert.deepEqual(containerUsage(f, new Map([['app', '2026-01-01T09:00:00.000Z']]), T + 30_000), [
-    { name: 'app', time: '2026-01-01T10:00:00.000Z', startTime: '2026-01-01T09:00:00.000Z', usageNanoCores: 250_500_000, workingSetBytes: 12e6, usageBytes: 12e6 },
+    {
+      name: 'app',
+      time: '2026-01-01T10:00:00.000Z',
+      startTime: '2026-01-01T09:00:00.000Z',
+      usageNanoCores: 250_500_000,
+      workingSetBytes: 12e6,
+      usageBytes: 12e6,
+    },
   ]);
   assert.equal(containerUsage(f, new Map(), T - 30_000)[0]?.time, '2026-01-01T09:59:30.000Z');
   assert.deepEqual(containerUsage(parseGroupMetrics({}), new Map(), T), []);

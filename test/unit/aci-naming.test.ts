@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerGroupName, groupTags, identityFromTags, MAX_GROUP_NAME, TAG } from '../../src/providers/aci/naming.js';
+import {
+  containerGroupName,
+  groupTags,
+  identityFromTags,
+  MAX_GROUP_NAME,
+  TAG,
+} from '../../src/providers/aci/naming.js';
 import { parseQuantity } from '../../src/common/quantity.js';
 
 const aciName = /^[a-z0-9]+(-[a-z0-9]+)*$/;

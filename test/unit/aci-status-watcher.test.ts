@@ -69,7 +69,16 @@ test('status watcher: a failing list is logged once per streak, with the pass co
     },
     getGroup: async (): Promise<ContainerGroup | undefined> => undefined,
   } as unknown as AciArm;
-  const w = new StatusWatcher({ arm, clusterId: 'c', nodeName: 'n', listIntervalMs: 0, statusReadsPerSecond: 10, passIntervalMs: 5, steadyRefreshMs: 1000, log });
+  const w = new StatusWatcher({
+    arm,
+    clusterId: 'c',
+    nodeName: 'n',
+    listIntervalMs: 0,
+    statusReadsPerSecond: 10,
+    passIntervalMs: 5,
+    steadyRefreshMs: 1000,
+    log,
+  });
   await holdingOpen(async () => {
     w.start();
     for (let i = 0; i < 4; i++) await w.afterNextPass();
@@ -94,7 +103,16 @@ test('status watcher: failed status reads are logged once for the pass, with the
       throw new Error(`GET ${name} timed out`);
     },
   } as unknown as AciArm;
-  const w = new StatusWatcher({ arm, clusterId: 'c', nodeName: 'n', listIntervalMs: 60_000, statusReadsPerSecond: 100, passIntervalMs: 5, steadyRefreshMs: 1000, log });
+  const w = new StatusWatcher({
+    arm,
+    clusterId: 'c',
+    nodeName: 'n',
+    listIntervalMs: 60_000,
+    statusReadsPerSecond: 100,
+    passIntervalMs: 5,
+    steadyRefreshMs: 1000,
+    log,
+  });
   await holdingOpen(async () => {
     w.track('g1', { namespace: 'ns', name: 'p1', uid: 'u1' });
     w.track('g2', { namespace: 'ns', name: 'p2', uid: 'u2' });

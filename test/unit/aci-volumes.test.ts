@@ -13,28 +13,55 @@ async function volume(v: V1Volume, ctx = fakeContext(), meta = {}) {
 }
 
 const ctx = fakeContext({
-  secrets: { creds: { user: 'admin', pass: 'pw' }, storage: { azurestorageaccountname: 'acct', azurestorageaccountkey: 'KEY==' } },
-  configMaps: { conf: { data: { 'app.conf': 'x=1', other: 'y' }, binaryData: { 'blob.bin': b64('\u0001\u0002') } }, 'kube-root-ca.crt': { data: { 'ca.crt': 'PEM' } } },
+  secrets: {
+    creds: { user: 'admin', pass: 'pw' },
+    storage: { azurestorageaccountname: 'acct', azurestorageaccountkey: 'KEY==' },
+  },
+  configMaps: {
+    conf: { data: { 'app.conf': 'x=1', other: 'y' }, binaryData: { 'blob.bin': b64('\u0001\u0002') } },
+    'kube-root-ca.crt': { data: { 'ca.crt': 'PEM' } },
+  },
   token: 'jwt-token',
 });
 
 test('emptyDir and gitRepo', async () => {
   assert.deepEqual(await volume({ name: 'e', emptyDir: {} }), { name: 'e', emptyDir: {} });
-  assert.deepEqual(await volume({ name: 'g', gitRepo: { repository: 'https://example.com/r.git', revision: 'abc', directory: '.' } }), {
-    name: 'g',
-    gitRepo: { repository: 'https://example.com/r.git', directory: '.', revision: 'abc' },
-  });
+  assert.deepEqual(
+    await volume({ name: 'g', gitRepo: { repository: 'https://example.com/r.git', revision: 'abc', directory: '.' } }),
+    {
+      name: 'g',
+      gitRepo: { repository: 'https://example.com/r.git', directory: '.', revision: 'abc' },
+    },
+  );
 });
 
 test('secret volumes: all keys, items and optional', async () => {
-  assert.deepEqual(await volume({ name: 's', secret: { secretName: 'creds' } }, ctx), { name: 's', secret: { user: b64('admin'), pass: b64('pw') } });
-  assert.deepEqual(await volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'pass', path: 'password' }], defaultMode: 0o400 } }, ctx), {
+  assert.deepEqual(await volume({ name: 's', secret: { secretName: 'creds' } }, ctx), {
     name: 's',
-    secret: { password: b64('pw') },
+    secret: { user: b64('admin'), pass: b64('pw') },
   });
-  assert.deepEqual(await volume({ name: 's', secret: { secretName: 'absent', optional: true } }, ctx), { name: 's', emptyDir: {} });
-  await assert.rejects(volume({ name: 's', secret: { secretName: 'absent' } }, ctx), (e: unknown) => e instanceof TransientProviderError && e.reason === 'SecretNotFound');
-  await assert.rejects(volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'nokey', path: 'x' }] } }, ctx), TransientProviderError);
+  assert.deepEqual(
+    await volume(
+      { name: 's', secret: { secretName: 'creds', items: [{ key: 'pass', path: 'password' }], defaultMode: 0o400 } },
+      ctx,
+    ),
+    {
+      name: 's',
+      secret: { password: b64('pw') },
+    },
+  );
+  assert.deepEqual(await volume({ name: 's', secret: { secretName: 'absent', optional: true } }, ctx), {
+    name: 's',
+    emptyDir: {},
+  });
+  await assert.rejects(
+    volume({ name: 's', secret: { secretName: 'absent' } }, ctx),
+    (e: unknown) => e instanceof TransientProviderError && e.reason === 'SecretNotFound',
+  );
+  await assert.rejects(
+    volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'nokey', path: 'x' }] } }, ctx),
+    TransientProviderError,
+  );
   await assert.rejects(
     volume({ name: 's', secret: { secretName: 'creds', items: [{ key: 'user', path: '/abs/user' }] } }, ctx),
     (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.volumes[0].secret.items[0].path',
@@ -42,11 +69,29 @@ test('secret volumes: all keys, items and optional', async () => {
 });
 
 test('configMap volumes encode text and keep binary data', async () => {
-  assert.deepEqual(await volume({ name: 'c', configMap: { name: 'conf', items: [{ key: 'app.conf', path: 'app.conf' }, { key: 'blob.bin', path: 'b' }] } }, ctx), {
-    name: 'c',
-    secret: { 'app.conf': b64('x=1'), b: b64('\u0001\u0002') },
-  });
-  await assert.rejects(volume({ name: 'c', configMap: { name: 'nope' } }, ctx), (e: unknown) => e instanceof TransientProviderError && e.reason === 'ConfigMapNotFound');
+  assert.deepEqual(
+    await volume(
+      {
+        name: 'c',
+        configMap: {
+          name: 'conf',
+          items: [
+            { key: 'app.conf', path: 'app.conf' },
+            { key: 'blob.bin', path: 'b' },
+          ],
+        },
+      },
+      ctx,
+    ),
+    {
+      name: 'c',
+      secret: { 'app.conf': b64('x=1'), b: b64('\u0001\u0002') },
+    },
+  );
+  await assert.rejects(
+    volume({ name: 'c', configMap: { name: 'nope' } }, ctx),
+    (e: unknown) => e instanceof TransientProviderError && e.reason === 'ConfigMapNotFound',
+  );
 });
 
 test('downwardAPI volumes compute files from the pod', async () => {
@@ -74,7 +119,8 @@ test('downwardAPI volumes compute files from the pod', async () => {
   });
   await assert.rejects(
     volume({ name: 'd', downwardAPI: { items: [{ path: 'ip', fieldRef: { fieldPath: 'status.podIP' } }] } }, ctx),
-    (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath',
+    (e: unknown) =>
+      e instanceof PodRejectedError && e.field === 'spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath',
   );
 });
 
@@ -93,19 +139,28 @@ test('projected volumes merge secret, configMap, downwardAPI and serviceAccountT
     },
     ctx,
   );
-  assert.deepEqual(v?.secret, { token: b64('jwt-token'), 'ca.crt': b64('PEM'), namespace: b64('default'), user: b64('admin') });
+  assert.deepEqual(v?.secret, {
+    token: b64('jwt-token'),
+    'ca.crt': b64('PEM'),
+    namespace: b64('default'),
+    user: b64('admin'),
+  });
   const noMint = fakeContext({ configMaps: { 'kube-root-ca.crt': { data: { 'ca.crt': 'PEM' } } } });
   await assert.rejects(
     volume({ name: 'p', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }, noMint),
-    (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.volumes[0].projected.sources[0].serviceAccountToken',
+    (e: unknown) =>
+      e instanceof PodRejectedError && e.field === 'spec.volumes[0].projected.sources[0].serviceAccountToken',
   );
 });
 
 test('azureFile reads the account name and key from the named Secret', async () => {
-  assert.deepEqual(await volume({ name: 'f', azureFile: { secretName: 'storage', shareName: 'share', readOnly: true } }, ctx), {
-    name: 'f',
-    azureFile: { shareName: 'share', readOnly: true, storageAccountName: 'acct', storageAccountKey: 'KEY==' },
-  });
+  assert.deepEqual(
+    await volume({ name: 'f', azureFile: { secretName: 'storage', shareName: 'share', readOnly: true } }, ctx),
+    {
+      name: 'f',
+      azureFile: { shareName: 'share', readOnly: true, storageAccountName: 'acct', storageAccountKey: 'KEY==' },
+    },
+  );
   await assert.rejects(
     volume({ name: 'f', azureFile: { secretName: 'creds', shareName: 'share' } }, ctx),
     (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.volumes[0].azureFile.secretName',
@@ -119,6 +174,13 @@ test('other volume types are rejected naming the field', async () => {
     [{ name: 'n', nfs: { server: 'x', path: '/' } }, 'spec.volumes[0].nfs'],
   ];
   for (const [v, field] of cases) {
-    await assert.rejects(volume(v, ctx), (e: unknown) => e instanceof PodRejectedError && e.reason === 'UnsupportedVolume' && e.field === field && e.message.includes(field));
+    await assert.rejects(
+      volume(v, ctx),
+      (e: unknown) =>
+        e instanceof PodRejectedError &&
+        e.reason === 'UnsupportedVolume' &&
+        e.field === field &&
+        e.message.includes(field),
+    );
   }
 });

@@ -5,11 +5,24 @@ import { errorMessage } from '../../src/common/errors.js';
 
 test('backoff doubles from the base up to the ceiling, jitter within its fraction', () => {
   const p = { baseMs: 100, maxMs: 1000, jitter: 0 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6].map((f) => backoffDelay(p, f)), [100, 200, 400, 800, 1000, 1000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6].map((f) => backoffDelay(p, f)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
   const j = { baseMs: 1000, maxMs: 1000, jitter: 0.25 };
-  assert.equal(backoffDelay(j, 1, () => 0), 750);
-  assert.equal(backoffDelay(j, 1, () => 0.5), 1000);
-  assert.equal(backoffDelay(j, 1000, () => 0.5), 1000, 'a huge failure count stays finite');
+  assert.equal(
+    backoffDelay(j, 1, () => 0),
+    750,
+  );
+  assert.equal(
+    backoffDelay(j, 1, () => 0.5),
+    1000,
+  );
+  assert.equal(
+    backoffDelay(j, 1000, () => 0.5),
+    1000,
+    'a huge failure count stays finite',
+  );
 });
 
 test('sleep resolves after its time, or at once when aborted', async () => {

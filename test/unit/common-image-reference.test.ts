@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertValidImageReference, imageReferenceProblem, InvalidImageReferenceError } from '../../src/common/image-reference.js';
+import {
+  assertValidImageReference,
+  imageReferenceProblem,
+  InvalidImageReferenceError,
+} from '../../src/common/image-reference.js';
 
 test('references that distribution/reference accepts', () => {
   for (const image of [
@@ -48,6 +52,7 @@ test('the error reads as the kubelet’s message', () => {
     () => assertValidImageReference('BUSYBOX'),
     (e: unknown) =>
       e instanceof InvalidImageReferenceError &&
-      e.message === 'Failed to apply default image tag "BUSYBOX": couldn\'t parse image reference "BUSYBOX": invalid reference format: repository name must be lowercase',
+      e.message ===
+        'Failed to apply default image tag "BUSYBOX": couldn\'t parse image reference "BUSYBOX": invalid reference format: repository name must be lowercase',
   );
 });

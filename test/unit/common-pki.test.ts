@@ -8,7 +8,14 @@ import { CertificateAuthority, selfSignedPair } from '../../src/common/pki.js';
 
 test('a CA issues P-256 certificates it verifies, with DNS and IP names sorted into their SAN types', async () => {
   const ca = await CertificateAuthority.create('test CA');
-  const leaf = await ca.issue({ commonName: 'svc', organizations: ['o1'], hosts: ['localhost', '127.0.0.1', 'localhost'], client: true, server: true, validDays: 2 });
+  const leaf = await ca.issue({
+    commonName: 'svc',
+    organizations: ['o1'],
+    hosts: ['localhost', '127.0.0.1', 'localhost'],
+    client: true,
+    server: true,
+    validDays: 2,
+  });
   const caCert = new X509Certificate(ca.pem.cert);
   const cert = new X509Certificate(leaf.cert);
   assert.equal(caCert.ca, true);
@@ -28,7 +35,12 @@ test('a CA issues P-256 certificates it verifies, with DNS and IP names sorted i
 
 test('loading a CA whose key is not P-256 fails (the emulator then makes a new one)', async () => {
   const ca = await CertificateAuthority.create('x');
-  await assert.rejects(CertificateAuthority.load({ cert: ca.pem.cert, key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }));
+  await assert.rejects(
+    CertificateAuthority.load({
+      cert: ca.pem.cert,
+      key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n',
+    }),
+  );
 });
 
 test('a self-signed serving pair serves TLS to a client that trusts it, for its IP name', async () => {

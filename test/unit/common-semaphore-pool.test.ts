@@ -10,14 +10,17 @@ test('semaphore: at most N holders, the next in FIFO order, a double release cou
   const a = await s.acquire();
   const b = await s.acquire();
   const order: string[] = [];
-  void s.acquire().then((r) => { order.push('c'); r(); });
+  void s.acquire().then((r) => {
+    order.push('c');
+    r();
+  });
   void s.acquire().then(() => order.push('d'));
   await settle();
   assert.deepEqual(order, [], 'both slots held');
   a();
   a(); // a second release of the same slot must not free another
   await settle();
-  assert.deepEqual(order, ['c', 'd'], 'c got a\'s slot, released it, and d got it');
+  assert.deepEqual(order, ['c', 'd'], "c got a's slot, released it, and d got it");
   b();
   const e = await s.acquire(); // b's slot is free again
   e();

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { TokenBucket } from '../../src/common/token-bucket.js';
 import { waitFor } from '../support/wait.js';
 
-const until = (what: string, cond: () => boolean): Promise<true> => waitFor(what, () => cond() || undefined, { timeoutMs: 10_000, intervalMs: 5 });
+const until = (what: string, cond: () => boolean): Promise<true> =>
+  waitFor(what, () => cond() || undefined, { timeoutMs: 10_000, intervalMs: 5 });
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 test('token bucket allows a burst, then refills at perSecond, never above the burst', () => {

@@ -13,10 +13,16 @@ function lookups(secrets: V1Secret[], cms: V1ConfigMap[], extra: Partial<EnvLook
   };
 }
 
-const secret: V1Secret = { metadata: { namespace: 'ns', name: 'creds' }, data: { user: b64('alice'), pass: b64('s3cr3t'), 'bad key': b64('x') } };
+const secret: V1Secret = {
+  metadata: { namespace: 'ns', name: 'creds' },
+  data: { user: b64('alice'), pass: b64('s3cr3t'), 'bad key': b64('x') },
+};
 const cm: V1ConfigMap = { metadata: { namespace: 'ns', name: 'settings' }, data: { mode: 'fast', level: '3' } };
 
-function pod(containers: NonNullable<V1Pod['spec']>['containers'], extra: Partial<NonNullable<V1Pod['spec']>> = {}): V1Pod {
+function pod(
+  containers: NonNullable<V1Pod['spec']>['containers'],
+  extra: Partial<NonNullable<V1Pod['spec']>> = {},
+): V1Pod {
   return {
     metadata: { namespace: 'ns', name: 'p', uid: 'u-1', labels: { app: 'web' }, annotations: { team: 'blue' } },
     spec: { nodeName: 'aci-connector', serviceAccountName: 'sa', containers, ...extra },
@@ -80,11 +86,17 @@ test('every env source resolves, Secret values are marked sensitive', () => {
   assert.equal(v('CPU_LIMIT'), '2', 'cpu rounds up to whole cores');
   assert.equal(v('CPU_REQ_M'), '250');
   assert.equal(v('MEM_MI'), '256');
-  assert.equal(v('MEM_REQ'), String(256 * 1024 * 1024), 'an unset request defaults to the limit, as the API server defaults it');
+  assert.equal(
+    v('MEM_REQ'),
+    String(256 * 1024 * 1024),
+    'an unset request defaults to the limit, as the API server defaults it',
+  );
 });
 
 test('env overrides envFrom and keeps the first definition position', () => {
-  const p = pod([{ name: 'c', envFrom: [{ configMapRef: { name: 'settings' } }], env: [{ name: 'mode', value: 'slow' }] }]);
+  const p = pod([
+    { name: 'c', envFrom: [{ configMapRef: { name: 'settings' } }], env: [{ name: 'mode', value: 'slow' }] },
+  ]);
   const r = resolvePodEnv(p, lookups([], [cm]));
   const list = r.env.get('c') ?? [];
   assert.equal(list.filter((e) => e.name === 'mode').length, 1);
@@ -124,10 +136,24 @@ test('missing mandatory references are reported with their field; optional ones 
 
 test('init containers get their own env; resourceFieldRef may name another container; unset limit uses node allocatable', () => {
   const p = pod(
-    [{ name: 'main', resources: { limits: { memory: '1Gi' } }, env: [{ name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } }] }],
+    [
+      {
+        name: 'main',
+        resources: { limits: { memory: '1Gi' } },
+        env: [{ name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } }],
+      },
+    ],
     {
       initContainers: [
-        { name: 'init', env: [{ name: 'MAIN_MEM', valueFrom: { resourceFieldRef: { containerName: 'init', resource: 'limits.memory', divisor: '1Mi' } } }] },
+        {
+          name: 'init',
+          env: [
+            {
+              name: 'MAIN_MEM',
+              valueFrom: { resourceFieldRef: { containerName: 'init', resource: 'limits.memory', divisor: '1Mi' } },
+            },
+          ],
+        },
       ],
     },
   );

@@ -44,8 +44,11 @@ test('a repeated Event bumps the count of the first instead of creating another'
   r.record(pod, 'Warning', 'Throttled', 'another message');
   await r.flush();
   assert.equal(f.created.length, 2);
-  assert.deepEqual(f.patched.map((p) => [p.name, p.body.count]), [
-    [f.created[0]?.metadata?.name, 2],
-    [f.created[0]?.metadata?.name, 3],
-  ]);
+  assert.deepEqual(
+    f.patched.map((p) => [p.name, p.body.count]),
+    [
+      [f.created[0]?.metadata?.name, 2],
+      [f.created[0]?.metadata?.name, 3],
+    ],
+  );
 });

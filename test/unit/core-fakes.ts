@@ -78,11 +78,20 @@ export class FakeWriter implements PodWriter {
     const current = this.pods.get(ns, name);
     if (!current) return undefined;
     const status = (body as { status: V1Pod['status'] }).status ?? {};
-    this.patches.push({ name, uid: current.metadata?.uid ?? '', status: { phase: status.phase, reason: status.reason } });
+    this.patches.push({
+      name,
+      uid: current.metadata?.uid ?? '',
+      status: { phase: status.phase, reason: status.reason },
+    });
     // The watch event of the write comes after its response, as from an API server.
-    const next = this.pods.change(ns, name, (p) => {
-      p.status = { ...p.status, ...status };
-    }, true);
+    const next = this.pods.change(
+      ns,
+      name,
+      (p) => {
+        p.status = { ...p.status, ...status };
+      },
+      true,
+    );
     return next.metadata?.resourceVersion;
   }
 
@@ -140,9 +149,23 @@ export function newUid(): string {
   return `uid-${++uidCounter}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-export function aPod(name: string, extra: { uid?: string; spec?: Partial<NonNullable<V1Pod['spec']>>; status?: V1Pod['status']; annotations?: Record<string, string> } = {}): V1Pod {
+export function aPod(
+  name: string,
+  extra: {
+    uid?: string;
+    spec?: Partial<NonNullable<V1Pod['spec']>>;
+    status?: V1Pod['status'];
+    annotations?: Record<string, string>;
+  } = {},
+): V1Pod {
   return {
-    metadata: { namespace: 'ns', name, uid: extra.uid ?? newUid(), generation: 1, ...(extra.annotations ? { annotations: extra.annotations } : {}) },
+    metadata: {
+      namespace: 'ns',
+      name,
+      uid: extra.uid ?? newUid(),
+      generation: 1,
+      ...(extra.annotations ? { annotations: extra.annotations } : {}),
+    },
     spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'nginx' }], ...extra.spec },
     status: extra.status ?? { phase: 'Pending' },
   };

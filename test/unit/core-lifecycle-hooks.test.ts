@@ -17,12 +17,26 @@ function hookedPod(lifecycle: NonNullable<V1Pod['spec']>['containers'][number]['
 
 const running = (restartCount: number, startedAt: string): ProviderPodStatus => ({
   phase: 'Running',
-  containerStatuses: [{ name: 'app', image: 'x', imageID: '', ready: true, restartCount, state: { running: { startedAt: new Date(startedAt) } } }],
+  containerStatuses: [
+    {
+      name: 'app',
+      image: 'x',
+      imageID: '',
+      ready: true,
+      restartCount,
+      state: { running: { startedAt: new Date(startedAt) } },
+    },
+  ],
 });
 
 function harness(provider: HookProvider) {
   const events: { type: string; reason: string; message: string }[] = [];
-  const hooks = new LifecycleHooks({ provider, event: (_p, type, reason, message) => events.push({ type, reason, message }), log: pino({ level: 'silent' }), killBackoff: { baseMs: 1, maxMs: 1 } });
+  const hooks = new LifecycleHooks({
+    provider,
+    event: (_p, type, reason, message) => events.push({ type, reason, message }),
+    log: pino({ level: 'silent' }),
+    killBackoff: { baseMs: 1, maxMs: 1 },
+  });
   return { hooks, events };
 }
 
@@ -31,7 +45,19 @@ test('postStart exec runs once per container start, only for pods this process c
   const { hooks, events } = harness({ exec: async (_ref, _c, command) => (execs.push(command), { exitCode: 0 }) });
   const pod = hookedPod({ postStart: { exec: { command: ['sh', '-c', 'touch /x'] } } });
   hooks.created('u1');
-  hooks.observe(pod, { phase: 'Pending', containerStatuses: [{ name: 'app', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }] });
+  hooks.observe(pod, {
+    phase: 'Pending',
+    containerStatuses: [
+      {
+        name: 'app',
+        image: 'x',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ContainerCreating' } },
+      },
+    ],
+  });
   assert.equal(execs.length, 0, 'not before it runs');
   hooks.observe(pod, running(0, '2026-01-01T00:00:00Z'));
   hooks.observe(pod, running(0, '2026-01-01T00:00:00Z'));
@@ -67,7 +93,10 @@ test('a failing postStart records FailedPostStartHook with the output and kills 
   await waitFor('killed', async () => killed.length === 1);
   const failed = events.find((e) => e.reason === 'FailedPostStartHook');
   assert.equal(failed?.type, 'Warning');
-  assert.match(failed?.message ?? '', /Exec lifecycle hook \(\["sh","-c","echo nope; exit 7"\]\) for Container "app" in Pod "p_ns\(u1\)" failed - error: command 'sh -c echo nope; exit 7' exited with 7: nope/);
+  assert.match(
+    failed?.message ?? '',
+    /Exec lifecycle hook \(\["sh","-c","echo nope; exit 7"\]\) for Container "app" in Pod "p_ns\(u1\)" failed - error: command 'sh -c echo nope; exit 7' exited with 7: nope/,
+  );
   assert.ok(events.some((e) => e.reason === 'Killing' && e.message.includes('FailedPostStartHook')));
 });
 
@@ -82,7 +111,10 @@ test('postStart and preStop httpGet go to the pod address with the named port; f
   const port = (server.address() as AddressInfo).port;
   try {
     const { hooks, events } = harness({ portForwardAddress: async () => '127.0.0.1' });
-    const pod = hookedPod({ postStart: { httpGet: { path: '/start', port: 'http', httpHeaders: [{ name: 'X-Hook', value: 'yes' }] } }, preStop: { httpGet: { path: '/fail', port } } });
+    const pod = hookedPod({
+      postStart: { httpGet: { path: '/start', port: 'http', httpHeaders: [{ name: 'X-Hook', value: 'yes' }] } },
+      preStop: { httpGet: { path: '/fail', port } },
+    });
     pod.spec!.containers[0]!.ports = [{ name: 'http', containerPort: port }];
     hooks.created('u1');
     hooks.observe(pod, running(0, '2026-01-01T00:00:00Z'));

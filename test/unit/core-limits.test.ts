@@ -13,8 +13,14 @@ test('backoff doubles from the base and stops at the cap', () => {
 
 test('backoff jitter stays within its fraction', () => {
   const p = { baseMs: 1000, maxMs: 1000, jitter: 0.2 };
-  assert.equal(backoffDelay(p, 1, () => 0), 800);
-  assert.equal(backoffDelay(p, 1, () => 0.999999), 1200);
+  assert.equal(
+    backoffDelay(p, 1, () => 0),
+    800,
+  );
+  assert.equal(
+    backoffDelay(p, 1, () => 0.999999),
+    1200,
+  );
 });
 
 test('API request metrics are labelled by resource and subresource', () => {

@@ -4,7 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { PodRejectedError, TransientProviderError, type PodContext, type ProviderPodStatus } from '../../src/core/provider.js';
+import {
+  PodRejectedError,
+  TransientProviderError,
+  type PodContext,
+  type ProviderPodStatus,
+} from '../../src/core/provider.js';
 import { MockProvider, readMockState } from '../../src/providers/mock/index.js';
 import { waitFor } from '../support/wait.js';
 
@@ -15,8 +20,15 @@ const ctx: PodContext = {
   recordEvent: () => undefined,
 };
 
-function pod(uid: string, annotations: Record<string, string> = {}, spec: Partial<NonNullable<V1Pod['spec']>> = {}): V1Pod {
-  return { metadata: { namespace: 'ns', name: `p-${uid}`, uid, annotations }, spec: { containers: [{ name: 'c', image: 'busybox' }], ...spec } };
+function pod(
+  uid: string,
+  annotations: Record<string, string> = {},
+  spec: Partial<NonNullable<V1Pod['spec']>> = {},
+): V1Pod {
+  return {
+    metadata: { namespace: 'ns', name: `p-${uid}`, uid, annotations },
+    spec: { containers: [{ name: 'c', image: 'busybox' }], ...spec },
+  };
 }
 
 function statuses(p: MockProvider): Array<ProviderPodStatus & { uid: string }> {
@@ -25,7 +37,8 @@ function statuses(p: MockProvider): Array<ProviderPodStatus & { uid: string }> {
   return seen;
 }
 
-const until = (what: string, check: () => boolean): Promise<true> => waitFor(what, () => check() || undefined, { timeoutMs: 10_000, intervalMs: 5 });
+const until = (what: string, check: () => boolean): Promise<true> =>
+  waitFor(what, () => check() || undefined, { timeoutMs: 10_000, intervalMs: 5 });
 
 test('a pod is Running at once, with IP, image and container ids; a repeated create is not a second workload', async () => {
   const m = new MockProvider({ nodeName: 'n', clusterId: 'c' });
@@ -46,19 +59,42 @@ test('a pod is Running at once, with IP, image and container ids; a repeated cre
 test('containers configured to exit 0 under restartPolicy Never end Succeeded; non-zero under OnFailure restarts', async () => {
   const m = new MockProvider({ nodeName: 'n', clusterId: 'c' });
   const seen = statuses(m);
-  await m.createPod(pod('job', { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '10' }, { restartPolicy: 'Never' }), ctx);
+  await m.createPod(
+    pod(
+      'job',
+      { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '10' },
+      { restartPolicy: 'Never' },
+    ),
+    ctx,
+  );
   await until('Succeeded', () => seen.some((s) => s.uid === 'job' && s.phase === 'Succeeded'));
   const done = seen.find((s) => s.uid === 'job' && s.phase === 'Succeeded');
   assert.equal(done?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
   assert.equal(done?.containerStatuses?.[0]?.state?.terminated?.reason, 'Completed');
 
-  await m.createPod(pod('crash', { 'mock.aci-connector.io/exit-code': '3', 'mock.aci-connector.io/run-ms': '10' }, { restartPolicy: 'OnFailure' }), ctx);
-  await until('a restart', () => seen.some((s) => s.uid === 'crash' && (s.containerStatuses?.[0]?.restartCount ?? 0) >= 1));
+  await m.createPod(
+    pod(
+      'crash',
+      { 'mock.aci-connector.io/exit-code': '3', 'mock.aci-connector.io/run-ms': '10' },
+      { restartPolicy: 'OnFailure' },
+    ),
+    ctx,
+  );
+  await until('a restart', () =>
+    seen.some((s) => s.uid === 'crash' && (s.containerStatuses?.[0]?.restartCount ?? 0) >= 1),
+  );
   const r = seen.find((s) => s.uid === 'crash' && (s.containerStatuses?.[0]?.restartCount ?? 0) >= 1);
   assert.equal(r?.phase, 'Running');
   assert.equal(r?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 3);
 
-  await m.createPod(pod('fail', { 'mock.aci-connector.io/exit-code': '2', 'mock.aci-connector.io/run-ms': '10' }, { restartPolicy: 'Never' }), ctx);
+  await m.createPod(
+    pod(
+      'fail',
+      { 'mock.aci-connector.io/exit-code': '2', 'mock.aci-connector.io/run-ms': '10' },
+      { restartPolicy: 'Never' },
+    ),
+    ctx,
+  );
   await until('Failed', () => seen.some((s) => s.uid === 'fail' && s.phase === 'Failed'));
   await m.close();
 });
@@ -75,11 +111,29 @@ test('a start delay reports Pending first, then Running', async () => {
 test('privileged containers are rejected naming the field; transient failures are thrown as configured', async () => {
   const m = new MockProvider({ nodeName: 'n', clusterId: 'c' });
   await assert.rejects(
-    m.createPod(pod('priv', {}, { containers: [{ name: 'ok', image: 'x' }, { name: 'bad', image: 'x', securityContext: { privileged: true } }] }), ctx),
-    (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.containers[1].securityContext.privileged' && e.message.includes(e.field),
+    m.createPod(
+      pod(
+        'priv',
+        {},
+        {
+          containers: [
+            { name: 'ok', image: 'x' },
+            { name: 'bad', image: 'x', securityContext: { privileged: true } },
+          ],
+        },
+      ),
+      ctx,
+    ),
+    (e: unknown) =>
+      e instanceof PodRejectedError &&
+      e.field === 'spec.containers[1].securityContext.privileged' &&
+      e.message.includes(e.field),
   );
   const flaky = pod('flaky', { 'mock.aci-connector.io/transient-failures': '2' });
-  await assert.rejects(m.createPod(flaky, ctx), (e: unknown) => e instanceof TransientProviderError && e.retryAfterMs === 200);
+  await assert.rejects(
+    m.createPod(flaky, ctx),
+    (e: unknown) => e instanceof TransientProviderError && e.retryAfterMs === 200,
+  );
   await assert.rejects(m.createPod(flaky, ctx), TransientProviderError);
   await m.createPod(flaky, ctx);
   assert.equal(m.calls('flaky')?.created, 1);
@@ -99,12 +153,15 @@ test('the state file outlives the instance; listPods returns only this node in t
     await other.close();
 
     const b = new MockProvider({ nodeName: 'n', clusterId: 'c', stateFile: file });
-    assert.deepEqual((await b.listPods()).map((p) => p.ref.uid), ['mine']);
-    assert.equal((await b.getPod({ namespace: 'ns', name: 'p-theirs', uid: 'theirs' })), undefined);
+    assert.deepEqual(
+      (await b.listPods()).map((p) => p.ref.uid),
+      ['mine'],
+    );
+    assert.equal(await b.getPod({ namespace: 'ns', name: 'p-theirs', uid: 'theirs' }), undefined);
     await b.deletePod(pod('mine'), 0);
     await b.close();
     const state = readMockState(file);
-    assert.deepEqual(Object.keys(state.pods), ['theirs'], 'the other node\'s pod is untouched');
+    assert.deepEqual(Object.keys(state.pods), ['theirs'], "the other node's pod is untouched");
     assert.equal(state.calls.mine?.created, 1);
     assert.equal(state.calls.mine?.deleted, 1);
   } finally {

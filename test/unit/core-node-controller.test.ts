@@ -76,7 +76,10 @@ class FakeNodeApi implements NodeApi {
     this.leases.set(name, next);
     return structuredClone(next);
   }
-  async watchNode(_name: string, on: { update(n: V1Node): void; delete(n: V1Node): void }): Promise<{ stop(): Promise<void> }> {
+  async watchNode(
+    _name: string,
+    on: { update(n: V1Node): void; delete(n: V1Node): void },
+  ): Promise<{ stop(): Promise<void> }> {
     this.watchers.push(on);
     return { stop: async () => void (this.watchers = this.watchers.filter((w) => w !== on)) };
   }
@@ -114,7 +117,8 @@ function start(t: TestContext, opts: { statusCheckMs?: number; leaseRenewMs?: nu
 }
 
 const ready = (s: V1NodeStatus | undefined) => s?.conditions?.find((c) => c.type === 'Ready');
-const until = <T>(what: string, check: () => T | undefined | null | false) => waitFor(what, check, { timeoutMs: 5_000, intervalMs: 2 });
+const until = <T>(what: string, check: () => T | undefined | null | false) =>
+  waitFor(what, check, { timeoutMs: 5_000, intervalMs: 2 });
 
 test('registration: the node with its labels, taints, addresses, versions and Ready; a Lease owned by the node', async (t) => {
   const { api, ctl } = start(t);
@@ -137,7 +141,10 @@ test('registration: the node with its labels, taints, addresses, versions and Re
   assert.equal(ready(node.status)?.reason, 'KubeletReady');
   const lease = api.leases.get('vn');
   assert.equal(lease?.spec?.holderIdentity, 'vn');
-  assert.deepEqual(lease?.metadata?.ownerReferences?.map((o) => o.uid), [node.metadata?.uid]);
+  assert.deepEqual(
+    lease?.metadata?.ownerReferences?.map((o) => o.uid),
+    [node.metadata?.uid],
+  );
 });
 
 test('an existing node is adopted: our labels added, others kept, no second node', async (t) => {
@@ -159,7 +166,11 @@ test('lease renewals: one PUT each, renewTime moving forward, no reads after the
   const renewed = api.leases.get('vn')?.spec?.renewTime?.getTime() ?? 0;
   assert.ok(renewed >= first, 'renewTime moves forward');
   assert.ok(Number(api.leases.get('vn')?.metadata?.resourceVersion) >= 4, 'each renewal replaced the Lease');
-  assert.equal(api.calls.filter((c) => c === 'readLease').length, readsAtStart, 'the Lease from the last renewal is reused, not read again');
+  assert.equal(
+    api.calls.filter((c) => c === 'readLease').length,
+    readsAtStart,
+    'the Lease from the last renewal is reused, not read again',
+  );
 });
 
 test('Ready follows the provider health, with its reason and message', async (t) => {
@@ -193,5 +204,8 @@ test('a deleted node is registered again, with a new Lease owned by the new node
   const node = api.nodes.get('vn');
   assert.notEqual(node?.metadata?.uid, oldUid);
   assert.equal(ready(node?.status)?.status, 'True');
-  assert.deepEqual(api.leases.get('vn')?.metadata?.ownerReferences?.map((o) => o.uid), [node?.metadata?.uid]);
+  assert.deepEqual(
+    api.leases.get('vn')?.metadata?.ownerReferences?.map((o) => o.uid),
+    [node?.metadata?.uid],
+  );
 });

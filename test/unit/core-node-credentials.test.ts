@@ -41,7 +41,10 @@ test('the rotation deadline is the given fraction of notBefore → notAfter', ()
 });
 
 test('the jittered fraction stays within the kubelet range of 70–90 %', () => {
-  assert.equal(jitteredFraction(() => 0), 0.7);
+  assert.equal(
+    jitteredFraction(() => 0),
+    0.7,
+  );
   assert.ok(Math.abs(jitteredFraction(() => 0.5) - 0.8) < 1e-9);
   assert.ok(jitteredFraction(() => 0.999999) < 0.9);
   for (let i = 0; i < 1000; i++) {
@@ -138,8 +141,12 @@ test('API clients present a swapped-in client certificate from their next reques
   const kc = new k8s.KubeConfig();
   const load = (p: { cert: string; key: string }) =>
     kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: Buffer.from(ca.pem.cert).toString('base64') }],
-      users: [{ name: 'u', certData: Buffer.from(p.cert).toString('base64'), keyData: Buffer.from(p.key).toString('base64') }],
+      clusters: [
+        { name: 'c', server: `https://127.0.0.1:${port}`, caData: Buffer.from(ca.pem.cert).toString('base64') },
+      ],
+      users: [
+        { name: 'u', certData: Buffer.from(p.cert).toString('base64'), keyData: Buffer.from(p.key).toString('base64') },
+      ],
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
     });

@@ -24,7 +24,11 @@ interface Harness {
   provider: Provider;
 }
 
-function harness(t: TestContext, provider: Provider = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' }), extra: Partial<PodControllerOptions> = {}): Harness {
+function harness(
+  t: TestContext,
+  provider: Provider = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' }),
+  extra: Partial<PodControllerOptions> = {},
+): Harness {
   const pods = new FakePods();
   const writer = new FakeWriter(pods);
   const events = new FakeEvents(writer);
@@ -48,7 +52,8 @@ function harness(t: TestContext, provider: Provider = new MockProvider({ nodeNam
   return { ctl, pods, writer, events, refs, provider };
 }
 
-const until = <T>(what: string, check: () => T | undefined | null | false) => waitFor(what, check, { timeoutMs: 5_000, intervalMs: 2 });
+const until = <T>(what: string, check: () => T | undefined | null | false) =>
+  waitFor(what, check, { timeoutMs: 5_000, intervalMs: 2 });
 
 function phaseOf(h: Harness, name: string): string | undefined {
   return h.pods.get('ns', name)?.status?.phase;
@@ -100,11 +105,16 @@ test('two incarnations of one name: the old uid leaves the provider, the new one
   const second = h.pods.put(aPod('twin'));
   const newUidValue = second.metadata?.uid ?? '';
   assert.notEqual(oldUid, newUidValue);
-  await until('second Running', () => h.writer.patches.some((p) => p.uid === newUidValue && p.status.phase === 'Running'));
+  await until('second Running', () =>
+    h.writer.patches.some((p) => p.uid === newUidValue && p.status.phase === 'Running'),
+  );
   await h.ctl.whenIdle();
   assert.equal(mock.calls(oldUid)?.deleted, 1, 'the old incarnation was removed from the provider');
   assert.equal(mock.calls(newUidValue)?.created, 1, 'the new incarnation was created once');
-  assert.deepEqual((await mock.listPods()).map((p) => p.ref.uid), [newUidValue]);
+  assert.deepEqual(
+    (await mock.listPods()).map((p) => p.ref.uid),
+    [newUidValue],
+  );
 });
 
 test('lost at start: a Running pod whose workload is gone fails with ProviderPodLost and is not re-created', async (t) => {
@@ -126,12 +136,32 @@ test('lost at start: a Running pod whose workload is gone fails with ProviderPod
 test('a missing Secret: the pod waits with CreateContainerConfigError, then runs once the Secret appears', async (t) => {
   const h = harness(t);
   await h.ctl.start();
-  h.pods.put(aPod('needs', { spec: { containers: [{ name: 'app', image: 'nginx', env: [{ name: 'P', valueFrom: { secretKeyRef: { name: 'creds', key: 'pw' } } }] }] } }));
-  await until('waiting status', () => h.pods.get('ns', 'needs')?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError');
+  h.pods.put(
+    aPod('needs', {
+      spec: {
+        containers: [
+          {
+            name: 'app',
+            image: 'nginx',
+            env: [{ name: 'P', valueFrom: { secretKeyRef: { name: 'creds', key: 'pw' } } }],
+          },
+        ],
+      },
+    }),
+  );
+  await until(
+    'waiting status',
+    () =>
+      h.pods.get('ns', 'needs')?.status?.containerStatuses?.[0]?.state?.waiting?.reason ===
+      'CreateContainerConfigError',
+  );
   assert.ok(h.events.reasons('needs').includes('MandatorySecretNotFound'));
   assert.equal((await h.provider.listPods()).length, 0, 'nothing created while the Secret is missing');
 
-  h.refs.secrets.set('ns/creds', { metadata: { name: 'creds', namespace: 'ns' }, data: { pw: Buffer.from('hunter2').toString('base64') } });
+  h.refs.secrets.set('ns/creds', {
+    metadata: { name: 'creds', namespace: 'ns' },
+    data: { pw: Buffer.from('hunter2').toString('base64') },
+  });
   h.ctl.referenceChanged('Secret', 'ns', 'creds');
   await until('Running', () => phaseOf(h, 'needs') === 'Running');
   const [created] = await h.provider.listPods();
@@ -141,7 +171,9 @@ test('a missing Secret: the pod waits with CreateContainerConfigError, then runs
 test('rejection: a pod the provider can never run fails with the reason and the field, once', async (t) => {
   const h = harness(t);
   await h.ctl.start();
-  h.pods.put(aPod('priv', { spec: { containers: [{ name: 'app', image: 'nginx', securityContext: { privileged: true } }] } }));
+  h.pods.put(
+    aPod('priv', { spec: { containers: [{ name: 'app', image: 'nginx', securityContext: { privileged: true } }] } }),
+  );
   await until('Failed', () => phaseOf(h, 'priv') === 'Failed');
   await h.ctl.whenIdle();
   const st = h.pods.get('ns', 'priv')?.status;
@@ -167,7 +199,8 @@ function flakyProvider(failures: number, retryAfterMs?: number): Provider & { ca
       calls.push(performance.now());
       // What a provider says during the call (ACI's InspectFailed, say) goes out after the pass's status write.
       if (calls.length === 1) ctx.recordEvent('Warning', 'ProviderSaid', 'during the first call');
-      if (calls.length <= failures) throw new TransientProviderError('Throttled', `try ${calls.length} throttled`, retryAfterMs);
+      if (calls.length <= failures)
+        throw new TransientProviderError('Throttled', `try ${calls.length} throttled`, retryAfterMs);
       return MockProvider.prototype.createPod.call(inner, pod, ctx);
     },
   });
@@ -178,19 +211,23 @@ test('transient failures are retried with growing delays through the queue, with
   const h = harness(t, provider, { backoff: { baseMs: 20, maxMs: 2_000, jitter: 0 } });
   await h.ctl.start();
   h.pods.put(aPod('flaky'));
-  await until('waiting with the reason', () => h.pods.get('ns', 'flaky')?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'Throttled');
+  await until(
+    'waiting with the reason',
+    () => h.pods.get('ns', 'flaky')?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'Throttled',
+  );
   await until('Running after the retries', () => phaseOf(h, 'flaky') === 'Running');
   assert.equal(provider.calls.length, 5);
   const gaps = provider.calls.slice(1).map((at, i) => at - (provider.calls[i] ?? 0));
   // 20, 40, 80, 160 ms: each at least its backoff, and each longer than the one before.
-  for (let i = 1; i < gaps.length; i++) assert.ok((gaps[i] ?? 0) > (gaps[i - 1] ?? 0), `delays grow: ${gaps.map(Math.round).join(', ')}`);
+  for (let i = 1; i < gaps.length; i++)
+    assert.ok((gaps[i] ?? 0) > (gaps[i - 1] ?? 0), `delays grow: ${gaps.map(Math.round).join(', ')}`);
   assert.ok((gaps[3] ?? 0) >= 150, `the fourth delay is the backoff's 160 ms: ${gaps.map(Math.round).join(', ')}`);
   assert.equal(h.events.reasons('flaky').filter((r) => r === 'Throttled').length, 4);
   const said = h.events.list.find((e) => e.reason === 'ProviderSaid');
   assert.equal(said?.writesBefore, 1, 'the event raised during createPod waited for the waiting status write');
 });
 
-test("a create that must wait out Retry-After holds no worker: with one worker, another pod runs meanwhile", async (t) => {
+test('a create that must wait out Retry-After holds no worker: with one worker, another pod runs meanwhile', async (t) => {
   const provider = flakyProvider(1, 400);
   const h = harness(t, provider, { workers: 1, backoff: { baseMs: 1, maxMs: 10, jitter: 0 } });
   await h.ctl.start();
@@ -203,14 +240,22 @@ test("a create that must wait out Retry-After holds no worker: with one worker, 
   // Changes to the waiting pod do not cut its wait short.
   h.pods.change('ns', 'flaky', (p) => void (p.metadata = { ...p.metadata, labels: { nudge: '1' } }));
   await until('flaky Running', () => phaseOf(h, 'flaky') === 'Running');
-  assert.ok((provider.calls[1] ?? 0) - t0 >= 390, `the retry waited for Retry-After (${Math.round((provider.calls[1] ?? 0) - t0)} ms)`);
+  assert.ok(
+    (provider.calls[1] ?? 0) - t0 >= 390,
+    `the retry waited for Retry-After (${Math.round((provider.calls[1] ?? 0) - t0)} ms)`,
+  );
 });
 
 test('events from the provider reach pods it holds, adopted ones included; others are dropped', async (t) => {
   const mock = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' });
   const adopted = aPod('adopted');
   // The pod was created by an earlier process: the provider has it, this controller never called createPod.
-  await mock.createPod(adopted, { env: new Map(), getSecret: async () => undefined, getConfigMap: async () => undefined, recordEvent: () => undefined });
+  await mock.createPod(adopted, {
+    env: new Map(),
+    getSecret: async () => undefined,
+    getConfigMap: async () => undefined,
+    recordEvent: () => undefined,
+  });
   const h = harness(t, mock);
   h.pods.put(adopted);
   await h.ctl.start();
@@ -222,19 +267,41 @@ test('events from the provider reach pods it holds, adopted ones included; other
   const ev = h.events.list.find((e) => e.reason === 'BackendHiccup');
   assert.deepEqual(ev?.pod, ref);
   assert.equal(ev?.type, 'Warning');
-  assert.equal(mock.raiseEvent({ namespace: 'ns', name: 'nobody', uid: newUid() }, { type: 'Normal', reason: 'X', message: 'y' }), false);
+  assert.equal(
+    mock.raiseEvent({ namespace: 'ns', name: 'nobody', uid: newUid() }, { type: 'Normal', reason: 'X', message: 'y' }),
+    false,
+  );
 });
 
-test("node allocatable is known before the first pod is admitted (resourceFieldRef without limits)", async (t) => {
+test('node allocatable is known before the first pod is admitted (resourceFieldRef without limits)', async (t) => {
   const slow = () => new Promise<Record<string, string>>((r) => setTimeout(() => r({ cpu: '7', memory: '1Gi' }), 30));
   const h = harness(t, undefined, { allocatable: slow });
-  h.pods.put(aPod('res', { spec: { containers: [{ name: 'app', image: 'nginx', env: [{ name: 'CPUS', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } }] }] } }));
+  h.pods.put(
+    aPod('res', {
+      spec: {
+        containers: [
+          {
+            name: 'app',
+            image: 'nginx',
+            env: [{ name: 'CPUS', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } }],
+          },
+        ],
+      },
+    }),
+  );
   await h.ctl.start();
   await until('Running', () => phaseOf(h, 'res') === 'Running');
   const mock = h.provider as MockProvider;
   const uid = h.pods.get('ns', 'res')?.metadata?.uid ?? '';
-  const env = (mock as unknown as { store: { state: { pods: Record<string, { env: Record<string, Array<{ name: string; value?: string }>> }> } } }).store.state.pods[uid]?.env['app'];
-  assert.deepEqual(env?.find((v) => v.name === 'CPUS'), { name: 'CPUS', value: '7' });
+  const env = (
+    mock as unknown as {
+      store: { state: { pods: Record<string, { env: Record<string, Array<{ name: string; value?: string }>> }> } };
+    }
+  ).store.state.pods[uid]?.env['app'];
+  assert.deepEqual(
+    env?.find((v) => v.name === 'CPUS'),
+    { name: 'CPUS', value: '7' },
+  );
 });
 
 test('deletion: stopped in the provider, one API delete, none again while the watch lags', async (t) => {
@@ -245,7 +312,11 @@ test('deletion: stopped in the provider, one API delete, none again while the wa
   await until('Running', () => phaseOf(h, 'bye') === 'Running');
   await h.ctl.whenIdle();
   h.writer.removeOnDelete = false;
-  h.pods.change('ns', 'bye', (p) => void (p.metadata = { ...p.metadata, deletionTimestamp: new Date(), deletionGracePeriodSeconds: 0 }));
+  h.pods.change(
+    'ns',
+    'bye',
+    (p) => void (p.metadata = { ...p.metadata, deletionTimestamp: new Date(), deletionGracePeriodSeconds: 0 }),
+  );
   await until('the API delete', () => h.writer.deletes.length === 1);
   await h.ctl.whenIdle();
   // More changes arrive before the watch reports the pod gone: no second DELETE.

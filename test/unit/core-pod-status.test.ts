@@ -15,7 +15,13 @@ const now = new Date('2026-01-02T03:04:05.678Z');
 function pod(status?: V1Pod['status'], extra: Partial<NonNullable<V1Pod['spec']>> = {}): V1Pod {
   return {
     metadata: { namespace: 'ns', name: 'p', uid: 'u' },
-    spec: { containers: [{ name: 'a', image: 'img-a' }, { name: 'b', image: 'img-b' }], ...extra },
+    spec: {
+      containers: [
+        { name: 'a', image: 'img-a' },
+        { name: 'b', image: 'img-b' },
+      ],
+      ...extra,
+    },
     status,
   };
 }
@@ -49,8 +55,25 @@ test('a running provider status gives all four conditions True, IPs and startTim
       podIP: '192.168.0.5',
       startTime: now,
       containerStatuses: [
-        { name: 'b', image: 'img-b', imageID: 'id-b', ready: true, restartCount: 0, containerID: 'mock://b', state: running },
-        { name: 'a', image: 'img-a', imageID: 'id-a', ready: true, restartCount: 2, containerID: 'mock://a', state: running, lastState: { terminated: { exitCode: 1 } } },
+        {
+          name: 'b',
+          image: 'img-b',
+          imageID: 'id-b',
+          ready: true,
+          restartCount: 0,
+          containerID: 'mock://b',
+          state: running,
+        },
+        {
+          name: 'a',
+          image: 'img-a',
+          imageID: 'id-a',
+          ready: true,
+          restartCount: 2,
+          containerID: 'mock://a',
+          state: running,
+          lastState: { terminated: { exitCode: 1 } },
+        },
       ],
     },
   });
@@ -67,7 +90,11 @@ test('a running provider status gives all four conditions True, IPs and startTim
       ['Ready', 'True'],
     ],
   );
-  assert.deepEqual(s.containerStatuses?.map((c) => c.name), ['a', 'b'], 'spec order');
+  assert.deepEqual(
+    s.containerStatuses?.map((c) => c.name),
+    ['a', 'b'],
+    'spec order',
+  );
   assert.equal(s.containerStatuses?.[0]?.restartCount, 2);
   assert.equal(s.containerStatuses?.[0]?.started, true);
   assert.equal(s.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 1);
@@ -83,9 +110,16 @@ test('an invalid phase never reaches the API, and a terminal phase is never left
 });
 
 test('readiness gates hold Ready back until their condition is True', () => {
-  const p = pod({ conditions: [{ type: 'example.com/gate', status: 'False' }] }, { readinessGates: [{ conditionType: 'example.com/gate' }] });
+  const p = pod(
+    { conditions: [{ type: 'example.com/gate', status: 'False' }] },
+    { readinessGates: [{ conditionType: 'example.com/gate' }] },
+  );
   const st = { name: 'a', image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: {} } };
-  const s = computePodStatus(p, { hostIP: 'h', now, provider: { phase: 'Running', containerStatuses: [st, { ...st, name: 'b' }] } });
+  const s = computePodStatus(p, {
+    hostIP: 'h',
+    now,
+    provider: { phase: 'Running', containerStatuses: [st, { ...st, name: 'b' }] },
+  });
   assert.equal(s.conditions?.find((c) => c.type === 'ContainersReady')?.status, 'True');
   const ready = s.conditions?.find((c) => c.type === 'Ready');
   assert.equal(ready?.status, 'False');
@@ -101,13 +135,19 @@ test('transition times are kept while a condition does not change', () => {
 });
 
 test('a rejected pod is Failed with the reason and message', () => {
-  const s = rejectedStatus(pod(), 'UnsupportedField', 'spec.containers[0].securityContext.privileged: not supported', 'h', now);
+  const s = rejectedStatus(
+    pod(),
+    'UnsupportedField',
+    'spec.containers[0].securityContext.privileged: not supported',
+    'h',
+    now,
+  );
   assert.equal(s.phase, 'Failed');
   assert.equal(s.reason, 'UnsupportedField');
   assert.match(s.message ?? '', /securityContext\.privileged/);
 });
 
-test('statusDiffers ignores date formats and others\' conditions, sees real changes', () => {
+test("statusDiffers ignores date formats and others' conditions, sees real changes", () => {
   const s = computePodStatus(pod(), { hostIP: 'h', now });
   // What the API server returns: JSON strings at second precision, plus a condition someone else owns.
   const asServer = JSON.parse(JSON.stringify(canonical(s))) as V1Pod['status'] & object;
@@ -142,22 +182,62 @@ test('init containers: Running from the backend is Pending until every init cont
     now,
     provider: {
       phase: 'Running',
-      initContainerStatuses: [{ name: 'init', image: 'i', imageID: '', ready: false, restartCount: 3, state: { waiting: { reason: 'CrashLoopBackOff' } } }],
-      containerStatuses: [{ name: 'a', image: 'img-a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }],
+      initContainerStatuses: [
+        {
+          name: 'init',
+          image: 'i',
+          imageID: '',
+          ready: false,
+          restartCount: 3,
+          state: { waiting: { reason: 'CrashLoopBackOff' } },
+        },
+      ],
+      containerStatuses: [
+        {
+          name: 'a',
+          image: 'img-a',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: 'ContainerCreating' } },
+        },
+      ],
     },
   });
   assert.equal(s.phase, 'Pending');
   assert.equal(s.conditions?.find((c) => c.type === 'Initialized')?.status, 'False');
   assert.equal(s.conditions?.find((c) => c.type === 'Initialized')?.reason, 'ContainersNotInitialized');
-  assert.deepEqual(s.initContainerStatuses?.map((c) => [c.state?.waiting?.reason, c.restartCount]), [['CrashLoopBackOff', 3]]);
-  assert.deepEqual(s.containerStatuses?.map((c) => c.state?.waiting?.reason), ['PodInitializing', 'PodInitializing']);
+  assert.deepEqual(
+    s.initContainerStatuses?.map((c) => [c.state?.waiting?.reason, c.restartCount]),
+    [['CrashLoopBackOff', 3]],
+  );
+  assert.deepEqual(
+    s.containerStatuses?.map((c) => c.state?.waiting?.reason),
+    ['PodInitializing', 'PodInitializing'],
+  );
   const done = computePodStatus(p, {
     hostIP: '10.0.0.1',
     now,
     provider: {
       phase: 'Running',
-      initContainerStatuses: [{ name: 'init', image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0 } } }],
-      containerStatuses: ['a', 'b'].map((name) => ({ name, image: 'x', imageID: '', ready: true, restartCount: 0, state: running })),
+      initContainerStatuses: [
+        {
+          name: 'init',
+          image: 'i',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 0 } },
+        },
+      ],
+      containerStatuses: ['a', 'b'].map((name) => ({
+        name,
+        image: 'x',
+        imageID: '',
+        ready: true,
+        restartCount: 0,
+        state: running,
+      })),
     },
   });
   assert.equal(done.phase, 'Running');
@@ -174,15 +254,27 @@ test('native sidecars: a started sidecar initializes the pod, and Ready waits fo
       now,
       provider: {
         phase: 'Running',
-        initContainerStatuses: [{ name: 'proxy', image: 'envoy', imageID: '', ready: sidecarReady, restartCount: 0, state: running }],
-        containerStatuses: ['a', 'b'].map((name) => ({ name, image: 'x', imageID: '', ready: true, restartCount: 0, state: running })),
+        initContainerStatuses: [
+          { name: 'proxy', image: 'envoy', imageID: '', ready: sidecarReady, restartCount: 0, state: running },
+        ],
+        containerStatuses: ['a', 'b'].map((name) => ({
+          name,
+          image: 'x',
+          imageID: '',
+          ready: true,
+          restartCount: 0,
+          state: running,
+        })),
       },
     });
   const waiting = status(false);
   assert.equal(waiting.phase, 'Running');
   assert.equal(waiting.conditions?.find((c) => c.type === 'Initialized')?.status, 'True');
   assert.equal(waiting.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
-  assert.equal(waiting.conditions?.find((c) => c.type === 'ContainersReady')?.message, 'containers with unready status: [proxy]');
+  assert.equal(
+    waiting.conditions?.find((c) => c.type === 'ContainersReady')?.message,
+    'containers with unready status: [proxy]',
+  );
   assert.equal(status(true).conditions?.find((c) => c.type === 'Ready')?.status, 'True');
 });
 
@@ -193,10 +285,21 @@ test('probe overrides: the connector decides ready and started, adds restarts, a
     now,
     provider: {
       phase: 'Running',
-      containerStatuses: ['a', 'b'].map((name) => ({ name, image: 'x', imageID: '', ready: true, started: true, restartCount: 1, state: { running: { startedAt: now } } })),
+      containerStatuses: ['a', 'b'].map((name) => ({
+        name,
+        image: 'x',
+        imageID: '',
+        ready: true,
+        started: true,
+        restartCount: 1,
+        state: { running: { startedAt: now } },
+      })),
     },
     probes: new Map([
-      ['a', { ready: false, started: false, extraRestarts: 2, lastKilled: { startedAt, finishedAt: now, reason: 'Error' } }],
+      [
+        'a',
+        { ready: false, started: false, extraRestarts: 2, lastKilled: { startedAt, finishedAt: now, reason: 'Error' } },
+      ],
       ['b', { ready: true, extraRestarts: 0 }],
     ]),
   });

@@ -27,7 +27,16 @@ const pod: V1Pod = {
       { name: 's', secret: { secretName: 'vol-secret', items: [{ key: 'k', path: 'k' }] } },
       { name: 'c', configMap: { name: 'vol-cm', optional: true } },
       { name: 'az', azureFile: { secretName: 'az-secret', shareName: 'share' } },
-      { name: 'pj', projected: { sources: [{ secret: { name: 'pj-secret' } }, { configMap: { name: 'pj-cm' } }, { serviceAccountToken: { path: 't' } }] } },
+      {
+        name: 'pj',
+        projected: {
+          sources: [
+            { secret: { name: 'pj-secret' } },
+            { configMap: { name: 'pj-cm' } },
+            { serviceAccountToken: { path: 't' } },
+          ],
+        },
+      },
     ],
   },
 };
@@ -58,5 +67,11 @@ test('missingVolumeRefs: absent mandatory objects and item keys wait; optional o
   secrets.set('ns/az-secret', { data: {} });
   secrets.set('ns/pj-secret', { data: {} });
   cms.set('ns/pj-cm', { data: {} });
-  assert.deepEqual(missingVolumeRefs(pod, { getSecret: (n, name) => secrets.get(`${n}/${name}`), getConfigMap: (n, name) => cms.get(`${n}/${name}`) }), []);
+  assert.deepEqual(
+    missingVolumeRefs(pod, {
+      getSecret: (n, name) => secrets.get(`${n}/${name}`),
+      getConfigMap: (n, name) => cms.get(`${n}/${name}`),
+    }),
+    [],
+  );
 });

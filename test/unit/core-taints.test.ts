@@ -16,7 +16,10 @@ test('none means no taint, and several taints are kept in order', () => {
 });
 
 test('malformed taints are refused with a message naming the problem', () => {
-  assert.throws(() => parseTaint('nokey'), (e: unknown) => e instanceof TaintError && /key\[=value\]:Effect/.test(e.message));
+  assert.throws(
+    () => parseTaint('nokey'),
+    (e: unknown) => e instanceof TaintError && /key\[=value\]:Effect/.test(e.message),
+  );
   assert.throws(() => parseTaint('a:Sometimes'), /effect must be one of/);
   assert.throws(() => parseTaint('bad key:NoSchedule'), /invalid key/);
   assert.throws(() => parseTaint('k=bad value:NoSchedule'), /invalid value/);

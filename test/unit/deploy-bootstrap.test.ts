@@ -12,7 +12,10 @@ import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../../devcluster/cluster.js';
 
 const read = (p: string) => readFileSync(join(repoRoot, p), 'utf8');
-const BOOTSTRAP_ROLES = ['system:certificates.k8s.io:certificatesigningrequests:nodeclient', 'system:node-bootstrapper'];
+const BOOTSTRAP_ROLES = [
+  'system:certificates.k8s.io:certificatesigningrequests:nodeclient',
+  'system:node-bootstrapper',
+];
 
 interface Binding {
   kind: string;
@@ -43,7 +46,9 @@ function untemplate(text: string): string {
 
 function bootstrapRolesOf(docs: Binding[], sa: string): string[] {
   return docs
-    .filter((d) => d.kind === 'ClusterRoleBinding' && d.subjects?.some((s) => s.kind === 'ServiceAccount' && s.name === sa))
+    .filter(
+      (d) => d.kind === 'ClusterRoleBinding' && d.subjects?.some((s) => s.kind === 'ServiceAccount' && s.name === sa),
+    )
     .map((d) => d.roleRef?.name ?? '')
     .filter((n) => n.startsWith('system:'))
     .sort();
@@ -70,8 +75,12 @@ test('examples/: the ServiceAccount has the bootstrap bindings and the Deploymen
 });
 
 test('the chart: the same bindings and the same cert dir', () => {
-  const rbac = parseAllDocuments(untemplate(read('charts/aci-connector/templates/bootstrap-rbac.yaml'))).map((d) => d.toJS() as Binding);
+  const rbac = parseAllDocuments(untemplate(read('charts/aci-connector/templates/bootstrap-rbac.yaml'))).map(
+    (d) => d.toJS() as Binding,
+  );
   assert.deepEqual(bootstrapRolesOf(rbac, 'x'), BOOTSTRAP_ROLES);
-  const dep = parseAllDocuments(untemplate(read('charts/aci-connector/templates/deployment.yaml'))).map((d) => d.toJS() as Deployment);
+  const dep = parseAllDocuments(untemplate(read('charts/aci-connector/templates/deployment.yaml'))).map(
+    (d) => d.toJS() as Deployment,
+  );
   checkDeployment(dep.find((d) => d.kind === 'Deployment'));
 });

@@ -42,18 +42,29 @@ function flagsAccepted(args: string[]): void {
 }
 
 test("the example Deployment's arguments parse with the connector's own CLI", () => {
-  const docs = parseAllDocuments(read('examples/aci-connector.yaml')).map((d) => d.toJS() as { kind: string; spec: { template: { spec: { containers: { args: string[] }[] } } } });
+  const docs = parseAllDocuments(read('examples/aci-connector.yaml')).map(
+    (d) => d.toJS() as { kind: string; spec: { template: { spec: { containers: { args: string[] }[] } } } },
+  );
   const dep = docs.find((d) => d.kind === 'Deployment');
   const args = dep?.spec.template.spec.containers[0]?.args;
   assert.ok(args && args.length > 0);
   assert.doesNotThrow(() => flagsAccepted(args));
-  assert.throws(() => flagsAccepted([...args, '--no-such-flag']), 'a wrong flag is refused, so the check above means something');
+  assert.throws(
+    () => flagsAccepted([...args, '--no-such-flag']),
+    'a wrong flag is refused, so the check above means something',
+  );
 });
 
 test("the chart's Deployment passes only flags the CLI knows", () => {
   const text = read('charts/aci-connector/templates/deployment.yaml');
   const flags = [...text.matchAll(/^\s+- (--[a-z-]+)=/gm)].map((m) => m[1] ?? '');
   assert.ok(flags.length >= 8, `found the chart's flags (${flags.join(' ')})`);
-  const sample: Record<string, string> = { '--provider': 'aci', '--taint': 'azure.com/aci:NoSchedule', '--log-level': 'info', '--node-name': 'aci-connector', '--kubelet-client-ca': '/ca.crt' };
+  const sample: Record<string, string> = {
+    '--provider': 'aci',
+    '--taint': 'azure.com/aci:NoSchedule',
+    '--log-level': 'info',
+    '--node-name': 'aci-connector',
+    '--kubelet-client-ca': '/ca.crt',
+  };
   assert.doesNotThrow(() => flagsAccepted(flags.map((f) => `${f}=${sample[f] ?? '10'}`)));
 });

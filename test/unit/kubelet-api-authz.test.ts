@@ -9,7 +9,16 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { createLogger } from '../../src/common/logger.js';
 import type { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
-import { KubeAccessReviews, ReviewError, type AccessDecision, type AccessReviewer, type ResourceAttributes, type TokenReviewer, type TokenReviewResult, type UserInfo } from '../../src/core/access-reviews.js';
+import {
+  KubeAccessReviews,
+  ReviewError,
+  type AccessDecision,
+  type AccessReviewer,
+  type ResourceAttributes,
+  type TokenReviewer,
+  type TokenReviewResult,
+  type UserInfo,
+} from '../../src/core/access-reviews.js';
 import { requestAttributes, verbOf } from '../../src/kubelet-api/attributes.js';
 import { AuthError, bearerToken, DEFAULT_TTLS, forbiddenMessage, KubeletAuth } from '../../src/kubelet-api/auth.js';
 import { ReviewCache } from '../../src/kubelet-api/review-cache.js';
@@ -226,7 +235,11 @@ async function refusal(p: Promise<unknown>): Promise<{ code: number; message: st
   assert.fail('expected a refusal');
 }
 
-const alice: UserInfo = { username: 'system:serviceaccount:mon:alice', uid: 'u-1', groups: ['system:serviceaccounts', 'system:serviceaccounts:mon'] };
+const alice: UserInfo = {
+  username: 'system:serviceaccount:mon:alice',
+  uid: 'u-1',
+  groups: ['system:serviceaccounts', 'system:serviceaccounts:mon'],
+};
 
 test('bearer tokens: TokenReview names the user, who gets system:authenticated; the answer is cached by digest', async () => {
   const tokens = new FakeTokens({ 'tok-alice': alice });
@@ -250,7 +263,10 @@ test('bearer tokens: TokenReview names the user, who gets system:authenticated; 
 test('an unknown token is 401 and its rejection is cached too; a review error is 401 and not cached', async () => {
   const tokens = new FakeTokens({});
   const auth = new KubeletAuth({ nodeName: 'vk-1', tokens, access: new FakeRbac(() => true), mode: 'Webhook', log });
-  assert.deepEqual(await refusal(auth.admit(request({ authorization: 'Bearer nope' }))), { code: 401, message: 'Unauthorized' });
+  assert.deepEqual(await refusal(auth.admit(request({ authorization: 'Bearer nope' }))), {
+    code: 401,
+    message: 'Unauthorized',
+  });
   await refusal(auth.admit(request({ authorization: 'Bearer nope' })));
   assert.equal(tokens.reviewed.length, 1);
   tokens.fail = true;
@@ -267,7 +283,14 @@ test('no credentials: 401 unless anonymous is enabled; then system:anonymous is 
   assert.match(r.message, /bearer token/);
   assert.equal(rbac.asked.length, 0);
 
-  const open = new KubeletAuth({ nodeName: 'vk-1', tokens: new FakeTokens({}), access: rbac, mode: 'Webhook', anonymous: true, log });
+  const open = new KubeletAuth({
+    nodeName: 'vk-1',
+    tokens: new FakeTokens({}),
+    access: rbac,
+    mode: 'Webhook',
+    anonymous: true,
+    log,
+  });
   const anon = await open.admit(request({}));
   assert.equal(anon.username, 'system:anonymous');
   assert.deepEqual(anon.groups, ['system:unauthenticated']);
@@ -279,11 +302,19 @@ test('authorized for nothing: 403 with the kubelet’s message; AlwaysAllow asks
   const tokens = new FakeTokens({ 'tok-alice': alice });
   const rbac = new FakeRbac(() => false);
   const auth = new KubeletAuth({ nodeName: 'vk-1', tokens, access: rbac, mode: 'Webhook', log });
-  const r = await refusal(auth.admit(request({ authorization: 'Bearer tok-alice' }, 'POST', '/exec/ns/p/c?command=env')));
+  const r = await refusal(
+    auth.admit(request({ authorization: 'Bearer tok-alice' }, 'POST', '/exec/ns/p/c?command=env')),
+  );
   assert.equal(r.code, 403);
-  assert.equal(r.message, 'Forbidden (user=system:serviceaccount:mon:alice, verb=create, resource=nodes, subresource(s)=[proxy])');
+  assert.equal(
+    r.message,
+    'Forbidden (user=system:serviceaccount:mon:alice, verb=create, resource=nodes, subresource(s)=[proxy])',
+  );
   const pods = await refusal(auth.admit(request({ authorization: 'Bearer tok-alice' })));
-  assert.equal(pods.message, 'Forbidden (user=system:serviceaccount:mon:alice, verb=get, resource=nodes, subresource(s)=[pods proxy])');
+  assert.equal(
+    pods.message,
+    'Forbidden (user=system:serviceaccount:mon:alice, verb=get, resource=nodes, subresource(s)=[pods proxy])',
+  );
   // the denial is cached (30 s): asking again sends no review
   const asked = rbac.asked.length;
   await refusal(auth.admit(request({ authorization: 'Bearer tok-alice' })));
@@ -298,10 +329,19 @@ test('authorized for nothing: 403 with the kubelet’s message; AlwaysAllow asks
 test('a failing SubjectAccessReview is a 500, not a denial, and is asked again next time', async () => {
   const rbac = new FakeRbac(() => true);
   rbac.fail = true;
-  const auth = new KubeletAuth({ nodeName: 'vk-1', tokens: new FakeTokens({ t: alice }), access: rbac, mode: 'Webhook', log });
+  const auth = new KubeletAuth({
+    nodeName: 'vk-1',
+    tokens: new FakeTokens({ t: alice }),
+    access: rbac,
+    mode: 'Webhook',
+    log,
+  });
   const r = await refusal(auth.admit(request({ authorization: 'Bearer t' }, 'GET', '/stats/summary')));
   assert.equal(r.code, 500);
-  assert.match(r.message, /Authorization error \(user=system:serviceaccount:mon:alice, verb=get, resource=nodes, subresource=stats\)/);
+  assert.match(
+    r.message,
+    /Authorization error \(user=system:serviceaccount:mon:alice, verb=get, resource=nodes, subresource=stats\)/,
+  );
   rbac.fail = false;
   await auth.admit(request({ authorization: 'Bearer t' }, 'GET', '/stats/summary'));
   assert.equal(rbac.asked.length, 2);
@@ -310,7 +350,9 @@ test('a failing SubjectAccessReview is a 500, not a denial, and is asked again n
 test('the cache tells users, groups and attributes apart', async () => {
   const bob: UserInfo = { username: 'bob', groups: ['readers'] };
   const tokens = new FakeTokens({ a: alice, b: bob, b2: { username: 'bob', groups: ['admins'] } });
-  const rbac = new FakeRbac((u, a) => u.groups.includes('admins') || (u.username === alice.username && a.subresource === 'stats'));
+  const rbac = new FakeRbac(
+    (u, a) => u.groups.includes('admins') || (u.username === alice.username && a.subresource === 'stats'),
+  );
   const auth = new KubeletAuth({ nodeName: 'vk-1', tokens, access: rbac, mode: 'Webhook', log });
   await auth.admit(request({ authorization: 'Bearer a' }, 'GET', '/stats/summary'));
   assert.equal((await refusal(auth.admit(request({ authorization: 'Bearer a' }, 'GET', '/metrics')))).code, 403);
@@ -324,13 +366,21 @@ test('bearer tokens come from the Authorization header or the WebSocket sub-prot
   assert.equal(bearerToken(request({ authorization: 'Basic abc' })), undefined);
   assert.equal(bearerToken(request({ authorization: 'Bearer' })), undefined);
   const encoded = Buffer.from('tok-ws').toString('base64url');
-  assert.equal(bearerToken(request({ 'sec-websocket-protocol': `v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.${encoded}` })), 'tok-ws');
+  assert.equal(
+    bearerToken(
+      request({ 'sec-websocket-protocol': `v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.${encoded}` }),
+    ),
+    'tok-ws',
+  );
   assert.equal(bearerToken(request({ 'sec-websocket-protocol': 'v5.channel.k8s.io' })), undefined);
 });
 
 test('the 403 text lists every subresource tried', () => {
   const attrs = requestAttributes('pods', 'get', 'n');
-  assert.equal(forbiddenMessage({ username: 'x', groups: [] }, attrs), 'Forbidden (user=x, verb=get, resource=nodes, subresource(s)=[pods proxy])');
+  assert.equal(
+    forbiddenMessage({ username: 'x', groups: [] }, attrs),
+    'Forbidden (user=x, verb=get, resource=nodes, subresource(s)=[pods proxy])',
+  );
 });
 
 // ---- the API server side: retries ------------------------------------------------
@@ -340,7 +390,8 @@ test('KubeAccessReviews: transient failures are retried, a refusal of the connec
   const flaky = {
     createSubjectAccessReview: async () => {
       calls++;
-      if (calls < 3) throw Object.assign(new Error('HTTP-Code: 503'), { code: 503, body: '{"message":"etcd leader changed"}' });
+      if (calls < 3)
+        throw Object.assign(new Error('HTTP-Code: 503'), { code: 503, body: '{"message":"etcd leader changed"}' });
       return { spec: {}, status: { allowed: true } };
     },
   } as unknown as AuthorizationV1Api;
@@ -353,16 +404,28 @@ test('KubeAccessReviews: transient failures are retried, a refusal of the connec
   const refusing = {
     createTokenReview: async () => {
       tokenCalls++;
-      throw Object.assign(new Error('HTTP-Code: 403'), { code: 403, body: '{"message":"tokenreviews.authentication.k8s.io is forbidden"}' });
+      throw Object.assign(new Error('HTTP-Code: 403'), {
+        code: 403,
+        body: '{"message":"tokenreviews.authentication.k8s.io is forbidden"}',
+      });
     },
   } as unknown as AuthenticationV1Api;
   const r2 = new KubeAccessReviews(refusing, {} as AuthorizationV1Api);
-  await assert.rejects(r2.reviewToken('t'), (err: Error) => err instanceof ReviewError && /HTTP 403: tokenreviews.authentication.k8s.io is forbidden/.test(err.message));
+  await assert.rejects(
+    r2.reviewToken('t'),
+    (err: Error) =>
+      err instanceof ReviewError && /HTTP 403: tokenreviews.authentication.k8s.io is forbidden/.test(err.message),
+  );
   assert.equal(tokenCalls, 1);
 
   // an explicit denial, and no opinion, are both "not allowed"
-  const answers = [{ allowed: false, denied: true, reason: 'no' }, { allowed: false, evaluationError: 'role x not found' }];
-  const denying = { createSubjectAccessReview: async () => ({ spec: {}, status: answers.shift() }) } as unknown as AuthorizationV1Api;
+  const answers = [
+    { allowed: false, denied: true, reason: 'no' },
+    { allowed: false, evaluationError: 'role x not found' },
+  ];
+  const denying = {
+    createSubjectAccessReview: async () => ({ spec: {}, status: answers.shift() }),
+  } as unknown as AuthorizationV1Api;
   const r3 = new KubeAccessReviews({} as AuthenticationV1Api, denying);
   const attrs = requestAttributes('exec', 'create', 'vk-1')[0] as ResourceAttributes;
   assert.deepEqual(await r3.reviewAccess(alice, attrs), { allowed: false, reason: 'no' });

@@ -15,7 +15,10 @@ const ctx: PodContext = {
 };
 
 function pod(uid: string, annotations: Record<string, string> = {}, restartPolicy = 'Always'): V1Pod {
-  return { metadata: { namespace: 'ns', name: `p-${uid}`, uid, annotations }, spec: { restartPolicy, containers: [{ name: 'c', image: 'img:1' }] } };
+  return {
+    metadata: { namespace: 'ns', name: `p-${uid}`, uid, annotations },
+    spec: { restartPolicy, containers: [{ name: 'c', image: 'img:1' }] },
+  };
 }
 
 const ref = (uid: string): PodRef => ({ namespace: 'ns', name: `p-${uid}`, uid });
@@ -36,19 +39,32 @@ function streams(stdin?: string): { s: ExecStreams; out: () => string; err: () =
   let e = '';
   stdout.on('data', (d: Buffer) => (o += d.toString()));
   stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { s: { stdin: stdin === undefined ? undefined : Readable.from([stdin]), stdout, stderr, tty: false }, out: () => o, err: () => e };
+  return {
+    s: { stdin: stdin === undefined ? undefined : Readable.from([stdin]), stdout, stderr, tty: false },
+    out: () => o,
+    err: () => e,
+  };
 }
 
 test('logs: the current run, the previous run after a restart, and follow ending at the exit', async () => {
   const m = new MockProvider({ nodeName: 'n', clusterId: 'c' });
   try {
-    await m.createPod(pod('r1', { 'mock.aci-connector.io/exit-code': '3', 'mock.aci-connector.io/run-ms': '300' }), ctx);
+    await m.createPod(
+      pod('r1', { 'mock.aci-connector.io/exit-code': '3', 'mock.aci-connector.io/run-ms': '300' }),
+      ctx,
+    );
     // the first run exits with 3 and restarts (Always)
-    await until('a restart', async () => ((await m.getPod(ref('r1')))?.status.containerStatuses?.[0]?.restartCount ?? 0) >= 1);
+    await until(
+      'a restart',
+      async () => ((await m.getPod(ref('r1')))?.status.containerStatuses?.[0]?.restartCount ?? 0) >= 1,
+    );
     const previous = await text(await m.getContainerLogs(ref('r1'), 'c', { previous: true }));
     assert.equal(previous, 'started img:1\nenv A=1\nexited with code 3\n');
 
-    await m.createPod(pod('f1', { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '400' }, 'Never'), ctx);
+    await m.createPod(
+      pod('f1', { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '400' }, 'Never'),
+      ctx,
+    );
     await until('Running', async () => (await m.getPod(ref('f1')))?.status.phase === 'Running');
     const followed = await text(await m.getContainerLogs(ref('f1'), 'c', { follow: true }));
     assert.equal(followed, 'started img:1\nenv A=1\nexited with code 0\n');
@@ -79,7 +95,10 @@ test('exec: the built-in commands and their exit codes; a stopped container refu
     assert.deepEqual(await run(['ls']), { code: 127, out: '', err: 'ls: command not found\n' });
     assert.equal((await run(['stty', 'size'])).code, 1);
 
-    await m.createPod(pod('e2', { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '50' }, 'Never'), ctx);
+    await m.createPod(
+      pod('e2', { 'mock.aci-connector.io/exit-code': '0', 'mock.aci-connector.io/run-ms': '50' }, 'Never'),
+      ctx,
+    );
     await until('Succeeded', async () => (await m.getPod(ref('e2')))?.status.phase === 'Succeeded');
     await assert.rejects(m.exec(ref('e2'), 'c', ['echo'], streams().s), /not running/);
   } finally {

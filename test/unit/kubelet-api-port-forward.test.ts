@@ -21,11 +21,22 @@ import type { AccessReviewer } from '../../src/core/access-reviews.js';
 import { KubeletApiServer, KubeletAuth } from '../../src/kubelet-api/index.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
 
-const ctx: PodContext = { env: new Map(), getSecret: async () => undefined, getConfigMap: async () => undefined, recordEvent: () => undefined };
+const ctx: PodContext = {
+  env: new Map(),
+  getSecret: async () => undefined,
+  getConfigMap: async () => undefined,
+  recordEvent: () => undefined,
+};
 
 const pods: V1Pod[] = [
-  { metadata: { namespace: 'ns', name: 'web', uid: 'uid-web' }, spec: { containers: [{ name: 'main', image: 'registry.example/web:1' }] } },
-  { metadata: { namespace: 'ns', name: 'noip', uid: 'uid-noip' }, spec: { containers: [{ name: 'main', image: 'registry.example/web:1' }] } },
+  {
+    metadata: { namespace: 'ns', name: 'web', uid: 'uid-web' },
+    spec: { containers: [{ name: 'main', image: 'registry.example/web:1' }] },
+  },
+  {
+    metadata: { namespace: 'ns', name: 'noip', uid: 'uid-noip' },
+    spec: { containers: [{ name: 'main', image: 'registry.example/web:1' }] },
+  },
 ];
 
 /** The mock provider, with pod IPs the test controls: web is on 127.0.0.1, noip has none. */
@@ -79,7 +90,13 @@ before(async () => {
       port: 0,
       address: '127.0.0.1',
       tls: { cert: serving.cert, key: serving.key, clientCA: ca.cert, selfSigned: false },
-      auth: new KubeletAuth({ nodeName: 'n', clientCA: ca.cert, access: allowAll, mode: 'Webhook', log: createLogger('silent') }),
+      auth: new KubeletAuth({
+        nodeName: 'n',
+        clientCA: ca.cert,
+        access: allowAll,
+        mode: 'Webhook',
+        log: createLogger('silent'),
+      }),
       provider: p,
       nodeName: 'n',
       lookupPod: (ns, name) => pods.find((x) => x.metadata?.namespace === ns && x.metadata.name === name),
@@ -117,7 +134,11 @@ function get(path: string, p = port): Promise<{ status: number; body: string; ty
   });
 }
 
-function upgrade(path: string, headers: Record<string, string | string[]>, p = port): Promise<{ socket?: Duplex; res?: IncomingMessage; body: string }> {
+function upgrade(
+  path: string,
+  headers: Record<string, string | string[]>,
+  p = port,
+): Promise<{ socket?: Duplex; res?: IncomingMessage; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ ...tlsOptions(p), path, method: 'POST', headers: { Connection: 'Upgrade', ...headers } });
     req.on('upgrade', (res, socket, head) => {
@@ -146,7 +167,9 @@ async function spdyConnect(path: string): Promise<{ conn: SpdyConnection; socket
 
 function openStream(conn: SpdyConnection, headers: Record<string, string>): Promise<SpdyStream> {
   return new Promise((resolve, reject) => {
-    const st = conn.request({ method: 'POST', path: '/', host: '127.0.0.1', headers }, (err) => (err ? reject(err) : resolve(st)));
+    const st = conn.request({ method: 'POST', path: '/', host: '127.0.0.1', headers }, (err) =>
+      err ? reject(err) : resolve(st),
+    );
   });
 }
 
@@ -160,7 +183,12 @@ function readAll(s: SpdyStream): Promise<string> {
 }
 
 /** One forwarded connection as client-go makes it: error stream (closed for writing), then data stream. */
-async function forwardOnce(conn: SpdyConnection, remotePort: number, requestID: string, send: string): Promise<{ data: string; error: string }> {
+async function forwardOnce(
+  conn: SpdyConnection,
+  remotePort: number,
+  requestID: string,
+  send: string,
+): Promise<{ data: string; error: string }> {
   const error = await openStream(conn, { streamtype: 'error', port: String(remotePort), requestid: requestID });
   error.end();
   const errorText = readAll(error);
@@ -174,7 +202,10 @@ test('SPDY port-forward: negotiates portforward.k8s.io and relays each stream pa
   const { conn, socket, protocol } = await spdyConnect('/portForward/ns/web');
   assert.equal(protocol, 'portforward.k8s.io');
   // Two local connections at once on one SPDY connection, each its own TCP connection to the pod.
-  const [a, b] = await Promise.all([forwardOnce(conn, echoPort, '0', 'first'), forwardOnce(conn, echoPort, '1', 'second')]);
+  const [a, b] = await Promise.all([
+    forwardOnce(conn, echoPort, '0', 'first'),
+    forwardOnce(conn, echoPort, '1', 'second'),
+  ]);
   assert.deepEqual(a, { data: 'pod says: first', error: '' });
   assert.deepEqual(b, { data: 'pod says: second', error: '' });
   // The connection stays up for the next local connection.
@@ -214,19 +245,28 @@ test('SPDY port-forward errors go on the error stream in the kubelet’s words: 
   const { conn, socket } = await spdyConnect('/portForward/ns/web');
   const refused = await forwardOnce(conn, closedPort, '0', 'hello?');
   assert.equal(refused.data, '');
-  assert.equal(refused.error, `error forwarding port ${closedPort} to pod ns/web, uid uid-web: cannot connect to 127.0.0.1:${closedPort}: connection refused (nothing listens on that port)`);
+  assert.equal(
+    refused.error,
+    `error forwarding port ${closedPort} to pod ns/web, uid uid-web: cannot connect to 127.0.0.1:${closedPort}: connection refused (nothing listens on that port)`,
+  );
   socket.destroy();
 
   const noip = await spdyConnect('/portForward/ns/noip');
   const r = await forwardOnce(noip.conn, 80, '0', 'hello?');
-  assert.equal(r.error, 'error forwarding port 80 to pod ns/noip, uid uid-noip: pod ns/noip has no IP address the node can reach (status.podIP is empty)');
+  assert.equal(
+    r.error,
+    'error forwarding port 80 to pod ns/noip, uid uid-noip: pod ns/noip has no IP address the node can reach (status.podIP is empty)',
+  );
   noip.socket.destroy();
 });
 
 test('SPDY port-forward refuses streams without a valid port or type, and a client without the protocol', async () => {
   const { conn, socket } = await spdyConnect('/portForward/ns/web');
   // The server resets them (RST_STREAM CANCEL, as spdystream's Reset), which closes them on the client.
-  for (const headers of [{ streamtype: 'data', port: '0', requestid: '0' }, { streamtype: 'stdout', port: '80', requestid: '0' }]) {
+  for (const headers of [
+    { streamtype: 'data', port: '0', requestid: '0' },
+    { streamtype: 'stdout', port: '80', requestid: '0' },
+  ]) {
     const s = await openStream(conn, headers);
     await new Promise<void>((r) => s.once('close', () => r()));
   }
@@ -234,7 +274,10 @@ test('SPDY port-forward refuses streams without a valid port or type, and a clie
   assert.deepEqual(await forwardOnce(conn, echoPort, '1', 'ok'), { data: 'pod says: ok', error: '' });
   socket.destroy();
 
-  const bad = await upgrade('/portForward/ns/web', { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' });
+  const bad = await upgrade('/portForward/ns/web', {
+    Upgrade: 'SPDY/3.1',
+    'X-Stream-Protocol-Version': 'v4.channel.k8s.io',
+  });
   assert.equal(bad.res?.statusCode, 403);
   assert.equal(bad.res?.headers['x-accepted-stream-protocol-versions'], 'portforward.k8s.io');
   const noUpgrade = await get('/portForward/ns/web');
@@ -246,13 +289,27 @@ interface WsOutcome {
 }
 
 /** The client hangs up once `enough` holds (v4 has no half-close: the session lasts until one side closes). */
-function wsForward(path: string, protocol: string | undefined, onOpen: (ws: WebSocket) => void, enough: (text: (ch: number) => string) => boolean): Promise<WsOutcome> {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, protocol ? [protocol] : [], { ca: ca.cert, cert: client.cert, key: client.key });
+function wsForward(
+  path: string,
+  protocol: string | undefined,
+  onOpen: (ws: WebSocket) => void,
+  enough: (text: (ch: number) => string) => boolean,
+): Promise<WsOutcome> {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, protocol ? [protocol] : [], {
+    ca: ca.cert,
+    cert: client.cert,
+    key: client.key,
+  });
   const frames = new Map<number, Buffer[]>();
   return new Promise((resolve, reject) => {
     ws.on('open', () => onOpen(ws));
     ws.on('message', (data: Buffer, isBinary) => {
-      const buf = isBinary ? data : Buffer.concat([Buffer.from([data.toString('utf8').charCodeAt(0) - 48]), Buffer.from(data.toString('utf8').slice(1), 'base64')]);
+      const buf = isBinary
+        ? data
+        : Buffer.concat([
+            Buffer.from([data.toString('utf8').charCodeAt(0) - 48]),
+            Buffer.from(data.toString('utf8').slice(1), 'base64'),
+          ]);
       const ch = buf[0] ?? -1;
       frames.set(ch, [...(frames.get(ch) ?? []), buf.subarray(1)]);
       if (enough((c) => Buffer.concat((frames.get(c) ?? []).slice(1)).toString('utf8'))) ws.close(1000);
@@ -278,7 +335,10 @@ test('WebSocket port-forward: port bytes first on every channel, data on 2n, err
   // the second port's pair: its port, and the refusal
   assert.deepEqual(out.frames.get(2), [le(closedPort)]);
   assert.deepEqual(out.frames.get(3)?.[0], le(closedPort));
-  assert.match(Buffer.concat(out.frames.get(3)!.slice(1)).toString('utf8'), new RegExp(`^error forwarding port ${closedPort} to pod ns/web, uid uid-web: .*connection refused`));
+  assert.match(
+    Buffer.concat(out.frames.get(3)!.slice(1)).toString('utf8'),
+    new RegExp(`^error forwarding port ${closedPort} to pod ns/web, uid uid-web: .*connection refused`),
+  );
 });
 
 test('WebSocket port-forward, base64 framing; the port query is required', async () => {
@@ -289,7 +349,11 @@ test('WebSocket port-forward, base64 framing; the port query is required', async
     (text) => text(0) === 'pod says: b64',
   );
   assert.equal(Buffer.concat(out.frames.get(0)!.slice(1)).toString('utf8'), 'pod says: b64');
-  const missing = await upgrade('/portForward/ns/web', { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' });
+  const missing = await upgrade('/portForward/ns/web', {
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Version': '13',
+    'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+  });
   assert.equal(missing.res?.statusCode, 400);
   assert.match(missing.body, /"port" is required/);
   const bad = await get('/portForward/ns/web?port=70000');
@@ -297,7 +361,11 @@ test('WebSocket port-forward, base64 framing; the port query is required', async
 });
 
 test('a provider without port-forward (the mock: its pod IPs are made up) answers 501', async () => {
-  const up = await upgrade('/portForward/ns/web', { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'portforward.k8s.io' }, plainPort);
+  const up = await upgrade(
+    '/portForward/ns/web',
+    { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'portforward.k8s.io' },
+    plainPort,
+  );
   assert.equal(up.res?.statusCode, 501);
   assert.match(up.body, /does not support port-forward/);
 });
@@ -320,7 +388,10 @@ test('/runningpods/ and /runningpods: what the provider runs, in the kubelet’s
     assert.ok(byName.has('web'));
   }
   const informer = JSON.parse((await get('/pods')).body) as { items: V1Pod[] };
-  assert.deepEqual(informer.items.map((p) => p.metadata?.name), ['web']);
+  assert.deepEqual(
+    informer.items.map((p) => p.metadata?.name),
+    ['web'],
+  );
 });
 
 test('/spec/ is the node capacity as cAdvisor MachineInfo; /healthz is ok', async () => {

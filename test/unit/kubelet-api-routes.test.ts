@@ -5,25 +5,43 @@ import { expectedStreamTypes, negotiateProtocol, SPDY_PROTOCOLS } from '../../sr
 import { encodeStatus, statusForExit } from '../../src/kubelet-api/status.js';
 
 test('containerLogs: path and every log query parameter the API server sends', () => {
-  const r = parseRoute('GET', '/containerLogs/ns-1/web/main?tailLines=5&timestamps=true&follow=true&sinceSeconds=30&limitBytes=100&previous=true');
+  const r = parseRoute(
+    'GET',
+    '/containerLogs/ns-1/web/main?tailLines=5&timestamps=true&follow=true&sinceSeconds=30&limitBytes=100&previous=true',
+  );
   assert.deepEqual(r, {
     kind: 'containerLogs',
     target: { namespace: 'ns-1', pod: 'web', container: 'main' },
     opts: { tailLines: 5, timestamps: true, follow: true, sinceSeconds: 30, limitBytes: 100, previous: true },
   });
-  assert.deepEqual(parseRoute('GET', '/containerLogs/a/b/c'), { kind: 'containerLogs', target: { namespace: 'a', pod: 'b', container: 'c' }, opts: {} });
+  assert.deepEqual(parseRoute('GET', '/containerLogs/a/b/c'), {
+    kind: 'containerLogs',
+    target: { namespace: 'a', pod: 'b', container: 'c' },
+    opts: {},
+  });
   // sinceTime becomes a relative window
   const since = new Date(Date.now() - 120_000).toISOString();
   const r2 = parseRoute('GET', `/containerLogs/a/b/c?sinceTime=${encodeURIComponent(since)}`);
-  assert.ok(r2?.kind === 'containerLogs' && r2.opts.sinceSeconds !== undefined && r2.opts.sinceSeconds >= 119 && r2.opts.sinceSeconds <= 125);
+  assert.ok(
+    r2?.kind === 'containerLogs' &&
+      r2.opts.sinceSeconds !== undefined &&
+      r2.opts.sinceSeconds >= 119 &&
+      r2.opts.sinceSeconds <= 125,
+  );
 });
 
 test('bad log parameters are a BadRequestError naming the parameter', () => {
-  assert.throws(() => parseRoute('GET', '/containerLogs/a/b/c?tailLines=-1'), (e: Error) => e instanceof BadRequestError && /tailLines/.test(e.message));
+  assert.throws(
+    () => parseRoute('GET', '/containerLogs/a/b/c?tailLines=-1'),
+    (e: Error) => e instanceof BadRequestError && /tailLines/.test(e.message),
+  );
   assert.throws(() => parseRoute('GET', '/containerLogs/a/b/c?limitBytes=0'), /limitBytes/);
   assert.throws(() => parseRoute('GET', '/containerLogs/a/b/c?follow=maybe'), /follow/);
   assert.throws(() => parseRoute('GET', '/containerLogs/a/b/c?sinceTime=yesterday'), /sinceTime/);
-  assert.throws(() => parseRoute('GET', '/containerLogs/a/b/c?sinceSeconds=5&sinceTime=2020-01-01T00:00:00Z'), /at most one/);
+  assert.throws(
+    () => parseRoute('GET', '/containerLogs/a/b/c?sinceSeconds=5&sinceTime=2020-01-01T00:00:00Z'),
+    /at most one/,
+  );
 });
 
 test('exec: repeated command parameters in order, stream flags, the uid form; tty drops stderr', () => {
@@ -60,32 +78,64 @@ test('other paths: healthz, pods, stats; unknown paths and methods are undefined
 });
 
 test('protocol negotiation takes the first offered protocol the server speaks, from repeated or comma-joined headers', () => {
-  assert.equal(negotiateProtocol('v5.channel.k8s.io, v4.channel.k8s.io, v3.channel.k8s.io', SPDY_PROTOCOLS), 'v4.channel.k8s.io');
+  assert.equal(
+    negotiateProtocol('v5.channel.k8s.io, v4.channel.k8s.io, v3.channel.k8s.io', SPDY_PROTOCOLS),
+    'v4.channel.k8s.io',
+  );
   assert.equal(negotiateProtocol(['v3.channel.k8s.io', 'v4.channel.k8s.io'], SPDY_PROTOCOLS), 'v3.channel.k8s.io');
   assert.equal(negotiateProtocol('channel.k8s.io', SPDY_PROTOCOLS), undefined);
   assert.equal(negotiateProtocol(undefined, SPDY_PROTOCOLS), undefined);
 });
 
 test('the streams a remote-command client opens, as the kubelet counts them', () => {
-  assert.deepEqual(expectedStreamTypes({ stdin: true, stdout: true, stderr: true, tty: false }, 'v4.channel.k8s.io'), ['error', 'stdin', 'stdout', 'stderr']);
-  assert.deepEqual(expectedStreamTypes({ stdin: true, stdout: true, stderr: false, tty: true }, 'v4.channel.k8s.io'), ['error', 'stdin', 'stdout', 'resize']);
-  assert.deepEqual(expectedStreamTypes({ stdin: false, stdout: true, stderr: false, tty: true }, 'v2.channel.k8s.io'), ['error', 'stdout']);
+  assert.deepEqual(expectedStreamTypes({ stdin: true, stdout: true, stderr: true, tty: false }, 'v4.channel.k8s.io'), [
+    'error',
+    'stdin',
+    'stdout',
+    'stderr',
+  ]);
+  assert.deepEqual(expectedStreamTypes({ stdin: true, stdout: true, stderr: false, tty: true }, 'v4.channel.k8s.io'), [
+    'error',
+    'stdin',
+    'stdout',
+    'resize',
+  ]);
+  assert.deepEqual(expectedStreamTypes({ stdin: false, stdout: true, stderr: false, tty: true }, 'v2.channel.k8s.io'), [
+    'error',
+    'stdout',
+  ]);
 });
 
 test('error-stream status: Success for 0, NonZeroExitCode with an ExitCode cause otherwise; plain text before v4', () => {
-  assert.deepEqual(JSON.parse(encodeStatus(statusForExit(0), 'v4.channel.k8s.io')), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' });
-  const failed = JSON.parse(encodeStatus(statusForExit(3), 'v5.channel.k8s.io')) as { status: string; reason: string; details: { causes: Array<{ reason: string; message: string }> } };
+  assert.deepEqual(JSON.parse(encodeStatus(statusForExit(0), 'v4.channel.k8s.io')), {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Success',
+  });
+  const failed = JSON.parse(encodeStatus(statusForExit(3), 'v5.channel.k8s.io')) as {
+    status: string;
+    reason: string;
+    details: { causes: Array<{ reason: string; message: string }> };
+  };
   assert.equal(failed.status, 'Failure');
   assert.equal(failed.reason, 'NonZeroExitCode');
   assert.deepEqual(failed.details.causes, [{ reason: 'ExitCode', message: '3' }]);
   // kubectl parses the code as uint8
-  assert.equal((JSON.parse(encodeStatus(statusForExit(-1), 'v4.channel.k8s.io')) as typeof failed).details.causes[0]?.message, '255');
+  assert.equal(
+    (JSON.parse(encodeStatus(statusForExit(-1), 'v4.channel.k8s.io')) as typeof failed).details.causes[0]?.message,
+    '255',
+  );
   assert.equal(encodeStatus(statusForExit(0), 'v3.channel.k8s.io'), '');
   assert.match(encodeStatus(statusForExit(2), 'v3.channel.k8s.io'), /non-zero exit code/);
 });
 
 test('portForward: both path forms, the port query repeated or comma-separated (as the API server joins kubectl’s ports)', () => {
-  assert.deepEqual(parseRoute('POST', '/portForward/ns/p'), { kind: 'portForward', target: { namespace: 'ns', pod: 'p' }, ports: [] });
+  assert.deepEqual(parseRoute('POST', '/portForward/ns/p'), {
+    kind: 'portForward',
+    target: { namespace: 'ns', pod: 'p' },
+    ports: [],
+  });
   assert.deepEqual(parseRoute('GET', '/portForward/ns/p/uid-1?port=80,443&port=8080'), {
     kind: 'portForward',
     target: { namespace: 'ns', pod: 'p', uid: 'uid-1' },
@@ -99,7 +149,8 @@ test('portForward: both path forms, the port query repeated or comma-separated (
 });
 
 test('runningpods and spec with and without the trailing slash; reads only', () => {
-  for (const path of ['/runningpods/', '/runningpods']) assert.deepEqual(parseRoute('GET', path), { kind: 'runningPods' });
+  for (const path of ['/runningpods/', '/runningpods'])
+    assert.deepEqual(parseRoute('GET', path), { kind: 'runningPods' });
   for (const path of ['/spec/', '/spec']) assert.deepEqual(parseRoute('GET', path), { kind: 'spec' });
   assert.equal(parseRoute('POST', '/runningpods/'), undefined);
   assert.equal(parseRoute('GET', '/runningpods/x'), undefined);

@@ -19,7 +19,16 @@ import { KubeletApiServer, KubeletAuth } from '../../src/kubelet-api/index.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
 
 const ctx: PodContext = {
-  env: new Map([['main', [{ name: 'GREETING', value: 'hello', sensitive: false }, { name: 'TOKEN', value: 's3cret', sensitive: true }, { name: 'LAST', value: 'x', sensitive: false }]]]),
+  env: new Map([
+    [
+      'main',
+      [
+        { name: 'GREETING', value: 'hello', sensitive: false },
+        { name: 'TOKEN', value: 's3cret', sensitive: true },
+        { name: 'LAST', value: 'x', sensitive: false },
+      ],
+    ],
+  ]),
   getSecret: async () => undefined,
   getConfigMap: async () => undefined,
   recordEvent: () => undefined,
@@ -39,11 +48,19 @@ let provider: MockProvider;
 
 /** Stands in for the API server's RBAC: only the API server's kubelet clients may use the node. */
 const apiServerOnly: AccessReviewer = {
-  reviewAccess: async (user) => ({ allowed: user.username === 'kube-apiserver-kubelet-client' || user.username === 'apiserver' }),
+  reviewAccess: async (user) => ({
+    allowed: user.username === 'kube-apiserver-kubelet-client' || user.username === 'apiserver',
+  }),
 };
 
 function auth(clientCA: string): KubeletAuth {
-  return new KubeletAuth({ nodeName: 'n', clientCA, access: apiServerOnly, mode: 'Webhook', log: createLogger('silent') });
+  return new KubeletAuth({
+    nodeName: 'n',
+    clientCA,
+    access: apiServerOnly,
+    mode: 'Webhook',
+    log: createLogger('silent'),
+  });
 }
 
 before(async () => {
@@ -93,7 +110,11 @@ function get(path: string, who: KeyPairPem | null = client): Promise<{ status: n
 }
 
 /** Sends an upgrade request; resolves with the upgraded socket, or the refusal. */
-function upgrade(path: string, headers: Record<string, string | string[]>, who: KeyPairPem | null = client): Promise<{ socket?: Duplex; res?: IncomingMessage; body: string }> {
+function upgrade(
+  path: string,
+  headers: Record<string, string | string[]>,
+  who: KeyPairPem | null = client,
+): Promise<{ socket?: Duplex; res?: IncomingMessage; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ ...tlsOptions(who), path, method: 'POST', headers: { Connection: 'Upgrade', ...headers } });
     req.on('upgrade', (res, socket, head) => {
@@ -118,7 +139,10 @@ interface SpdyResult {
 
 /** Runs one remote command over SPDY with a real spdy-transport client, like client-go's v4 executor. */
 async function spdyExec(path: string, types: string[], stdin?: string | Buffer, resize?: string): Promise<SpdyResult> {
-  const up = await upgrade(path, { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': ['v5.channel.k8s.io', 'v4.channel.k8s.io'] });
+  const up = await upgrade(path, {
+    Upgrade: 'SPDY/3.1',
+    'X-Stream-Protocol-Version': ['v5.channel.k8s.io', 'v4.channel.k8s.io'],
+  });
   assert.ok(up.socket, `upgrade refused: ${up.res?.statusCode} ${up.body}`);
   const protocol = up.res?.headers['x-stream-protocol-version'] as string | undefined;
   const conn = transport.connection.create(up.socket, { protocol: 'spdy', isServer: false });
@@ -128,7 +152,9 @@ async function spdyExec(path: string, types: string[], stdin?: string | Buffer, 
   const streams: SpdyStream[] = [];
   for (const type of types) {
     const s = await new Promise<SpdyStream>((resolve, reject) => {
-      const st = conn.request({ method: 'POST', path: '/', host: '127.0.0.1', headers: { streamtype: type } }, (err) => (err ? reject(err) : resolve(st)));
+      const st = conn.request({ method: 'POST', path: '/', host: '127.0.0.1', headers: { streamtype: type } }, (err) =>
+        err ? reject(err) : resolve(st),
+      );
     });
     streams.push(s);
     out[type] = '';
@@ -164,7 +190,11 @@ test('no client certificate, or one from another CA: 401 for logs, pods and exec
     assert.equal(logs.status, 401, logs.body);
     assert.match(logs.body, /client certificate/);
     assert.equal((await get('/pods', who)).status, 401);
-    const up = await upgrade('/exec/ns/web/main?command=echo&command=hi&output=1', { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' }, who);
+    const up = await upgrade(
+      '/exec/ns/web/main?command=echo&command=hi&output=1',
+      { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' },
+      who,
+    );
     assert.equal(up.socket, undefined);
     assert.equal(up.res?.statusCode, 401);
   }
@@ -194,28 +224,52 @@ test('GET /pods lists the node’s pods', async () => {
   assert.equal(r.status, 200);
   const list = JSON.parse(r.body) as { kind: string; items: V1Pod[] };
   assert.equal(list.kind, 'PodList');
-  assert.deepEqual(list.items.map((p) => p.metadata?.name), ['web']);
+  assert.deepEqual(
+    list.items.map((p) => p.metadata?.name),
+    ['web'],
+  );
 });
 
 test('SPDY exec (spdy-transport client): negotiates v4, stdout, and a Success status on the error stream', async () => {
-  const r = await spdyExec('/exec/ns/web/main?command=echo&command=hi&command=there&output=1&error=1', ['error', 'stdout', 'stderr']);
+  const r = await spdyExec('/exec/ns/web/main?command=echo&command=hi&command=there&output=1&error=1', [
+    'error',
+    'stdout',
+    'stderr',
+  ]);
   assert.equal(r.protocol, 'v4.channel.k8s.io');
   assert.equal(r.out.stdout, 'hi there\n');
   assert.equal(r.out.stderr, '');
-  assert.deepEqual(JSON.parse(r.out.error ?? ''), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' });
+  assert.deepEqual(JSON.parse(r.out.error ?? ''), {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Success',
+  });
 });
 
 test('SPDY exec: stdin reaches the process and 200 KiB come back intact (more than one flow-control window)', async () => {
   const input = Buffer.alloc(200 * 1024);
   for (let i = 0; i < input.length; i++) input[i] = 97 + (i % 26);
-  const r = await spdyExec('/exec/ns/web/main?command=cat&input=1&output=1&error=1', ['error', 'stdin', 'stdout', 'stderr'], input);
+  const r = await spdyExec(
+    '/exec/ns/web/main?command=cat&input=1&output=1&error=1',
+    ['error', 'stdin', 'stdout', 'stderr'],
+    input,
+  );
   assert.equal(r.out.stdout?.length, input.length);
   assert.equal(r.out.stdout, input.toString('utf8'));
 });
 
 test('SPDY exec: a non-zero exit is a NonZeroExitCode status with the code; stderr is its own stream', async () => {
-  const r = await spdyExec('/exec/ns/web/main?command=sh&command=-c&command=exit%2042&output=1&error=1', ['error', 'stdout', 'stderr']);
-  const status = JSON.parse(r.out.error ?? '') as { status: string; reason: string; details: { causes: Array<{ reason: string; message: string }> } };
+  const r = await spdyExec('/exec/ns/web/main?command=sh&command=-c&command=exit%2042&output=1&error=1', [
+    'error',
+    'stdout',
+    'stderr',
+  ]);
+  const status = JSON.parse(r.out.error ?? '') as {
+    status: string;
+    reason: string;
+    details: { causes: Array<{ reason: string; message: string }> };
+  };
   assert.equal(status.status, 'Failure');
   assert.equal(status.reason, 'NonZeroExitCode');
   assert.deepEqual(status.details.causes, [{ reason: 'ExitCode', message: '42' }]);
@@ -226,7 +280,10 @@ test('SPDY exec: a non-zero exit is a NonZeroExitCode status with the code; stde
 });
 
 test('SPDY: a client offering no supported protocol gets 403 and the accepted list', async () => {
-  const up = await upgrade('/exec/ns/web/main?command=echo&output=1', { Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'channel.k8s.io' });
+  const up = await upgrade('/exec/ns/web/main?command=echo&output=1', {
+    Upgrade: 'SPDY/3.1',
+    'X-Stream-Protocol-Version': 'channel.k8s.io',
+  });
   assert.equal(up.res?.statusCode, 403);
   assert.match(String(up.res?.headers['x-accepted-stream-protocol-versions']), /v4\.channel\.k8s\.io/);
 });
@@ -238,18 +295,36 @@ test('SPDY attach with stdin echoes it back', async () => {
 });
 
 test('SPDY exec with a terminal: no stderr stream, a resize stream whose sizes reach the process', async () => {
-  const r = await spdyExec('/exec/ns/web/main?command=stty&command=size&input=1&output=1&error=1&tty=1', ['error', 'stdin', 'stdout', 'resize'], undefined, '{"Width":132,"Height":43}\n');
+  const r = await spdyExec(
+    '/exec/ns/web/main?command=stty&command=size&input=1&output=1&error=1&tty=1',
+    ['error', 'stdin', 'stdout', 'resize'],
+    undefined,
+    '{"Width":132,"Height":43}\n',
+  );
   assert.equal(r.out.stdout, '43 132\n', JSON.stringify(r.out));
   assert.match(r.out.error ?? '', /"status":"Success"/);
   // without a terminal there is no size to read
-  const plain = await spdyExec('/exec/ns/web/main?command=stty&command=size&output=1&error=1', ['error', 'stdout', 'stderr']);
+  const plain = await spdyExec('/exec/ns/web/main?command=stty&command=size&output=1&error=1', [
+    'error',
+    'stdout',
+    'stderr',
+  ]);
   assert.match(plain.out.stderr ?? '', /Inappropriate ioctl/);
   assert.match(plain.out.error ?? '', /"message":"1"/);
 });
 
 /** Runs one remote command over the WebSocket channel protocol with the ws client. */
-async function wsExec(path: string, protocol: string, stdin?: string, resize?: string): Promise<{ protocol: string; channels: Record<number, string>; first: number[] }> {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, [protocol], { ca: ca.cert, cert: client.cert, key: client.key });
+async function wsExec(
+  path: string,
+  protocol: string,
+  stdin?: string,
+  resize?: string,
+): Promise<{ protocol: string; channels: Record<number, string>; first: number[] }> {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, [protocol], {
+    ca: ca.cert,
+    cert: client.cert,
+    key: client.key,
+  });
   const channels: Record<number, string> = {};
   const first: number[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -272,7 +347,11 @@ async function wsExec(path: string, protocol: string, stdin?: string, resize?: s
 }
 
 test('WebSocket v5 exec: ready signal, stdin with the close signal, stdout and the status on channel 3', async () => {
-  const r = await wsExec('/exec/ns/web/main?command=cat&input=1&output=1&error=1', 'v5.channel.k8s.io', 'over websocket');
+  const r = await wsExec(
+    '/exec/ns/web/main?command=cat&input=1&output=1&error=1',
+    'v5.channel.k8s.io',
+    'over websocket',
+  );
   assert.equal(r.protocol, 'v5.channel.k8s.io');
   assert.deepEqual(r.first, [1]);
   assert.equal(r.channels[1], 'over websocket');
@@ -288,13 +367,20 @@ test('WebSocket v4 exec: exit code status', async () => {
 });
 
 test('WebSocket exec with a terminal: sizes on channel 4 reach the process', async () => {
-  const r = await wsExec('/exec/ns/web/main?command=stty&command=size&output=1&tty=1', 'v5.channel.k8s.io', undefined, '{"Width":80,"Height":24}');
+  const r = await wsExec(
+    '/exec/ns/web/main?command=stty&command=size&output=1&tty=1',
+    'v5.channel.k8s.io',
+    undefined,
+    '{"Width":80,"Height":24}',
+  );
   assert.equal(r.channels[1], '24 80\n');
   assert.match(r.channels[3] ?? '', /"status":"Success"/);
 });
 
 test('WebSocket without a client certificate is refused with 401', async () => {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/exec/ns/web/main?command=echo&output=1`, ['v5.channel.k8s.io'], { ca: ca.cert });
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/exec/ns/web/main?command=echo&output=1`, ['v5.channel.k8s.io'], {
+    ca: ca.cert,
+  });
   const status = await new Promise<number>((resolve) => {
     ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
     ws.on('error', () => resolve(-1));
@@ -317,11 +403,15 @@ test('close() ends open sessions with a ServiceUnavailable status and frees the 
     log: createLogger('silent'),
   });
   const p2 = await s2.listen();
-  const ws = new WebSocket(`wss://127.0.0.1:${p2}/exec/ns/web/main?command=sleep&command=2&output=1`, ['v5.channel.k8s.io'], {
-    ca: serving.pem.cert,
-    cert: caller.cert,
-    key: caller.key,
-  });
+  const ws = new WebSocket(
+    `wss://127.0.0.1:${p2}/exec/ns/web/main?command=sleep&command=2&output=1`,
+    ['v5.channel.k8s.io'],
+    {
+      ca: serving.pem.cert,
+      cert: caller.cert,
+      key: caller.key,
+    },
+  );
   let status = '';
   let closing: Promise<void> | undefined;
   const closed = new Promise<void>((resolve, reject) => {

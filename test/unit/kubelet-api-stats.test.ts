@@ -25,7 +25,14 @@ function pod(name: string, uid: string, containers: string[], started = true): V
       ? {
           phase: 'Running',
           startTime: new Date(T0 - 60_000),
-          containerStatuses: containers.map((c) => ({ name: c, image: 'busybox', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: new Date(T0 - 50_000) } } })),
+          containerStatuses: containers.map((c) => ({
+            name: c,
+            image: 'busybox',
+            imageID: '',
+            ready: true,
+            restartCount: 0,
+            state: { running: { startedAt: new Date(T0 - 50_000) } },
+          })),
         }
       : { phase: 'Pending' },
   };
@@ -42,7 +49,9 @@ test('tracker: a rate alone is integrated into a cumulative CPU time', () => {
   const t = new UsageTracker();
   const ref = { namespace: 'ns1', name: 'a', uid: 'u1' };
   // 250 millicores, started 10 s before the first reading: 2.5 core-seconds so far.
-  let out = t.update([{ ref, containers: [{ name: 'c', time: iso(T0), startTime: iso(T0 - 10_000), usageNanoCores: 250e6 }] }]);
+  let out = t.update([
+    { ref, containers: [{ name: 'c', time: iso(T0), startTime: iso(T0 - 10_000), usageNanoCores: 250e6 }] },
+  ]);
   assert.deepEqual(out.get('u1/c'), { usageNanoCores: 250e6, usageCoreNanoSeconds: 2.5e9 });
   // The same reading again (cached by the provider) adds nothing.
   out = t.update([{ ref, containers: [{ name: 'c', time: iso(T0), usageNanoCores: 250e6 }] }]);
@@ -59,11 +68,18 @@ test('tracker: a rate alone is integrated into a cumulative CPU time', () => {
 test('tracker: a cumulative time alone gives the rate between readings; a counter reset starts over', () => {
   const t = new UsageTracker();
   const ref = { namespace: 'ns1', name: 'a', uid: 'u1' };
-  let out = t.update([{ ref, containers: [{ name: 'c', time: iso(T0), startTime: iso(T0 - 4_000), usageCoreNanoSeconds: 2e9 }] }]);
+  let out = t.update([
+    { ref, containers: [{ name: 'c', time: iso(T0), startTime: iso(T0 - 4_000), usageCoreNanoSeconds: 2e9 }] },
+  ]);
   assert.deepEqual(out.get('u1/c'), { usageNanoCores: 500e6, usageCoreNanoSeconds: 2e9 });
   out = t.update([{ ref, containers: [{ name: 'c', time: iso(T0 + 10_000), usageCoreNanoSeconds: 12e9 }] }]);
   assert.deepEqual(out.get('u1/c'), { usageNanoCores: 1e9, usageCoreNanoSeconds: 12e9 });
-  out = t.update([{ ref, containers: [{ name: 'c', time: iso(T0 + 20_000), startTime: iso(T0 + 18_000), usageCoreNanoSeconds: 1e8 }] }]);
+  out = t.update([
+    {
+      ref,
+      containers: [{ name: 'c', time: iso(T0 + 20_000), startTime: iso(T0 + 18_000), usageCoreNanoSeconds: 1e8 }],
+    },
+  ]);
   assert.deepEqual(out.get('u1/c'), { usageNanoCores: 50e6, usageCoreNanoSeconds: 1e8 });
   // A reading without any CPU figure gives none.
   out = t.update([{ ref, containers: [{ name: 'd', time: iso(T0), workingSetBytes: 5 }] }]);
@@ -75,8 +91,21 @@ function sampleSummary() {
     {
       ref: { namespace: 'ns1', name: 'web', uid: 'u1' },
       containers: [
-        { name: 'app', time: iso(T0 + 1_500), usageNanoCores: 200e6, usageCoreNanoSeconds: 3e9, workingSetBytes: 10_000_000, usageBytes: 12_000_000 },
-        { name: 'side', time: iso(T0 + 1_000), usageNanoCores: 50e6, usageCoreNanoSeconds: 1e9, workingSetBytes: 2_000_000 },
+        {
+          name: 'app',
+          time: iso(T0 + 1_500),
+          usageNanoCores: 200e6,
+          usageCoreNanoSeconds: 3e9,
+          workingSetBytes: 10_000_000,
+          usageBytes: 12_000_000,
+        },
+        {
+          name: 'side',
+          time: iso(T0 + 1_000),
+          usageNanoCores: 50e6,
+          usageCoreNanoSeconds: 1e9,
+          workingSetBytes: 2_000_000,
+        },
       ],
     },
   ];
@@ -124,14 +153,21 @@ test('summary: stats/v1alpha1 shape, containers always present, sums per pod and
         memory: { time: '2026-01-01T10:00:01Z', usageBytes: 14_000_000, workingSetBytes: 12_000_000 },
       },
       // Running but no figures (yet): listed with its containers and start times only.
-      { podRef: { name: 'idle', namespace: 'ns1', uid: 'u2' }, startTime: '2026-01-01T09:59:00Z', containers: [{ name: 'only', startTime: '2026-01-01T09:59:10Z' }] },
+      {
+        podRef: { name: 'idle', namespace: 'ns1', uid: 'u2' },
+        startTime: '2026-01-01T09:59:00Z',
+        containers: [{ name: 'only', startTime: '2026-01-01T09:59:10Z' }],
+      },
     ],
   });
 });
 
 test('summary: no pods gives a node without figures; unknown start times are Go zero times', () => {
   const s = buildSummary({ nodeName: 'vk-1', nodeStartTime: new Date(T0), pods: [], usage: [], cpu: new Map() });
-  assert.deepEqual(JSON.parse(summaryJson(s)), { node: { nodeName: 'vk-1', startTime: '2026-01-01T10:00:00Z' }, pods: [] });
+  assert.deepEqual(JSON.parse(summaryJson(s)), {
+    node: { nodeName: 'vk-1', startTime: '2026-01-01T10:00:00Z' },
+    pods: [],
+  });
   const p = pod('a', 'u1', ['c']);
   p.status!.containerStatuses = [];
   const s2 = buildSummary({ nodeName: 'vk-1', nodeStartTime: new Date(T0), pods: [p], usage: [], cpu: new Map() });
@@ -210,7 +246,12 @@ test('metrics/resource: label values are escaped', () => {
     nodeName: 'n',
     nodeStartTime: new Date(T0),
     pods: [pod('p', 'u', ['c'])],
-    usage: [{ ref: { namespace: 'ns1', name: 'p', uid: 'u' }, containers: [{ name: 'c', time: iso(T0), usageNanoCores: 1, usageCoreNanoSeconds: 1, workingSetBytes: 1 }] }],
+    usage: [
+      {
+        ref: { namespace: 'ns1', name: 'p', uid: 'u' },
+        containers: [{ name: 'c', time: iso(T0), usageNanoCores: 1, usageCoreNanoSeconds: 1, workingSetBytes: 1 }],
+      },
+    ],
     cpu: new Map([['u/c', { usageNanoCores: 1, usageCoreNanoSeconds: 1e9 }]]),
   });
   s.pods[0]!.podRef.name = 'we"ird\\na\nme';

@@ -76,13 +76,27 @@ before(async () => {
   }
   writeFileSync(
     join(root, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', types: [], noEmit: true }, include: ['src/**/*.ts'] }),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        target: 'ES2022',
+        types: [],
+        noEmit: true,
+      },
+      include: ['src/**/*.ts'],
+    }),
   );
   // With overrideConfigFile, the config's file patterns are relative to cwd: the fixture root.
   const eslint = new ESLint({
     cwd: root,
     overrideConfigFile: join(repoRoot, 'eslint.config.js'),
-    overrideConfig: { languageOptions: { parserOptions: { projectService: false, project: join(root, 'tsconfig.json'), tsconfigRootDir: root } } },
+    overrideConfig: {
+      languageOptions: {
+        parserOptions: { projectService: false, project: join(root, 'tsconfig.json'), tsconfigRootDir: root },
+      },
+    },
   });
   const out = await eslint.lintFiles(Object.keys(fixtures));
   results = new Map(out.map((r) => [r.filePath.slice(root.length + 1), r]));
@@ -105,13 +119,19 @@ describe('lint', () => {
   });
 
   it('fails when the core imports a provider or the emulator', () => {
-    assert.deepEqual(rulesFired('src/core/imports-provider-internals.ts'), ['@typescript-eslint/no-restricted-imports']);
+    assert.deepEqual(rulesFired('src/core/imports-provider-internals.ts'), [
+      '@typescript-eslint/no-restricted-imports',
+    ]);
     assert.deepEqual(rulesFired('src/core/imports-emulator.ts'), ['@typescript-eslint/no-restricted-imports']);
   });
 
   it('fails when a provider imports the Kubernetes client or the core past provider.ts', () => {
-    assert.deepEqual(rulesFired('src/providers/aci/imports-kube-client.ts'), ['@typescript-eslint/no-restricted-imports']);
-    assert.deepEqual(rulesFired('src/providers/aci/imports-core-internals.ts'), ['@typescript-eslint/no-restricted-imports']);
+    assert.deepEqual(rulesFired('src/providers/aci/imports-kube-client.ts'), [
+      '@typescript-eslint/no-restricted-imports',
+    ]);
+    assert.deepEqual(rulesFired('src/providers/aci/imports-core-internals.ts'), [
+      '@typescript-eslint/no-restricted-imports',
+    ]);
   });
 
   it('lets a provider use the contract, src/common and the Kubernetes types', () => {

@@ -24,7 +24,14 @@ let files: string[] = [];
 
 before(() => {
   const configPath = join(repoRoot, 'tsconfig.build.json');
-  const parsed = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')) });
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
+    },
+  );
   assert.ok(parsed, 'tsconfig.build.json parses');
   const program = ts.createProgram({ rootNames: parsed.fileNames, options: parsed.options });
   files = program
@@ -45,17 +52,23 @@ const isBuiltin = (s: string) => s.startsWith('node:') || builtinModules.include
 /** The file as compiled: type-only imports are gone, so what is left is what runs. */
 function compiled(file: string): string {
   const source = readFileSync(join(repoRoot, file), 'utf8');
-  return ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 }, fileName: file }).outputText;
+  return ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
+    fileName: file,
+  }).outputText;
 }
 
 /** Specifiers the compiled file loads at run time. */
-const runtimeImports = (file: string): string[] => ts.preProcessFile(compiled(file), true, true).importedFiles.map((f) => f.fileName);
+const runtimeImports = (file: string): string[] =>
+  ts.preProcessFile(compiled(file), true, true).importedFiles.map((f) => f.fileName);
 
 describe('the production build', () => {
   it('compiles the connector and nothing of the emulator, the dev cluster, the bench or the tests', () => {
     assert.ok(files.includes('src/cli/main.ts'), 'the connector entry point is in the build');
     assert.ok(files.includes('src/providers/aci/index.ts'), 'the ACI provider is in the build');
-    const outside = files.filter((f) => !f.startsWith('src/') || f.startsWith('src/emulator/') || /\.test\.ts$/.test(f));
+    const outside = files.filter(
+      (f) => !f.startsWith('src/') || f.startsWith('src/emulator/') || /\.test\.ts$/.test(f),
+    );
     assert.deepEqual(outside, [], 'files in the production build that are development tools');
   });
 

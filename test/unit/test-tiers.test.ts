@@ -54,13 +54,15 @@ describe('test tiers', () => {
     const clusterModule = join(repoRoot, 'dist', 'test', 'support', 'cluster.js');
     const unit = sources.filter((f) => tierOf(f) === 'unit');
     assert.ok(unit.length > 10, 'the unit tier has its files');
-    const needing = unit.filter((f) => needsControlPlane(join(repoRoot, 'dist', f.replace(/\.ts$/, '.js')), clusterModule));
+    const needing = unit.filter((f) =>
+      needsControlPlane(join(repoRoot, 'dist', f.replace(/\.ts$/, '.js')), clusterModule),
+    );
     assert.deepEqual(needing, [], 'unit test files that reach test/support/cluster');
     const e2e = join(repoRoot, 'dist', 'test', 'e2e', 'pods-lifecycle.test.js');
     assert.equal(needsControlPlane(e2e, clusterModule), true, 'an e2e file that uses the cluster is seen to need it');
   });
 
-  it("caps each file above the timeouts it declares", () => {
+  it('caps each file above the timeouts it declares', () => {
     const over = sources
       .map((f) => ({ f, declared: declaredTimeouts(f), cap: FILE_TIMEOUT_MS[tierOf(f)] }))
       .filter((x) => x.declared >= x.cap)

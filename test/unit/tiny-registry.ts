@@ -49,7 +49,12 @@ export class TinyRegistry {
   }
 
   /** Stores a config blob and an image manifest for it; returns the manifest digest. */
-  addImage(repo: string, tag: string | undefined, config: { Entrypoint?: string[] | null; Cmd?: string[] | null }, mediaType = OCI_MANIFEST): string {
+  addImage(
+    repo: string,
+    tag: string | undefined,
+    config: { Entrypoint?: string[] | null; Cmd?: string[] | null },
+    mediaType = OCI_MANIFEST,
+  ): string {
     const configBody = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config }));
     const configDigest = digestOf(configBody);
     this.blobs.set(`${repo}@${configDigest}`, configBody);
@@ -57,7 +62,14 @@ export class TinyRegistry {
       JSON.stringify({
         schemaVersion: 2,
         mediaType,
-        config: { mediaType: mediaType === OCI_MANIFEST ? 'application/vnd.oci.image.config.v1+json' : 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: configBody.length },
+        config: {
+          mediaType:
+            mediaType === OCI_MANIFEST
+              ? 'application/vnd.oci.image.config.v1+json'
+              : 'application/vnd.docker.container.image.v1+json',
+          digest: configDigest,
+          size: configBody.length,
+        },
         layers: [],
       }),
     );
@@ -65,7 +77,12 @@ export class TinyRegistry {
   }
 
   /** Stores an index over existing manifests; returns its digest. */
-  addIndex(repo: string, tag: string, entries: { digest: string; os: string; architecture: string; variant?: string }[], mediaType = OCI_INDEX): string {
+  addIndex(
+    repo: string,
+    tag: string,
+    entries: { digest: string; os: string; architecture: string; variant?: string }[],
+    mediaType = OCI_INDEX,
+  ): string {
     const body = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -108,7 +125,9 @@ export class TinyRegistry {
         this.opts.auth === 'basic'
           ? 'Basic realm="tiny"'
           : `Bearer realm="http://${this.host}/token",service="tiny-registry",scope="repository:${repo}:pull"`;
-      res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      res
+        .writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return;
     }
     if (kind === 'manifests') {
@@ -122,7 +141,9 @@ export class TinyRegistry {
         res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not in Accept"}]}');
         return;
       }
-      res.writeHead(200, { 'content-type': found.mediaType, 'docker-content-digest': digestOf(found.body) }).end(found.body);
+      res
+        .writeHead(200, { 'content-type': found.mediaType, 'docker-content-digest': digestOf(found.body) })
+        .end(found.body);
       return;
     }
     const blob = this.blobs.get(`${repo}@${ref}`);
@@ -156,7 +177,9 @@ export class TinyRegistry {
       return;
     }
     this.issued++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `token-for:${repo}`, expires_in: 300 }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token: `token-for:${repo}`, expires_in: 300 }));
   }
 
   get tokensIssued(): number {

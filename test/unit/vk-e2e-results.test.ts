@@ -26,7 +26,9 @@ test('verdicts of every subtest, and the log lines of a failed one', () => {
     { name: 'TestGetStatsSummary', verdict: 'FAIL' },
     { name: 'TestGetMetricsResource', verdict: 'SKIP' },
   ]);
-  assert.deepEqual(r.failureLogs.get('TestEndToEnd/TestGetStatsSummary'), ['basic.go:101: expected stats for 3 containers, got stats for 0 containers']);
+  assert.deepEqual(r.failureLogs.get('TestEndToEnd/TestGetStatsSummary'), [
+    'basic.go:101: expected stats for 3 containers, got stats for 0 containers',
+  ]);
   // The parent's own lines: its log under === RUN; its subtests' verdicts are not logs of its own.
   assert.deepEqual(r.failureLogs.get('TestEndToEnd'), ['suite.go:62: True']);
   assert.equal(r.failureLogs.has('TestEndToEnd/TestGetPods'), false);
@@ -37,7 +39,9 @@ test('streamed log lines under === RUN belong to the failed test they follow', (
     basic.go:94: the server could not find the requested resource
 --- FAIL: TestEndToEnd/TestGetStatsSummary (0.80s)
 `);
-  assert.deepEqual(r.failureLogs.get('TestEndToEnd/TestGetStatsSummary'), ['basic.go:94: the server could not find the requested resource']);
+  assert.deepEqual(r.failureLogs.get('TestEndToEnd/TestGetStatsSummary'), [
+    'basic.go:94: the server could not find the requested resource',
+  ]);
 });
 
 test('output without verdicts (a binary that crashed) has none', () => {

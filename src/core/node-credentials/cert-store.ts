@@ -60,7 +60,8 @@ export function parseNodeCert(certPem: string, keyPem: string, nodeName: string,
   if (cn.length !== 1 || cn[0] !== nodeUserName(nodeName)) {
     throw new NodeCertError(`the certificate is for ${cn.join(',') || '(no CN)'}, not ${nodeUserName(nodeName)}`);
   }
-  if (!subjectValues(cert, 'O').includes(NODE_GROUP)) throw new NodeCertError(`the certificate is not in the group ${NODE_GROUP}`);
+  if (!subjectValues(cert, 'O').includes(NODE_GROUP))
+    throw new NodeCertError(`the certificate is not in the group ${NODE_GROUP}`);
   if (caPem) {
     const cas = (caPem.match(CERT_BLOCK) ?? []).map((p) => new X509Certificate(p));
     if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
@@ -82,7 +83,10 @@ export function loadNodeCert(certDir: string, nodeName: string, caPem?: string):
   try {
     text = readFileSync(join(certDir, CURRENT_FILE), 'utf8');
   } catch (err) {
-    return { reason: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no certificate yet' : `unreadable: ${errorMessage(err)}` };
+    return {
+      reason:
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no certificate yet' : `unreadable: ${errorMessage(err)}`,
+    };
   }
   const certs = text.match(CERT_BLOCK)?.join('') ?? '';
   const key = text.match(KEY_BLOCK)?.[0] ?? '';

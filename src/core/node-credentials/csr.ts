@@ -42,10 +42,11 @@ export interface IssuedCert extends NodeCert {
 /** One line for an API error: client-node's ApiException message spans lines and carries headers. */
 export function apiErrorText(err: unknown): string {
   if (err instanceof k8s.ApiException) {
-    const body = (typeof err.body === 'string' ? safeJson(err.body) : err.body) as { reason?: string; message?: string } | undefined;
+    const body = (typeof err.body === 'string' ? safeJson(err.body) : err.body) as
+      { reason?: string; message?: string } | undefined;
     return `HTTP ${err.code}${body?.reason ? ` ${body.reason}` : ''}${body?.message ? `: ${body.message}` : ''}`;
   }
-  return err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+  return err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
 }
 
 function safeJson(text: string): unknown {
@@ -61,14 +62,20 @@ type Outcome = { cert: string } | { refused: string } | undefined;
 function outcome(csr: V1CertificateSigningRequest): Outcome {
   for (const c of csr.status?.conditions ?? []) {
     if (c.status !== 'True') continue;
-    if (c.type === 'Denied' || c.type === 'Failed') return { refused: `${c.type}${c.reason ? ` (${c.reason})` : ''}${c.message ? `: ${c.message}` : ''}` };
+    if (c.type === 'Denied' || c.type === 'Failed')
+      return { refused: `${c.type}${c.reason ? ` (${c.reason})` : ''}${c.message ? `: ${c.message}` : ''}` };
   }
   const cert = csr.status?.certificate;
   return cert ? { cert } : undefined;
 }
 
 /** Resolves when the CSR is issued or refused; rejects on timeout or abort. */
-async function waitForCsr(kc: k8s.KubeConfig, name: string, timeoutMs: number, signal?: AbortSignal): Promise<Exclude<Outcome, undefined>> {
+async function waitForCsr(
+  kc: k8s.KubeConfig,
+  name: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Exclude<Outcome, undefined>> {
   const api = kc.makeApiClient(k8s.CertificatesV1Api);
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -121,7 +128,9 @@ async function waitForCsr(kc: k8s.KubeConfig, name: string, timeoutMs: number, s
     if (seen) return seen;
     if (Date.now() < deadline) await sleep(1_000, signal);
   }
-  throw new CsrError(`CSR ${name} was not approved and issued within ${Math.round(timeoutMs / 1000)} s${last ? ` (last error: ${last})` : ''}`);
+  throw new CsrError(
+    `CSR ${name} was not approved and issued within ${Math.round(timeoutMs / 1000)} s${last ? ` (last error: ${last})` : ''}`,
+  );
 }
 
 export async function requestNodeCert(o: CsrRequestOptions): Promise<IssuedCert> {

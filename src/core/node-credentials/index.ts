@@ -107,17 +107,29 @@ export class NodeCredentials {
     const found = loadNodeCert(this.o.certDir, this.o.nodeName, this.caPem);
     const log = this.o.log;
     // Without rotation a certificate is kept for its whole life, as the kubelet keeps it.
-    if (found.cert && (usableAtStart(found.cert, now, this.fraction) || (!this.o.rotate && isCurrent(found.cert, now)))) {
-      log.info({ user: this.user, serial: found.cert.serialNumber, notAfter: found.cert.notAfter.toISOString() }, 'node client certificate: reusing the one in the cert dir');
+    if (
+      found.cert &&
+      (usableAtStart(found.cert, now, this.fraction) || (!this.o.rotate && isCurrent(found.cert, now)))
+    ) {
+      log.info(
+        { user: this.user, serial: found.cert.serialNumber, notAfter: found.cert.notAfter.toISOString() },
+        'node client certificate: reusing the one in the cert dir',
+      );
       this.use(found.cert, now);
     } else if (found.cert && isCurrent(found.cert, now) && this.o.rotate) {
       // Still valid but due: run on it and rotate within seconds, as the kubelet does.
-      log.info({ user: this.user, serial: found.cert.serialNumber }, 'node client certificate: the one in the cert dir is due for rotation');
+      log.info(
+        { user: this.user, serial: found.cert.serialNumber },
+        'node client certificate: the one in the cert dir is due for rotation',
+      );
       this.use(found.cert, now);
     } else {
       log.info({ user: this.user, reason: found.reason ?? 'expired or due' }, 'node client certificate: bootstrapping');
       const issued = await this.request(this.o.bootstrap);
-      log.info({ user: this.user, csr: issued.csrName, serial: issued.serialNumber, notAfter: issued.notAfter.toISOString() }, 'node client certificate issued');
+      log.info(
+        { user: this.user, csr: issued.csrName, serial: issued.serialNumber, notAfter: issued.notAfter.toISOString() },
+        'node client certificate issued',
+      );
     }
     if (this.o.rotate) this.schedule();
     return this.kubeConfig;
@@ -159,7 +171,13 @@ export class NodeCredentials {
     // from it (and the keep-alive agent in kube-client.ts) sees the new pair on its next request.
     this.kubeConfig.loadFromOptions({
       clusters: [this.cluster],
-      users: [{ name: this.user, certData: Buffer.from(cert.certPem).toString('base64'), keyData: Buffer.from(cert.keyPem).toString('base64') }],
+      users: [
+        {
+          name: this.user,
+          certData: Buffer.from(cert.certPem).toString('base64'),
+          keyData: Buffer.from(cert.keyPem).toString('base64'),
+        },
+      ],
       contexts: [{ name: this.user, cluster: this.cluster.name, user: this.user }],
       currentContext: this.user,
     });
@@ -179,14 +197,21 @@ export class NodeCredentials {
   }
 
   private async rotateWithRetries(): Promise<void> {
-    for (let failures = 0; !this.stopper.signal.aborted; ) {
+    for (let failures = 0; !this.stopper.signal.aborted;) {
       const cur = this.current;
       // Our own certificate asks while it is valid (…:selfnodeclient); after that only the bootstrap identity can.
       const expired = !cur || !isCurrent(cur, new Date());
       try {
         const issued = await this.request(expired ? this.o.bootstrap : this.kubeConfig);
         this.o.log.info(
-          { user: this.user, csr: issued.csrName, serial: issued.serialNumber, previousSerial: cur?.serialNumber, notAfter: issued.notAfter.toISOString(), via: expired ? 'bootstrap' : 'node' },
+          {
+            user: this.user,
+            csr: issued.csrName,
+            serial: issued.serialNumber,
+            previousSerial: cur?.serialNumber,
+            notAfter: issued.notAfter.toISOString(),
+            via: expired ? 'bootstrap' : 'node',
+          },
           'node client certificate rotated',
         );
         for (const fn of this.listeners) fn(issued);
@@ -195,7 +220,14 @@ export class NodeCredentials {
         if (this.stopper.signal.aborted) return;
         failures++;
         const wait = backoffDelay({ baseMs: 2_000, maxMs: 5 * 60_000 }, failures);
-        this.o.log.warn({ err: errorMessage(err), refused: err instanceof CsrError && err.refused, retryInSeconds: Math.round(wait / 1000) }, 'node client certificate rotation failed');
+        this.o.log.warn(
+          {
+            err: errorMessage(err),
+            refused: err instanceof CsrError && err.refused,
+            retryInSeconds: Math.round(wait / 1000),
+          },
+          'node client certificate rotation failed',
+        );
         await sleep(wait, this.stopper.signal);
       }
     }

@@ -27,7 +27,11 @@ export const DEFAULT_FRACTION_MAX = 0.9;
 export const MIN_ROTATION_INTERVAL_MS = 5_000;
 
 /** A fraction of the life in [min, max), drawn from random() in [0, 1). */
-export function jitteredFraction(random: () => number = Math.random, min = DEFAULT_FRACTION_MIN, max = DEFAULT_FRACTION_MAX): number {
+export function jitteredFraction(
+  random: () => number = Math.random,
+  min = DEFAULT_FRACTION_MIN,
+  max = DEFAULT_FRACTION_MAX,
+): number {
   return min + (max - min) * random();
 }
 

@@ -130,7 +130,11 @@ export class PodController {
       },
       log: o.log,
     });
-    this.hooks = new LifecycleHooks({ provider: o.provider, event: (pod, type, reason, message) => this.event(pod, { type, reason, message }), log: o.log });
+    this.hooks = new LifecycleHooks({
+      provider: o.provider,
+      event: (pod, type, reason, message) => this.event(pod, { type, reason, message }),
+      log: o.log,
+    });
   }
 
   /** A pod bound to this node, from the pod source. */
@@ -202,7 +206,10 @@ export class PodController {
         lost++;
       }
     }
-    this.o.log.info({ apiPods: apiByKey.size, providerPods: providerPods.length, adopted, orphans, lost }, 'initial reconciliation');
+    this.o.log.info(
+      { apiPods: apiByKey.size, providerPods: providerPods.length, adopted, orphans, lost },
+      'initial reconciliation',
+    );
     this.live = true;
     for (const key of new Set([...apiByKey.keys(), ...this.records.keys()])) this.queue.add(key);
   }
@@ -252,7 +259,8 @@ export class PodController {
   private providerEvent(ref: PodRef, ev: ProviderEvent): void {
     if (this.stopped) return;
     const held = this.records.get(podKey(ref.namespace, ref.name))?.incarnations.has(ref.uid) === true;
-    if (held || this.o.pods.get(ref.namespace, ref.name)?.metadata?.uid === ref.uid) this.o.events.record(ref, ev.type, ev.reason, ev.message);
+    if (held || this.o.pods.get(ref.namespace, ref.name)?.metadata?.uid === ref.uid)
+      this.o.events.record(ref, ev.type, ev.reason, ev.message);
   }
 
   // ---- one pass --------------------------------------------------------------
@@ -289,7 +297,13 @@ export class PodController {
         this.hooks.observe(pod, inc.providerStatus);
         probes = this.prober.overrides(inc.uid);
       }
-      const observed: Observed = { pod, now: this.now(), nodeIP: this.o.nodeIP, ...(resolution ? { resolution } : {}), ...(probes ? { probes } : {}) };
+      const observed: Observed = {
+        pod,
+        now: this.now(),
+        nodeIP: this.o.nodeIP,
+        ...(resolution ? { resolution } : {}),
+        ...(probes ? { probes } : {}),
+      };
       const outcome = reconcile(r, observed);
       if (outcome.kind === 'Resolve') {
         resolution = await this.resolve(key, outcome.pod);
@@ -311,7 +325,10 @@ export class PodController {
         if (inc) await this.timed('delete', () => this.o.provider.deletePod(inc.pod, 0));
         this.untrack(r, out.uid);
         const gone = this.o.pods.get(r.namespace, r.name) === undefined;
-        this.o.log.info({ pod: r.key, uid: out.uid }, gone ? 'pod gone from the API; removed from the provider' : 'removed an older incarnation from the provider');
+        this.o.log.info(
+          { pod: r.key, uid: out.uid },
+          gone ? 'pod gone from the API; removed from the provider' : 'removed an older incarnation from the provider',
+        );
         return true;
       }
       case 'Forget':
@@ -324,7 +341,9 @@ export class PodController {
         if (out.inProvider) {
           const inc = r.incarnations.get(uid);
           // Seam "before delete": preStop hooks within the grace period; the rest of it goes to the provider.
-          const left = inc?.created ? await this.hooks.beforeDelete(out.pod, inc.providerStatus, out.gracePeriodSeconds) : out.gracePeriodSeconds;
+          const left = inc?.created
+            ? await this.hooks.beforeDelete(out.pod, inc.providerStatus, out.gracePeriodSeconds)
+            : out.gracePeriodSeconds;
           await this.timed('delete', () => this.o.provider.deletePod(inc?.pod ?? out.pod, left));
           this.untrack(r, uid);
           this.event(out.pod, { type: 'Normal', reason: 'Killing', message: 'Stopped the pod in the backend' });
@@ -382,7 +401,8 @@ export class PodController {
     try {
       return await fn();
     } catch (err) {
-      result = err instanceof PodRejectedError ? 'rejected' : err instanceof TransientProviderError ? 'transient' : 'error';
+      result =
+        err instanceof PodRejectedError ? 'rejected' : err instanceof TransientProviderError ? 'transient' : 'error';
       throw err;
     } finally {
       this.o.metrics?.providerCallSeconds.observe({ op, result }, (performance.now() - start) / 1000);
@@ -396,7 +416,12 @@ export class PodController {
       return;
     }
     const m = pod.metadata ?? {};
-    this.o.events.record({ namespace: m.namespace ?? '', name: m.name ?? '', uid: m.uid ?? '' }, e.type, e.reason, e.message);
+    this.o.events.record(
+      { namespace: m.namespace ?? '', name: m.name ?? '', uid: m.uid ?? '' },
+      e.type,
+      e.reason,
+      e.message,
+    );
   }
 
   private context(pod: V1Pod, env: PodContext['env']): PodContext {
@@ -408,7 +433,9 @@ export class PodController {
       env,
       getSecret: async (name) => (refs.secrets.has(name) ? this.o.refs.getSecret(ns, name) : undefined),
       getConfigMap: async (name) => (refs.configMaps.has(name) ? this.o.refs.getConfigMap(ns, name) : undefined),
-      ...(tokens ? { getServiceAccountToken: (audience, expirationSeconds) => tokens.get(pod, audience, expirationSeconds) } : {}),
+      ...(tokens
+        ? { getServiceAccountToken: (audience, expirationSeconds) => tokens.get(pod, audience, expirationSeconds) }
+        : {}),
       recordEvent: (type, reason, message) => this.event(pod, { type, reason, message }),
     };
   }
@@ -525,7 +552,10 @@ export class PodController {
     const rv = pod.metadata?.resourceVersion;
     const view = ownedView(status);
     if (this.o.log.isLevelEnabled('trace')) {
-      this.o.log.trace({ pod: r.key, rv, lastBasedOn: r.lastWrite?.basedOn, current: ownedView(pod.status), next: view }, 'writing pod status');
+      this.o.log.trace(
+        { pod: r.key, rv, lastBasedOn: r.lastWrite?.basedOn, current: ownedView(pod.status), next: view },
+        'writing pod status',
+      );
     }
     const produced = await this.o.writer.patchStatus(pod, statusPatch(uid, status));
     if (produced === undefined) return; // the pod is gone

@@ -63,7 +63,12 @@ export function statusNeedsWrite(record: PodRecord, pod: V1Pod, status: V1PodSta
   // writing again would only repeat it. Once the copy moved on, it is the truth, even if someone
   // else (the node lifecycle controller) changed our fields since.
   const last = record.lastWrite;
-  return !(last && last.uid === pod.metadata?.uid && last.view === ownedView(status) && last.basedOn === pod.metadata?.resourceVersion);
+  return !(
+    last &&
+    last.uid === pod.metadata?.uid &&
+    last.view === ownedView(status) &&
+    last.basedOn === pod.metadata?.resourceVersion
+  );
 }
 
 function fieldMessage(field: string, message: string): string {
@@ -81,8 +86,16 @@ function waitFor(pod: V1Pod, missing: MissingRef[], nodeIP: string, now: number)
     const reason = `Mandatory${m.kind}${m.key !== undefined ? 'Key' : ''}NotFound`;
     byReason.set(reason, [...(byReason.get(reason) ?? []), describeMissing(m, ns)]);
   }
-  const events: EventSpec[] = [...byReason].map(([reason, parts]) => ({ type: 'Warning', reason, message: `Error: ${parts.join('; ')}` }));
-  const status = computePodStatus(pod, { hostIP: nodeIP, waiting: { reason: 'CreateContainerConfigError', message: msg }, now: new Date(now) });
+  const events: EventSpec[] = [...byReason].map(([reason, parts]) => ({
+    type: 'Warning',
+    reason,
+    message: `Error: ${parts.join('; ')}`,
+  }));
+  const status = computePodStatus(pod, {
+    hostIP: nodeIP,
+    waiting: { reason: 'CreateContainerConfigError', message: msg },
+    now: new Date(now),
+  });
   return { kind: 'Wait', pod, missing, status, events };
 }
 
@@ -138,6 +151,11 @@ export function reconcile(record: PodRecord, o: Observed): Outcome {
 
   // The provider pushes a status when it has one; until then there is nothing to write.
   if (!inc.providerStatus) return { kind: 'Done' };
-  const status = computePodStatus(pod, { provider: inc.providerStatus, hostIP: o.nodeIP, now: new Date(o.now), ...(o.probes ? { probes: o.probes } : {}) });
+  const status = computePodStatus(pod, {
+    provider: inc.providerStatus,
+    hostIP: o.nodeIP,
+    now: new Date(o.now),
+    ...(o.probes ? { probes: o.probes } : {}),
+  });
   return statusNeedsWrite(record, pod, status) ? { kind: 'WriteStatus', pod, status } : { kind: 'Done' };
 }

@@ -13,11 +13,16 @@ function errCode(err: unknown): number | undefined {
 /** The pods bound to the node (fieldSelector spec.nodeName=<node>, all namespaces); nothing is polled per pod. */
 export function kubePodSource(clients: KubeClients, nodeName: string, log: Logger): PodSource {
   const fieldSelector = `spec.nodeName=${nodeName}`;
-  const informer = managedInformer<V1Pod>(clients.kc, '/api/v1/pods', () => clients.core.listPodForAllNamespaces({ fieldSelector }), {
-    fieldSelector,
-    log,
-    what: 'pods',
-  });
+  const informer = managedInformer<V1Pod>(
+    clients.kc,
+    '/api/v1/pods',
+    () => clients.core.listPodForAllNamespaces({ fieldSelector }),
+    {
+      fieldSelector,
+      log,
+      what: 'pods',
+    },
+  );
   return {
     get: (namespace, name) => informer.cache.get(name, namespace),
     list: () => informer.cache.list(),
@@ -44,7 +49,12 @@ export function kubePodWriter(clients: KubeClients): PodWriter {
     },
     async deletePod(namespace, name, uid) {
       try {
-        await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
+        await core.deleteNamespacedPod({
+          name,
+          namespace,
+          gracePeriodSeconds: 0,
+          body: { gracePeriodSeconds: 0, preconditions: { uid } },
+        });
       } catch (err) {
         // Gone already, or a new incarnation took the name: nothing of ours to delete.
         if (errCode(err) !== 404 && errCode(err) !== 409) throw err;

@@ -59,5 +59,12 @@ export function podKey(namespace: string, name: string): string {
 }
 
 export function newRecord(namespace: string, name: string): PodRecord {
-  return { key: podKey(namespace, name), namespace, name, incarnations: new Map(), waitingOn: new Set(), lostAtStart: new Set() };
+  return {
+    key: podKey(namespace, name),
+    namespace,
+    name,
+    incarnations: new Map(),
+    waitingOn: new Set(),
+    lostAtStart: new Set(),
+  };
 }

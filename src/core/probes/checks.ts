@@ -43,18 +43,35 @@ function tcpCheck(host: string, port: number, timeoutMs: number): Promise<CheckR
   });
 }
 
-function httpCheck(host: string, p: NonNullable<V1Probe['httpGet']>, port: number, timeoutMs: number): Promise<CheckResult> {
+function httpCheck(
+  host: string,
+  p: NonNullable<V1Probe['httpGet']>,
+  port: number,
+  timeoutMs: number,
+): Promise<CheckResult> {
   const https = (p.scheme ?? 'HTTP').toUpperCase() === 'HTTPS';
   const headers: Record<string, string> = { 'User-Agent': 'kube-probe/aci-connector', Accept: '*/*' };
   for (const h of p.httpHeaders ?? []) headers[h.name] = h.value;
   const path = p.path ? (p.path.startsWith('/') ? p.path : `/${p.path}`) : '/';
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}${path}`;
   return new Promise((resolve) => {
-    const opts = { host: p.host || host, port, path, method: 'GET', headers, timeout: timeoutMs, rejectUnauthorized: false };
+    const opts = {
+      host: p.host || host,
+      port,
+      path,
+      method: 'GET',
+      headers,
+      timeout: timeoutMs,
+      rejectUnauthorized: false,
+    };
     const req = (https ? httpsRequest : httpRequest)(opts, (res) => {
       res.resume();
       const code = res.statusCode ?? 0;
-      resolve(code >= 200 && code < 400 ? { ok: true, message: '' } : { ok: false, message: `HTTP probe failed with statuscode: ${code}` });
+      resolve(
+        code >= 200 && code < 400
+          ? { ok: true, message: '' }
+          : { ok: false, message: `HTTP probe failed with statuscode: ${code}` },
+      );
     });
     req.on('timeout', () => req.destroy(new Error(`Client.Timeout exceeded while awaiting headers`)));
     req.on('error', (e) => resolve({ ok: false, message: `Get "${url}": ${e.message}` }));
@@ -62,12 +79,19 @@ function httpCheck(host: string, p: NonNullable<V1Probe['httpGet']>, port: numbe
   });
 }
 
-export async function runCheck(c: V1Container, p: V1Probe, timeoutMs: number, target: CheckTarget): Promise<CheckResult> {
+export async function runCheck(
+  c: V1Container,
+  p: V1Probe,
+  timeoutMs: number,
+  target: CheckTarget,
+): Promise<CheckResult> {
   if (p.exec) {
     if (!target.exec) return { ok: false, message: 'the provider cannot run commands in the container' };
     try {
       const code = await target.exec(p.exec.command ?? [], timeoutMs);
-      return code === 0 ? { ok: true, message: '' } : { ok: false, message: `command ${JSON.stringify(p.exec.command ?? [])} exited with ${code}` };
+      return code === 0
+        ? { ok: true, message: '' }
+        : { ok: false, message: `command ${JSON.stringify(p.exec.command ?? [])} exited with ${code}` };
     } catch (e) {
       return { ok: false, message: `exec failed: ${e instanceof Error ? e.message : String(e)}` };
     }
@@ -76,13 +100,15 @@ export async function runCheck(c: V1Container, p: V1Probe, timeoutMs: number, ta
   if (!host) return { ok: false, message: 'the pod has no IP address yet' };
   if (p.tcpSocket) {
     const port = resolveProbePort(c, p.tcpSocket.port);
-    if (port === undefined) return { ok: false, message: `port ${String(p.tcpSocket.port)} is not a port of the container` };
+    if (port === undefined)
+      return { ok: false, message: `port ${String(p.tcpSocket.port)} is not a port of the container` };
     return tcpCheck(p.tcpSocket.host || host, port, timeoutMs);
   }
   if (p.grpc) return grpcHealthCheck(host, p.grpc.port, p.grpc.service ?? '', timeoutMs);
   if (p.httpGet) {
     const port = resolveProbePort(c, p.httpGet.port);
-    if (port === undefined) return { ok: false, message: `port ${String(p.httpGet.port)} is not a port of the container` };
+    if (port === undefined)
+      return { ok: false, message: `port ${String(p.httpGet.port)} is not a port of the container` };
     return httpCheck(host, p.httpGet, port, timeoutMs);
   }
   return { ok: false, message: 'the probe names no handler (exec, httpGet, tcpSocket or grpc)' };

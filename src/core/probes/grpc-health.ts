@@ -78,7 +78,12 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export function grpcHealthCheck(host: string, port: number, service: string, timeoutMs: number): Promise<GrpcCheckResult> {
+export function grpcHealthCheck(
+  host: string,
+  port: number,
+  service: string,
+  timeoutMs: number,
+): Promise<GrpcCheckResult> {
   const client = new Client(hostPort(host, port), credentials.createInsecure());
   return new Promise<GrpcCheckResult>((resolve) => {
     client.makeUnaryRequest(
@@ -91,8 +96,14 @@ export function grpcHealthCheck(host: string, port: number, service: string, tim
       (err: ServiceError | null, res?: { status: number }) => {
         client.close();
         if (err) {
-          const why = err.code === GrpcStatus.DEADLINE_EXCEEDED ? `timeout: health rpc did not complete within ${timeoutMs / 1000}s` : err.details || err.message;
-          resolve({ ok: false, message: `failed to connect service "${hostPort(host, port)}" within ${timeoutMs / 1000}s: ${why}` });
+          const why =
+            err.code === GrpcStatus.DEADLINE_EXCEEDED
+              ? `timeout: health rpc did not complete within ${timeoutMs / 1000}s`
+              : err.details || err.message;
+          resolve({
+            ok: false,
+            message: `failed to connect service "${hostPort(host, port)}" within ${timeoutMs / 1000}s: ${why}`,
+          });
           return;
         }
         const s = res?.status ?? SERVING_STATUS.UNKNOWN;
@@ -104,5 +115,5 @@ export function grpcHealthCheck(host: string, port: number, service: string, tim
 }
 
 function statusName(s: number): string {
-  return (Object.entries(SERVING_STATUS).find(([, v]) => v === s)?.[0] ?? String(s));
+  return Object.entries(SERVING_STATUS).find(([, v]) => v === s)?.[0] ?? String(s);
 }

@@ -95,7 +95,9 @@ interface PodBook {
 }
 
 function statusOf(status: ProviderPodStatus, name: string): V1ContainerStatus | undefined {
-  return status.containerStatuses?.find((s) => s.name === name) ?? status.initContainerStatuses?.find((s) => s.name === name);
+  return (
+    status.containerStatuses?.find((s) => s.name === name) ?? status.initContainerStatuses?.find((s) => s.name === name)
+  );
 }
 
 function toMs(d: Date | string | undefined): number | undefined {
@@ -195,7 +197,15 @@ export class Prober {
   // ---- runs and workers ------------------------------------------------------
 
   private startRun(book: PodBook, c: V1Container, key: string, startedAt: number): Run {
-    const run: Run = { key, startedAt, workers: new Map(), started: !c.startupProbe, ready: false, killing: false, stopped: false };
+    const run: Run = {
+      key,
+      startedAt,
+      workers: new Map(),
+      started: !c.startupProbe,
+      ready: false,
+      killing: false,
+      stopped: false,
+    };
     for (const { kind } of connectorProbes(c)) run.workers.set(kind, { kind, state: initialState(kind) });
     if (c.startupProbe) this.schedule(book, c, run, 'startup', true);
     else this.startGated(book, c, run);
@@ -205,7 +215,8 @@ export class Prober {
 
   /** Readiness and liveness, once the container has started. */
   private startGated(book: PodBook, c: V1Container, run: Run): void {
-    for (const kind of ['readiness', 'liveness'] as const) if (run.workers.has(kind)) this.schedule(book, c, run, kind, true);
+    for (const kind of ['readiness', 'liveness'] as const)
+      if (run.workers.has(kind)) this.schedule(book, c, run, kind, true);
   }
 
   private stopRun(run: Run): void {
@@ -232,7 +243,8 @@ export class Prober {
   }
 
   private async tick(book: PodBook, c: V1Container, run: Run, w: Worker): Promise<void> {
-    const probe = c[w.kind === 'startup' ? 'startupProbe' : w.kind === 'readiness' ? 'readinessProbe' : 'livenessProbe'];
+    const probe =
+      c[w.kind === 'startup' ? 'startupProbe' : w.kind === 'readiness' ? 'readinessProbe' : 'livenessProbe'];
     if (!probe || run.stopped || run.killing || this.closed) return;
     const t = probeTiming(probe, w.kind);
     let outcome: { ok: boolean; message: string };
@@ -246,7 +258,8 @@ export class Prober {
     if (run.stopped || run.killing || this.closed) return;
     const { state, changed } = recordOutcome(w.state, outcome.ok, t);
     w.state = state;
-    if (!outcome.ok) this.deps.event(book.ref, 'Warning', 'Unhealthy', `${KIND_WORD[w.kind]} probe failed: ${outcome.message}`);
+    if (!outcome.ok)
+      this.deps.event(book.ref, 'Warning', 'Unhealthy', `${KIND_WORD[w.kind]} probe failed: ${outcome.message}`);
     if (w.kind === 'startup' && state.result === true) {
       // Passed: the startup probe is done for this run, and the others begin.
       run.started = true;
@@ -256,7 +269,10 @@ export class Prober {
     }
     if (w.kind === 'readiness' && changed) {
       run.ready = state.result === true;
-      this.deps.log?.debug({ pod: `${book.ref.namespace}/${book.ref.name}`, container: c.name, ready: run.ready }, 'readiness changed');
+      this.deps.log?.debug(
+        { pod: `${book.ref.namespace}/${book.ref.name}`, container: c.name, ready: run.ready },
+        'readiness changed',
+      );
       this.deps.changed(book.ref);
     }
     if ((w.kind === 'liveness' || w.kind === 'startup') && state.result === false) {
@@ -276,35 +292,47 @@ export class Prober {
     cb.lastKilled = { startedAt: new Date(run.startedAt), finishedAt: new Date(now), reason: 'Error' };
     this.deps.changed(book.ref);
     if (!this.deps.restart) {
-      this.deps.event(book.ref, 'Warning', 'Unhealthy', `Container ${c.name} failed ${kind} probe, but the provider cannot restart a container`);
+      this.deps.event(
+        book.ref,
+        'Warning',
+        'Unhealthy',
+        `Container ${c.name} failed ${kind} probe, but the provider cannot restart a container`,
+      );
       return;
     }
     if (cb.lastRestartAt !== undefined && now - cb.lastRestartAt > BACKOFF_RESET_MS) cb.probeRestarts = 0;
-    const delay = cb.probeRestarts === 0 ? 0 : backoffDelay(this.deps.restartBackoff ?? DEFAULT_RESTART_BACKOFF, cb.probeRestarts);
+    const delay =
+      cb.probeRestarts === 0 ? 0 : backoffDelay(this.deps.restartBackoff ?? DEFAULT_RESTART_BACKOFF, cb.probeRestarts);
     this.deps.event(book.ref, 'Normal', 'Killing', `Container ${c.name} failed ${kind} probe, will be restarted`);
     const restart = this.deps.restart;
     const attempt = (n: number): void => {
       clearTimeout(book.restartTimer);
-      book.restartTimer = setTimeout(() => {
-        if (run.stopped || this.closed || this.pods.get(book.ref.uid) !== book) return;
-        restart(book.ref, c.name).then(
-          (restarted) => {
-            cb.probeRestarts += 1;
-            cb.lastRestartAt = Date.now();
-            for (const name of restarted.includes(c.name) ? restarted : [...restarted, c.name]) {
-              const other = book.containers.get(name);
-              if (other) other.extraRestarts += 1;
-            }
-            this.deps.changed(book.ref);
-          },
-          (e: unknown) => {
-            const msg = e instanceof Error ? e.message : String(e);
-            this.deps.log?.warn({ pod: `${book.ref.namespace}/${book.ref.name}`, container: c.name, err: msg }, 'restarting the container failed; will retry');
-            this.deps.event(book.ref, 'Warning', 'FailedKillPod', `restarting container ${c.name} failed: ${msg}`);
-            attempt(n + 1);
-          },
-        );
-      }, n === 0 ? delay : backoffDelay({ baseMs: 2_000, maxMs: 60_000 }, n));
+      book.restartTimer = setTimeout(
+        () => {
+          if (run.stopped || this.closed || this.pods.get(book.ref.uid) !== book) return;
+          restart(book.ref, c.name).then(
+            (restarted) => {
+              cb.probeRestarts += 1;
+              cb.lastRestartAt = Date.now();
+              for (const name of restarted.includes(c.name) ? restarted : [...restarted, c.name]) {
+                const other = book.containers.get(name);
+                if (other) other.extraRestarts += 1;
+              }
+              this.deps.changed(book.ref);
+            },
+            (e: unknown) => {
+              const msg = e instanceof Error ? e.message : String(e);
+              this.deps.log?.warn(
+                { pod: `${book.ref.namespace}/${book.ref.name}`, container: c.name, err: msg },
+                'restarting the container failed; will retry',
+              );
+              this.deps.event(book.ref, 'Warning', 'FailedKillPod', `restarting container ${c.name} failed: ${msg}`);
+              attempt(n + 1);
+            },
+          );
+        },
+        n === 0 ? delay : backoffDelay({ baseMs: 2_000, maxMs: 60_000 }, n),
+      );
       book.restartTimer.unref();
     };
     attempt(0);

@@ -20,7 +20,11 @@ function sink(): Writable {
 
 export function proberFor(
   provider: Provider,
-  o: { event: (ref: PodRef, type: 'Normal' | 'Warning', reason: string, message: string) => void; changed: (ref: PodRef) => void; log?: Logger },
+  o: {
+    event: (ref: PodRef, type: 'Normal' | 'Warning', reason: string, message: string) => void;
+    changed: (ref: PodRef) => void;
+    log?: Logger;
+  },
 ): Prober {
   const exec = provider.exec?.bind(provider);
   const restart = provider.restartContainer?.bind(provider);
@@ -31,10 +35,16 @@ export function proberFor(
           exec: async (ref, container, command, timeoutMs) => {
             let timer: NodeJS.Timeout | undefined;
             const timeout = new Promise<number>((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`command timed out after ${timeoutMs / 1000}s`)), timeoutMs + EXEC_SETUP_ALLOWANCE_MS);
+              timer = setTimeout(
+                () => reject(new Error(`command timed out after ${timeoutMs / 1000}s`)),
+                timeoutMs + EXEC_SETUP_ALLOWANCE_MS,
+              );
             });
             try {
-              return await Promise.race([exec(ref, container, command, { stdout: sink(), stderr: sink(), tty: false }).then((r) => r.exitCode), timeout]);
+              return await Promise.race([
+                exec(ref, container, command, { stdout: sink(), stderr: sink(), tty: false }).then((r) => r.exitCode),
+                timeout,
+              ]);
             } finally {
               clearTimeout(timer);
             }

@@ -22,7 +22,11 @@ export function initialState(kind: ProbeKind): ProbeState {
 }
 
 /** Takes in one probe outcome; `changed` tells whether the verdict flipped. */
-export function recordOutcome(s: ProbeState, ok: boolean, t: Pick<ProbeTiming, 'successThreshold' | 'failureThreshold'>): { state: ProbeState; changed: boolean } {
+export function recordOutcome(
+  s: ProbeState,
+  ok: boolean,
+  t: Pick<ProbeTiming, 'successThreshold' | 'failureThreshold'>,
+): { state: ProbeState; changed: boolean } {
   const successes = ok ? s.successes + 1 : 0;
   const failures = ok ? 0 : s.failures + 1;
   let result = s.result;

@@ -6,7 +6,13 @@ import { renderGroup } from '../render.js';
 import { RuntimeProvisionError } from '../runtime.js';
 import { containerGroupSchema, describeIssue, patchSchema } from '../schema.js';
 import type { GroupRecord, OperationRecord } from '../store.js';
-import { checkContainerGroupName, checkGroupProperties, checkResourceGroupName, groupCores, toRuntimeSpec } from '../validation.js';
+import {
+  checkContainerGroupName,
+  checkGroupProperties,
+  checkResourceGroupName,
+  groupCores,
+  toRuntimeSpec,
+} from '../validation.js';
 import { errorMessage } from '../../common/errors.js';
 
 const TRANSITIONAL = new Set(['Pending', 'Creating', 'Updating', 'Deleting']);
@@ -116,7 +122,10 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
       return { status: 200, body: renderGroup(existing, ctx.runtime.view(key), true) };
     }
     if (TRANSITIONAL.has(existing.provisioningState)) {
-      throw conflict('ContainerGroupTransitioning', `The container group '${name}' is still transitioning, please retry later.`);
+      throw conflict(
+        'ContainerGroupTransitioning',
+        `The container group '${name}' is still transitioning, please retry later.`,
+      );
     }
     const delta = groupCores(input.properties) - existing.cores;
     if (delta > 0) checkQuota(ctx, sub, location, 0, delta);
@@ -128,7 +137,11 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
     delete existing.failure;
     const op = newOperation(ctx, existing, 'update');
     provision(ctx, existing, op, true);
-    return { status: 200, body: renderGroup(existing, ctx.runtime.view(key), true), headers: operationHeaders(req.origin, op) };
+    return {
+      status: 200,
+      body: renderGroup(existing, ctx.runtime.view(key), true),
+      headers: operationHeaders(req.origin, op),
+    };
   }
 
   checkQuota(ctx, sub, location, 1, groupCores(input.properties));
@@ -270,7 +283,10 @@ export async function listByResourceGroup(ctx: ArmContext, req: ArmRequest): Pro
 
 function requireSettled(record: GroupRecord): void {
   if (TRANSITIONAL.has(record.provisioningState)) {
-    throw conflict('ContainerGroupTransitioning', `The container group '${record.name}' is still transitioning, please retry later.`);
+    throw conflict(
+      'ContainerGroupTransitioning',
+      `The container group '${record.name}' is still transitioning, please retry later.`,
+    );
   }
 }
 
@@ -316,7 +332,10 @@ export async function restart(ctx: ArmContext, req: ArmRequest): Promise<ArmResp
   const record = requireGroup(ctx, req);
   requireSettled(record);
   if (record.stopped || record.provisioningState !== 'Succeeded') {
-    throw conflict('ContainerGroupNotRunning', `The container group '${record.name}' is not running; start it instead.`);
+    throw conflict(
+      'ContainerGroupNotRunning',
+      `The container group '${record.name}' is not running; start it instead.`,
+    );
   }
   await ctx.runtime.restart(record.key);
   return { status: 204 };

@@ -10,7 +10,11 @@ function requireContainer(record: GroupRecord, name: string): void {
   const p = record.input.properties;
   const known = [...p.containers, ...(p.initContainers ?? [])].some((c) => c.name === name);
   if (!known) {
-    throw new ArmError(404, 'ContainerNotFound', `The container '${name}' could not be found in container group '${record.name}'.`);
+    throw new ArmError(
+      404,
+      'ContainerNotFound',
+      `The container '${name}' could not be found in container group '${record.name}'.`,
+    );
   }
 }
 
@@ -18,7 +22,10 @@ function requireRunning(ctx: ArmContext, record: GroupRecord, container: string)
   const view = ctx.runtime.view(record.key);
   const state = view?.containers[container]?.currentState.state ?? view?.initContainers[container]?.currentState.state;
   if (record.stopped || state !== 'Running') {
-    throw conflict('ContainerNotRunning', `The container '${container}' in container group '${record.name}' is not running.`);
+    throw conflict(
+      'ContainerNotRunning',
+      `The container '${container}' in container group '${record.name}' is not running.`,
+    );
   }
 }
 
@@ -30,7 +37,8 @@ export async function listLogs(ctx: ArmContext, req: ArmRequest): Promise<ArmRes
   let tail: number | undefined;
   if (tailText !== null) {
     tail = Number(tailText);
-    if (!Number.isInteger(tail) || tail < 0) throw badRequest('InvalidTail', `The tail value '${tailText}' must be a non-negative integer.`);
+    if (!Number.isInteger(tail) || tail < 0)
+      throw badRequest('InvalidTail', `The tail value '${tailText}' must be a non-negative integer.`);
   }
   const tsText = req.query.get('timestamps');
   if (tsText !== null && tsText !== 'true' && tsText !== 'false') {
@@ -63,7 +71,10 @@ export function parseExecCommand(command: string, split = false): string[] {
   return trimmed.split(/\s+/).filter(Boolean);
 }
 
-function issueTicket(ctx: ArmContext, ticket: Omit<ExecSessionTicket, 'id' | 'password' | 'expiresAt'>): ExecSessionTicket {
+function issueTicket(
+  ctx: ArmContext,
+  ticket: Omit<ExecSessionTicket, 'id' | 'password' | 'expiresAt'>,
+): ExecSessionTicket {
   const full: ExecSessionTicket = {
     ...ticket,
     id: randomUUID(),
@@ -97,7 +108,10 @@ export async function executeCommand(ctx: ArmContext, req: ArmRequest): Promise<
     command,
     terminal: { cols: parsed.data.terminalSize?.cols ?? 80, rows: parsed.data.terminalSize?.rows ?? 24 },
   });
-  return { status: 200, body: { webSocketUri: `${wsOrigin(req.origin)}/containerExec/${ticket.id}`, password: ticket.password } };
+  return {
+    status: 200,
+    body: { webSocketUri: `${wsOrigin(req.origin)}/containerExec/${ticket.id}`, password: ticket.password },
+  };
 }
 
 export async function attach(ctx: ArmContext, req: ArmRequest): Promise<ArmResponse> {
@@ -105,8 +119,20 @@ export async function attach(ctx: ArmContext, req: ArmRequest): Promise<ArmRespo
   const container = req.params.containerName ?? '';
   requireContainer(record, container);
   if (!ctx.runtime.view(record.key)) {
-    throw conflict('ContainerNotRunning', `The container '${container}' in container group '${record.name}' has not started yet.`);
+    throw conflict(
+      'ContainerNotRunning',
+      `The container '${container}' in container group '${record.name}' has not started yet.`,
+    );
   }
-  const ticket = issueTicket(ctx, { kind: 'attach', groupKey: record.key, container, command: [], terminal: { cols: 80, rows: 24 } });
-  return { status: 200, body: { webSocketUri: `${wsOrigin(req.origin)}/containerAttach/${ticket.id}`, password: ticket.password } };
+  const ticket = issueTicket(ctx, {
+    kind: 'attach',
+    groupKey: record.key,
+    container,
+    command: [],
+    terminal: { cols: 80, rows: 24 },
+  });
+  return {
+    status: 200,
+    body: { webSocketUri: `${wsOrigin(req.origin)}/containerAttach/${ticket.id}`, password: ticket.password },
+  };
 }

@@ -14,8 +14,20 @@ export async function listUsage(ctx: ArmContext, req: ArmRequest): Promise<ArmRe
     status: 200,
     body: {
       value: [
-        { id: `${base}/ContainerGroups`, unit: 'Count', currentValue: used.groups, limit: quota.containerGroups, name: { value: 'ContainerGroups', localizedValue: 'Container Groups' } },
-        { id: `${base}/StandardCores`, unit: 'Count', currentValue: Math.ceil(used.cores), limit: quota.cores, name: { value: 'StandardCores', localizedValue: 'Standard Cores' } },
+        {
+          id: `${base}/ContainerGroups`,
+          unit: 'Count',
+          currentValue: used.groups,
+          limit: quota.containerGroups,
+          name: { value: 'ContainerGroups', localizedValue: 'Container Groups' },
+        },
+        {
+          id: `${base}/StandardCores`,
+          unit: 'Count',
+          currentValue: Math.ceil(used.cores),
+          limit: quota.cores,
+          name: { value: 'StandardCores', localizedValue: 'Standard Cores' },
+        },
       ],
     },
   };
@@ -63,7 +75,10 @@ export async function operationResult(ctx: ArmContext, req: ArmRequest): Promise
     throw new ArmError(404, 'OperationNotFound', `The operation '${req.params.operationId ?? ''}' was not found.`);
   }
   if (op.status === 'InProgress') {
-    return { status: 202, headers: { Location: `${req.origin}${req.path}?api-version=${API_VERSION}`, 'Retry-After': '1' } };
+    return {
+      status: 202,
+      headers: { Location: `${req.origin}${req.path}?api-version=${API_VERSION}`, 'Retry-After': '1' },
+    };
   }
   if (op.status === 'Failed' && op.error) throw new ArmError(400, op.error.code, op.error.message);
   const record = ctx.store.getGroup(op.resourceKey);

@@ -30,7 +30,10 @@ function metricNames(q: URLSearchParams): MetricName[] {
   return raw.split(',').map((n) => {
     const hit = (Object.keys(METRICS) as MetricName[]).find((m) => m.toLowerCase() === n.trim().toLowerCase());
     if (!hit) {
-      throw badRequest('BadRequest', `Failed to find metric configuration for provider: Microsoft.ContainerInstance, resource Type: containerGroups, metric: ${n}, Valid metrics: ${VALID}`);
+      throw badRequest(
+        'BadRequest',
+        `Failed to find metric configuration for provider: Microsoft.ContainerInstance, resource Type: containerGroups, metric: ${n}, Valid metrics: ${VALID}`,
+      );
     }
     return hit;
   });
@@ -40,7 +43,11 @@ function aggregations(q: URLSearchParams): Aggregation[] {
   const raw = q.get('aggregation') ?? 'average';
   return raw.split(',').map((a) => {
     const hit = AGGREGATIONS.find((x) => x === a.trim().toLowerCase());
-    if (!hit) throw badRequest('BadRequest', `Invalid aggregation '${a}'. Valid aggregations: Average, Minimum, Maximum, Total, Count`);
+    if (!hit)
+      throw badRequest(
+        'BadRequest',
+        `Invalid aggregation '${a}'. Valid aggregations: Average, Minimum, Maximum, Total, Count`,
+      );
     return hit;
   });
 }
@@ -50,7 +57,11 @@ function containerFilter(q: URLSearchParams): { split: boolean; only?: string } 
   const f = q.get('$filter');
   if (f === null || f.trim() === '') return { split: false };
   const m = /^\s*containerName\s+eq\s+'([^']*)'\s*$/i.exec(f);
-  if (!m) throw badRequest('BadRequest', `Invalid $filter '${f}': the dimension of containerGroups metrics is containerName (containerName eq '*' or containerName eq 'NAME')`);
+  if (!m)
+    throw badRequest(
+      'BadRequest',
+      `Invalid $filter '${f}': the dimension of containerGroups metrics is containerName (containerName eq '*' or containerName eq 'NAME')`,
+    );
   return m[1] === '*' ? { split: true } : { split: true, only: m[1]! };
 }
 
@@ -61,7 +72,8 @@ function timespan(q: URLSearchParams, now: number): [number, number] {
   const [a, b] = t.split('/');
   const start = Date.parse(a ?? '');
   const end = Date.parse(b ?? '');
-  if (Number.isNaN(start) || Number.isNaN(end) || end < start) throw badRequest('BadRequest', `Invalid timespan '${t}': expected startDateTime_ISO/endDateTime_ISO`);
+  if (Number.isNaN(start) || Number.isNaN(end) || end < start)
+    throw badRequest('BadRequest', `Invalid timespan '${t}': expected startDateTime_ISO/endDateTime_ISO`);
   return [start, end];
 }
 
@@ -81,7 +93,13 @@ function value(b: Bucket, m: MetricName, a: Aggregation): number {
 }
 
 /** Every minute of the window, with the aggregations where there was data. */
-function series(buckets: Bucket[][], m: MetricName, aggs: Aggregation[], start: number, end: number): Record<string, unknown>[] {
+function series(
+  buckets: Bucket[][],
+  m: MetricName,
+  aggs: Aggregation[],
+  start: number,
+  end: number,
+): Record<string, unknown>[] {
   const points: Record<string, unknown>[] = [];
   const first = Math.floor(start / GRAIN_MS) * GRAIN_MS;
   for (let at = first; at <= end && points.length < 1440; at += GRAIN_MS) {
@@ -98,7 +116,8 @@ export async function listMetrics(ctx: ArmContext, req: ArmRequest): Promise<Arm
   const names = metricNames(req.query);
   const aggs = aggregations(req.query);
   const interval = req.query.get('interval') ?? 'PT1M';
-  if (interval.toUpperCase() !== 'PT1M') throw badRequest('BadRequest', `Invalid interval '${interval}': the emulator keeps the PT1M grain only`);
+  if (interval.toUpperCase() !== 'PT1M')
+    throw badRequest('BadRequest', `Invalid interval '${interval}': the emulator keeps the PT1M grain only`);
   const filter = containerFilter(req.query);
   const now = Date.now();
   const [start, end] = timespan(req.query, now);
@@ -115,12 +134,30 @@ export async function listMetrics(ctx: ArmContext, req: ArmRequest): Promise<Arm
           metadatavalues: [{ name: { value: 'containername', localizedValue: 'containername' }, value: name }],
           data: series([buckets], m, aggs, start, end),
         }))
-      : [{ metadatavalues: [], data: series(selected.map(([, b]) => b), m, aggs, start, end) }],
+      : [
+          {
+            metadatavalues: [],
+            data: series(
+              selected.map(([, b]) => b),
+              m,
+              aggs,
+              start,
+              end,
+            ),
+          },
+        ],
     errorCode: 'Success',
   }));
   const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
   return {
     status: 200,
-    body: { cost: 0, timespan: `${iso(start)}/${iso(end)}`, interval: 'PT1M', value, namespace: NAMESPACE, resourceregion: record.location },
+    body: {
+      cost: 0,
+      timespan: `${iso(start)}/${iso(end)}`,
+      interval: 'PT1M',
+      value,
+      namespace: NAMESPACE,
+      resourceregion: record.location,
+    },
   };
 }

@@ -87,7 +87,11 @@ function metricsRefresh(override: number | undefined, v: string | undefined): { 
   if (override !== undefined) return { metricsRefreshMs: override };
   if (v === undefined) return {};
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new AciConfigError(ENV.metricsRefreshSeconds, `${ENV.metricsRefreshSeconds} must be a positive number of seconds, got '${v}'`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new AciConfigError(
+      ENV.metricsRefreshSeconds,
+      `${ENV.metricsRefreshSeconds} must be a positive number of seconds, got '${v}'`,
+    );
   return { metricsRefreshMs: n * 1000 };
 }
 
@@ -114,7 +118,12 @@ export function loadAciConfig(env: Env = process.env, overrides: Partial<AciConf
     resourceGroup: overrides.resourceGroup ?? require(ENV.resourceGroup, get(ENV.resourceGroup)),
     region: overrides.region ?? get(ENV.region) ?? 'westus',
     armEndpoint: overrides.armEndpoint ?? url(ENV.armEndpoint, get(ENV.armEndpoint)) ?? 'https://management.azure.com',
-    limits: overrides.limits ?? { readBucket: 250, readRefillPerSecond: 25, writeBucket: 200, writeRefillPerSecond: 10 },
+    limits: overrides.limits ?? {
+      readBucket: 250,
+      readRefillPerSecond: 25,
+      writeBucket: 200,
+      writeRefillPerSecond: 10,
+    },
     listIntervalMs: overrides.listIntervalMs ?? 10_000,
     statusReadsPerSecond: overrides.statusReadsPerSecond ?? 10,
     ...metricsRefresh(overrides.metricsRefreshMs, get(ENV.metricsRefreshSeconds)),
@@ -129,10 +138,11 @@ export function loadAciConfig(env: Env = process.env, overrides: Partial<AciConf
     },
     defaultSubnetIds:
       overrides.defaultSubnetIds ??
-      (get(ENV.subnetIds)
+      get(ENV.subnetIds)
         ?.split(',')
         .map((s) => s.trim())
-        .filter(Boolean) ?? []),
+        .filter(Boolean) ??
+      [],
   };
   if (clientId !== undefined) cfg.clientId = clientId;
   if (clientSecret !== undefined) cfg.clientSecret = clientSecret;
@@ -142,7 +152,10 @@ export function loadAciConfig(env: Env = process.env, overrides: Partial<AciConf
   const caFile = overrides.caFile ?? get(ENV.caFile);
   if (caFile !== undefined) cfg.caFile = caFile;
   if (!/^[-\w._()]{1,90}$/.test(cfg.resourceGroup) || cfg.resourceGroup.endsWith('.')) {
-    throw new AciConfigError(ENV.resourceGroup, `${ENV.resourceGroup} '${cfg.resourceGroup}' is not a valid resource group name`);
+    throw new AciConfigError(
+      ENV.resourceGroup,
+      `${ENV.resourceGroup} '${cfg.resourceGroup}' is not a valid resource group name`,
+    );
   }
   return cfg;
 }

@@ -75,7 +75,11 @@ export class AciNodeHealth {
     // Any recent success proves credential and endpoint; a probe would only queue behind
     // busy reads (e.g. a restart's GETs) and could time the node out for no reason.
     if (now - this.arm.caller.lastSuccessAt < 30_000) {
-      const h = { ok: true, reason: 'AciReachable', message: `Azure Container Instances in ${this.cfg.region} is reachable` };
+      const h = {
+        ok: true,
+        reason: 'AciReachable',
+        message: `Azure Container Instances in ${this.cfg.region} is reachable`,
+      };
       this.probeFailures.succeeded();
       this.healthCache = { at: now, h };
       return h;
@@ -98,7 +102,13 @@ export function healthFromError(e: unknown): HealthStatus {
   const name = (e as { name?: string })?.name ?? '';
   const status = (e as { statusCode?: number })?.statusCode;
   const msg = errorMessage(e);
-  if (/AuthenticationError|AuthenticationRequiredError|CredentialUnavailableError|AggregateAuthenticationError/.test(name) || status === 401 || status === 403) {
+  if (
+    /AuthenticationError|AuthenticationRequiredError|CredentialUnavailableError|AggregateAuthenticationError/.test(
+      name,
+    ) ||
+    status === 401 ||
+    status === 403
+  ) {
     // Keep only the stable part (the AADSTS code and text): trace ids and timestamps would
     // make every check look like a change and rewrite the node's status.
     const aad = /AADSTS\d+:[^.]*\./.exec(msg)?.[0];
@@ -111,7 +121,11 @@ export function healthFromError(e: unknown): HealthStatus {
   if (e instanceof TransientProviderError && e.reason === 'Throttled') {
     return { ok: true, reason: 'AciThrottled', message: 'ARM is throttling the connector; requests are paced' };
   }
-  return { ok: false, reason: 'AciUnreachable', message: `Azure Container Instances is not reachable: ${firstLine(msg)}` };
+  return {
+    ok: false,
+    reason: 'AciUnreachable',
+    message: `Azure Container Instances is not reachable: ${firstLine(msg)}`,
+  };
 }
 
 function firstLine(s: string): string {

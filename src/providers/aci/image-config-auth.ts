@@ -144,7 +144,12 @@ export async function fetchBearerToken(
   } catch {
     throw new RegistryAuthError(`the token service ${url.origin} answered without JSON`);
   }
-  const token = typeof body.token === 'string' && body.token ? body.token : typeof body.access_token === 'string' ? body.access_token : '';
+  const token =
+    typeof body.token === 'string' && body.token
+      ? body.token
+      : typeof body.access_token === 'string'
+        ? body.access_token
+        : '';
   if (!token) throw new RegistryAuthError(`the token service ${url.origin} answered without a token`);
   const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
   // A margin, so a token never expires between the check and the registry reading it.

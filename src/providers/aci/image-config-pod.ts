@@ -40,11 +40,15 @@ export async function resolveImageEntrypoints(
     ...(spec?.containers ?? []).map((c, i) => ({ c, path: `spec.containers[${i}]` })),
   ].filter(({ c }) => c.image && needsImageEntrypoint(c, overrides));
   if (wanted.length === 0) return {};
-  const creds: RegistryCredential[] = credentials.flatMap((c) => (c.server && c.username && c.password ? [{ server: c.server, username: c.username, password: c.password }] : []));
+  const creds: RegistryCredential[] = credentials.flatMap((c) =>
+    c.server && c.username && c.password ? [{ server: c.server, username: c.username, password: c.password }] : [],
+  );
   const platform = platformFor(osType);
   const out: Record<string, string[]> = {};
   // Side by side: one image's slow registry should not add to another's.
-  const results = await Promise.allSettled(wanted.map(({ c }) => source.resolve(c.image ?? '', { credentials: creds, platform })));
+  const results = await Promise.allSettled(
+    wanted.map(({ c }) => source.resolve(c.image ?? '', { credentials: creds, platform })),
+  );
   results.forEach((r, i) => {
     const { c, path } = wanted[i]!;
     if (r.status === 'fulfilled') {

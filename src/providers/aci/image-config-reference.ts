@@ -76,7 +76,10 @@ export function isLoopbackRegistry(registry: string): boolean {
 /** Docker Hub is named several ways in docker configs; every other registry by its host. */
 export function registryNamesMatch(credentialServer: string, registry: string): boolean {
   const norm = (s: string) => {
-    const h = s.toLowerCase().replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+    const h = s
+      .toLowerCase()
+      .replace(/^https?:\/\//, '')
+      .replace(/\/.*$/, '');
     return h === 'index.docker.io' || h === DOCKER_HUB_API ? DOCKER_HUB : h;
   };
   const server = norm(credentialServer);

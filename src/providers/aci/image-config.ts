@@ -12,8 +12,21 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { basicAuthorization, causeText, fetchBearerToken, parseChallenges, RegistryAuthError, type BasicCredential, type BearerToken } from './image-config-auth.js';
-import { isLoopbackRegistry, parseImageReference, registryNamesMatch, type ImageReference } from './image-config-reference.js';
+import {
+  basicAuthorization,
+  causeText,
+  fetchBearerToken,
+  parseChallenges,
+  RegistryAuthError,
+  type BasicCredential,
+  type BearerToken,
+} from './image-config-auth.js';
+import {
+  isLoopbackRegistry,
+  parseImageReference,
+  registryNamesMatch,
+  type ImageReference,
+} from './image-config-reference.js';
 
 export interface Platform {
   os: string;
@@ -36,7 +49,10 @@ export interface RegistryCredential extends BasicCredential {
 
 /** Something that can resolve an image's config (the resolver below, or a test double in unit tests). */
 export interface ImageConfigSource {
-  resolve(image: string, opts: { credentials: readonly RegistryCredential[]; platform: Platform }): Promise<ImageConfig>;
+  resolve(
+    image: string,
+    opts: { credentials: readonly RegistryCredential[]; platform: Platform },
+  ): Promise<ImageConfig>;
 }
 
 /** Why an image's config could not be read; `kind` tells what a user should look at. */
@@ -136,7 +152,10 @@ export class ImageConfigResolver implements ImageConfigSource {
     this.tags = new LRUCache<string, ImageConfig>({ max: 1000, ttl: opts.tagTtlMs ?? 60_000 });
   }
 
-  async resolve(image: string, opts: { credentials: readonly RegistryCredential[]; platform: Platform }): Promise<ImageConfig> {
+  async resolve(
+    image: string,
+    opts: { credentials: readonly RegistryCredential[]; platform: Platform },
+  ): Promise<ImageConfig> {
     let ref: ImageReference;
     try {
       ref = parseImageReference(image);
@@ -159,7 +178,11 @@ export class ImageConfigResolver implements ImageConfigSource {
     return result;
   }
 
-  private async lookup(ref: ImageReference, credential: BasicCredential | undefined, platform: Platform): Promise<ImageConfig> {
+  private async lookup(
+    ref: ImageReference,
+    credential: BasicCredential | undefined,
+    platform: Platform,
+  ): Promise<ImageConfig> {
     const client = new RepositoryClient(ref, credential, this.fetch, this.timeoutMs, this.tokens);
     const platformKey = `${platform.os}/${platform.architecture}`;
     const pinnedKey = `${ref.registry}/${ref.repository}@${ref.reference} ${platformKey}`;
@@ -172,7 +195,10 @@ export class ImageConfigResolver implements ImageConfigSource {
     if (!config) {
       const bytes = await client.get(`blobs/${found.configDigest}`, '*/*', MAX_CONFIG_BYTES, 'config blob');
       if (sha256(bytes.body) !== found.configDigest) {
-        throw new ImageConfigError('invalid', `the config blob of ${ref.registry}/${ref.repository} does not match its digest ${found.configDigest}`);
+        throw new ImageConfigError(
+          'invalid',
+          `the config blob of ${ref.registry}/${ref.repository} does not match its digest ${found.configDigest}`,
+        );
       }
       let doc: ConfigDoc;
       try {
@@ -187,7 +213,12 @@ export class ImageConfigResolver implements ImageConfigSource {
   }
 
   /** The manifest for `platform` behind `reference` (a tag or digest), through an index if there is one. */
-  private async platformManifest(client: RepositoryClient, reference: string, platform: Platform, depth: number): Promise<{ manifestDigest: string; configDigest: string }> {
+  private async platformManifest(
+    client: RepositoryClient,
+    reference: string,
+    platform: Platform,
+    depth: number,
+  ): Promise<{ manifestDigest: string; configDigest: string }> {
     const res = await client.get(`manifests/${reference}`, ACCEPT, MAX_MANIFEST_BYTES, 'manifest');
     const digest = sha256(res.body);
     if (reference.startsWith('sha256:') && digest !== reference) {
@@ -200,7 +231,8 @@ export class ImageConfigResolver implements ImageConfigSource {
       throw new ImageConfigError('invalid', `the manifest ${reference} of ${client.name} is not JSON`);
     }
     const mediaType = (typeof doc.mediaType === 'string' ? doc.mediaType : '') || res.contentType;
-    const isIndex = INDEX_TYPES.includes(mediaType) || (!MANIFEST_TYPES.includes(mediaType) && Array.isArray(doc.manifests));
+    const isIndex =
+      INDEX_TYPES.includes(mediaType) || (!MANIFEST_TYPES.includes(mediaType) && Array.isArray(doc.manifests));
     if (isIndex) {
       if (depth > 0) throw new ImageConfigError('invalid', `${client.name}: an index inside an index is not supported`);
       const chosen = choosePlatform(doc.manifests ?? [], platform);
@@ -214,10 +246,14 @@ export class ImageConfigResolver implements ImageConfigSource {
       return this.platformManifest(client, chosen, platform, depth + 1);
     }
     if (!MANIFEST_TYPES.includes(mediaType) && !doc.config) {
-      throw new ImageConfigError('invalid', `${client.name}:${reference} has a manifest of type "${mediaType || 'unknown'}", which is not an OCI or Docker v2 image`);
+      throw new ImageConfigError(
+        'invalid',
+        `${client.name}:${reference} has a manifest of type "${mediaType || 'unknown'}", which is not an OCI or Docker v2 image`,
+      );
     }
     const configDigest = typeof doc.config?.digest === 'string' ? doc.config.digest : '';
-    if (!/^sha256:[a-f0-9]{64}$/.test(configDigest)) throw new ImageConfigError('invalid', `${client.name}:${reference}: the manifest names no sha256 config digest`);
+    if (!/^sha256:[a-f0-9]{64}$/.test(configDigest))
+      throw new ImageConfigError('invalid', `${client.name}:${reference}: the manifest names no sha256 config digest`);
     return { manifestDigest: digest, configDigest };
   }
 }
@@ -235,7 +271,10 @@ function platformName(d: Descriptor): string {
  */
 export function choosePlatform(manifests: readonly Descriptor[], platform: Platform): string | undefined {
   const candidates = manifests.filter(
-    (m) => typeof m.digest === 'string' && m.platform?.os === platform.os && m.platform.architecture === platform.architecture,
+    (m) =>
+      typeof m.digest === 'string' &&
+      m.platform?.os === platform.os &&
+      m.platform.architecture === platform.architecture,
   );
   const plain = candidates.find((m) => !m.platform?.variant);
   const pick = plain ?? candidates[0];
@@ -278,11 +317,17 @@ class RepositoryClient {
     }
     if (res.status === 404) {
       await res.body?.cancel();
-      throw new ImageConfigError('not-found', `${this.name}: ${what} ${path.replace(/^\w+\//, '')} not found (HTTP 404)`);
+      throw new ImageConfigError(
+        'not-found',
+        `${this.name}: ${what} ${path.replace(/^\w+\//, '')} not found (HTTP 404)`,
+      );
     }
     if (!res.ok) {
       await res.body?.cancel();
-      throw new ImageConfigError('unreachable', `${this.name}: the registry answered HTTP ${res.status} for the ${what}`);
+      throw new ImageConfigError(
+        'unreachable',
+        `${this.name}: the registry answered HTTP ${res.status} for the ${what}`,
+      );
     }
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
     return { body: await readCapped(res, max, what), contentType };
@@ -299,7 +344,11 @@ class RepositoryClient {
     if (this.authorization) headers.authorization = this.authorization;
     try {
       // undici drops the authorization header when a blob redirect leaves the registry's origin.
-      return await this.fetchFn(new URL(path, this.base), { headers, redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.fetchFn(new URL(path, this.base), {
+        headers,
+        redirect: 'follow',
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (e) {
       throw new ImageConfigError('unreachable', `cannot reach registry ${this.ref.registry}: ${causeText(e)}`);
     }
@@ -321,7 +370,10 @@ class RepositoryClient {
             allowHttp: (u) => isLoopbackRegistry(u.host),
           });
         } catch (e) {
-          throw new ImageConfigError(e instanceof RegistryAuthError && /cannot reach/.test(e.message) ? 'unreachable' : 'unauthorized', `${this.name}: ${(e as Error).message}`);
+          throw new ImageConfigError(
+            e instanceof RegistryAuthError && /cannot reach/.test(e.message) ? 'unreachable' : 'unauthorized',
+            `${this.name}: ${(e as Error).message}`,
+          );
         }
         this.tokens.set(key, token, { ttl: Math.max(1, token.expiresAt - Date.now()) });
       }
@@ -331,6 +383,9 @@ class RepositoryClient {
       if (!this.credential) throw new ImageConfigError('unauthorized', this.refused(401));
       return basicAuthorization(this.credential);
     }
-    throw new ImageConfigError('unauthorized', `${this.name}: the registry answered 401 with no challenge this client knows (${header || 'none'})`);
+    throw new ImageConfigError(
+      'unauthorized',
+      `${this.name}: the registry answered 401 with no challenge this client knows (${header || 'none'})`,
+    );
   }
 }

@@ -71,7 +71,11 @@ export function parseGroupMetrics(body: MetricsResponse): GroupFigures {
 }
 
 /** One group's figures as the core's ContainerUsage, for the containers that have any. */
-export function containerUsage(f: GroupFigures, startTimes: ReadonlyMap<string, string>, readAt: number): ContainerUsage[] {
+export function containerUsage(
+  f: GroupFigures,
+  startTimes: ReadonlyMap<string, string>,
+  readAt: number,
+): ContainerUsage[] {
   const names = new Set([...f.cpu.keys(), ...f.memory.keys()]);
   return [...names].map((name) => {
     const cpu = f.cpu.get(name);
@@ -152,12 +156,18 @@ export class GroupMetrics {
   private async fetch(group: string): Promise<GroupFigures> {
     try {
       const body = await this.o.arm.caller.call('metrics.list', 'read', async (abortSignal) => {
-        const res = await this.o.arm.client.sendRequest(createPipelineRequest({ url: this.url(group), method: 'GET', abortSignal }));
+        const res = await this.o.arm.client.sendRequest(
+          createPipelineRequest({ url: this.url(group), method: 'GET', abortSignal }),
+        );
         if (res.status !== 200) {
           let code: string | undefined;
           let message = res.bodyAsText ?? '';
           try {
-            const e = JSON.parse(res.bodyAsText ?? '{}') as { error?: { code?: string; message?: string }; code?: string; message?: string };
+            const e = JSON.parse(res.bodyAsText ?? '{}') as {
+              error?: { code?: string; message?: string };
+              code?: string;
+              message?: string;
+            };
             code = e.error?.code ?? e.code;
             message = e.error?.message ?? e.message ?? message;
           } catch {

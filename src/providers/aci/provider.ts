@@ -138,7 +138,12 @@ export class AciProvider implements Provider {
       log: log.child({ part: 'status-watcher' }),
     });
     this.tracked = this.watcher.tracked;
-    this.node = new AciNodeHealth(this.arm, this.cfg, () => [...this.tracked.values()].filter((t) => !t.vanished).length, log.child({ part: 'health' }));
+    this.node = new AciNodeHealth(
+      this.arm,
+      this.cfg,
+      () => [...this.tracked.values()].filter((t) => !t.vanished).length,
+      log.child({ part: 'health' }),
+    );
     this.streams = new AciStreams({
       arm: this.arm,
       cfg: this.cfg,
@@ -170,7 +175,12 @@ export class AciProvider implements Provider {
   // ---- pods ----------------------------------------------------------------
 
   private nameOf(ref: PodRef): string {
-    return containerGroupName({ clusterId: this.o.clusterId, namespace: ref.namespace, podName: ref.name, podUid: ref.uid });
+    return containerGroupName({
+      clusterId: this.o.clusterId,
+      namespace: ref.namespace,
+      podName: ref.name,
+      podUid: ref.uid,
+    });
   }
 
   async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {
@@ -181,22 +191,33 @@ export class AciProvider implements Provider {
     const known = this.tracked.get(name);
     if (known) {
       if (known.vanished) {
-        throw new PodRejectedError('ProviderGroupVanished', `container group ${name} was deleted outside Kubernetes; not re-creating it`);
+        throw new PodRejectedError(
+          'ProviderGroupVanished',
+          `container group ${name} was deleted outside Kubernetes; not re-creating it`,
+        );
       }
       known.spec = pod.spec;
       return;
     }
     // The core turns QuotaExceeded into the pod's waiting reason and a Warning event.
     if (Date.now() < this.quotaHoldUntil) {
-      throw new TransientProviderError('QuotaExceeded', 'Azure Container Instances quota is exhausted; waiting for capacity', this.quotaHoldUntil - Date.now());
+      throw new TransientProviderError(
+        'QuotaExceeded',
+        'Azure Container Instances quota is exhausted; waiting for capacity',
+        this.quotaHoldUntil - Date.now(),
+      );
     }
     let created: ContainerGroup;
     try {
       created = await this.arm.createGroup(name, group);
     } catch (e) {
-      if (e instanceof TransientProviderError && e.reason === 'QuotaExceeded') this.quotaHoldUntil = Date.now() + QUOTA_HOLD_MS;
+      if (e instanceof TransientProviderError && e.reason === 'QuotaExceeded')
+        this.quotaHoldUntil = Date.now() + QUOTA_HOLD_MS;
       if (e instanceof ArmRequestError && e.statusCode === 400) {
-        throw new PodRejectedError('ProviderRejected', `Azure Container Instances rejected the container group: ${e.message}`);
+        throw new PodRejectedError(
+          'ProviderRejected',
+          `Azure Container Instances rejected the container group: ${e.message}`,
+        );
       }
       throw e;
     }
@@ -224,7 +245,12 @@ export class AciProvider implements Provider {
       // ARM is still tearing it down: the contract is "nothing remains", so wait for the 404.
       const deadline = Date.now() + DELETE_WAIT_MS;
       while (await this.arm.getGroup(name)) {
-        if (Date.now() > deadline) throw new TransientProviderError('DeletionInProgress', `container group ${name} is still being deleted`, 5_000);
+        if (Date.now() > deadline)
+          throw new TransientProviderError(
+            'DeletionInProgress',
+            `container group ${name} is still being deleted`,
+            5_000,
+          );
         await sleep(2_000);
       }
     }
@@ -267,7 +293,10 @@ export class AciProvider implements Provider {
     if (t) t.hot = true;
     this.watcher.kick();
     const spec = t?.spec;
-    return [...(spec?.containers ?? []), ...(spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')].map((c) => c.name);
+    return [
+      ...(spec?.containers ?? []),
+      ...(spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always'),
+    ].map((c) => c.name);
   }
 
   async listPods(): Promise<ProviderPod[]> {
@@ -296,7 +325,9 @@ export class AciProvider implements Provider {
 
   /** Azure Monitor's figures (metrics.ts) for the groups that run; a group whose read fails is left out this time. */
   async getPodStats(): Promise<PodUsage[]> {
-    const running = [...this.tracked.values()].filter((t) => !t.vanished && !t.deleting && t.status?.phase === 'Running');
+    const running = [...this.tracked.values()].filter(
+      (t) => !t.vanished && !t.deleting && t.status?.phase === 'Running',
+    );
     this.metrics.retain(new Set(running.map((t) => t.name)));
     const results = await mapPool(running, 8, async (t) => {
       const figures = await this.metrics.figures(t.name);
@@ -311,7 +342,11 @@ export class AciProvider implements Provider {
     let failure: Error | undefined;
     for (const r of results) {
       if (r.status === 'fulfilled') out.push(r.value);
-      else failure ??= r.reason instanceof Error ? r.reason : new Error(`reading Azure Monitor metrics failed: ${JSON.stringify(r.reason)}`);
+      else
+        failure ??=
+          r.reason instanceof Error
+            ? r.reason
+            : new Error(`reading Azure Monitor metrics failed: ${JSON.stringify(r.reason)}`);
     }
     // Only when nothing could be read is it an error (scrape_error 1); partial figures are still figures.
     if (out.length === 0 && failure !== undefined) throw failure;
@@ -357,6 +392,7 @@ export class AciProvider implements Provider {
 
 function refOf(pod: V1Pod): PodRef {
   const md = pod.metadata ?? {};
-  if (!md.namespace || !md.name || !md.uid) throw new PodRejectedError('InvalidPod', 'pod needs metadata.namespace, name and uid', 'metadata');
+  if (!md.namespace || !md.name || !md.uid)
+    throw new PodRejectedError('InvalidPod', 'pod needs metadata.namespace, name and uid', 'metadata');
   return { namespace: md.namespace, name: md.name, uid: md.uid };
 }

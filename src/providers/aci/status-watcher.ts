@@ -10,7 +10,13 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ContainerGroup } from '@azure/arm-containerinstance';
 import type { Logger } from 'pino';
-import type { PodRef, ProviderEvent, ProviderEventListener, ProviderPodStatus, StatusListener } from '../../core/provider.js';
+import type {
+  PodRef,
+  ProviderEvent,
+  ProviderEventListener,
+  ProviderPodStatus,
+  StatusListener,
+} from '../../core/provider.js';
 import { FailureStreak } from '../../common/failure-log.js';
 import type { AciArm } from './arm/arm-client.js';
 import { EventDeduper } from './mapping/events.js';
@@ -150,7 +156,10 @@ export class StatusWatcher {
     if (t.adopted) t.adopted = false;
     else for (const ev of events) this.emitEvent(t.ref, ev);
     // Running init containers are native sidecars here (a regular one keeps the pod Pending, hot anyway).
-    const allReady = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? []).filter((c) => c.state?.running)].every((c) => c.ready);
+    const allReady = [
+      ...(status.containerStatuses ?? []),
+      ...(status.initContainerStatuses ?? []).filter((c) => c.state?.running),
+    ].every((c) => c.ready);
     t.hot = status.phase === 'Pending' || g.provisioningState !== 'Succeeded' || !allReady;
     t.terminal = (status.phase === 'Succeeded' || status.phase === 'Failed') && g.restartPolicy !== 'Always';
     this.setStatus(t, status);
@@ -234,7 +243,8 @@ export class StatusWatcher {
         );
       }
       await this.getPass().catch((e: unknown) => this.readErrors.push(e));
-      if (this.readErrors.length > 0) this.readFailures.failed(this.readErrors[0], { failedReads: this.readErrors.length });
+      if (this.readErrors.length > 0)
+        this.readFailures.failed(this.readErrors[0], { failedReads: this.readErrors.length });
       else this.readFailures.succeeded();
     } finally {
       this.passing = false;
@@ -260,7 +270,9 @@ export class StatusWatcher {
       t.confirmedAt = Math.max(t.confirmedAt, startedAt);
       if (g.provisioningState !== t.provisioningState) t.hot = true;
     }
-    const missing = [...this.tracked.values()].filter((t) => !present.has(t.name) && !t.vanished && !t.deleting && t.confirmedAt < startedAt);
+    const missing = [...this.tracked.values()].filter(
+      (t) => !present.has(t.name) && !t.vanished && !t.deleting && t.confirmedAt < startedAt,
+    );
     await mapPool(missing, 8, async (t) => {
       // Confirm with a GET: the listing may be stale or the group may just have been deleted by us.
       const g = await this.read(t.name);
@@ -278,7 +290,11 @@ export class StatusWatcher {
         reason: 'ProviderGroupVanished',
         message: `The container group ${t.name} was deleted outside Kubernetes`,
       });
-      this.emitEvent(t.ref, { type: 'Warning', reason: 'ProviderGroupVanished', message: `The container group ${t.name} was deleted outside Kubernetes` });
+      this.emitEvent(t.ref, {
+        type: 'Warning',
+        reason: 'ProviderGroupVanished',
+        message: `The container group ${t.name} was deleted outside Kubernetes`,
+      });
     });
   }
 
@@ -287,7 +303,10 @@ export class StatusWatcher {
     const live = [...this.tracked.values()].filter((t) => !t.vanished && !t.terminal && !t.deleting);
     const hot = live.filter((t) => t.hot && now - t.lastGetAt >= Math.min(this.o.passIntervalMs, 1_000));
     const steady = live.filter((t) => !t.hot && now - t.lastGetAt >= this.o.steadyRefreshMs);
-    const order = [...hot.sort((a, b) => a.lastGetAt - b.lastGetAt), ...steady.sort((a, b) => a.lastGetAt - b.lastGetAt)];
+    const order = [
+      ...hot.sort((a, b) => a.lastGetAt - b.lastGetAt),
+      ...steady.sort((a, b) => a.lastGetAt - b.lastGetAt),
+    ];
     const budget = Math.floor(this.statusBudget.available());
     const chosen = order.slice(0, budget);
     await mapPool(chosen, 16, async (t) => {

@@ -72,13 +72,21 @@ function intAnnotation(pod: V1Pod, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n)) {
-    throw new PodRejectedError('InvalidAnnotation', `annotation ${MOCK_ANNOTATION}/${name} must be an integer, got ${JSON.stringify(v)}`, `metadata.annotations['${MOCK_ANNOTATION}/${name}']`);
+    throw new PodRejectedError(
+      'InvalidAnnotation',
+      `annotation ${MOCK_ANNOTATION}/${name} must be an integer, got ${JSON.stringify(v)}`,
+      `metadata.annotations['${MOCK_ANNOTATION}/${name}']`,
+    );
   }
   return n;
 }
 
 function refOf(pod: V1Pod): PodRef {
-  return { namespace: pod.metadata?.namespace ?? 'default', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
+  return {
+    namespace: pod.metadata?.namespace ?? 'default',
+    name: pod.metadata?.name ?? '',
+    uid: pod.metadata?.uid ?? '',
+  };
 }
 
 export class MockProvider implements Provider {
@@ -143,7 +151,11 @@ export class MockProvider implements Provider {
     const left = this.transientLeft.get(ref.uid) ?? transient;
     if (left > 0) {
       this.transientLeft.set(ref.uid, left - 1);
-      throw new TransientProviderError('MockThrottled', `the mock backend is throttling (${left} more failure(s) configured)`, 200);
+      throw new TransientProviderError(
+        'MockThrottled',
+        `the mock backend is throttling (${left} more failure(s) configured)`,
+        200,
+      );
     }
     const runMs = intAnnotation(pod, 'run-ms') ?? 500;
     const podExit = intAnnotation(pod, 'exit-code');
@@ -151,10 +163,16 @@ export class MockProvider implements Provider {
       const own = intAnnotation(pod, `exit-code.${c.name}`);
       const exitCode = own ?? podExit;
       const usage = {
-        cpuMillicores: intAnnotation(pod, `cpu-millicores.${c.name}`) ?? intAnnotation(pod, 'cpu-millicores') ?? DEFAULT_CPU_MILLICORES,
-        memoryBytes: intAnnotation(pod, `memory-bytes.${c.name}`) ?? intAnnotation(pod, 'memory-bytes') ?? DEFAULT_MEMORY_BYTES,
+        cpuMillicores:
+          intAnnotation(pod, `cpu-millicores.${c.name}`) ??
+          intAnnotation(pod, 'cpu-millicores') ??
+          DEFAULT_CPU_MILLICORES,
+        memoryBytes:
+          intAnnotation(pod, `memory-bytes.${c.name}`) ?? intAnnotation(pod, 'memory-bytes') ?? DEFAULT_MEMORY_BYTES,
       };
-      return exitCode === undefined ? { name: c.name, image: c.image ?? '', runMs, ...usage } : { name: c.name, image: c.image ?? '', runMs, exitCode, ...usage };
+      return exitCode === undefined
+        ? { name: c.name, image: c.image ?? '', runMs, ...usage }
+        : { name: c.name, image: c.image ?? '', runMs, exitCode, ...usage };
     });
     const delay = intAnnotation(pod, 'start-delay-ms') ?? this.opts.startDelayMs ?? 0;
     const n = this.store.state.nextIP++;
@@ -170,7 +188,11 @@ export class MockProvider implements Provider {
       env: Object.fromEntries(
         [...ctx.env].map(([container, vars]) => [
           container,
-          vars.map((v) => (v.sensitive ? { name: v.name, sha256: createHash('sha256').update(v.value).digest('hex') } : { name: v.name, value: v.value })),
+          vars.map((v) =>
+            v.sensitive
+              ? { name: v.name, sha256: createHash('sha256').update(v.value).digest('hex') }
+              : { name: v.name, value: v.value },
+          ),
         ]),
       ),
     };
@@ -297,7 +319,11 @@ export class MockProvider implements Provider {
 
   private validate(pod: V1Pod): void {
     if (pod.spec?.hostNetwork) {
-      throw new PodRejectedError('UnsupportedField', 'hostNetwork is not supported by the mock backend (nor by ACI)', 'spec.hostNetwork');
+      throw new PodRejectedError(
+        'UnsupportedField',
+        'hostNetwork is not supported by the mock backend (nor by ACI)',
+        'spec.hostNetwork',
+      );
     }
     const groups = [
       ['spec.initContainers', pod.spec?.initContainers ?? []],
@@ -307,7 +333,11 @@ export class MockProvider implements Provider {
       list.forEach((c, i) => {
         if (c.securityContext?.privileged) {
           const field = `${path}[${i}].securityContext.privileged`;
-          throw new PodRejectedError('UnsupportedField', `${field}: privileged containers are not supported by the mock backend (nor by ACI)`, field);
+          throw new PodRejectedError(
+            'UnsupportedField',
+            `${field}: privileged containers are not supported by the mock backend (nor by ACI)`,
+            field,
+          );
         }
       });
     }
@@ -330,11 +360,14 @@ export class MockProvider implements Provider {
 
   private setTimer(mp: MockPod, at: number): void {
     this.clearTimer(mp.ref.uid);
-    const t = setTimeout(() => {
-      this.timers.delete(mp.ref.uid);
-      if (this.store.state.pods[mp.ref.uid] !== mp) return;
-      this.advance(mp);
-    }, Math.max(0, at - Date.now()));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(mp.ref.uid);
+        if (this.store.state.pods[mp.ref.uid] !== mp) return;
+        this.advance(mp);
+      },
+      Math.max(0, at - Date.now()),
+    );
     this.timers.set(mp.ref.uid, t);
   }
 
@@ -376,7 +409,8 @@ export class MockProvider implements Provider {
       for (const c of mp.containers) {
         const cs = statuses.find((s) => s.name === c.name);
         const started = mp.runStartedAt[c.name];
-        if (!cs?.state?.running || c.exitCode === undefined || started === undefined || started + c.runMs > now) continue;
+        if (!cs?.state?.running || c.exitCode === undefined || started === undefined || started + c.runMs > now)
+          continue;
         const terminated = {
           exitCode: c.exitCode,
           reason: c.exitCode === 0 ? 'Completed' : 'Error',
@@ -413,17 +447,15 @@ export class MockProvider implements Provider {
   private pendingStatus(mp: MockPod): ProviderPodStatus {
     return {
       phase: 'Pending',
-      containerStatuses: mp.containers.map(
-        (c): V1ContainerStatus => ({
-          name: c.name,
-          image: c.image,
-          imageID: '',
-          ready: false,
-          started: false,
-          restartCount: 0,
-          state: { waiting: { reason: 'ContainerCreating' } },
-        }),
-      ),
+      containerStatuses: mp.containers.map((c): V1ContainerStatus => ({
+        name: c.name,
+        image: c.image,
+        imageID: '',
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ContainerCreating' } },
+      })),
     };
   }
 
@@ -433,18 +465,16 @@ export class MockProvider implements Provider {
       podIP: mp.podIP,
       podIPs: [{ ip: mp.podIP }],
       startTime: now,
-      containerStatuses: mp.containers.map(
-        (c): V1ContainerStatus => ({
-          name: c.name,
-          image: c.image,
-          imageID: `mock-image://${c.image}`,
-          containerID: `mock://${mp.ref.uid}/${c.name}/0`,
-          ready: true,
-          started: true,
-          restartCount: 0,
-          state: { running: { startedAt: now } },
-        }),
-      ),
+      containerStatuses: mp.containers.map((c): V1ContainerStatus => ({
+        name: c.name,
+        image: c.image,
+        imageID: `mock-image://${c.image}`,
+        containerID: `mock://${mp.ref.uid}/${c.name}/0`,
+        ready: true,
+        started: true,
+        restartCount: 0,
+        state: { running: { startedAt: now } },
+      })),
     };
   }
 }

@@ -54,27 +54,50 @@ function containerOf(pod: MockPod | undefined, container: string) {
   return { pod, spec, status };
 }
 
-function runLines(pod: MockPod, container: string, image: string, startedAt: Date, exit?: { code: number; at: Date }): LogLine[] {
+function runLines(
+  pod: MockPod,
+  container: string,
+  image: string,
+  startedAt: Date,
+  exit?: { code: number; at: Date },
+): LogLine[] {
   const lines: LogLine[] = [{ at: startedAt, text: `started ${image}` }];
-  for (const v of pod.env[container] ?? []) lines.push({ at: startedAt, text: `env ${v.name}=${v.value ?? '(secret)'}` });
+  for (const v of pod.env[container] ?? [])
+    lines.push({ at: startedAt, text: `env ${v.name}=${v.value ?? '(secret)'}` });
   if (exit) lines.push({ at: exit.at, text: `exited with code ${exit.code}` });
   return lines;
 }
 
 /** The log lines of the current run (or the previous one); undefined while the container never started. */
-function currentLines(snapshot: PodSnapshot, container: string, previous: boolean): { lines: LogLine[]; running: boolean; restarts: number } {
+function currentLines(
+  snapshot: PodSnapshot,
+  container: string,
+  previous: boolean,
+): { lines: LogLine[]; running: boolean; restarts: number } {
   const { pod, spec, status } = containerOf(snapshot(), container);
   if (previous) {
     const last = status?.lastState?.terminated;
     if (!last) throw new MockStreamError(`previous terminated container ${JSON.stringify(container)} not found`);
-    const lines = runLines(pod, container, spec.image, toDate(last.startedAt), { code: last.exitCode, at: toDate(last.finishedAt) });
+    const lines = runLines(pod, container, spec.image, toDate(last.startedAt), {
+      code: last.exitCode,
+      at: toDate(last.finishedAt),
+    });
     return { lines, running: false, restarts: status.restartCount };
   }
   const state = status?.state;
-  if (state?.running) return { lines: runLines(pod, container, spec.image, toDate(state.running.startedAt)), running: true, restarts: status?.restartCount ?? 0 };
+  if (state?.running)
+    return {
+      lines: runLines(pod, container, spec.image, toDate(state.running.startedAt)),
+      running: true,
+      restarts: status?.restartCount ?? 0,
+    };
   if (state?.terminated) {
     const t = state.terminated;
-    return { lines: runLines(pod, container, spec.image, toDate(t.startedAt), { code: t.exitCode, at: toDate(t.finishedAt) }), running: false, restarts: status?.restartCount ?? 0 };
+    return {
+      lines: runLines(pod, container, spec.image, toDate(t.startedAt), { code: t.exitCode, at: toDate(t.finishedAt) }),
+      running: false,
+      restarts: status?.restartCount ?? 0,
+    };
   }
   throw new MockStreamError(`container ${JSON.stringify(container)} has not started yet`);
 }
@@ -112,7 +135,8 @@ export function mockLogs(snapshot: PodSnapshot, container: string, opts: LogOpti
     // The run ended (or restarted): its exit line is the previous run's last line.
     const ended = now.restarts === first.restarts ? now : currentLines(snapshot, container, true);
     const exitLine = ended.lines[ended.lines.length - 1];
-    if (exitLine && exitLine.text.startsWith('exited')) out.write(opts.timestamps ? `${exitLine.at.toISOString()} ${exitLine.text}\n` : `${exitLine.text}\n`);
+    if (exitLine && exitLine.text.startsWith('exited'))
+      out.write(opts.timestamps ? `${exitLine.at.toISOString()} ${exitLine.text}\n` : `${exitLine.text}\n`);
     out.end();
   }, 250);
   out.on('close', () => clearInterval(timer));
@@ -181,7 +205,12 @@ async function run(pod: MockPod, container: string, argv: string[], s: ExecStrea
     case 'sh':
     case '/bin/sh':
       if (args[0] === '-c' && args[1] !== undefined) {
-        return run(pod, container, args[1].split(/\s+/).filter((a) => a !== ''), s);
+        return run(
+          pod,
+          container,
+          args[1].split(/\s+/).filter((a) => a !== ''),
+          s,
+        );
       }
       await writeText(s.stderr ?? s.stdout, 'sh: the mock shell only runs "sh -c LINE"\n');
       return 2;
@@ -215,7 +244,12 @@ function runningPod(snapshot: PodSnapshot, container: string): MockPod {
   return pod;
 }
 
-export async function mockExec(snapshot: PodSnapshot, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
+export async function mockExec(
+  snapshot: PodSnapshot,
+  container: string,
+  command: string[],
+  streams: ExecStreams,
+): Promise<ExecResult> {
   const pod = runningPod(snapshot, container);
   const exitCode = await run(pod, container, command, streams);
   return { exitCode };

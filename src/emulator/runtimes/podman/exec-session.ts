@@ -67,7 +67,11 @@ export function sessionFromChild(child: ChildProcess, opts: { tty: boolean }): E
       if (!opts.tty || child.pid === undefined || !(cols > 0 && rows > 0)) return;
       const pty = ptyOf(child.pid);
       if (!pty) return;
-      execFile('stty', ['-F', pty, 'cols', String(Math.floor(cols)), 'rows', String(Math.floor(rows))], () => undefined);
+      execFile(
+        'stty',
+        ['-F', pty, 'cols', String(Math.floor(cols)), 'rows', String(Math.floor(rows))],
+        () => undefined,
+      );
     },
     exited,
     kill(): void {

@@ -17,7 +17,10 @@ const optionsSchema = z.strictObject({
   ipLeaseDir: z.string().optional(),
   podmanBinary: z.string().optional(),
   storageDriver: z.enum(['overlay', 'vfs']).optional(),
-  instanceId: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+  instanceId: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .optional(),
   restartBackoff: z.strictObject({ initialMs: z.number().positive(), maxMs: z.number().positive() }).optional(),
   refreshIntervalMs: z.number().min(100).optional(),
   pullTimeoutMs: z.number().positive().optional(),
@@ -35,10 +38,14 @@ export class PodmanOptionsError extends Error {
  * Without a stateDir, podman state goes to one machine-wide folder: safe to share,
  * since each runtime labels what it starts and removes only that.
  */
-export function createPodmanRuntime(opts: Partial<PodmanRuntimeOptions> = {}): ContainerGroupRuntime & { readonly instanceId: string } {
+export function createPodmanRuntime(
+  opts: Partial<PodmanRuntimeOptions> = {},
+): ContainerGroupRuntime & { readonly instanceId: string } {
   const parsed = optionsSchema.safeParse(opts);
   if (!parsed.success) {
-    throw new PodmanOptionsError(`invalid podman runtime options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new PodmanOptionsError(
+      `invalid podman runtime options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   return new PodmanRuntime({ ...parsed.data, stateDir: parsed.data.stateDir ?? join(tmpdir(), 'aci-emulator-podman') });
 }

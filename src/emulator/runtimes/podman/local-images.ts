@@ -6,7 +6,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { PodmanCli } from './podman-cli.js';
@@ -50,8 +59,12 @@ function busyboxTarball(hash: string, applets: string[]): string {
       mkdirSync(dirname(path), { recursive: true });
       symlinkSync(relative(dirname(path), join(root, 'bin', 'busybox')), path);
     }
-    for (const dir of ['tmp', 'etc', 'root', 'www', 'proc', 'sys', 'dev']) mkdirSync(join(root, dir), { recursive: true });
-    writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+    for (const dir of ['tmp', 'etc', 'root', 'www', 'proc', 'sys', 'dev'])
+      mkdirSync(join(root, dir), { recursive: true });
+    writeFileSync(
+      join(root, 'etc', 'passwd'),
+      'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
+    );
     writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
     execFileSync('chmod', ['1777', join(root, 'tmp')]);
     const partial = join(work, 'rootfs.tar');
@@ -65,7 +78,8 @@ function busyboxTarball(hash: string, applets: string[]): string {
 
 /** Ensures the busybox test image is in the podman store behind `cli`; returns its name. */
 export async function busyboxImage(cli: PodmanCli): Promise<string> {
-  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: install Debian's busybox-static (scripts/lib.sh does)`);
+  if (!existsSync(BUSYBOX))
+    throw new Error(`${BUSYBOX} is missing: install Debian's busybox-static (scripts/lib.sh does)`);
   const applets = busyboxApplets();
   const hash = contentHash(applets);
   const image = `localhost/aci-local/busybox:${hash}`;

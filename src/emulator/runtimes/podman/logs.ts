@@ -39,7 +39,11 @@ function stripTimestamp(line: string): string {
   return space > 0 && timestampKey(line.slice(0, space)) !== undefined ? line.slice(space + 1) : line;
 }
 
-export async function containerLogs(cli: PodmanCli, container: string, opts: { tail?: number; timestamps?: boolean }): Promise<string> {
+export async function containerLogs(
+  cli: PodmanCli,
+  container: string,
+  opts: { tail?: number; timestamps?: boolean },
+): Promise<string> {
   const args = ['logs', '--timestamps'];
   if (opts.tail !== undefined) args.push('--tail', String(Math.max(0, Math.floor(opts.tail))));
   args.push(container);

@@ -42,13 +42,20 @@ export class PodmanCli {
   globalArgs(): string[] {
     const c = this.config;
     return [
-      '--root', c.root,
-      '--runroot', c.runroot,
-      '--tmpdir', c.tmpdir,
-      '--storage-driver', c.storageDriver,
-      '--cgroup-manager', 'cgroupfs',
-      '--events-backend', 'file',
-      '--runtime', 'runc',
+      '--root',
+      c.root,
+      '--runroot',
+      c.runroot,
+      '--tmpdir',
+      c.tmpdir,
+      '--storage-driver',
+      c.storageDriver,
+      '--cgroup-manager',
+      'cgroupfs',
+      '--events-backend',
+      'file',
+      '--runtime',
+      'runc',
     ];
   }
 
@@ -74,9 +81,15 @@ export class PodmanCli {
    * A podman that hangs (a stuck lock, say) is killed after `timeoutMs`, default
    * two minutes; 0 waits forever (for `podman wait`).
    */
-  exec(args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<PodmanResult> {
+  exec(
+    args: string[],
+    opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {},
+  ): Promise<PodmanResult> {
     return new Promise((resolve, reject) => {
-      const child = this.spawn(args, { env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      const child = this.spawn(args, {
+        env: opts.env,
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let timer: NodeJS.Timeout | undefined;
@@ -104,7 +117,10 @@ export class PodmanCli {
   }
 
   /** Runs podman and throws PodmanError on a non-zero exit. */
-  async run(args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
+  async run(
+    args: string[],
+    opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {},
+  ): Promise<string> {
     const r = await this.exec(args, opts);
     if (r.code !== 0) throw new PodmanError(args, r.code, r.stderr);
     return r.stdout;

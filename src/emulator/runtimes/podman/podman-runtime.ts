@@ -34,7 +34,15 @@ import type { PodmanCli } from './podman-cli.js';
 import { busyboxImage } from './local-images.js';
 import { diagnose, PodmanPreflightError, preflightPodman } from './preflight.js';
 import { createContainer, createPod, pullImages, removePod, type ProvisionContext } from './provisioning.js';
-import { LABEL_GROUP, LABEL_INSTANCE, LABEL_OWNER, ProvisionCanceled, sanitize, type ContainerRecord, type GroupRecord } from './records.js';
+import {
+  LABEL_GROUP,
+  LABEL_INSTANCE,
+  LABEL_OWNER,
+  ProvisionCanceled,
+  sanitize,
+  type ContainerRecord,
+  type GroupRecord,
+} from './records.js';
 import { preparePodman, type PodmanLayout } from './setup.js';
 import { PodmanStateCache } from './state-cache.js';
 import { Supervisor } from './supervision.js';
@@ -109,7 +117,14 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     this.cli = setup.cli;
     this.layout = setup.layout;
     this.pool = new LoopbackIpPool(opts.ipPool ?? '127.20.0.0/16', opts.ipLeaseDir);
-    this.provisioning = { cli: this.cli, pool: this.pool, instanceId: this.instanceId, owner: this.owner, pullTimeoutMs: opts.pullTimeoutMs ?? 600_000, tmpDir: this.layout.tmpdir };
+    this.provisioning = {
+      cli: this.cli,
+      pool: this.pool,
+      instanceId: this.instanceId,
+      owner: this.owner,
+      pullTimeoutMs: opts.pullTimeoutMs ?? 600_000,
+      tmpDir: this.layout.tmpdir,
+    };
     this.cache = new PodmanStateCache({
       cli: this.cli,
       instanceId: this.instanceId,
@@ -128,7 +143,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       },
       onContainerEvent: (name, ev) => {
         const hit = this.byCtrName.get(name);
-        if (hit && hit.record.ctrId === ev.ID && ev.Status) this.sup.onContainerEvent(hit.group, hit.record, ev.Status, ev.Time, ev.ContainerExitCode);
+        if (hit && hit.record.ctrId === ev.ID && ev.Status)
+          this.sup.onContainerEvent(hit.group, hit.record, ev.Status, ev.Time, ev.ContainerExitCode);
       },
     });
     this.sup = new Supervisor(
@@ -151,7 +167,10 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   async create(spec: RuntimeGroupSpec, onChange: () => void): Promise<void> {
     this.assertOpen();
     if (spec.osType !== 'Linux') {
-      throw new RuntimeProvisionError('OsTypeNotSupported', `container group '${spec.name}': the podman runtime runs Linux containers only`);
+      throw new RuntimeProvisionError(
+        'OsTypeNotSupported',
+        `container group '${spec.name}': the podman runtime runs Linux containers only`,
+      );
     }
     await this.ready;
     const existing = this.groups.get(spec.id);
@@ -159,7 +178,10 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     // Unique per creation: a group deleted and created again at once must not share
     // a pod name with the old pod that is still being removed.
     this.creations += 1;
-    const key = createHash('sha256').update(`${this.instanceId}\n${spec.id}\n${this.creations}`).digest('hex').slice(0, 12);
+    const key = createHash('sha256')
+      .update(`${this.instanceId}\n${spec.id}\n${this.creations}`)
+      .digest('hex')
+      .slice(0, 12);
     const rec: GroupRecord = {
       spec,
       onChange,
@@ -211,7 +233,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       await this.cache.refresh();
       rec.phase = 'stopped';
       for (const c of [...rec.init, ...rec.app]) {
-        if (c.current.state === 'Running') c.events.add('Killing', 'Normal', `Killing container with id ${c.ctrId?.slice(0, 12) ?? c.ctrName}.`);
+        if (c.current.state === 'Running')
+          c.events.add('Killing', 'Normal', `Killing container with id ${c.ctrId?.slice(0, 12) ?? c.ctrName}.`);
       }
       await this.cli.run(['pod', 'stop', '--ignore', '-t', String(this.opts.stopTimeoutSeconds ?? 10), rec.podName]);
       for (const c of [...rec.init, ...rec.app]) c.ready = c.spec.readinessProbe ? false : undefined;
@@ -252,8 +275,13 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     if (!rec) return {};
     const running = [...rec.init, ...rec.app].filter((c) => c.ctrId && c.current.state === 'Running');
     this.podmanStats ??= new PodmanStats(this.cli);
-    const started = new Map(running.flatMap((c) => (c.current.startTime ? [[c.ctrName, c.current.startTime] as const] : [])));
-    const figures = await this.podmanStats.read(running.map((c) => c.ctrName), started);
+    const started = new Map(
+      running.flatMap((c) => (c.current.startTime ? [[c.ctrName, c.current.startTime] as const] : [])),
+    );
+    const figures = await this.podmanStats.read(
+      running.map((c) => c.ctrName),
+      started,
+    );
     const out: Record<string, ContainerUsageSample> = {};
     for (const c of running) {
       const f = figures.get(c.ctrName);
@@ -268,7 +296,12 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     return containerLogs(this.cli, record.ctrName, opts);
   }
 
-  async exec(id: string, container: string, command: string[], terminal: { cols: number; rows: number }): Promise<ExecSession> {
+  async exec(
+    id: string,
+    container: string,
+    command: string[],
+    terminal: { cols: number; rows: number },
+  ): Promise<ExecSession> {
     const { record } = this.containerOf(id, container);
     if (command.length === 0) throw new Error('exec needs a command');
     const tty = terminal.cols > 0 && terminal.rows > 0;
@@ -276,7 +309,16 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       return sessionFromChild(this.cli.spawn(['exec', '-i', record.ctrName, ...command]), { tty: false });
     }
     // podman needs a terminal on its own stdin to give the container one: see exec-session.ts.
-    const podmanArgs = [this.cli.config.binary, ...this.cli.globalArgs(), 'exec', '-it', '-e', 'TERM=xterm', record.ctrName, ...command];
+    const podmanArgs = [
+      this.cli.config.binary,
+      ...this.cli.globalArgs(),
+      'exec',
+      '-it',
+      '-e',
+      'TERM=xterm',
+      record.ctrName,
+      ...command,
+    ];
     const script = `stty cols ${Math.floor(terminal.cols)} rows ${Math.floor(terminal.rows)} 2>/dev/null; exec ${podmanArgs.map(shellQuote).join(' ')}`;
     const child = spawn('script', ['-q', '-f', '-e', '-c', script, '/dev/null'], {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -305,10 +347,22 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       await Promise.all(batches.map((b) => this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...b])));
       // Anything else carrying our label (a pod whose create half failed, say).
       const stray = await this.cli.exec(['ps', '-a', '-q', '--filter', `label=${LABEL_INSTANCE}=${this.instanceId}`]);
-      const ids = stray.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      const ids = stray.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (ids.length) await this.cli.exec(['rm', '--force', '--ignore', '-t', '0', ...ids]);
-      const strayPods = await this.cli.exec(['pod', 'ps', '-q', '--filter', `label=${LABEL_INSTANCE}=${this.instanceId}`]);
-      const podIds = strayPods.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      const strayPods = await this.cli.exec([
+        'pod',
+        'ps',
+        '-q',
+        '--filter',
+        `label=${LABEL_INSTANCE}=${this.instanceId}`,
+      ]);
+      const podIds = strayPods.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (podIds.length) await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...podIds]);
       for (const rec of this.groups.values()) rmSync(rec.dir, { recursive: true, force: true });
       this.pool.releaseAll();
@@ -331,7 +385,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
         await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...dead.map((p) => p.Id)]);
         for (const p of dead) {
           const key = p.Labels?.[LABEL_GROUP];
-          if (key && /^[0-9a-f]{12}$/.test(key)) rmSync(join(this.layout.groupsDir, key), { recursive: true, force: true });
+          if (key && /^[0-9a-f]{12}$/.test(key))
+            rmSync(join(this.layout.groupsDir, key), { recursive: true, force: true });
         }
       }
     } catch (e) {
@@ -398,7 +453,10 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       }
       rec.events.add('Failed', 'Warning', message);
       this.notify(rec, true);
-      throw new RuntimeProvisionError('ContainerGroupDeploymentFailed', `container group '${rec.spec.name}' could not be deployed: ${message}`);
+      throw new RuntimeProvisionError(
+        'ContainerGroupDeploymentFailed',
+        `container group '${rec.spec.name}' could not be deployed: ${message}`,
+      );
     }
   }
 

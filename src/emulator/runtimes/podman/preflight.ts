@@ -25,24 +25,39 @@ export class PodmanPreflightError extends Error {
 
 /** Known causes, by what podman prints: the first that matches names the fix. */
 const DIAGNOSES: { match: RegExp; fix: string }[] = [
-  { match: /catatonit|pause binary/i, fix: 'apt-get install catatonit (podman builds its pause image with it; podman only recommends the package)' },
-  { match: /slirp4netns/i, fix: 'apt-get install slirp4netns (the pods\' network; podman only recommends it)' },
+  {
+    match: /catatonit|pause binary/i,
+    fix: 'apt-get install catatonit (podman builds its pause image with it; podman only recommends the package)',
+  },
+  { match: /slirp4netns/i, fix: "apt-get install slirp4netns (the pods' network; podman only recommends it)" },
   { match: /newuidmap|newgidmap/i, fix: 'apt-get install uidmap' },
   { match: /conmon/i, fix: 'apt-get install conmon' },
   { match: /netavark|aardvark/i, fix: 'apt-get install netavark' },
-  { match: /runc|OCI runtime.*(not found|no such file)/i, fix: 'apt-get install runc (crun fails on hybrid cgroups; the emulator uses runc)' },
+  {
+    match: /runc|OCI runtime.*(not found|no such file)/i,
+    fix: 'apt-get install runc (crun fails on hybrid cgroups; the emulator uses runc)',
+  },
   { match: /podman is not installed/i, fix: 'apt-get install podman' },
   { match: /busybox/i, fix: 'apt-get install busybox-static' },
-  { match: /rlimit|ulimit/i, fix: 'lower default_ulimits in the emulator\'s containers.conf to the machine\'s hard limits' },
+  {
+    match: /rlimit|ulimit/i,
+    fix: "lower default_ulimits in the emulator's containers.conf to the machine's hard limits",
+  },
 ];
 
 export function diagnose(text: string): string {
-  return DIAGNOSES.find((d) => d.match.test(text))?.fix ?? "see podman's message; run `scripts/test` once to install every package the project names";
+  return (
+    DIAGNOSES.find((d) => d.match.test(text))?.fix ??
+    "see podman's message; run `scripts/test` once to install every package the project names"
+  );
 }
 
 /** The last meaningful line of podman's stderr, without its "Error: " prefix. */
 function lastLine(stderr: string, fallback: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return (lines[lines.length - 1] ?? fallback).replace(/^Error:\s*/, '');
 }
 
@@ -79,11 +94,34 @@ export async function preflightPodman(cli: PodmanCli, opts: PreflightOptions): P
   };
   try {
     await step('podman', ['version', '--format', '{{.Client.Version}}']);
-    await step('pod create', ['pod', 'create', '--name', pod, '--label', opts.label, '--network', 'slirp4netns:port_handler=slirp4netns']);
+    await step('pod create', [
+      'pod',
+      'create',
+      '--name',
+      pod,
+      '--label',
+      opts.label,
+      '--network',
+      'slirp4netns:port_handler=slirp4netns',
+    ]);
     await step('pod start', ['pod', 'start', pod]);
-    const out = await step('run the local image', ['run', '--rm', '--pod', pod, '--label', opts.label, opts.image, 'echo', 'preflight-ok']);
+    const out = await step('run the local image', [
+      'run',
+      '--rm',
+      '--pod',
+      pod,
+      '--label',
+      opts.label,
+      opts.image,
+      'echo',
+      'preflight-ok',
+    ]);
     if (!out.includes('preflight-ok')) {
-      throw new PodmanPreflightError('run the local image', `the container printed ${JSON.stringify(out.trim().slice(0, 200))}, not preflight-ok`, diagnose(out));
+      throw new PodmanPreflightError(
+        'run the local image',
+        `the container printed ${JSON.stringify(out.trim().slice(0, 200))}, not preflight-ok`,
+        diagnose(out),
+      );
     }
   } finally {
     await cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', pod], { timeoutMs }).catch(() => undefined);

@@ -21,7 +21,9 @@ export async function probeOnce(probe: RuntimeProbe, target: ProbeTarget): Promi
   if (probe.exec) {
     // The probe's timeout is the command's; podman exec's own start-up (a few hundred
     // ms, more on a loaded machine) must not count against it.
-    const r = await target.cli.exec(['exec', target.container, ...probe.exec.command], { timeoutMs: timeoutMs + PODMAN_EXEC_OVERHEAD_MS });
+    const r = await target.cli.exec(['exec', target.container, ...probe.exec.command], {
+      timeoutMs: timeoutMs + PODMAN_EXEC_OVERHEAD_MS,
+    });
     return r.code === 0;
   }
   if (probe.httpGet) {
@@ -31,7 +33,14 @@ export async function probeOnce(probe: RuntimeProbe, target: ProbeTarget): Promi
     for (const h of probe.httpGet.httpHeaders ?? []) headers[h.name] = h.value;
     return new Promise<boolean>((resolve) => {
       const req = request(
-        { host: where.host, port: where.port, path: probe.httpGet?.path ?? '/', method: 'GET', headers, timeout: timeoutMs },
+        {
+          host: where.host,
+          port: where.port,
+          path: probe.httpGet?.path ?? '/',
+          method: 'GET',
+          headers,
+          timeout: timeoutMs,
+        },
         (res) => {
           res.resume();
           const status = res.statusCode ?? 0;

@@ -11,7 +11,16 @@ import { ensureImage } from './pull.js';
 import { securityFlags } from './security.js';
 import { nestedMountPoints } from './volumes.js';
 import { PodmanError, type PodmanCli } from './podman-cli.js';
-import { LABEL_CONTAINER, LABEL_GROUP, LABEL_INSTANCE, LABEL_KIND, LABEL_OWNER, sanitize, type ContainerRecord, type GroupRecord } from './records.js';
+import {
+  LABEL_CONTAINER,
+  LABEL_GROUP,
+  LABEL_INSTANCE,
+  LABEL_KIND,
+  LABEL_OWNER,
+  sanitize,
+  type ContainerRecord,
+  type GroupRecord,
+} from './records.js';
 
 /** What provisioning needs of the runtime. */
 export interface ProvisionContext {
@@ -32,7 +41,11 @@ export async function pullImages(ctx: ProvisionContext, rec: GroupRecord): Promi
   const pulled = new Map<string, Promise<string | undefined>>();
   for (const c of all) {
     c.events.add('Pulling', 'Normal', `pulling image "${c.spec.image}"`);
-    if (!pulled.has(c.spec.image)) pulled.set(c.spec.image, pullImage(ctx, c.spec.image, rec.spec.registryCredentials).catch((e: unknown) => errorMessage(e)));
+    if (!pulled.has(c.spec.image))
+      pulled.set(
+        c.spec.image,
+        pullImage(ctx, c.spec.image, rec.spec.registryCredentials).catch((e: unknown) => errorMessage(e)),
+      );
   }
   for (const c of all) {
     const image = c.spec.image;
@@ -50,7 +63,11 @@ export async function pullImages(ctx: ProvisionContext, rec: GroupRecord): Promi
 }
 
 /** Resolves undefined when the image is present (pulled if need be), else the reason (pull.ts). */
-function pullImage(ctx: ProvisionContext, image: string, credentials: GroupRecord['spec']['registryCredentials']): Promise<string | undefined> {
+function pullImage(
+  ctx: ProvisionContext,
+  image: string,
+  credentials: GroupRecord['spec']['registryCredentials'],
+): Promise<string | undefined> {
   return ensureImage(ctx.cli, image, { timeoutMs: ctx.pullTimeoutMs, credentials, tmpDir: ctx.tmpDir });
 }
 
@@ -69,15 +86,22 @@ export async function createPod(ctx: ProvisionContext, rec: GroupRecord): Promis
     const ip = rec.ip ?? (rec.spec.ipAddress ? ctx.pool.allocate(unusable) : undefined);
     rec.ip = ip;
     const args = [
-      'pod', 'create',
-      '--name', rec.podName,
-      '--label', `${LABEL_INSTANCE}=${ctx.instanceId}`,
-      '--label', `${LABEL_GROUP}=${rec.key}`,
-      '--label', `${LABEL_OWNER}=${ctx.owner}`,
-      '--hostname', sanitize(rec.spec.name),
+      'pod',
+      'create',
+      '--name',
+      rec.podName,
+      '--label',
+      `${LABEL_INSTANCE}=${ctx.instanceId}`,
+      '--label',
+      `${LABEL_GROUP}=${rec.key}`,
+      '--label',
+      `${LABEL_OWNER}=${ctx.owner}`,
+      '--hostname',
+      sanitize(rec.spec.name),
       // A private user-mode network per group: no shared bridge or iptables state
       // that two emulators (or other podman users) could collide on.
-      '--network', 'slirp4netns:port_handler=slirp4netns',
+      '--network',
+      'slirp4netns:port_handler=slirp4netns',
     ];
     if (ip) for (const p of groupPorts) args.push('--publish', `${ip}:${p.port}:${p.port}/${p.protocol.toLowerCase()}`);
     for (const p of probePorts) args.push('--publish', `127.0.0.1::${p}/tcp`);
@@ -106,19 +130,31 @@ export async function createPod(ctx: ProvisionContext, rec: GroupRecord): Promis
   }
 }
 
-export async function createContainer(ctx: ProvisionContext, rec: GroupRecord, c: ContainerRecord, volumes: Map<string, { hostPath: string; readOnly: boolean }>): Promise<void> {
+export async function createContainer(
+  ctx: ProvisionContext,
+  rec: GroupRecord,
+  c: ContainerRecord,
+  volumes: Map<string, { hostPath: string; readOnly: boolean }>,
+): Promise<void> {
   const s = c.spec;
   const cpus = s.limits?.cpu ?? s.cpu;
   const memGb = s.limits?.memoryInGB ?? s.memoryInGB;
   const args = [
     'create',
-    '--pod', rec.podName,
-    '--name', c.ctrName,
-    '--label', `${LABEL_INSTANCE}=${ctx.instanceId}`,
-    '--label', `${LABEL_GROUP}=${rec.key}`,
-    '--label', `${LABEL_CONTAINER}=${s.name}`,
-    '--label', `${LABEL_KIND}=${c.kind}`,
-    '--restart', 'no',
+    '--pod',
+    rec.podName,
+    '--name',
+    c.ctrName,
+    '--label',
+    `${LABEL_INSTANCE}=${ctx.instanceId}`,
+    '--label',
+    `${LABEL_GROUP}=${rec.key}`,
+    '--label',
+    `${LABEL_CONTAINER}=${s.name}`,
+    '--label',
+    `${LABEL_KIND}=${c.kind}`,
+    '--restart',
+    'no',
   ];
   if (cpus > 0) args.push('--cpus', String(cpus));
   if (memGb > 0) args.push('--memory', `${Math.max(6, Math.round(memGb * 1024))}m`);
@@ -128,7 +164,8 @@ export async function createContainer(ctx: ProvisionContext, rec: GroupRecord, c
   nestedMountPoints(s.volumeMounts, volumes);
   for (const m of s.volumeMounts) {
     const v = volumes.get(m.name);
-    if (!v) throw new RuntimeProvisionError('InvalidVolumeMount', `container '${s.name}' mounts unknown volume '${m.name}'`);
+    if (!v)
+      throw new RuntimeProvisionError('InvalidVolumeMount', `container '${s.name}' mounts unknown volume '${m.name}'`);
     args.push('--volume', `${v.hostPath}:${m.mountPath}:${m.readOnly || v.readOnly ? 'ro' : 'rw'}`);
   }
   // Env values (secure ones included) go through a private file or podman's own

@@ -40,7 +40,15 @@ export function registryOf(image: string): string {
 function credentialFor(image: string, credentials: readonly PullCredential[]): PullCredential | undefined {
   const alias = (h: string) => (h === 'index.docker.io' || h === 'registry-1.docker.io' ? 'docker.io' : h);
   const registry = alias(registryOf(image));
-  return credentials.find((c) => alias(c.server.toLowerCase().replace(/^https?:\/\//, '').replace(/\/.*$/, '')) === registry);
+  return credentials.find(
+    (c) =>
+      alias(
+        c.server
+          .toLowerCase()
+          .replace(/^https?:\/\//, '')
+          .replace(/\/.*$/, ''),
+      ) === registry,
+  );
 }
 
 /** Resolves undefined when the image is in the store (pulled if need be), else the reason podman gave. */

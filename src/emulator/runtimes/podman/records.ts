@@ -95,7 +95,13 @@ export function unixToDate(seconds: number | undefined): Date | undefined {
 }
 
 export function sanitize(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'group';
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'group'
+  );
 }
 
 export function startFailureExitCode(message: string): number {
@@ -103,7 +109,6 @@ export function startFailureExitCode(message: string): number {
   if (/permission denied/i.test(message)) return 126;
   return 128;
 }
-
 
 export function shouldRestart(policy: RuntimeGroupSpec['restartPolicy'], exitCode: number): boolean {
   return policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0);

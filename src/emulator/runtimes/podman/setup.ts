@@ -75,11 +75,16 @@ export function machineUlimits(): ContainerUlimits {
 }
 
 /** The containers.conf the emulator ships; values are TOML strings and numbers only. */
-export function renderContainersConf(limits: ContainerUlimits, eventsLog: string, networkConfigDir: string, helperBinariesDir?: string[]): string {
+export function renderContainersConf(
+  limits: ContainerUlimits,
+  eventsLog: string,
+  networkConfigDir: string,
+  helperBinariesDir?: string[],
+): string {
   return [
     '# Written by the ACI emulator at start; podman reads it through CONTAINERS_CONF.',
     '[containers]',
-    '# podman\'s built-in defaults (nofile 1048576) exceed what runc may set here.',
+    "# podman's built-in defaults (nofile 1048576) exceed what runc may set here.",
     `default_ulimits = ["nofile=${limits.nofile}:${limits.nofile}", "nproc=${limits.nproc}:${limits.nproc}"]`,
     '# k8s-file keeps stdout and stderr apart with nanosecond timestamps, for ACI logs.',
     'log_driver = "k8s-file"',
@@ -90,7 +95,9 @@ export function renderContainersConf(limits: ContainerUlimits, eventsLog: string
     'cgroup_manager = "cgroupfs"',
     'events_logger = "file"',
     `events_logfile_path = ${JSON.stringify(eventsLog)}`,
-    ...(helperBinariesDir ? [`helper_binaries_dir = [${helperBinariesDir.map((d) => JSON.stringify(d)).join(', ')}]`] : []),
+    ...(helperBinariesDir
+      ? [`helper_binaries_dir = [${helperBinariesDir.map((d) => JSON.stringify(d)).join(', ')}]`]
+      : []),
     '',
     '[network]',
     '# Pods use slirp4netns and create no networks; should one appear, it stays in our folder.',
@@ -137,13 +144,30 @@ export interface PodmanSetup {
   ulimits: ContainerUlimits;
 }
 
-export function preparePodman(opts: { stateDir: string; binary?: string; storageDriver?: string; helperBinariesDir?: string[] }): PodmanSetup {
+export function preparePodman(opts: {
+  stateDir: string;
+  binary?: string;
+  storageDriver?: string;
+  helperBinariesDir?: string[];
+}): PodmanSetup {
   const layout = podmanLayout(opts.stateDir);
-  for (const dir of [layout.stateDir, layout.root, layout.runroot, layout.tmpdir, layout.groupsDir, layout.fileSharesDir, join(layout.stateDir, 'events'), join(layout.stateDir, 'networks')]) {
+  for (const dir of [
+    layout.stateDir,
+    layout.root,
+    layout.runroot,
+    layout.tmpdir,
+    layout.groupsDir,
+    layout.fileSharesDir,
+    join(layout.stateDir, 'events'),
+    join(layout.stateDir, 'networks'),
+  ]) {
     mkdirSync(dir, { recursive: true });
   }
   const ulimits = machineUlimits();
-  writeAtomically(layout.containersConf, renderContainersConf(ulimits, layout.eventsLog, join(layout.stateDir, 'networks'), opts.helperBinariesDir));
+  writeAtomically(
+    layout.containersConf,
+    renderContainersConf(ulimits, layout.eventsLog, join(layout.stateDir, 'networks'), opts.helperBinariesDir),
+  );
   let registriesConf: string | undefined;
   if (needsOwnRegistriesConf()) {
     writeAtomically(layout.registriesConf, renderRegistriesConf());

@@ -78,7 +78,14 @@ export class PodmanStateCache {
 
   private async refreshNow(): Promise<void> {
     if (!this.h.hasGroups() || this.closed) return;
-    const out = await this.h.cli.run(['ps', '-a', '--format', 'json', '--filter', `label=${LABEL_INSTANCE}=${this.h.instanceId}`]);
+    const out = await this.h.cli.run([
+      'ps',
+      '-a',
+      '--format',
+      'json',
+      '--filter',
+      `label=${LABEL_INSTANCE}=${this.h.instanceId}`,
+    ]);
     const entries = JSON.parse(out || '[]') as PsEntry[];
     const byName = new Map<string, PsEntry>();
     for (const e of entries) for (const n of e.Names ?? []) byName.set(n, e);
@@ -88,9 +95,12 @@ export class PodmanStateCache {
   private watchEvents(): void {
     if (this.closed) return;
     const since = this.lastEventTime ?? this.h.startedAt.toISOString();
-    const child = this.h.cli.spawn(['events', '--format', 'json', '--since', since, '--filter', `label=${LABEL_INSTANCE}=${this.h.instanceId}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = this.h.cli.spawn(
+      ['events', '--format', 'json', '--since', since, '--filter', `label=${LABEL_INSTANCE}=${this.h.instanceId}`],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.eventsChild = child;
     child.stderr?.resume();
     const lines = createInterface({ input: child.stdout! });

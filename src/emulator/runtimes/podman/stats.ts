@@ -16,7 +16,16 @@ interface StatsRow {
   mem_usage?: string;
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** A Go time.Duration string in milliseconds; undefined when it is not one. */
 export function parseGoDuration(text: string): number | undefined {
@@ -32,7 +41,16 @@ export function parseGoDuration(text: string): number | undefined {
   return end === t.length && end > 0 ? ms : undefined;
 }
 
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
 
 /** The used part of "12.3MB / 536.9MB" in bytes. */
 export function parseMemUsage(text: string): number | undefined {
@@ -48,7 +66,10 @@ export class PodmanStats {
   constructor(private readonly cli: PodmanCli) {}
 
   /** Figures per container name (podman's name); containers podman does not list are left out. */
-  async read(ctrNames: readonly string[], startedAt: ReadonlyMap<string, Date>): Promise<Map<string, ContainerUsageSample>> {
+  async read(
+    ctrNames: readonly string[],
+    startedAt: ReadonlyMap<string, Date>,
+  ): Promise<Map<string, ContainerUsageSample>> {
     const out = new Map<string, ContainerUsageSample>();
     if (ctrNames.length === 0) return out;
     const r = await this.cli.exec(['stats', '--no-stream', '--format', 'json', ...ctrNames], { timeoutMs: 30_000 });

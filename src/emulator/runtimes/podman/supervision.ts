@@ -8,7 +8,15 @@ import { errorMessage } from '../../../common/errors.js';
 import type { RuntimeContainerState } from '../../runtime.js';
 import type { PodmanCli } from './podman-cli.js';
 import { ProbeRunner } from './probes.js';
-import { MISSED_EVENT_MS, shouldRestart, startFailureExitCode, unixToDate, type ContainerRecord, type GroupRecord, type PsEntry } from './records.js';
+import {
+  MISSED_EVENT_MS,
+  shouldRestart,
+  startFailureExitCode,
+  unixToDate,
+  type ContainerRecord,
+  type GroupRecord,
+  type PsEntry,
+} from './records.js';
 
 /** What supervision needs of the runtime. */
 export interface SupervisorHost {
@@ -40,7 +48,13 @@ export class Supervisor {
   }
 
   /** A podman `start` or `died` event of one of our containers. */
-  onContainerEvent(group: GroupRecord, record: ContainerRecord, status: string, time: string | undefined, exitCode: number | undefined): void {
+  onContainerEvent(
+    group: GroupRecord,
+    record: ContainerRecord,
+    status: string,
+    time: string | undefined,
+    exitCode: number | undefined,
+  ): void {
     if (status === 'start') {
       record.starts += 1;
       const at = time ? new Date(time) : undefined;
@@ -66,7 +80,13 @@ export class Supervisor {
     c.events.add('Failed', 'Warning', `Error: failed to start container "${c.spec.name}": ${message}`);
     const at = new Date();
     c.startFailure = { at, exitCode: startFailureExitCode(message) };
-    c.current = { state: 'Terminated', startTime: at, finishTime: at, exitCode: c.startFailure.exitCode, detailStatus: 'Error' };
+    c.current = {
+      state: 'Terminated',
+      startTime: at,
+      finishTime: at,
+      exitCode: c.startFailure.exitCode,
+      detailStatus: 'Error',
+    };
     if (c.kind === 'app') this.exited(rec, c, c.startFailure.exitCode, at);
     this.h.requestRefresh();
     this.h.notify(rec);
@@ -147,10 +167,21 @@ export class Supervisor {
     if (ps.State === 'exited' || ps.State === 'stopped') {
       const exitCode = ps.ExitCode ?? 0;
       const finishTime = unixToDate(ps.ExitedAt);
-      c.current = { state: 'Terminated', startTime, finishTime, exitCode, detailStatus: exitCode === 0 ? 'Completed' : 'Error' };
+      c.current = {
+        state: 'Terminated',
+        startTime,
+        finishTime,
+        exitCode,
+        detailStatus: exitCode === 0 ? 'Completed' : 'Error',
+      };
       // Safety net for a died event that never came (its watcher restarted, say): an
       // exit seconds old and still unhandled is handled from ps.
-      if (finishTime && Date.now() - finishTime.getTime() > MISSED_EVENT_MS && c.lastStartAt && c.handledRunOf !== c.lastStartAt) {
+      if (
+        finishTime &&
+        Date.now() - finishTime.getTime() > MISSED_EVENT_MS &&
+        c.lastStartAt &&
+        c.handledRunOf !== c.lastStartAt
+      ) {
         this.exited(rec, c, exitCode, new Date(Math.max(finishTime.getTime(), c.lastStartAt.getTime())));
       }
       return;
@@ -228,7 +259,9 @@ export class Supervisor {
         c.events.add('Unhealthy', 'Warning', 'Liveness probe failed');
         c.events.add('Killing', 'Normal', `Killing container with id ${c.ctrName}: liveness probe failed`);
         this.h.notify(rec);
-        void this.h.cli.exec(['stop', '-t', String(this.h.opts.stopTimeoutSeconds ?? 10), c.ctrName]).then(() => this.h.requestRefresh());
+        void this.h.cli
+          .exec(['stop', '-t', String(this.h.opts.stopTimeoutSeconds ?? 10), c.ctrName])
+          .then(() => this.h.requestRefresh());
       });
       c.probes.push(p);
       p.start();

@@ -27,15 +27,28 @@ function inside(parent: string, child: string, what: string): string {
   return p;
 }
 
-async function cloneGitRepo(dir: string, repo: { repository: string; directory?: string; revision?: string }, volumeName: string): Promise<void> {
+async function cloneGitRepo(
+  dir: string,
+  repo: { repository: string; directory?: string; revision?: string },
+  volumeName: string,
+): Promise<void> {
   if (repo.repository.startsWith('-') || repo.revision?.startsWith('-')) {
-    throw new RuntimeProvisionError('InvalidVolume', `gitRepo volume '${volumeName}' has an invalid repository or revision`);
+    throw new RuntimeProvisionError(
+      'InvalidVolume',
+      `gitRepo volume '${volumeName}' has an invalid repository or revision`,
+    );
   }
-  const defaultName = repo.repository.replace(/\/+$/, '').split('/').pop()?.replace(/\.git$/, '') || 'repo';
+  const defaultName =
+    repo.repository
+      .replace(/\/+$/, '')
+      .split('/')
+      .pop()
+      ?.replace(/\.git$/, '') || 'repo';
   const target = repo.directory === '.' ? dir : inside(dir, repo.directory ?? defaultName, 'gitRepo directory');
   try {
     await execFileAsync('git', ['clone', '--quiet', '--', repo.repository, target], { timeout: 120_000 });
-    if (repo.revision) await execFileAsync('git', ['-C', target, 'checkout', '--quiet', repo.revision, '--'], { timeout: 60_000 });
+    if (repo.revision)
+      await execFileAsync('git', ['-C', target, 'checkout', '--quiet', repo.revision, '--'], { timeout: 60_000 });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     const detail = err.code === 'ENOENT' ? 'git is not installed' : (err.stderr ?? err.message).trim();
@@ -44,14 +57,22 @@ async function cloneGitRepo(dir: string, repo: { repository: string; directory?:
 }
 
 /** Creates the host folders of every volume; returns volume name → host path. */
-export async function prepareVolumes(groupDir: string, fileSharesDir: string, volumes: RuntimeVolume[]): Promise<Map<string, { hostPath: string; readOnly: boolean }>> {
+export async function prepareVolumes(
+  groupDir: string,
+  fileSharesDir: string,
+  volumes: RuntimeVolume[],
+): Promise<Map<string, { hostPath: string; readOnly: boolean }>> {
   const out = new Map<string, { hostPath: string; readOnly: boolean }>();
   // Traversable, not listable: container users must reach their mounts, other host users should not browse.
   mkdirSync(groupDir, { recursive: true, mode: 0o711 });
   for (const v of volumes) {
     const name = safeSegment(v.name, 'volume name');
     if (v.azureFile) {
-      const share = join(fileSharesDir, safeSegment(v.azureFile.storageAccountName, 'storage account'), safeSegment(v.azureFile.shareName, 'share'));
+      const share = join(
+        fileSharesDir,
+        safeSegment(v.azureFile.storageAccountName, 'storage account'),
+        safeSegment(v.azureFile.shareName, 'share'),
+      );
       mkdirSync(share, { recursive: true });
       out.set(v.name, { hostPath: share, readOnly: v.azureFile.readOnly ?? false });
       continue;
@@ -79,13 +100,17 @@ export async function prepareVolumes(groupDir: string, fileSharesDir: string, vo
  * subdirectory of a projected volume) needs its mount point in the outer volume's folder:
  * the container runtime cannot create it through a read-only mount.
  */
-export function nestedMountPoints(mounts: readonly { name: string; mountPath: string }[], volumes: ReadonlyMap<string, { hostPath: string; readOnly: boolean }>): void {
+export function nestedMountPoints(
+  mounts: readonly { name: string; mountPath: string }[],
+  volumes: ReadonlyMap<string, { hostPath: string; readOnly: boolean }>,
+): void {
   for (const inner of mounts) {
     for (const outer of mounts) {
       const base = outer.mountPath.replace(/\/+$/, '');
       if (outer === inner || !inner.mountPath.startsWith(`${base}/`)) continue;
       const host = volumes.get(outer.name)?.hostPath;
-      if (host) mkdirSync(inside(host, inner.mountPath.slice(base.length + 1), 'mount path'), { recursive: true, mode: 0o755 });
+      if (host)
+        mkdirSync(inside(host, inner.mountPath.slice(base.length + 1), 'mount path'), { recursive: true, mode: 0o755 });
     }
   }
 }

@@ -120,7 +120,8 @@ function parseCommand(line: string, sh: Shell): { words: string[]; rest: string 
     const plain = /^([A-Za-z_][A-Za-z0-9_]*|[0-9]|[@#?])/.exec(rest);
     const m = braced ?? plain;
     if (!m?.[1]) {
-      if (rest.startsWith('(')) throw new ShellSyntaxError('command substitution is not supported by the simulated runtime');
+      if (rest.startsWith('('))
+        throw new ShellSyntaxError('command substitution is not supported by the simulated runtime');
       i += 1;
       return '$';
     }
@@ -177,7 +178,10 @@ function parseCommand(line: string, sh: Shell): { words: string[]; rest: string 
       if (i >= line.length) throw new ShellSyntaxError('unterminated quoted string');
       i += 1;
       words.push(...parts.slice(0, -1));
-      cur = onlyEmptyAt && parts.length === 1 && parts[0] === '' && line[i - 2] !== '"' ? undefined : parts[parts.length - 1];
+      cur =
+        onlyEmptyAt && parts.length === 1 && parts[0] === '' && line[i - 2] !== '"'
+          ? undefined
+          : parts[parts.length - 1];
     } else if (ch === '\\') {
       cur = (cur ?? '') + (line[i + 1] ?? '');
       i += 2;
@@ -200,7 +204,10 @@ function parseCommand(line: string, sh: Shell): { words: string[]; rest: string 
 function unescape(s: string): string {
   return s.replace(/\\([0-7]{1,3}|.)/g, (_m, e: string) => {
     if (/^[0-7]+$/.test(e)) return String.fromCharCode(parseInt(e, 8));
-    return ({ n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b', f: '\f', v: '\v', '\\': '\\' } as Record<string, string>)[e] ?? `\\${e}`;
+    return (
+      ({ n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b', f: '\f', v: '\v', '\\': '\\' } as Record<string, string>)[e] ??
+      `\\${e}`
+    );
   });
 }
 
@@ -229,7 +236,7 @@ async function runProgram(argv: string[], io: Io): Promise<number> {
   const [program = '', ...args] = argv;
   switch (base(program)) {
     case 'echo':
-      io.out((args[0] === '-n' ? args.slice(1).join(' ') : args.join(' ') + '\n'));
+      io.out(args[0] === '-n' ? args.slice(1).join(' ') : args.join(' ') + '\n');
       return 0;
     case 'printf':
       io.out(printf(args));
@@ -246,7 +253,11 @@ async function runProgram(argv: string[], io: Io): Promise<number> {
       io.out(io.ctx.hostname + '\n');
       return 0;
     case 'env':
-      io.out(Object.entries(io.ctx.env).map(([k, v]) => `${k}=${v}\n`).join(''));
+      io.out(
+        Object.entries(io.ctx.env)
+          .map(([k, v]) => `${k}=${v}\n`)
+          .join(''),
+      );
       return 0;
     case 'cat': {
       if (args.length > 0) break;
@@ -278,7 +289,7 @@ async function runProgram(argv: string[], io: Io): Promise<number> {
 
 /** Runs one script (line); `exit` set when the shell ends (exit, exec). */
 async function runScript(script: string, sh: Shell, io: Io): Promise<{ exit?: number }> {
-  for (let remaining = script; remaining.trim() !== ''; ) {
+  for (let remaining = script; remaining.trim() !== '';) {
     let words: string[];
     try {
       ({ words, rest: remaining } = parseCommand(remaining, sh));

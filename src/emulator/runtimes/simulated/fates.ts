@@ -28,7 +28,11 @@ const matches = (pattern: string | RegExp | undefined, value: string, exact: boo
  * for real containers behave plausibly: `... exit N` exits with N, `sleep N` runs N seconds
  * and exits 0, `echo TEXT` logs TEXT and exits 0. Anything else runs until stopped.
  */
-export function fateFor(container: Pick<RuntimeContainerSpec, 'image' | 'command'>, rules: SimulatedRule[], fallback: SimulatedFate): SimulatedFate {
+export function fateFor(
+  container: Pick<RuntimeContainerSpec, 'image' | 'command'>,
+  rules: SimulatedRule[],
+  fallback: SimulatedFate,
+): SimulatedFate {
   const command = (container.command ?? []).join(' ');
   for (const rule of rules) {
     if (rule.image === undefined && rule.command === undefined) continue;
@@ -37,7 +41,8 @@ export function fateFor(container: Pick<RuntimeContainerSpec, 'image' | 'command
   const exit = /(?:^|[\s;&|])exit\s+(\d{1,3})\s*$/.exec(command);
   if (exit?.[1] !== undefined) return { kind: 'exits', exitCode: Number(exit[1]) };
   const sleep = /^(?:.*[\s;&|])?sleep\s+(\d+(?:\.\d+)?)\s*$/.exec(command);
-  if (sleep?.[1] !== undefined && !/infinity/.test(command)) return { kind: 'exits', exitCode: 0, runMs: Number(sleep[1]) * 1000 };
+  if (sleep?.[1] !== undefined && !/infinity/.test(command))
+    return { kind: 'exits', exitCode: 0, runMs: Number(sleep[1]) * 1000 };
   const echo = /^(?:(?:\/bin\/)?(?:sh|bash)\s+-c\s+)?echo\s+(.*)$/.exec(command);
   if (echo?.[1] !== undefined) return { kind: 'exits', exitCode: 0, logs: [echo[1].replace(/^["']|["']$/g, '')] };
   return fallback;

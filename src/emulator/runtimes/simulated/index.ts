@@ -211,9 +211,12 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
     c.current = { state: 'Running', startTime: new Date(), detailStatus: '' };
     addEvent(c.events, 'Started', 'Normal', 'Started container');
     const fate = c.fate;
-    if (fate.kind !== 'pullFails') for (const line of fate.logs ?? [`simulated container '${c.spec.name}' running image '${c.spec.image}'`]) this.log(c, line);
+    if (fate.kind !== 'pullFails')
+      for (const line of fate.logs ?? [`simulated container '${c.spec.name}' running image '${c.spec.image}'`])
+        this.log(c, line);
     this.refreshState(g);
-    const exitCode = fate.kind === 'exits' ? fate.exitCode : fate.kind === 'runs' && fate.runMs !== undefined ? 0 : undefined;
+    const exitCode =
+      fate.kind === 'exits' ? fate.exitCode : fate.kind === 'runs' && fate.runMs !== undefined ? 0 : undefined;
     if (exitCode === undefined) return;
     const runMs = (fate.kind === 'exits' || fate.kind === 'runs' ? fate.runMs : undefined) ?? this.opts.exitAfterMs;
     this.later(g, runMs, () => {
@@ -240,9 +243,12 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
 
   private refreshState(g: SimGroup, settledFailure = false): void {
     if (g.state !== 'Stopped') {
-      const running = g.main.some((c) => c.current.state === 'Running') || g.init.some((c) => c.current.state === 'Running');
+      const running =
+        g.main.some((c) => c.current.state === 'Running') || g.init.some((c) => c.current.state === 'Running');
       const waiting = g.main.some((c) => c.current.state === 'Waiting');
-      const restarts = g.spec.restartPolicy === 'Always' || (g.spec.restartPolicy === 'OnFailure' && g.main.some((c) => c.current.exitCode !== 0));
+      const restarts =
+        g.spec.restartPolicy === 'Always' ||
+        (g.spec.restartPolicy === 'OnFailure' && g.main.some((c) => c.current.exitCode !== 0));
       if (running || (!settledFailure && (waiting || restarts))) {
         g.state = running || !waiting ? 'Running' : g.state;
       } else {
@@ -258,7 +264,8 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
     const g = this.groups.get(id);
     const out: Record<string, ContainerUsageSample> = {};
     for (const c of [...(g?.init ?? []), ...(g?.main ?? [])]) {
-      if (c.current.state === 'Running' && c.current.startTime) out[c.spec.name] = simulatedUsage(c.spec, c.fate, c.current.startTime);
+      if (c.current.state === 'Running' && c.current.startTime)
+        out[c.spec.name] = simulatedUsage(c.spec, c.fate, c.current.startTime);
     }
     return out;
   }
@@ -294,7 +301,13 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
       if (c.current.state === 'Running') {
         addEvent(c.events, 'Killing', 'Normal', 'Killing container');
         const startTime = c.current.startTime;
-        c.current = { state: 'Terminated', ...(startTime ? { startTime } : {}), finishTime: new Date(), exitCode: 143, detailStatus: 'Stopped' };
+        c.current = {
+          state: 'Terminated',
+          ...(startTime ? { startTime } : {}),
+          finishTime: new Date(),
+          exitCode: 143,
+          detailStatus: 'Stopped',
+        };
       }
       for (const f of c.followers ?? []) f('');
     }
@@ -319,7 +332,13 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
     for (const c of [...g.init, ...g.main]) {
       if (c.current.state === 'Running') {
         const startTime = c.current.startTime;
-        c.current = { state: 'Terminated', ...(startTime ? { startTime } : {}), finishTime: new Date(), exitCode: 143, detailStatus: 'Restarted' };
+        c.current = {
+          state: 'Terminated',
+          ...(startTime ? { startTime } : {}),
+          finishTime: new Date(),
+          exitCode: 143,
+          detailStatus: 'Restarted',
+        };
         addEvent(c.events, 'Killing', 'Normal', 'Killing container for restart');
       }
     }
@@ -349,7 +368,12 @@ export class SimulatedRuntime implements ContainerGroupRuntime {
     return lines.map((l) => (opts.timestamps ? `${l.at.toISOString()} ${l.line}\n` : `${l.line}\n`)).join('');
   }
 
-  async exec(id: string, container: string, command: string[], _terminal: { cols: number; rows: number }): Promise<ExecSession> {
+  async exec(
+    id: string,
+    container: string,
+    command: string[],
+    _terminal: { cols: number; rows: number },
+  ): Promise<ExecSession> {
     const g = this.need(id);
     const c = this.container(id, container);
     if (c.current.state !== 'Running') throw new Error(`container ${container} is not running`);

@@ -11,7 +11,12 @@ import type { SimulatedFate } from './fates.js';
 
 const BUSY = /while\s+(?::|true)\s*;\s*do\b|(?:^|[\s;&|])yes(?:\s|$)/;
 
-export function simulatedUsage(spec: RuntimeContainerSpec, fate: SimulatedFate, startedAt: Date, now = Date.now()): ContainerUsageSample {
+export function simulatedUsage(
+  spec: RuntimeContainerSpec,
+  fate: SimulatedFate,
+  startedAt: Date,
+  now = Date.now(),
+): ContainerUsageSample {
   const stated = fate.kind === 'runs' ? fate.usage : undefined;
   const cores = spec.limits?.cpu ?? spec.cpu;
   const memoryGb = spec.limits?.memoryInGB ?? spec.memoryInGB;
@@ -19,6 +24,7 @@ export function simulatedUsage(spec: RuntimeContainerSpec, fate: SimulatedFate, 
   const cpuMillicores = stated?.cpuMillicores ?? Math.max(1, Math.round(cores * 1000 * (busy ? 1 : 0.01)));
   const ageMinutes = Math.max(0, now - startedAt.getTime()) / 60_000;
   const base = memoryGb * 1024 ** 3 * 0.02;
-  const memoryBytes = stated?.memoryBytes ?? Math.max(1024 ** 2, Math.round(base * (1 + Math.min(0.5, ageMinutes / 60))));
+  const memoryBytes =
+    stated?.memoryBytes ?? Math.max(1024 ** 2, Math.round(base * (1 + Math.min(0.5, ageMinutes / 60))));
   return { cpuMillicores, memoryBytes };
 }

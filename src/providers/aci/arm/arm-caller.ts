@@ -102,7 +102,11 @@ export class ArmCaller {
     const l = opts.limits;
     this.reads = new TokenBucket({ burst: l.readBucket, perSecond: l.readRefillPerSecond, now: this.now });
     this.writes = new TokenBucket({ burst: l.writeBucket, perSecond: l.writeRefillPerSecond, now: this.now });
-    this.deletes = new TokenBucket({ burst: l.deleteBucket ?? l.writeBucket, perSecond: l.deleteRefillPerSecond ?? l.writeRefillPerSecond, now: this.now });
+    this.deletes = new TokenBucket({
+      burst: l.deleteBucket ?? l.writeBucket,
+      perSecond: l.deleteRefillPerSecond ?? l.writeRefillPerSecond,
+      now: this.now,
+    });
     this.maxAttempts = opts.maxAttempts ?? 5;
     this.maxThrottled = opts.maxThrottledAttempts ?? 20;
     // Jitter of a quarter either way keeps many callers failing together from retrying together.
@@ -158,7 +162,9 @@ export class ArmCaller {
           this.record({ callId, operation, kind, result: '429', startedAt, retryNotBefore: notBefore });
           bucket.blockUntil(notBefore);
           if (++throttled >= this.maxThrottled) {
-            throw new TransientProviderError('Throttled', `ARM throttled ${operation} ${throttled} times`, wait, { cause: e });
+            throw new TransientProviderError('Throttled', `ARM throttled ${operation} ${throttled} times`, wait, {
+              cause: e,
+            });
           }
           continue;
         }
@@ -168,13 +174,32 @@ export class ArmCaller {
           if (status === undefined) throw e;
           if (status === 404) throw e;
           if (isQuotaError(e)) {
-            throw new TransientProviderError('QuotaExceeded', `Azure Container Instances quota reached: ${r?.message ?? ''}`, 30_000, { cause: e });
+            throw new TransientProviderError(
+              'QuotaExceeded',
+              `Azure Container Instances quota reached: ${r?.message ?? ''}`,
+              30_000,
+              { cause: e },
+            );
           }
-          if (status === 409) throw new TransientProviderError('Conflict', `ARM conflict on ${operation}: ${r?.message ?? ''}`, 5_000, { cause: e });
-          throw new ArmRequestError(operation, status, r?.code, `ARM ${operation} failed (${status}${r?.code ? ` ${r.code}` : ''}): ${r?.message ?? ''}`, { cause: e });
+          if (status === 409)
+            throw new TransientProviderError('Conflict', `ARM conflict on ${operation}: ${r?.message ?? ''}`, 5_000, {
+              cause: e,
+            });
+          throw new ArmRequestError(
+            operation,
+            status,
+            r?.code,
+            `ARM ${operation} failed (${status}${r?.code ? ` ${r.code}` : ''}): ${r?.message ?? ''}`,
+            { cause: e },
+          );
         }
         if (++failures >= this.maxAttempts) {
-          throw new TransientProviderError('ArmUnavailable', `ARM ${operation} failed ${failures} times: ${r?.message ?? String(e)}`, lastRetryAfter, { cause: e });
+          throw new TransientProviderError(
+            'ArmUnavailable',
+            `ARM ${operation} failed ${failures} times: ${r?.message ?? String(e)}`,
+            lastRetryAfter,
+            { cause: e },
+          );
         }
         // A 503 may say when to come back; never earlier than that.
         const hinted = parseRetryAfter(r?.response?.headers.get('retry-after'), this.now()) ?? 0;

@@ -148,7 +148,9 @@ export class AciArm {
    */
   async deleteGroup(name: string): Promise<'deleted' | 'accepted'> {
     return this.caller.call('containerGroups.delete', 'delete', async (abortSignal) => {
-      const res = await this.client.sendRequest(createPipelineRequest({ url: this.groupUrl(name), method: 'DELETE', abortSignal }));
+      const res = await this.client.sendRequest(
+        createPipelineRequest({ url: this.groupUrl(name), method: 'DELETE', abortSignal }),
+      );
       if (res.status === 202) return 'accepted';
       if (res.status === 200 || res.status === 204 || res.status === 404) return 'deleted';
       throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);
@@ -188,16 +190,31 @@ export class AciArm {
   }
 
   async attach(group: string, container: string): Promise<{ webSocketUri: string; password: string }> {
-    const r = await this.caller.call('containers.attach', 'write', (abortSignal) => this.client.containers.attach(this.o.resourceGroup, group, container, { abortSignal }));
-    if (!r.webSocketUri || !r.password) throw new ArmRequestError('containers.attach', 200, undefined, 'attach response had no websocket URI');
+    const r = await this.caller.call('containers.attach', 'write', (abortSignal) =>
+      this.client.containers.attach(this.o.resourceGroup, group, container, { abortSignal }),
+    );
+    if (!r.webSocketUri || !r.password)
+      throw new ArmRequestError('containers.attach', 200, undefined, 'attach response had no websocket URI');
     return { webSocketUri: r.webSocketUri, password: r.password };
   }
 
-  async executeCommand(group: string, container: string, command: string, size: { rows: number; cols: number }): Promise<{ webSocketUri: string; password: string }> {
+  async executeCommand(
+    group: string,
+    container: string,
+    command: string,
+    size: { rows: number; cols: number },
+  ): Promise<{ webSocketUri: string; password: string }> {
     const r = await this.caller.call('containers.executeCommand', 'write', (abortSignal) =>
-      this.client.containers.executeCommand(this.o.resourceGroup, group, container, { command, terminalSize: size }, { abortSignal }),
+      this.client.containers.executeCommand(
+        this.o.resourceGroup,
+        group,
+        container,
+        { command, terminalSize: size },
+        { abortSignal },
+      ),
     );
-    if (!r.webSocketUri || !r.password) throw new ArmRequestError('containers.executeCommand', 200, undefined, 'exec response had no websocket URI');
+    if (!r.webSocketUri || !r.password)
+      throw new ArmRequestError('containers.executeCommand', 200, undefined, 'exec response had no websocket URI');
     return { webSocketUri: r.webSocketUri, password: r.password };
   }
 }
@@ -211,7 +228,11 @@ function provisioningStateOf(body: string | undefined): string | undefined {
   }
 }
 
-function restErrorOf(status: number, body: string | undefined, headers: { get(name: string): string | undefined }): RawRestError {
+function restErrorOf(
+  status: number,
+  body: string | undefined,
+  headers: { get(name: string): string | undefined },
+): RawRestError {
   let code: string | undefined;
   let message = `HTTP ${status}`;
   try {

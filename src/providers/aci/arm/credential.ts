@@ -26,7 +26,8 @@ export function tlsOptionsFor(cfg: Pick<AciConfig, 'caFile'>): TlsOptions {
   } catch (e) {
     throw new AciConfigError(ENV.caFile, `${ENV.caFile}: cannot read ${cfg.caFile}: ${errorMessage(e)}`);
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new AciConfigError(ENV.caFile, `${ENV.caFile}: ${cfg.caFile} holds no PEM certificate`);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new AciConfigError(ENV.caFile, `${ENV.caFile}: ${cfg.caFile} holds no PEM certificate`);
   return { ca: [...rootCertificates, pem] };
 }
 

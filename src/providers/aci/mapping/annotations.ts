@@ -50,7 +50,11 @@ const dnsLabelPattern = /^[a-z][a-z0-9-]{1,61}[a-z0-9]$/;
 export function readPodAnnotations(pod: V1Pod): PodAnnotations {
   const a = pod.metadata?.annotations ?? {};
   const out: PodAnnotations = { subnetIds: [], imageEntrypoints: {} };
-  out.ipAddressType = oneOf(ANNOTATION.ipAddressType, a[ANNOTATION.ipAddressType], ['Public', 'Private', 'None'] as const);
+  out.ipAddressType = oneOf(ANNOTATION.ipAddressType, a[ANNOTATION.ipAddressType], [
+    'Public',
+    'Private',
+    'None',
+  ] as const);
   out.priority = oneOf(ANNOTATION.priority, a[ANNOTATION.priority], ['Regular', 'Spot'] as const);
   out.sku = oneOf(ANNOTATION.sku, a[ANNOTATION.sku], ['Standard', 'Dedicated'] as const);
 
@@ -72,7 +76,12 @@ export function readPodAnnotations(pod: V1Pod): PodAnnotations {
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s.length > 0);
-    const bad = out.subnetIds.find((s) => !/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+\/subnets\/[^/]+$/i.test(s));
+    const bad = out.subnetIds.find(
+      (s) =>
+        !/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+\/subnets\/[^/]+$/i.test(
+          s,
+        ),
+    );
     if (bad !== undefined) {
       throw new PodRejectedError(
         'InvalidAnnotation',

@@ -17,7 +17,9 @@ function ts(d: Date | string | undefined): string {
 }
 
 function keyOf(scope: string, e: AciEvent): string {
-  return [scope, e.name ?? '', e.count ?? '', ts(e.firstTimestamp), ts(e.lastTimestamp), e.message ?? ''].join('\u0000');
+  return [scope, e.name ?? '', e.count ?? '', ts(e.firstTimestamp), ts(e.lastTimestamp), e.message ?? ''].join(
+    '\u0000',
+  );
 }
 
 /** Remembers what was reported for one pod. */
@@ -44,7 +46,8 @@ export class EventDeduper {
       }
     };
     take('group', group.instanceView?.events, '');
-    for (const c of group.initContainers ?? []) take(`init:${c.name}`, c.instanceView?.events, `init container ${c.name}: `);
+    for (const c of group.initContainers ?? [])
+      take(`init:${c.name}`, c.instanceView?.events, `init container ${c.name}: `);
     for (const c of group.containers) take(`c:${c.name}`, c.instanceView?.events, `container ${c.name}: `);
     found.sort((a, b) => a.at - b.at);
     for (const f of found) this.seen.add(f.key);

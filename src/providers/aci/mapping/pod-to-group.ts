@@ -14,13 +14,27 @@ import type {
   IpAddress,
   Volume,
 } from '@azure/arm-containerinstance';
-import { connectorRunsProbe, isSidecar, PodRejectedError, TransientProviderError, type PodContext, type ResolvedEnvVar } from '../../../core/provider.js';
+import {
+  connectorRunsProbe,
+  isSidecar,
+  PodRejectedError,
+  TransientProviderError,
+  type PodContext,
+  type ResolvedEnvVar,
+} from '../../../core/provider.js';
 import { readPodAnnotations, ANNOTATION, type PodAnnotations } from './annotations.js';
 import { containerGroupName, groupTags } from '../naming.js';
 import { registryCredentialsFromSecret } from './pull-secrets.js';
 import type { ImageConfigSource } from '../image-config.js';
 import { resolveImageEntrypoints } from '../image-config-pod.js';
-import { clampMessage, mapContainerResources, type AciContainerResources, type LimitClamp, type ResourceDefaults, type ResourceMaximums } from './resources.js';
+import {
+  clampMessage,
+  mapContainerResources,
+  type AciContainerResources,
+  type LimitClamp,
+  type ResourceDefaults,
+  type ResourceMaximums,
+} from './resources.js';
 import { droppedFieldsMessage, mapSecurityContext } from './security-context.js';
 import { validatePodForAci } from './validate.js';
 import { mapVolumeParts, type ResourceLookup } from './volumes.js';
@@ -64,7 +78,11 @@ type VolumeLayout = Map<string, { name: string; subdir: string }[]>;
  * Expands $(VAR) references the way the kubelet does: known names are replaced,
  * `$$` escapes a dollar, unknown references stay as written.
  */
-export function expandVars(s: string, env: ReadonlyMap<string, ResolvedEnvVar>, onSensitive: (name: string) => void): string {
+export function expandVars(
+  s: string,
+  env: ReadonlyMap<string, ResolvedEnvVar>,
+  onSensitive: (name: string) => void,
+): string {
   return s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name: string | undefined) => {
     if (m === '$$') return '$';
     const v = name !== undefined ? env.get(name) : undefined;
@@ -92,10 +110,17 @@ function mapEnv(env: readonly ResolvedEnvVar[]): EnvironmentVariable[] {
     byName.delete(e.name);
     byName.set(e.name, e);
   }
-  return [...byName.values()].map((e) => (e.sensitive ? { name: e.name, secureValue: e.value } : { name: e.name, value: e.value }));
+  return [...byName.values()].map((e) =>
+    e.sensitive ? { name: e.name, secureValue: e.value } : { name: e.name, value: e.value },
+  );
 }
 
-function mapCommand(c: V1Container, path: string, env: readonly ResolvedEnvVar[], ann: PodAnnotations): string[] | undefined {
+function mapCommand(
+  c: V1Container,
+  path: string,
+  env: readonly ResolvedEnvVar[],
+  ann: PodAnnotations,
+): string[] | undefined {
   const envMap = new Map(env.map((e) => [e.name, e]));
   const expand = (arr: readonly string[], field: string): string[] =>
     arr.map((s, i) =>
@@ -153,11 +178,19 @@ function mapProbe(c: V1Container, p: V1Probe | undefined, field: string): Contai
   throw new PodRejectedError('InvalidProbe', `${field}: needs exec or httpGet`, field);
 }
 
-function mapMounts(c: V1Container, layout: VolumeLayout): { name: string; mountPath: string; readOnly: boolean }[] | undefined {
+function mapMounts(
+  c: V1Container,
+  layout: VolumeLayout,
+): { name: string; mountPath: string; readOnly: boolean }[] | undefined {
   if (!c.volumeMounts?.length) return undefined;
   return c.volumeMounts.flatMap((m) => {
     const parts = layout.get(m.name);
-    if (!parts) throw new PodRejectedError('InvalidPod', `container ${c.name} mounts unknown volume '${m.name}'`, 'spec.containers[*].volumeMounts');
+    if (!parts)
+      throw new PodRejectedError(
+        'InvalidPod',
+        `container ${c.name} mounts unknown volume '${m.name}'`,
+        'spec.containers[*].volumeMounts',
+      );
     const base = m.mountPath.replace(/\/+$/, '') || '/';
     return parts.map((p) => ({
       name: p.name,
@@ -167,7 +200,16 @@ function mapMounts(c: V1Container, layout: VolumeLayout): { name: string; mountP
   });
 }
 
-function mapContainer(pod: V1Pod, c: V1Container, path: string, ctx: PodContext, ann: PodAnnotations, res: AciContainerResources, layout: VolumeLayout, dropped: string[]): Container {
+function mapContainer(
+  pod: V1Pod,
+  c: V1Container,
+  path: string,
+  ctx: PodContext,
+  ann: PodAnnotations,
+  res: AciContainerResources,
+  layout: VolumeLayout,
+  dropped: string[],
+): Container {
   if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
   const env = resolvedEnv(c, ctx, path);
   const command = mapCommand(c, path, env, ann);
@@ -186,14 +228,26 @@ function mapContainer(pod: V1Pod, c: V1Container, path: string, ctx: PodContext,
   if (sec.securityContext) out.securityContext = sec.securityContext;
   dropped.push(...sec.dropped);
   // The probes the connector runs (tcpSocket, gRPC, and all of a container with a startupProbe) stay out of the group.
-  const liveness = connectorRunsProbe(c, 'liveness') ? undefined : mapProbe(c, c.livenessProbe, `${path}.livenessProbe`);
+  const liveness = connectorRunsProbe(c, 'liveness')
+    ? undefined
+    : mapProbe(c, c.livenessProbe, `${path}.livenessProbe`);
   if (liveness) out.livenessProbe = liveness;
-  const readiness = connectorRunsProbe(c, 'readiness') ? undefined : mapProbe(c, c.readinessProbe, `${path}.readinessProbe`);
+  const readiness = connectorRunsProbe(c, 'readiness')
+    ? undefined
+    : mapProbe(c, c.readinessProbe, `${path}.readinessProbe`);
   if (readiness) out.readinessProbe = readiness;
   return out;
 }
 
-function mapInitContainer(pod: V1Pod, c: V1Container, i: number, ctx: PodContext, ann: PodAnnotations, layout: VolumeLayout, dropped: string[]): InitContainerDefinition {
+function mapInitContainer(
+  pod: V1Pod,
+  c: V1Container,
+  i: number,
+  ctx: PodContext,
+  ann: PodAnnotations,
+  layout: VolumeLayout,
+  dropped: string[],
+): InitContainerDefinition {
   const path = `spec.initContainers[${i}]`;
   if (!c.image) throw new PodRejectedError('InvalidPod', `${path}.image is empty`, `${path}.image`);
   const env = resolvedEnv(c, ctx, path);
@@ -211,7 +265,11 @@ function mapInitContainer(pod: V1Pod, c: V1Container, i: number, ctx: PodContext
 }
 
 /** The pod's volumes as ACI volumes, at most ACI's 20, and where each is mounted. */
-async function mapVolumes(pod: V1Pod, ctx: PodContext, lookup: ResourceLookup): Promise<{ volumes: Volume[]; layout: VolumeLayout }> {
+async function mapVolumes(
+  pod: V1Pod,
+  ctx: PodContext,
+  lookup: ResourceLookup,
+): Promise<{ volumes: Volume[]; layout: VolumeLayout }> {
   const podVolumes = pod.spec?.volumes ?? [];
   const taken = new Set(podVolumes.map((v) => v.name));
   const volumes: Volume[] = [];
@@ -234,7 +292,10 @@ async function mapVolumes(pod: V1Pod, ctx: PodContext, lookup: ResourceLookup): 
     layout.set(v.name, placed);
   }
   if (volumes.length > ACI_MAX_VOLUMES) {
-    const split = volumes.length > podVolumes.length ? ` (${podVolumes.length} in the pod; files in subdirectories take one more each directory)` : '';
+    const split =
+      volumes.length > podVolumes.length
+        ? ` (${podVolumes.length} in the pod; files in subdirectories take one more each directory)`
+        : '';
     throw new PodRejectedError(
       'TooManyVolumes',
       `spec.volumes: the pod needs ${volumes.length} Azure Container Instances volumes${split}; a container group allows at most ${ACI_MAX_VOLUMES} (ACI's limit, which cannot be raised). Mounting one volume at several paths counts once`,
@@ -250,7 +311,8 @@ function mapDns(pod: V1Pod): DnsConfiguration | undefined {
   // ClusterFirst cannot reach the cluster's DNS from ACI: it behaves as Default
   // (the group resolves with Azure DNS); see ANNOTATIONS.md.
   if (!cfg) {
-    if (policy === 'None') throw new PodRejectedError('InvalidPod', 'spec.dnsConfig is required with dnsPolicy None', 'spec.dnsConfig');
+    if (policy === 'None')
+      throw new PodRejectedError('InvalidPod', 'spec.dnsConfig is required with dnsPolicy None', 'spec.dnsConfig');
     return undefined;
   }
   const nameServers = cfg.nameservers ?? [];
@@ -266,7 +328,8 @@ function mapDns(pod: V1Pod): DnsConfiguration | undefined {
   }
   const out: DnsConfiguration = { nameServers };
   if (cfg.searches?.length) out.searchDomains = cfg.searches.join(' ');
-  if (cfg.options?.length) out.options = cfg.options.map((o) => (o.value !== undefined ? `${o.name}:${o.value}` : (o.name ?? ''))).join(' ');
+  if (cfg.options?.length)
+    out.options = cfg.options.map((o) => (o.value !== undefined ? `${o.name}:${o.value}` : (o.name ?? ''))).join(' ');
   return out;
 }
 
@@ -285,7 +348,10 @@ export const NO_POD_IP_MESSAGE =
   'and this pod declares no containerPort: it has no pod IP. Configure a subnet (ACI_SUBNET_IDS, or the annotation ' +
   `${ANNOTATION.subnetIds}) so that every pod gets a private IP, or declare a containerPort for a public one.`;
 
-function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAddress; subnets?: string[]; noIpReason?: string } {
+function mapIpAddress(
+  ann: PodAnnotations,
+  containers: Container[],
+): { ip?: IpAddress; subnets?: string[]; noIpReason?: string } {
   const seen = new Set<string>();
   const ports: { port: number; protocol: string }[] = [];
   for (const c of containers) {
@@ -301,17 +367,29 @@ function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAd
   const field = `metadata.annotations['${ANNOTATION.ipAddressType}']`;
   if (type === 'None') {
     if (ann.dnsNameLabel) {
-      throw new PodRejectedError('InvalidAnnotation', `${ANNOTATION.dnsNameLabel} needs a public IP address, but ${ANNOTATION.ipAddressType} is None`, `metadata.annotations['${ANNOTATION.dnsNameLabel}']`);
+      throw new PodRejectedError(
+        'InvalidAnnotation',
+        `${ANNOTATION.dnsNameLabel} needs a public IP address, but ${ANNOTATION.ipAddressType} is None`,
+        `metadata.annotations['${ANNOTATION.dnsNameLabel}']`,
+      );
     }
     return ann.ipAddressType === undefined ? { noIpReason: NO_POD_IP_MESSAGE } : {};
   }
   if (type === 'Private') {
     const subnets = ann.subnetIds;
     if (subnets.length === 0) {
-      throw new PodRejectedError('InvalidAnnotation', `${field}: a Private IP address needs a subnet (annotation ${ANNOTATION.subnetIds})`, field);
+      throw new PodRejectedError(
+        'InvalidAnnotation',
+        `${field}: a Private IP address needs a subnet (annotation ${ANNOTATION.subnetIds})`,
+        field,
+      );
     }
     if (ann.dnsNameLabel) {
-      throw new PodRejectedError('InvalidAnnotation', `${ANNOTATION.dnsNameLabel} is only available with a Public IP address`, `metadata.annotations['${ANNOTATION.dnsNameLabel}']`);
+      throw new PodRejectedError(
+        'InvalidAnnotation',
+        `${ANNOTATION.dnsNameLabel} is only available with a Public IP address`,
+        `metadata.annotations['${ANNOTATION.dnsNameLabel}']`,
+      );
     }
     if (ports.length === 0 && containers[0]) {
       // The IP's ports must be ports of the containers (ACI's rule), so the first container declares it too.
@@ -321,7 +399,11 @@ function mapIpAddress(ann: PodAnnotations, containers: Container[]): { ip?: IpAd
     return { ip: { type: 'Private', ports }, subnets };
   }
   if (ports.length === 0) {
-    throw new PodRejectedError('InvalidAnnotation', `${field}: a Public IP address needs at least one containerPort in the pod (a port would be opened to the internet)`, field);
+    throw new PodRejectedError(
+      'InvalidAnnotation',
+      `${field}: a Public IP address needs at least one containerPort in the pod (a port would be opened to the internet)`,
+      field,
+    );
   }
   return { ip: { type: 'Public', ports, ...(ann.dnsNameLabel ? { dnsNameLabel: ann.dnsNameLabel } : {}) } };
 }
@@ -339,7 +421,11 @@ async function pullCredentials(pod: V1Pod, ctx: PodContext): Promise<ImageRegist
     const secret = await ctx.getSecret(ref.name);
     if (!secret) {
       // A kubelet goes on without a missing pull secret (the pull may still work).
-      ctx.recordEvent('Warning', 'FailedToRetrieveImagePullSecret', `Unable to retrieve image pull secret ${ref.name}; pulling without it`);
+      ctx.recordEvent(
+        'Warning',
+        'FailedToRetrieveImagePullSecret',
+        `Unable to retrieve image pull secret ${ref.name}; pulling without it`,
+      );
       continue;
     }
     for (const c of registryCredentialsFromSecret(secret)) {
@@ -361,7 +447,14 @@ function resourceLookup(pod: V1Pod, res: AciContainerResources[]): ResourceLooku
     const q = declared?.[name];
     if (q !== undefined) return parseQuantity(q);
     // Unset: report what the container actually gets on ACI.
-    const eff = kind === 'limits' ? (name === 'cpu' ? (r.limits?.cpu ?? r.requests.cpu) : (r.limits?.memoryInGB ?? r.requests.memoryInGB)) : name === 'cpu' ? r.requests.cpu : r.requests.memoryInGB;
+    const eff =
+      kind === 'limits'
+        ? name === 'cpu'
+          ? (r.limits?.cpu ?? r.requests.cpu)
+          : (r.limits?.memoryInGB ?? r.requests.memoryInGB)
+        : name === 'cpu'
+          ? r.requests.cpu
+          : r.requests.memoryInGB;
     return name === 'memory' ? eff * 1e9 : eff;
   };
 }
@@ -370,11 +463,16 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   validatePodForAci(pod);
   const spec = pod.spec!;
   const md = pod.metadata ?? {};
-  if (!md.name || !md.namespace || !md.uid) throw new PodRejectedError('InvalidPod', 'pod needs metadata.name, namespace and uid', 'metadata');
+  if (!md.name || !md.namespace || !md.uid)
+    throw new PodRejectedError('InvalidPod', 'pod needs metadata.name, namespace and uid', 'metadata');
   const ann = readPodAnnotations(pod);
   const osType = osTypeOf(pod);
   if (osType === 'Windows' && spec.initContainers?.length) {
-    throw new PodRejectedError('UnsupportedField', 'spec.initContainers: Azure Container Instances runs init containers only in Linux groups', 'spec.initContainers');
+    throw new PodRejectedError(
+      'UnsupportedField',
+      'spec.initContainers: Azure Container Instances runs init containers only in Linux groups',
+      'spec.initContainers',
+    );
   }
 
   const creds = await pullCredentials(pod, ctx);
@@ -388,14 +486,34 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   // list: ACI starts a group's containers together and cannot start them first (decisions.md).
   const sidecars = (spec.initContainers ?? []).map((c, i) => ({ c, i })).filter(({ c }) => isSidecar(c));
   const clamps: LimitClamp[] = [];
-  const resources = mapContainerResources([...spec.containers, ...sidecars.map((s) => s.c)], opts.defaults, opts.maximums, (c) => clamps.push(c));
+  const resources = mapContainerResources(
+    [...spec.containers, ...sidecars.map((s) => s.c)],
+    opts.defaults,
+    opts.maximums,
+    (c) => clamps.push(c),
+  );
   const { volumes, layout } = await mapVolumes(pod, ctx, resourceLookup(pod, resources));
   const dropped: string[] = [];
   const containers = [
-    ...spec.containers.map((c, i) => mapContainer(pod, c, `spec.containers[${i}]`, ctx, ann, resources[i]!, layout, dropped)),
-    ...sidecars.map(({ c, i }, k) => mapContainer(pod, c, `spec.initContainers[${i}]`, ctx, ann, resources[spec.containers.length + k]!, layout, dropped)),
+    ...spec.containers.map((c, i) =>
+      mapContainer(pod, c, `spec.containers[${i}]`, ctx, ann, resources[i]!, layout, dropped),
+    ),
+    ...sidecars.map(({ c, i }, k) =>
+      mapContainer(
+        pod,
+        c,
+        `spec.initContainers[${i}]`,
+        ctx,
+        ann,
+        resources[spec.containers.length + k]!,
+        layout,
+        dropped,
+      ),
+    ),
   ];
-  const initContainers = (spec.initContainers ?? []).flatMap((c, i) => (isSidecar(c) ? [] : [mapInitContainer(pod, c, i, ctx, ann, layout, dropped)]));
+  const initContainers = (spec.initContainers ?? []).flatMap((c, i) =>
+    isSidecar(c) ? [] : [mapInitContainer(pod, c, i, ctx, ann, layout, dropped)],
+  );
   const notes: MappingNote[] = [];
   const clamped = clampMessage(clamps);
   if (clamped) notes.push({ type: 'Warning', reason: 'LimitLowered', message: clamped });
@@ -403,12 +521,21 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   if (droppedMsg) notes.push({ type: 'Warning', reason: 'SecurityContextNotApplied', message: droppedMsg });
 
   const restartPolicy = spec.restartPolicy ?? 'Always';
-  const { ip, subnets, noIpReason } = mapIpAddress({ ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) }, containers);
+  const { ip, subnets, noIpReason } = mapIpAddress(
+    { ...ann, subnetIds: ann.subnetIds.length ? ann.subnetIds : (opts.defaultSubnetIds ?? []) },
+    containers,
+  );
   const dns = mapDns(pod);
 
   const group: ContainerGroup = {
     location: opts.region,
-    tags: groupTags({ clusterId: opts.clusterId, nodeName: opts.nodeName, namespace: md.namespace, podName: md.name, podUid: md.uid }),
+    tags: groupTags({
+      clusterId: opts.clusterId,
+      nodeName: opts.nodeName,
+      namespace: md.namespace,
+      podName: md.name,
+      podUid: md.uid,
+    }),
     osType,
     restartPolicy,
     containers,
@@ -422,7 +549,12 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   if (ann.priority) group.priority = ann.priority;
   if (ann.sku) group.sku = ann.sku;
 
-  const name = containerGroupName({ clusterId: opts.clusterId, namespace: md.namespace, podName: md.name, podUid: md.uid });
+  const name = containerGroupName({
+    clusterId: opts.clusterId,
+    namespace: md.namespace,
+    podName: md.name,
+    podUid: md.uid,
+  });
   const out: MappedGroup = { name, group };
   if (noIpReason) out.noIpReason = noIpReason;
   if (notes.length) out.notes = notes;

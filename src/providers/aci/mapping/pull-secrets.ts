@@ -32,7 +32,9 @@ export function registryCredentialsFromSecret(secret: V1Secret): ImageRegistryCr
   let auths: Record<string, DockerAuth> | undefined;
   try {
     if (data['.dockerconfigjson']) {
-      const parsed = JSON.parse(Buffer.from(data['.dockerconfigjson'], 'base64').toString('utf8')) as { auths?: Record<string, DockerAuth> };
+      const parsed = JSON.parse(Buffer.from(data['.dockerconfigjson'], 'base64').toString('utf8')) as {
+        auths?: Record<string, DockerAuth>;
+      };
       auths = parsed.auths;
     } else if (data['.dockercfg']) {
       auths = JSON.parse(Buffer.from(data['.dockercfg'], 'base64').toString('utf8')) as Record<string, DockerAuth>;

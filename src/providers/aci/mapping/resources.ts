@@ -69,7 +69,10 @@ export interface LimitClamp {
 /** The Event's message for the clamps, or undefined when nothing was lowered. */
 export function clampMessage(clamps: readonly LimitClamp[]): string | undefined {
   if (clamps.length === 0) return undefined;
-  const parts = clamps.map((c) => `container ${c.container} ${c.resource} limit ${c.asked} lowered to ${c.resource === 'cpu' ? `${c.given} CPU` : `${c.given} GB`}`);
+  const parts = clamps.map(
+    (c) =>
+      `container ${c.container} ${c.resource} limit ${c.asked} lowered to ${c.resource === 'cpu' ? `${c.given} CPU` : `${c.given} GB`}`,
+  );
   return `Azure Container Instances allows a container's limit up to the pod's total request only: ${parts.join('; ')}`;
 }
 
@@ -90,13 +93,22 @@ export function mapContainerResources(
     const reqCpu = req['cpu'] ?? lim['cpu'];
     const reqMem = req['memory'] ?? lim['memory'];
     const cpu = Math.max(MIN_CPU, reqCpu !== undefined ? cpuCores(reqCpu, `${path}.requests.cpu`) : defaults.cpu);
-    const mem = Math.max(MIN_MEMORY_GB, reqMem !== undefined ? memoryGB(reqMem, `${path}.requests.memory`) : defaults.memoryInGB);
+    const mem = Math.max(
+      MIN_MEMORY_GB,
+      reqMem !== undefined ? memoryGB(reqMem, `${path}.requests.memory`) : defaults.memoryInGB,
+    );
     const limCpu = lim['cpu'] !== undefined ? cpuCores(lim['cpu'], `${path}.limits.cpu`) : undefined;
     const limMem = lim['memory'] !== undefined ? memoryGB(lim['memory'], `${path}.limits.memory`) : undefined;
     return { cpu, mem, limCpu, limMem };
   });
-  const totalCpu = roundUp(staged.reduce((s, r) => s + r.cpu, 0), 2);
-  const totalMem = roundUp(staged.reduce((s, r) => s + r.mem, 0), 1);
+  const totalCpu = roundUp(
+    staged.reduce((s, r) => s + r.cpu, 0),
+    2,
+  );
+  const totalMem = roundUp(
+    staged.reduce((s, r) => s + r.mem, 0),
+    1,
+  );
   if (totalCpu > max.cpu) {
     throw new PodRejectedError(
       'ResourcesExceedAciLimits',
@@ -114,8 +126,10 @@ export function mapContainerResources(
   return staged.map((r, i) => {
     const c = containers[i];
     const lim = c?.resources?.limits ?? {};
-    if (r.limCpu !== undefined && r.limCpu > totalCpu) onClamp?.({ container: c?.name ?? '', resource: 'cpu', asked: String(lim['cpu']), given: totalCpu });
-    if (r.limMem !== undefined && r.limMem > totalMem) onClamp?.({ container: c?.name ?? '', resource: 'memory', asked: String(lim['memory']), given: totalMem });
+    if (r.limCpu !== undefined && r.limCpu > totalCpu)
+      onClamp?.({ container: c?.name ?? '', resource: 'cpu', asked: String(lim['cpu']), given: totalCpu });
+    if (r.limMem !== undefined && r.limMem > totalMem)
+      onClamp?.({ container: c?.name ?? '', resource: 'memory', asked: String(lim['memory']), given: totalMem });
     const out: AciContainerResources = { requests: { cpu: r.cpu, memoryInGB: r.mem } };
     // A limit above the request is allowed up to the group's total request; one
     // equal to the request adds nothing, so it is left out.

@@ -21,10 +21,7 @@ export interface MappedSecurity {
   dropped: string[];
 }
 
-function seccomp(
-  profile: { type: string; localhostProfile?: string } | undefined,
-  field: string,
-): string | undefined {
+function seccomp(profile: { type: string; localhostProfile?: string } | undefined, field: string): string | undefined {
   if (!profile) return undefined;
   switch (profile.type) {
     case 'RuntimeDefault':
@@ -40,7 +37,11 @@ function seccomp(
         `${field}.type`,
       );
     default:
-      throw new PodRejectedError('UnsupportedField', `${field}.type: unknown seccomp profile type '${profile.type}'`, `${field}.type`);
+      throw new PodRejectedError(
+        'UnsupportedField',
+        `${field}.type: unknown seccomp profile type '${profile.type}'`,
+        `${field}.type`,
+      );
   }
 }
 
@@ -65,7 +66,11 @@ function droppedPodFields(psc: V1PodSecurityContext | undefined): string[] {
  * runAsNonRoot and seccompProfile are defaults the container's own values override, as in
  * a kubelet.
  */
-export function mapSecurityContext(c: V1Container, psc: V1PodSecurityContext | undefined, path: string): MappedSecurity {
+export function mapSecurityContext(
+  c: V1Container,
+  psc: V1PodSecurityContext | undefined,
+  path: string,
+): MappedSecurity {
   const sc: V1SecurityContext = c.securityContext ?? {};
   const f = `${path}.securityContext`;
   const dropped: string[] = [];
@@ -80,10 +85,15 @@ export function mapSecurityContext(c: V1Container, psc: V1PodSecurityContext | u
     // The kubelet refuses to start such a container (CreateContainerConfigError); it could never run.
     if (runAsUser === 0) {
       const field = sc.runAsUser !== undefined ? `${f}.runAsUser` : 'spec.securityContext.runAsUser';
-      throw new PodRejectedError('InvalidSecurityContext', `${field}: runAsNonRoot is set and runAsUser is 0 (root); the container would break its non-root policy`, field);
+      throw new PodRejectedError(
+        'InvalidSecurityContext',
+        `${field}: runAsNonRoot is set and runAsUser is 0 (root); the container would break its non-root policy`,
+        field,
+      );
     }
     // Without runAsUser the kubelet checks the image's USER, which is not known here.
-    if (runAsUser === undefined) dropped.push(sc.runAsNonRoot !== undefined ? `${f}.runAsNonRoot` : 'spec.securityContext.runAsNonRoot');
+    if (runAsUser === undefined)
+      dropped.push(sc.runAsNonRoot !== undefined ? `${f}.runAsNonRoot` : 'spec.securityContext.runAsNonRoot');
   }
   if (sc.allowPrivilegeEscalation !== undefined) out.allowPrivilegeEscalation = sc.allowPrivilegeEscalation;
   if (sc.capabilities?.add?.length || sc.capabilities?.drop?.length) {
@@ -91,7 +101,9 @@ export function mapSecurityContext(c: V1Container, psc: V1PodSecurityContext | u
     if (sc.capabilities.add?.length) out.capabilities.add = [...sc.capabilities.add];
     if (sc.capabilities.drop?.length) out.capabilities.drop = [...sc.capabilities.drop];
   }
-  const profile = sc.seccompProfile ? seccomp(sc.seccompProfile, `${f}.seccompProfile`) : seccomp(psc?.seccompProfile, 'spec.securityContext.seccompProfile');
+  const profile = sc.seccompProfile
+    ? seccomp(sc.seccompProfile, `${f}.seccompProfile`)
+    : seccomp(psc?.seccompProfile, 'spec.securityContext.seccompProfile');
   if (profile !== undefined) out.seccompProfile = profile;
 
   if (sc.readOnlyRootFilesystem) dropped.push(`${f}.readOnlyRootFilesystem`);
@@ -101,12 +113,17 @@ export function mapSecurityContext(c: V1Container, psc: V1PodSecurityContext | u
 }
 
 /** The one Event's message for every field the mapping dropped, or undefined when none was. */
-export function droppedFieldsMessage(pod: { spec?: { securityContext?: V1PodSecurityContext } }, perContainer: readonly string[]): string | undefined {
+export function droppedFieldsMessage(
+  pod: { spec?: { securityContext?: V1PodSecurityContext } },
+  perContainer: readonly string[],
+): string | undefined {
   const all = [...droppedPodFields(pod.spec?.securityContext), ...perContainer];
   if (all.length === 0) return undefined;
   const nonRoot = all.some((f) => f.endsWith('.runAsNonRoot'));
   return (
     `Azure Container Instances cannot apply these hardening settings, so the pod runs without them: ${all.join(', ')}` +
-    (nonRoot ? ' (runAsNonRoot without runAsUser cannot be checked against the image here; set runAsUser to enforce it)' : '')
+    (nonRoot
+      ? ' (runAsNonRoot without runAsUser cannot be checked against the image here; set runAsUser to enforce it)'
+      : '')
   );
 }

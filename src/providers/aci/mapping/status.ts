@@ -97,7 +97,9 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
   const specContainers = [...(pod?.spec?.containers ?? []), ...specInit.filter(isSidecar)];
   // Only a readiness probe ACI runs makes ACI's `ready` meaningful; the connector's prober
   // decides the others (src/core/probes) and the core merges its verdict.
-  const probes = new Map(specContainers.map((c) => [c.name, c.readinessProbe !== undefined && !connectorRunsProbe(c, 'readiness')]));
+  const probes = new Map(
+    specContainers.map((c) => [c.name, c.readinessProbe !== undefined && !connectorRunsProbe(c, 'readiness')]),
+  );
   // Native sidecars run as regular containers of the group and are reported where the
   // kubelet reports them: among the init container statuses, in the spec's order.
   const sidecarNames = new Set(specInit.filter(isSidecar).map((c) => c.name));
@@ -106,7 +108,9 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
   const containerStatuses = group.containers.filter((c) => !sidecarNames.has(c.name)).map(statusOf);
   const sidecarStatuses = group.containers.filter((c) => sidecarNames.has(c.name)).map(statusOf);
   const initContainerStatuses = [
-    ...(group.initContainers ?? []).map((c) => containerStatus(c.name, c.image ?? '', groupName, c.instanceView, false)),
+    ...(group.initContainers ?? []).map((c) =>
+      containerStatus(c.name, c.image ?? '', groupName, c.instanceView, false),
+    ),
     ...sidecarStatuses,
   ];
   const order = new Map(specInit.map((c, i) => [c.name, i]));
@@ -119,7 +123,9 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
   let phase: Phase;
   let reason: string | undefined;
   let message: string | undefined;
-  const cannotCreate = [...initContainerStatuses, ...containerStatuses].find((s) => s.state?.waiting?.reason === RETRYABLE_WAITING);
+  const cannotCreate = [...initContainerStatuses, ...containerStatuses].find(
+    (s) => s.state?.waiting?.reason === RETRYABLE_WAITING,
+  );
   if (provisioning === 'Failed' && cannotCreate) {
     // The runtime could not create a container (a kubelet keeps such a pod Pending and
     // retries); the pod is not finished, it is stuck, and says why.
@@ -129,7 +135,12 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
   } else if (provisioning === 'Failed') {
     phase = 'Failed';
     reason = 'ProviderFailed';
-    const warn = [...(group.instanceView?.events ?? []), ...group.containers.flatMap((c) => c.instanceView?.events ?? [])].filter((e) => e.type === 'Warning').pop();
+    const warn = [
+      ...(group.instanceView?.events ?? []),
+      ...group.containers.flatMap((c) => c.instanceView?.events ?? []),
+    ]
+      .filter((e) => e.type === 'Warning')
+      .pop();
     message = `Azure Container Instances failed to provision the container group${warn?.message ? `: ${warn.message}` : ''}`;
   } else {
     switch (state) {
@@ -144,7 +155,9 @@ export function groupToPodStatus(group: ContainerGroup, pod: Pick<V1Pod, 'spec'>
         message = 'The container group was stopped outside Kubernetes';
         break;
       default:
-        phase = regularInit.some((s) => !s.state?.terminated) ? 'Pending' : derivedPhase(containerStatuses, restartPolicy);
+        phase = regularInit.some((s) => !s.state?.terminated)
+          ? 'Pending'
+          : derivedPhase(containerStatuses, restartPolicy);
     }
     // A group still "Running" whose containers all ended for good has in fact finished.
     if (phase === 'Running' && restartPolicy !== 'Always') {

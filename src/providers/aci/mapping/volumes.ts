@@ -36,7 +36,11 @@ function b64(s: string): string {
 function checkFileName(path: string, field: string): void {
   const segments = path.split('/');
   if (!path || path.startsWith('/') || segments.some((x) => x === '' || x === '.' || x === '..')) {
-    throw new PodRejectedError('InvalidPod', `${field}: '${path}' must be a relative path without '.', '..' or empty segments`, field);
+    throw new PodRejectedError(
+      'InvalidPod',
+      `${field}: '${path}' must be a relative path without '.', '..' or empty segments`,
+      field,
+    );
   }
 }
 
@@ -161,7 +165,13 @@ function downwardValue(pod: V1Pod, f: V1DownwardAPIVolumeFile, field: string, re
   throw new PodRejectedError('InvalidPod', `${field}: needs fieldRef or resourceFieldRef`, field);
 }
 
-function downwardFiles(pod: V1Pod, items: readonly V1DownwardAPIVolumeFile[] | undefined, field: string, into: Files, resources: ResourceLookup): void {
+function downwardFiles(
+  pod: V1Pod,
+  items: readonly V1DownwardAPIVolumeFile[] | undefined,
+  field: string,
+  into: Files,
+  resources: ResourceLookup,
+): void {
   (items ?? []).forEach((f, i) => {
     checkFileName(f.path, `${field}.items[${i}].path`);
     into.set(f.path, b64(downwardValue(pod, f, `${field}.items[${i}]`, resources)));
@@ -192,11 +202,19 @@ async function projectedFiles(
         );
       }
       const token = await ctx.getServiceAccountToken(t.audience, t.expirationSeconds ?? 3600);
-      if (token === undefined) throw new TransientProviderError('TokenUnavailable', `no service account token yet for ${f}.serviceAccountToken`);
+      if (token === undefined)
+        throw new TransientProviderError(
+          'TokenUnavailable',
+          `no service account token yet for ${f}.serviceAccountToken`,
+        );
       into.set(t.path, b64(token));
     } else {
       const kind = Object.entries(s).find(([, val]) => val != null)?.[0] ?? 'unknown';
-      throw new PodRejectedError('UnsupportedVolume', `${f}.${kind}: projected source '${kind}' is not supported`, `${f}.${kind}`);
+      throw new PodRejectedError(
+        'UnsupportedVolume',
+        `${f}.${kind}: projected source '${kind}' is not supported`,
+        `${f}.${kind}`,
+      );
     }
   }
 }
@@ -228,7 +246,11 @@ function splitByDirectory(files: Files, field: string): Map<string, Files> {
       const parent = parts.slice(0, i - 1).join('/');
       const name = parts[i - 1] ?? '';
       if (dirs.get(parent)?.has(name)) {
-        throw new PodRejectedError('InvalidPod', `${field}: '${parent ? `${parent}/` : ''}${name}' is both a file and a directory`, field);
+        throw new PodRejectedError(
+          'InvalidPod',
+          `${field}: '${parent ? `${parent}/` : ''}${name}' is both a file and a directory`,
+          field,
+        );
       }
     }
   }
@@ -238,17 +260,27 @@ function splitByDirectory(files: Files, field: string): Map<string, Files> {
 function fromFiles(files: Files, field: string): VolumePart[] {
   // An empty secret volume is refused by ACI; an empty directory is what the pod expects.
   if (files.size === 0) return [{ subdir: '', volume: { emptyDir: {} } }];
-  return [...splitByDirectory(files, field)].map(([subdir, f]) => ({ subdir, volume: { secret: Object.fromEntries(f) } }));
+  return [...splitByDirectory(files, field)].map(([subdir, f]) => ({
+    subdir,
+    volume: { secret: Object.fromEntries(f) },
+  }));
 }
 
 /** Maps one pod volume to one ACI volume or, for files in subdirectories, several. */
-export async function mapVolumeParts(pod: V1Pod, ctx: PodContext, v: V1Volume, index: number, resources: ResourceLookup): Promise<VolumePart[]> {
+export async function mapVolumeParts(
+  pod: V1Pod,
+  ctx: PodContext,
+  v: V1Volume,
+  index: number,
+  resources: ResourceLookup,
+): Promise<VolumePart[]> {
   const field = `spec.volumes[${index}]`;
   const files: Files = new Map();
   if (v.secret) await secretFiles(ctx, v.secret, `${field}.secret`, files);
   else if (v.configMap) await configMapFiles(ctx, v.configMap, `${field}.configMap`, files);
   else if (v.downwardAPI) downwardFiles(pod, v.downwardAPI.items, `${field}.downwardAPI`, files, resources);
-  else if (v.projected) await projectedFiles(pod, ctx, v.projected.sources ?? [], `${field}.projected`, files, resources);
+  else if (v.projected)
+    await projectedFiles(pod, ctx, v.projected.sources ?? [], `${field}.projected`, files, resources);
   else {
     const { name: _name, ...volume } = await mapVolume(ctx, v, index);
     return [{ subdir: '', volume }];
@@ -262,7 +294,11 @@ async function mapVolume(ctx: PodContext, v: V1Volume, index: number): Promise<V
   if (v.emptyDir) return { name: v.name, emptyDir: {} };
   if (v.azureFile) {
     const secret = await ctx.getSecret(v.azureFile.secretName);
-    if (!secret) throw new TransientProviderError('SecretNotFound', `secret "${v.azureFile.secretName}" not found (${field}.azureFile.secretName)`);
+    if (!secret)
+      throw new TransientProviderError(
+        'SecretNotFound',
+        `secret "${v.azureFile.secretName}" not found (${field}.azureFile.secretName)`,
+      );
     const account = secret.data?.['azurestorageaccountname'];
     const key = secret.data?.['azurestorageaccountkey'];
     if (!account || !key) {

@@ -41,7 +41,12 @@ function exitCodeOf(code: number, reason: Buffer): number {
   return m?.[1] !== undefined ? Number(m[1]) : code === 1000 || code === 1005 ? 0 : 1;
 }
 
-function run(ws: WebSocket, streams: ExecStreams, onOpen: () => void, opts: { prelude?: ShellPrelude; eofOnEnd: boolean }): Promise<ExecResult> {
+function run(
+  ws: WebSocket,
+  streams: ExecStreams,
+  onOpen: () => void,
+  opts: { prelude?: ShellPrelude; eofOnEnd: boolean },
+): Promise<ExecResult> {
   const { prelude } = opts;
   const eofOnEnd = opts.eofOnEnd && !streams.tty;
   return new Promise((resolve, reject) => {
@@ -53,7 +58,11 @@ function run(ws: WebSocket, streams: ExecStreams, onOpen: () => void, opts: { pr
     let lastSent = 0x0a;
     const timer = prelude
       ? setTimeout(() => {
-          fail(new ExecShellUnavailableError(`/bin/sh in the container did not start the command within ${SHELL_START_TIMEOUT_MS / 1000} s`));
+          fail(
+            new ExecShellUnavailableError(
+              `/bin/sh in the container did not start the command within ${SHELL_START_TIMEOUT_MS / 1000} s`,
+            ),
+          );
           ws.terminate();
         }, SHELL_START_TIMEOUT_MS)
       : undefined;
@@ -112,8 +121,13 @@ function run(ws: WebSocket, streams: ExecStreams, onOpen: () => void, opts: { pr
     ws.on('close', (code: number, reason: Buffer) => {
       if (pending !== undefined) {
         // Terminal escapes (a line editor redrawing) say nothing to the user.
-        // eslint-disable-next-line no-control-regex
-        const said = pending.toString('utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\s+/g, ' ').trim().slice(-300);
+        const said = pending
+          .toString('utf8')
+          // eslint-disable-next-line no-control-regex
+          .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+          .replace(/\s+/g, ' ')
+          .trim()
+          .slice(-300);
         fail(
           new ExecShellUnavailableError(
             'ACI runs one executable without arguments, so a command with arguments needs /bin/sh in the container, ' +
@@ -131,19 +145,31 @@ function run(ws: WebSocket, streams: ExecStreams, onOpen: () => void, opts: { pr
       else if (!settled) {
         settled = true;
         if (timer) clearTimeout(timer);
-        if (pending !== undefined) reject(new ExecShellUnavailableError(`the exec connection failed before the command started: ${e.message}`));
+        if (pending !== undefined)
+          reject(new ExecShellUnavailableError(`the exec connection failed before the command started: ${e.message}`));
         else resolve({ exitCode: 1 });
       }
     });
   });
 }
 
-export function execViaWebSocket(uri: string, password: string, streams: ExecStreams, ca?: string[], prelude?: ShellPrelude): Promise<ExecResult> {
+export function execViaWebSocket(
+  uri: string,
+  password: string,
+  streams: ExecStreams,
+  ca?: string[],
+  prelude?: ShellPrelude,
+): Promise<ExecResult> {
   const ws = new WebSocket(uri, ca ? { ca } : {});
   return run(ws, streams, () => ws.send(password), { ...(prelude ? { prelude } : {}), eofOnEnd: true });
 }
 
-export function attachViaWebSocket(uri: string, password: string, streams: ExecStreams, ca?: string[]): Promise<ExecResult> {
+export function attachViaWebSocket(
+  uri: string,
+  password: string,
+  streams: ExecStreams,
+  ca?: string[],
+): Promise<ExecResult> {
   const ws = new WebSocket(uri, { headers: { Authorization: password }, ...(ca ? { ca } : {}) });
   return run(ws, streams, () => undefined, { eofOnEnd: false });
 }

@@ -164,7 +164,10 @@ export class LogFollowerHub {
     } catch (e) {
       // A read that fails ends every follower of this container, as a broken stream would.
       const err = e instanceof Error ? e : new Error(String(e));
-      this.o.log?.warn({ container: loopKey.split('\n')[0], followers: loop.subscribers.size, err: err.message }, 'reading a followed log failed; its followers end');
+      this.o.log?.warn(
+        { container: loopKey.split('\n')[0], followers: loop.subscribers.size, err: err.message },
+        'reading a followed log failed; its followers end',
+      );
       for (const s of [...loop.subscribers]) s.out.destroy(err);
       return;
     }

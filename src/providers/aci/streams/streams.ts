@@ -4,7 +4,13 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { PodRejectedError, type ExecResult, type ExecStreams, type LogOptions, type PodRef } from '../../../core/provider.js';
+import {
+  PodRejectedError,
+  type ExecResult,
+  type ExecStreams,
+  type LogOptions,
+  type PodRef,
+} from '../../../core/provider.js';
 import type { AciArm } from '../arm/arm-client.js';
 import type { AciConfig } from '../config.js';
 import { tlsOptionsFor, type TlsOptions } from '../arm/credential.js';
@@ -34,7 +40,10 @@ export class AciStreams {
 
   async getContainerLogs(ref: PodRef, container: string, opts: LogOptions): Promise<Readable> {
     if (opts.previous) {
-      throw new PodRejectedError('Unsupported', 'Azure Container Instances keeps no logs of a previous container instance');
+      throw new PodRejectedError(
+        'Unsupported',
+        'Azure Container Instances keeps no logs of a previous container instance',
+      );
     }
     const name = this.o.nameOf(ref);
     // A follower stops when the container can no longer write (terminated for good, or the group is gone).
@@ -42,8 +51,13 @@ export class AciStreams {
       const t = this.o.lookup(name);
       if (!t) return true;
       if (t.vanished) return true;
-      const cs = [...(t.status?.containerStatuses ?? []), ...(t.status?.initContainerStatuses ?? [])].find((c) => c.name === container);
-      return t.terminal || (cs?.state?.terminated !== undefined && t.status?.phase !== 'Running' && t.status?.phase !== 'Pending');
+      const cs = [...(t.status?.containerStatuses ?? []), ...(t.status?.initContainerStatuses ?? [])].find(
+        (c) => c.name === container,
+      );
+      return (
+        t.terminal ||
+        (cs?.state?.terminated !== undefined && t.status?.phase !== 'Running' && t.status?.phase !== 'Pending')
+      );
     };
     return this.followers.open(`${name}/${container}`, (o) => this.o.arm.listLogs(name, container, o), opts, isDone);
   }
@@ -52,8 +66,17 @@ export class AciStreams {
   async exec(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult> {
     const plan = planExec(command, streams.tty);
     if (plan.kind === 'refused') throw new ExecShellUnavailableError(plan.message);
-    const { webSocketUri, password } = await this.o.arm.executeCommand(this.o.nameOf(ref), container, plan.command, { rows: 24, cols: 80 });
-    return execViaWebSocket(webSocketUri, password, streams, this.ca(), plan.kind === 'shell' ? { line: plan.line, sentinel: plan.sentinel } : undefined);
+    const { webSocketUri, password } = await this.o.arm.executeCommand(this.o.nameOf(ref), container, plan.command, {
+      rows: 24,
+      cols: 80,
+    });
+    return execViaWebSocket(
+      webSocketUri,
+      password,
+      streams,
+      this.ca(),
+      plan.kind === 'shell' ? { line: plan.line, sentinel: plan.sentinel } : undefined,
+    );
   }
 
   async attach(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult> {
