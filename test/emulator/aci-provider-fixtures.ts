@@ -66,6 +66,12 @@ export async function harness(
     retry: { baseDelayMs: 100, maxDelayMs: 2_000, maxAttempts: 8 },
   });
   provider.onStatus((ref, s) => statuses.set(key(ref), s));
+  // Backend events arrive on the events channel (Provider.onEvent), as the core receives them.
+  provider.onEvent((ref, ev) => {
+    const list = events.get(key(ref)) ?? [];
+    list.push({ type: ev.type, reason: ev.reason, message: ev.message });
+    events.set(key(ref), list);
+  });
   return {
     emu,
     provider,
