@@ -126,7 +126,7 @@ export class NodeController {
     this.nodeInfo = await this.o.provider.nodeInfo();
     // A failed first write (API server restarting, a webhook timing out) is retried, as a
     // kubelet retries its registration: the process must not end over it.
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       try {
         await this.register();
         await this.writeStatus(true);

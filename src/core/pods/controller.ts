@@ -241,7 +241,7 @@ export class PodController {
    * orphans and marking lost pods would act on a guess.
    */
   private async firstList(): Promise<ProviderPod[] | undefined> {
-    for (let failures = 0; !this.stopped; ) {
+    for (let failures = 0; !this.stopped;) {
       try {
         return await this.timed('list', () => this.o.provider.listPods());
       } catch (err) {
@@ -253,7 +253,10 @@ export class PodController {
           reason: 'ProviderUnavailable',
           message: `the provider's pods could not be listed, so none is started or deleted yet: ${msg}`,
         };
-        this.o.log.warn({ err: errMessage(err), failures, retryInMs }, "listing the provider's pods failed; will retry");
+        this.o.log.warn(
+          { err: errMessage(err), failures, retryInMs },
+          "listing the provider's pods failed; will retry",
+        );
         this.o.onStartupChange?.();
         await sleep(retryInMs, this.stopping.signal);
       }
