@@ -124,6 +124,8 @@ export class NodeController {
   async start(): Promise<void> {
     this.kubeletVersion = await this.serverKubeletVersion();
     this.nodeInfo = await this.o.provider.nodeInfo();
+    // Registered with its real condition (a bad credential shows at once, not after a "starting").
+    this.lastHealth = await this.checkHealth();
     // A failed first write (API server restarting, a webhook timing out) is retried, as a
     // kubelet retries its registration: the process must not end over it.
     for (let failures = 0; ;) {
@@ -328,9 +330,8 @@ export class NodeController {
     };
   }
 
-  /** Checks health; writes the status when it changed, when forced, or when a minute passed. */
-  private async writeStatus(force: boolean): Promise<void> {
-    if (this.stopped) return;
+  /** The provider's health, held back by the start gate. */
+  private async checkHealth(): Promise<HealthStatus> {
     let h: HealthStatus;
     try {
       h = await this.o.provider.health();
@@ -344,7 +345,13 @@ export class NodeController {
     // The provider's own reason comes first (it names the backend's problem); a healthy provider
     // still leaves the node NotReady until the core has reconciled its pods.
     const gate = h.ok ? this.o.startupGate?.() : undefined;
-    if (gate) h = gate;
+    return gate ?? h;
+  }
+
+  /** Checks health; writes the status when it changed, when forced, or when a minute passed. */
+  private async writeStatus(force: boolean): Promise<void> {
+    if (this.stopped) return;
+    const h = await this.checkHealth();
     const changed =
       !this.lastHealth ||
       this.lastHealth.ok !== h.ok ||
