@@ -74,6 +74,8 @@ export class Connector {
       kubeletPort: o.kubeletPort,
       version: o.version,
       log: nodeLog,
+      // NotReady until the pods are reconciled with the backend (a kubelet is not Ready before it synced).
+      startupGate: () => this.pods.startupHealth,
     });
     const podLog = o.log.child({ component: 'pods' });
     this.refs = new ReferenceResolver({
@@ -93,6 +95,7 @@ export class Connector {
       workers: o.workers,
       log: podLog,
       metrics: o.metrics,
+      onStartupChange: () => void this.node.refresh(),
       // Awaited before the first pod is admitted: resourceFieldRef of a container without limits needs it.
       allocatable: async () => {
         const info = this.node.info ?? (await o.provider.nodeInfo().catch(() => undefined));
@@ -120,8 +123,11 @@ export class Connector {
       this.o.log.info({ port: this.metricsPort }, 'operations endpoint listening');
     }
     await this.node.start();
-    this.o.log.info({ node: this.o.nodeName }, 'node registered and Ready reported');
+    if (!this.node.ready) return; // stopped meanwhile
+    this.o.log.info({ node: this.o.nodeName }, 'node registered; Ready once the pods are reconciled');
     await this.pods.start();
+    if (this.pods.startupHealth) return; // stopped before the first list
+    await this.node.refresh();
     this.started = true;
     this.o.log.info({ node: this.o.nodeName }, 'pod controller running');
   }

@@ -7,6 +7,8 @@
 import * as k8s from '@kubernetes/client-node';
 import type { V1Lease, V1Node, V1NodeCondition, V1NodeStatus, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../common/backoff.js';
+import { errorMessage } from '../common/errors.js';
 import { mergePatchOptions, strategicMergePatchOptions } from './events.js';
 import { managedInformer } from './informer.js';
 import type { KubeClients } from './kube-client.js';
@@ -76,7 +78,19 @@ export interface NodeControllerOptions {
   statusCheckMs?: number;
   /** Conditions are re-written at least this often. */
   statusRefreshMs?: number;
+  /**
+   * Why the node may not be Ready yet although the provider is healthy (the pods are not
+   * reconciled with the backend yet); undefined: nothing holds it back.
+   */
+  startupGate?: () => HealthStatus | undefined;
+  /** Retries of the first registration and status write (default 1 s doubling to 30 s). */
+  registerBackoff?: BackoffPolicy;
 }
+
+const REGISTER_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 30_000 };
+
+/** What a node says before its first health check: a kubelet is not Ready until it has synced. */
+const STARTING: HealthStatus = { ok: false, reason: 'KubeletNotReady', message: 'aci-connector is starting' };
 
 function isNotFound(err: unknown): boolean {
   return (err as { code?: number } | undefined)?.code === 404;
@@ -90,6 +104,7 @@ export class NodeController {
   private leaseTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly stopping = new AbortController();
   private nodeInfo: NodeInfoFromProvider | undefined;
   private kubeletVersion = 'v0.0.0';
   private lastHealth: HealthStatus | undefined;
@@ -109,9 +124,24 @@ export class NodeController {
   async start(): Promise<void> {
     this.kubeletVersion = await this.serverKubeletVersion();
     this.nodeInfo = await this.o.provider.nodeInfo();
-    await this.register();
-    await this.writeStatus(true);
-    await this.renewLease();
+    // Registered with its real condition (a bad credential shows at once, not after a "starting").
+    this.lastHealth = await this.checkHealth();
+    // A failed first write (API server restarting, a webhook timing out) is retried, as a
+    // kubelet retries its registration: the process must not end over it.
+    for (let failures = 0; ;) {
+      try {
+        await this.register();
+        await this.writeStatus(true);
+        await this.renewLease();
+        break;
+      } catch (err) {
+        if (this.stopped) return;
+        const retryInMs = backoffDelay(this.o.registerBackoff ?? REGISTER_BACKOFF, ++failures);
+        this.o.log.warn({ err: errorMessage(err), failures, retryInMs }, 'node registration failed; will retry');
+        await sleep(retryInMs, this.stopping.signal);
+        if (this.stopped) return;
+      }
+    }
     this.ready = true;
 
     this.watch = await this.o.api.watchNode(this.o.nodeName, {
@@ -140,6 +170,7 @@ export class NodeController {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.watch?.stop();
@@ -158,6 +189,11 @@ export class NodeController {
   private warn(err: unknown, what: string): void {
     if (this.stopped) return;
     this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, `${what} failed; will retry`);
+  }
+
+  /** Checks health now and writes the status if it changed (the core's start gate opened, say). */
+  async refresh(): Promise<void> {
+    if (this.ready) await this.writeStatus(false).catch((err: unknown) => this.warn(err, 'node status'));
   }
 
   private async serverKubeletVersion(): Promise<string> {
@@ -218,7 +254,7 @@ export class NodeController {
           kind: 'Node',
           metadata: { name: this.o.nodeName, labels: this.labels() },
           spec: { taints: this.o.taints },
-          status: this.statusBody(this.lastHealth ?? { ok: true, reason: 'KubeletReady', message: 'starting' }),
+          status: this.statusBody(this.lastHealth ?? STARTING),
         });
         this.o.log.info({ node: this.o.nodeName }, 'node registered');
         return;
@@ -294,9 +330,8 @@ export class NodeController {
     };
   }
 
-  /** Checks health; writes the status when it changed, when forced, or when a minute passed. */
-  private async writeStatus(force: boolean): Promise<void> {
-    if (this.stopped) return;
+  /** The provider's health, held back by the start gate. */
+  private async checkHealth(): Promise<HealthStatus> {
     let h: HealthStatus;
     try {
       h = await this.o.provider.health();
@@ -307,6 +342,16 @@ export class NodeController {
         message: `the provider's health check failed: ${(err as Error).message}`,
       };
     }
+    // The provider's own reason comes first (it names the backend's problem); a healthy provider
+    // still leaves the node NotReady until the core has reconciled its pods.
+    const gate = h.ok ? this.o.startupGate?.() : undefined;
+    return gate ?? h;
+  }
+
+  /** Checks health; writes the status when it changed, when forced, or when a minute passed. */
+  private async writeStatus(force: boolean): Promise<void> {
+    if (this.stopped) return;
+    const h = await this.checkHealth();
     const changed =
       !this.lastHealth ||
       this.lastHealth.ok !== h.ok ||

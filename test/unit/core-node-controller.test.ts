@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { V1Lease, V1Node, V1NodeStatus } from '@kubernetes/client-node';
 import { silentLogger } from '../../src/common/logger.js';
 import { NodeController, type NodeApi } from '../../src/core/node-controller.js';
+import type { HealthStatus } from '../../src/core/provider.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
 import { waitFor } from '../support/wait.js';
 
@@ -94,7 +95,10 @@ class FakeNodeApi implements NodeApi {
   }
 }
 
-function start(t: TestContext, opts: { statusCheckMs?: number; leaseRenewMs?: number } = {}) {
+function start(
+  t: TestContext,
+  opts: { statusCheckMs?: number; leaseRenewMs?: number; startupGate?: () => HealthStatus | undefined } = {},
+) {
   const api = new FakeNodeApi();
   const provider = new MockProvider({ nodeName: 'vn', clusterId: 'c1' });
   const ctl = new NodeController({
@@ -108,6 +112,8 @@ function start(t: TestContext, opts: { statusCheckMs?: number; leaseRenewMs?: nu
     log: silentLogger(),
     leaseRenewMs: opts.leaseRenewMs ?? 60_000,
     statusCheckMs: opts.statusCheckMs ?? 60_000,
+    registerBackoff: { baseMs: 5, maxMs: 20, jitter: 0 },
+    ...(opts.startupGate ? { startupGate: opts.startupGate } : {}),
   });
   t.after(async () => {
     await ctl.stop();
@@ -208,4 +214,42 @@ test('a deleted node is registered again, with a new Lease owned by the new node
     api.leases.get('vn')?.metadata?.ownerReferences?.map((o) => o.uid),
     [node?.metadata?.uid],
   );
+});
+
+test('start-up gate: a healthy provider leaves the node NotReady with the gate reason until the core has synced', async (t) => {
+  let gate: { ok: boolean; reason: string; message: string } | undefined = {
+    ok: false,
+    reason: 'ProviderUnavailable',
+    message: 'the provider is down',
+  };
+  const { api, provider, ctl } = start(t, { startupGate: () => gate });
+  await ctl.start();
+  const created = api.statusPatches.length;
+  assert.equal(ready(api.nodes.get('vn')?.status)?.status, 'False');
+  assert.equal(ready(api.nodes.get('vn')?.status)?.reason, 'ProviderUnavailable');
+  assert.equal(ready(api.nodes.get('vn')?.status)?.message, 'the provider is down');
+  // The provider's own reason names the backend's problem: it wins over the gate.
+  provider.setHealth({ ok: false, reason: 'AzureCredentialInvalid', message: 'bad secret' });
+  await ctl.refresh();
+  assert.equal(ready(api.nodes.get('vn')?.status)?.reason, 'AzureCredentialInvalid');
+  provider.setHealth(undefined);
+  gate = undefined;
+  await ctl.refresh();
+  assert.equal(ready(api.nodes.get('vn')?.status)?.status, 'True');
+  assert.equal(ready(api.nodes.get('vn')?.status)?.reason, 'KubeletReady');
+  assert.ok(api.statusPatches.length >= created + 2);
+});
+
+test('a failed first status write is retried: start() resolves once it lands', async (t) => {
+  const { api, ctl } = start(t);
+  let failures = 2;
+  const patch = api.patchNodeStatus.bind(api);
+  api.patchNodeStatus = async (name, status) => {
+    if (failures-- > 0) throw apiError(500);
+    return patch(name, status);
+  };
+  await ctl.start();
+  assert.equal(ctl.ready, true);
+  assert.equal(api.statusPatches.length, 1, 'the write that landed');
+  assert.equal(ready(api.nodes.get('vn')?.status)?.status, 'True');
 });

@@ -341,3 +341,55 @@ test('the decision step is pure: the same record and observation give the same o
   assert.deepEqual(reconcile(r, { ...o, resolution: res }), { kind: 'Hold', ms: 500 });
   assert.deepEqual(reconcile(r, { ...o, pod: undefined }), { kind: 'RemoveOld', uid: pod.metadata?.uid });
 });
+
+test('start-up outage: the first list is retried with backoff, nothing is created or deleted before it answers, then pods reconcile', async (t) => {
+  const mock = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' });
+  let failuresLeft = 3;
+  let listCalls = 0;
+  const list = mock.listPods.bind(mock);
+  mock.listPods = async () => {
+    listCalls++;
+    if (failuresLeft-- > 0) throw new Error('ARM answered 503 ServiceUnavailable\nsecond line');
+    return list();
+  };
+  const create = mock.createPod.bind(mock);
+  let createdBeforeList = 0;
+  mock.createPod = async (pod, ctx) => {
+    if (failuresLeft >= 0) createdBeforeList++;
+    return create(pod, ctx);
+  };
+  let told = 0;
+  const h = harness(t, mock, {
+    startBackoff: { baseMs: 5, maxMs: 20, jitter: 0 },
+    onStartupChange: () => told++,
+  });
+  assert.equal(h.ctl.startupHealth?.reason, 'ProviderNotSynced', 'not synced before the first list');
+  const pod = h.pods.put(aPod('meanwhile'));
+  const started = h.ctl.start();
+  await until('a failed list reported', () => h.ctl.startupHealth?.reason === 'ProviderUnavailable');
+  assert.match(h.ctl.startupHealth?.message ?? '', /could not be listed.*503 ServiceUnavailable$/);
+  assert.ok(!(h.ctl.startupHealth?.message ?? '').includes('second line'), 'one line of the error');
+  await started;
+  assert.equal(listCalls, 4, 'three failures, then the list that answered');
+  assert.equal(told, 3, 'told once per failure');
+  assert.equal(h.ctl.startupHealth, undefined, 'synced');
+  await until('the pod created meanwhile runs', () => phaseOf(h, 'meanwhile') === 'Running');
+  assert.equal(createdBeforeList, 0, 'no create before the first list answered');
+  assert.equal(mock.calls(pod.metadata?.uid ?? '')?.created, 1);
+});
+
+test('start-up outage: stop() during the retries ends start() without listing again', async (t) => {
+  const mock = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' });
+  let listCalls = 0;
+  mock.listPods = async () => {
+    listCalls++;
+    throw new Error('unreachable');
+  };
+  const h = harness(t, mock, { startBackoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } });
+  const started = h.ctl.start();
+  await until('the first failure', () => h.ctl.startupHealth?.reason === 'ProviderUnavailable');
+  await h.ctl.stop();
+  await started;
+  assert.equal(listCalls, 1);
+  assert.equal(h.ctl.startupHealth?.reason, 'ProviderUnavailable', 'never synced');
+});

@@ -13,7 +13,7 @@
  * - "before delete": in `effect()`'s `Delete` and `RemoveOld` cases, before provider.deletePod.
  */
 import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
-import type { BackoffPolicy } from '../../common/backoff.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../common/backoff.js';
 import type { Logger } from '../../common/logger.js';
 import type { ConnectorMetrics } from '../../common/metrics.js';
 import { resolvePodEnv, type EnvNote, type EnvResolution } from '../env.js';
@@ -23,9 +23,11 @@ import {
   PodRejectedError,
   TransientProviderError,
   type PodContext,
+  type HealthStatus,
   type PodRef,
   type Provider,
   type ProviderEvent,
+  type ProviderPod,
   type ProviderPodStatus,
 } from '../provider.js';
 import { missingVolumeRefs, podReferences, refKey, type RefKind } from '../references.js';
@@ -51,12 +53,17 @@ export interface PodControllerOptions {
   /** Node allocatable, for resourceFieldRef of containers without limits; awaited before the first pod is admitted. */
   allocatable?: () => Promise<Record<string, string> | undefined>;
   backoff?: BackoffPolicy;
+  /** Retries of the first list of the provider's pods (default 1 s doubling to 30 s). */
+  startBackoff?: BackoffPolicy;
+  /** Told each time the first list fails (the node's Ready reason follows); start() resolving tells the success. */
+  onStartupChange?: () => void;
   now?: () => number;
 }
 
 /** setTimeout's largest delay (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 60_000 };
+const START_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 30_000 };
 /** Missing Secrets/ConfigMaps are mainly retried on their watch events; this is the safety net's shortest delay. */
 const MISSING_REF_MIN_MS = 1000;
 
@@ -88,6 +95,13 @@ export class PodController {
   private allocatable: Record<string, string> | undefined;
   private live = false;
   private stopped = false;
+  private readonly stopping = new AbortController();
+  /** Why the pods are not reconciled with the backend yet; undefined once they are. */
+  private unsynced: HealthStatus | undefined = {
+    ok: false,
+    reason: 'ProviderNotSynced',
+    message: "the connector is listing the provider's pods",
+  };
   private readonly now: () => number;
   /** Status patches sent, for the benchmark's writes-per-pod figure and the tests. */
   statusWrites = 0;
@@ -177,7 +191,8 @@ export class PodController {
   async start(): Promise<void> {
     await this.o.pods.start();
     this.allocatable = await this.o.allocatable?.();
-    const providerPods = await this.timed('list', () => this.o.provider.listPods());
+    const providerPods = await this.firstList();
+    if (providerPods === undefined) return;
     const apiByKey = new Map(this.o.pods.list().map((p) => [keyOf(p), p] as const));
     let adopted = 0;
     let orphans = 0;
@@ -211,12 +226,48 @@ export class PodController {
       'initial reconciliation',
     );
     this.live = true;
+    this.unsynced = undefined;
     for (const key of new Set([...apiByKey.keys(), ...this.records.keys()])) this.queue.add(key);
+  }
+
+  /** Why the node may not be Ready yet: its pods are not reconciled with the backend. */
+  get startupHealth(): HealthStatus | undefined {
+    return this.unsynced;
+  }
+
+  /**
+   * The provider's pods, retried with backoff until the backend answers (undefined if stopped
+   * meanwhile). Nothing is created or deleted before this list: without it, adopting, cleaning
+   * orphans and marking lost pods would act on a guess.
+   */
+  private async firstList(): Promise<ProviderPod[] | undefined> {
+    for (let failures = 0; !this.stopped;) {
+      try {
+        return await this.timed('list', () => this.o.provider.listPods());
+      } catch (err) {
+        if (this.stopped) return undefined;
+        const retryInMs = backoffDelay(this.o.startBackoff ?? START_BACKOFF, ++failures);
+        const msg = (errMessage(err).split('\n')[0] ?? '').slice(0, 300);
+        this.unsynced = {
+          ok: false,
+          reason: 'ProviderUnavailable',
+          message: `the provider's pods could not be listed, so none is started or deleted yet: ${msg}`,
+        };
+        this.o.log.warn(
+          { err: errMessage(err), failures, retryInMs },
+          "listing the provider's pods failed; will retry",
+        );
+        this.o.onStartupChange?.();
+        await sleep(retryInMs, this.stopping.signal);
+      }
+    }
+    return undefined;
   }
 
   /** Stops processing. Pods keep running in the provider and stay in the API. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     this.live = false;
     this.prober.close();
     await this.queue.stop();

@@ -86,7 +86,7 @@ export class AciNodeHealth {
     }
     let h: HealthStatus;
     try {
-      await this.arm.listUsage();
+      await this.probe();
       h = { ok: true, reason: 'AciReachable', message: `Azure Container Instances in ${this.cfg.region} is reachable` };
       this.probeFailures.succeeded();
     } catch (e) {
@@ -96,6 +96,28 @@ export class AciNodeHealth {
     this.healthCache = { at: now, h };
     return h;
   }
+
+  /**
+   * One cheap read that proves endpoint and credential. The usages are read at the subscription:
+   * a service principal scoped to its resource group gets 403 there, which only means "quota
+   * unknown" (capacity() keeps the configured values), so the resource group is asked instead.
+   */
+  private async probe(): Promise<void> {
+    try {
+      await this.arm.listUsage();
+    } catch (e) {
+      if (statusOf(e) !== 403) throw e;
+      // A GET of a group that does not exist: 404 (undefined) proves read access to the resource group.
+      await this.arm.getGroup(PROBE_GROUP);
+    }
+  }
+}
+
+/** A name no pod's group takes (ours are derived from the cluster, namespace and pod). */
+const PROBE_GROUP = 'aci-connector-health-probe';
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { statusCode?: number })?.statusCode;
 }
 
 export function healthFromError(e: unknown): HealthStatus {
