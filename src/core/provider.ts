@@ -172,9 +172,10 @@ export interface Provider {
   exec?(ref: PodRef, container: string, command: string[], streams: ExecStreams): Promise<ExecResult>;
   attach?(ref: PodRef, container: string, streams: ExecStreams): Promise<ExecResult>;
   /**
-   * Where `kubectl port-forward` reaches the pod: an address the node can open TCP
-   * connections to (the pod IP), or undefined while the pod has none. A provider
-   * whose pod IPs are not reachable from the node leaves this out.
+   * Where the node reaches the pod over TCP (the pod IP), or undefined while it has none:
+   * used by `kubectl port-forward`, the connector-run probes (core/probes) and httpGet
+   * lifecycle hooks. A provider whose pod IPs are not reachable from the node leaves this
+   * out; those probes then fail, as a kubelet's do against a pod without an IP.
    */
   portForwardAddress?(ref: PodRef): Promise<string | undefined>;
 
@@ -186,12 +187,6 @@ export interface Provider {
    * budget (cache here, not in the core); the core calls this at most every few seconds.
    */
   getPodStats?(): Promise<PodUsage[]>;
-  /**
-   * Where the connector's prober reaches the pod for the probes the backend cannot run
-   * (tcpSocket, gRPC, startup; see core/probes/policy.ts): the pod IP, or undefined while it
-   * has none. Without this hook those probes fail, as a kubelet's do against a pod without IP.
-   */
-  probeAddress?(ref: PodRef): Promise<string | undefined>;
   /**
    * Restarts a container after a failed liveness or startup probe the connector ran.
    * Resolves to the names of every container the backend restarted (the one asked for,

@@ -29,7 +29,8 @@ export function proberFor(
   const exec = provider.exec?.bind(provider);
   const restart = provider.restartContainer?.bind(provider);
   return new Prober({
-    address: (ref) => provider.probeAddress?.(ref) ?? Promise.resolve(undefined),
+    // The pod's address is the one port-forward and httpGet hooks use: one hook, one answer.
+    address: (ref) => provider.portForwardAddress?.(ref) ?? Promise.resolve(undefined),
     ...(exec
       ? {
           exec: async (ref, container, command, timeoutMs) => {

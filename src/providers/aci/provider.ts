@@ -276,11 +276,6 @@ export class AciProvider implements Provider {
     return p?.status.podIP ?? p?.status.podIPs?.[0]?.ip;
   }
 
-  /** Where the connector's prober reaches the pod: the same address as port-forward. */
-  async probeAddress(ref: PodRef): Promise<string | undefined> {
-    return this.portForwardAddress(ref);
-  }
-
   /**
    * ACI has no call that restarts one container: its means is the group's `restart` action,
    * which restarts every container of the group in place (decisions.md). Resolves to the
