@@ -30,7 +30,7 @@ import { createNetworkNamespace } from '../../devcluster/netns.js';
 import { adminKubeConfig, freshNamespace, testCluster, waitFor } from '../support/cluster.js';
 import { useEmulatorForFile } from './aci-emulator-env.js';
 import { core, startConnector, uniqueNodeName } from './connector-process.js';
-import { parseGoTestVerbose, subtestsOf } from './vk-e2e-results.js';
+import { GRACEFUL, lostGracefulDeleteRace, parseGoTestVerbose, subtestsOf } from './vk-e2e-results.js';
 
 const exec = promisify(execFile);
 const SUITE_PARENT = 'TestEndToEnd';
@@ -155,11 +155,11 @@ interface SuiteRun {
   output: string;
 }
 
-function runSuite(bin: string, namespace: string, nodeName: string): Promise<SuiteRun> {
+function runSuite(bin: string, namespace: string, nodeName: string, only?: string): Promise<SuiteRun> {
   return new Promise((resolve, reject) => {
     const args = [
       '-test.v',
-      `-test.run=^${SUITE_PARENT}$`,
+      only ? `-test.run=^${SUITE_PARENT}$/^${only}$` : `-test.run=^${SUITE_PARENT}$`,
       '-test.timeout=15m',
       `-kubeconfig=${testCluster().kubeconfig}`,
       `-namespace=${namespace}`,
@@ -199,7 +199,16 @@ async function suiteAgainst(t: TestContext, startNode: StartNode): Promise<void>
   const run = await runSuite(bin, namespace, nodeName);
   const result = parseGoTestVerbose(run.output);
   const subtests = subtestsOf(result, SUITE_PARENT);
-  const failed = subtests.filter((s) => s.verdict !== 'PASS');
+  let failed = subtests.filter((s) => s.verdict !== 'PASS');
+  if (lostGracefulDeleteRace(result, SUITE_PARENT, failed)) {
+    // The suite's own race, not the node's: see lostGracefulDeleteRace. One rerun of that test alone.
+    t.diagnostic(`${GRACEFUL}: the suite's watch started after the node's final delete (basic.go:256); rerunning it`);
+    const again = parseGoTestVerbose((await runSuite(bin, namespace, nodeName, GRACEFUL)).output);
+    failed = subtestsOf(again, SUITE_PARENT).filter((s) => s.verdict !== 'PASS');
+    for (const [name, logs] of again.failureLogs) result.failureLogs.set(name, logs);
+    result.verdicts.set(SUITE_PARENT, again.verdicts.get(SUITE_PARENT) ?? 'FAIL');
+    run.code = failed.length === 0 ? 0 : run.code;
+  }
   const why = failed
     .map((s) => `${s.name} ${s.verdict}: ${(result.failureLogs.get(`${SUITE_PARENT}/${s.name}`) ?? []).join(' | ')}`)
     .join('\n');

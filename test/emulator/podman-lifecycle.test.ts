@@ -34,9 +34,15 @@ describe('podman runtime lifecycle', { timeout: 15 * 60_000 }, () => {
     const spec = fx.group(
       'lifecycle',
       [
-        fx.container('web', ['sh', '-c', 'date +%s%N > /www/index.html && exec httpd -f -p 8080 -h /www'], {
-          ports: [{ port: 8080, protocol: 'TCP' }],
-        }),
+        // A fresh UUID per start: busybox's date has no %N, and a start and a restart within one
+        // second would otherwise serve the same body.
+        fx.container(
+          'web',
+          ['sh', '-c', 'cat /proc/sys/kernel/random/uuid > /www/index.html && exec httpd -f -p 8080 -h /www'],
+          {
+            ports: [{ port: 8080, protocol: 'TCP' }],
+          },
+        ),
       ],
       { restartPolicy: 'Always', ipAddress: { type: 'Public', ports: [{ port: 8080, protocol: 'TCP' }] } },
     );
