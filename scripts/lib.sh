@@ -18,7 +18,7 @@ step() {
 #   uidmap          newuidmap/newgidmap for user namespaces; podman only Recommends it
 #   netavark        podman's network backend; containers-common only Recommends it
 #   busybox-static  the locally built test images (no registry is reachable)
-#   iproute2        `ip` for the network namespaces tests create
+#   iproute2        `ip` for the network namespaces tests create, and the emulator's VNet groups' veth pairs
 #   git             gitRepo volumes in the emulator
 #   ca-certificates TLS to the package registries npm and go use
 #   debootstrap     the connector image's local Debian 13 base (devcluster/image/base.sh), since

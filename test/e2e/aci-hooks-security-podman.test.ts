@@ -170,6 +170,38 @@ test(
 );
 
 test(
+  'with the ACI provider on podman: an httpGet postStart hook reaches the container’s own server',
+  { timeout: 300_000 },
+  async (t) => {
+    const ns = await freshNamespace(t, 'hooks-http');
+    const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+    // busybox httpd -vv logs every request it serves ("url:/path", "response:200") to stderr.
+    await core().createNamespacedPod({
+      namespace: ns,
+      body: boundPod(h.nodeName, 'http-hook', {
+        spec: {
+          containers: [
+            {
+              name: 'web',
+              image,
+              command: ['sh', '-c', 'mkdir -p /www && echo ok > /www/started && exec httpd -f -vv -p 8080 -h /www'],
+              ports: [{ name: 'http', containerPort: 8080 }],
+              lifecycle: { postStart: { httpGet: { path: '/started', port: 'http' } } },
+            },
+          ],
+        },
+      }),
+    });
+    await running(ns, 'http-hook');
+    const log = await logOf(ns, 'http-hook', 'web', /url:\/started[\s\S]*response:200/);
+    assert.match(log, /url:\/started/, 'the hook’s GET reached the container’s httpd, on the named port');
+    const pod = await core().readNamespacedPod({ name: 'http-hook', namespace: ns });
+    assert.equal(pod.status?.containerStatuses?.[0]?.restartCount, 0, 'a hook answered 200 kills nothing');
+    assert.deepEqual(await eventsOf(ns, 'http-hook', 'FailedPostStartHook'), []);
+  },
+);
+
+test(
   'with the ACI provider on podman: capabilities, runAsUser/runAsGroup and no-new-privileges apply; a clamped limit and dropped hardening are Events',
   { timeout: 480_000 },
   async (t) => {

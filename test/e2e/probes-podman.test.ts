@@ -75,11 +75,12 @@ async function execIn(ns: string, pod: string, container: string, ...cmd: string
 }
 
 /**
- * A shell loop that serves HTTP on 8080 while /tmp/closed does not exist. The emulator publishes a
- * group's declared ports through slirp4netns, whose host side accepts every TCP connection whether
- * or not the container listens (decisions.md): a tcpSocket probe of a declared port passes there
- * anyway, so "nothing listens" is shown on a port the group does not publish (8081), and probes that
- * flip on a published port speak a protocol (HTTP, gRPC).
+ * A shell loop that serves HTTP on 8080 while /tmp/closed does not exist. Outside a VNet the
+ * emulator publishes a group's declared ports through slirp4netns, whose host side accepts every TCP
+ * connection whether or not the container listens (decisions.md): a tcpSocket probe of a declared
+ * port passes there anyway, so for public groups "nothing listens" is shown on a port the group does
+ * not publish (8081). In a VNet (a subnet configured) the group IP is the pod's own network
+ * namespace, and a tcpSocket probe flips with the listener (probes-vnet-podman.test.ts).
  */
 const TOGGLED_PORT =
   'while true; do if [ -f /tmp/closed ]; then if [ -n "$p" ]; then kill $p; wait $p; p=; fi; ' +

@@ -1,6 +1,6 @@
 /**
- * The podman runtime's pure logic, without podman: the loopback IP pool and its
- * machine-wide leases, the merge of podman's two log streams, and ACI event counting.
+ * The podman runtime's pure logic, without podman: the loopback IP pool, the VNet subnet
+ * pool and their machine-wide leases, the merge of podman's two log streams, and ACI event counting.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { EventLog } from '../../src/emulator/runtimes/podman/event-log.js';
 import { IpPoolError, LoopbackIpPool } from '../../src/emulator/runtimes/podman/ip-pool.js';
 import { mergeLogStreams } from '../../src/emulator/runtimes/podman/logs.js';
+import { VnetSubnetPool } from '../../src/emulator/runtimes/podman/vnet.js';
 
 function leaseDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'aci-ip-leases-'));
@@ -53,6 +54,31 @@ describe('loopback IP pool', () => {
     ];
     assert.ok(got.includes('127.22.0.1'));
     assert.ok(!got.includes('127.22.0.2'));
+  });
+});
+
+describe('VNet subnet pool', () => {
+  it('refuses ranges outside 198.18.0.0/15, the never-routed test range', () => {
+    assert.throws(() => new VnetSubnetPool('10.0.0.0/16'), IpPoolError);
+    assert.throws(() => new VnetSubnetPool('198.20.0.0/16'), IpPoolError);
+    assert.throws(() => new VnetSubnetPool('198.0.0.0/8'), IpPoolError);
+    assert.doesNotThrow(() => new VnetSubnetPool('198.18.0.0/15', leaseDir({ after: () => undefined })));
+  });
+
+  it('hands out aligned /30s (host side .1, group side .2), each to one pool of those sharing the leases', async (t) => {
+    const dir = leaseDir(t);
+    const a = new VnetSubnetPool('198.19.255.0/28', dir);
+    const b = new VnetSubnetPool('198.19.255.0/28', dir);
+    const got = [await a.allocate(), await b.allocate(), await a.allocate(), await b.allocate()];
+    assert.equal(new Set(got.map((g) => g.hostAddress)).size, 4, JSON.stringify(got));
+    for (const g of got) {
+      const last = Number(g.hostAddress.split('.')[3]);
+      assert.equal(last % 4, 1, g.hostAddress);
+      assert.equal(g.groupAddress, `198.19.255.${last + 1}`);
+    }
+    await assert.rejects(a.allocate(), /exhausted/);
+    b.release(got[1]!.hostAddress);
+    assert.deepEqual(await a.allocate(), got[1]);
   });
 });
 

@@ -15,6 +15,7 @@ const optionsSchema = z.strictObject({
   stateDir: z.string().min(1).optional(),
   ipPool: z.string().optional(),
   ipLeaseDir: z.string().optional(),
+  vnetPool: z.string().optional(),
   podmanBinary: z.string().optional(),
   storageDriver: z.enum(['overlay', 'vfs']).optional(),
   instanceId: z

@@ -14,7 +14,7 @@ export class IpPoolError extends Error {
   override readonly name = 'IpPoolError';
 }
 
-function parseIpv4(ip: string): number {
+export function parseIpv4(ip: string): number {
   const parts = ip.split('.');
   if (parts.length !== 4) throw new IpPoolError(`not an IPv4 address: ${ip}`);
   let n = 0;
@@ -26,7 +26,7 @@ function parseIpv4(ip: string): number {
   return n;
 }
 
-function formatIpv4(n: number): string {
+export function formatIpv4(n: number): string {
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 }
 
@@ -91,27 +91,43 @@ export class LoopbackIpPool {
   }
 
   private lease(ip: string): boolean {
-    const file = join(this.leaseDir, ip);
-    try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let owner = NaN;
-    try {
-      owner = Number(readFileSync(file, 'utf8'));
-    } catch {
-      return false;
-    }
-    if (owner === process.pid || (Number.isInteger(owner) && owner > 0 && pidAlive(owner))) return false;
-    // Stale lease of a process that died: take it over.
-    try {
-      unlinkSync(file);
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
-      return true;
-    } catch {
-      return false;
-    }
+    return takeLease(this.leaseDir, ip);
+  }
+}
+
+/**
+ * Leases `name` machine-wide: an exclusively created file in `dir` holding this pid. A lease
+ * whose pid is gone is taken over. Shared by the loopback IP pool and the VNet subnet pool.
+ */
+export function takeLease(dir: string, name: string): boolean {
+  const file = join(dir, name);
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  let owner = NaN;
+  try {
+    owner = Number(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+  if (owner === process.pid || (Number.isInteger(owner) && owner > 0 && pidAlive(owner))) return false;
+  // Stale lease of a process that died: take it over.
+  try {
+    unlinkSync(file);
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function dropLease(dir: string, name: string): void {
+  try {
+    unlinkSync(join(dir, name));
+  } catch {
+    // already gone
   }
 }

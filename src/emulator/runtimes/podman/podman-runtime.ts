@@ -28,6 +28,7 @@ import {
 import { EventLog } from './event-log.js';
 import { sessionFromChild, shellQuote } from './exec-session.js';
 import { LoopbackIpPool } from './ip-pool.js';
+import { VnetSubnetPool } from './vnet.js';
 import { ownerAlive, ownerToken } from './owner.js';
 import { containerLogs } from './logs.js';
 import type { PodmanCli } from './podman-cli.js';
@@ -58,6 +59,11 @@ export interface PodmanRuntimeOptions {
   ipPool?: string;
   /** Where machine-wide IP leases live; default a folder in the OS temp dir. */
   ipLeaseDir?: string;
+  /**
+   * /30s for groups in a VNet (`ipAddress.type: Private`), each a veth pair into the pod's
+   * own network namespace (vnet.ts). Must lie in 198.18.0.0/15; default 198.19.0.0/16.
+   */
+  vnetPool?: string;
   /** podman binary; default `podman` on PATH. */
   podmanBinary?: string;
   /** Storage driver: overlay (default) or vfs. One state folder sticks to one driver. */
@@ -92,6 +98,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
   readonly cli: PodmanCli;
   readonly layout: PodmanLayout;
   private readonly pool: LoopbackIpPool;
+  private readonly vnetPool: VnetSubnetPool;
   private readonly groups = new Map<string, GroupRecord>();
   private podmanStats: PodmanStats | undefined;
   private readonly byCtrName = new Map<string, { group: GroupRecord; record: ContainerRecord }>();
@@ -117,9 +124,11 @@ export class PodmanRuntime implements ContainerGroupRuntime {
     this.cli = setup.cli;
     this.layout = setup.layout;
     this.pool = new LoopbackIpPool(opts.ipPool ?? '127.20.0.0/16', opts.ipLeaseDir);
+    this.vnetPool = new VnetSubnetPool(opts.vnetPool ?? '198.19.0.0/16', opts.ipLeaseDir);
     this.provisioning = {
       cli: this.cli,
       pool: this.pool,
+      vnetPool: this.vnetPool,
       instanceId: this.instanceId,
       owner: this.owner,
       pullTimeoutMs: opts.pullTimeoutMs ?? 600_000,
@@ -265,7 +274,8 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       await removePod(this.cli, rec);
       this.forgetContainers(rec);
       rmSync(rec.dir, { recursive: true, force: true });
-      if (rec.ip) this.pool.release(rec.ip);
+      if (rec.vnetSubnet) this.vnetPool.release(rec.vnetSubnet.hostAddress);
+      else if (rec.ip) this.pool.release(rec.ip);
     });
   }
 
@@ -366,6 +376,7 @@ export class PodmanRuntime implements ContainerGroupRuntime {
       if (podIds.length) await this.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', ...podIds]);
       for (const rec of this.groups.values()) rmSync(rec.dir, { recursive: true, force: true });
       this.pool.releaseAll();
+      this.vnetPool.releaseAll();
       this.groups.clear();
       this.byCtrName.clear();
     }

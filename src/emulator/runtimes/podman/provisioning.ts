@@ -1,12 +1,14 @@
 /**
  * Provisioning a group on podman: images pulled (each distinct one once), the pod with its
- * loopback IP and published ports, and one container per spec, with env passed privately.
+ * loopback IP and published ports (or, in a VNet, its own address: vnet.ts), and one
+ * container per spec, with env passed privately.
  */
 import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeProvisionError } from '../../runtime.js';
 import { errorMessage } from '../../../common/errors.js';
 import type { LoopbackIpPool } from './ip-pool.js';
+import { attachVnet, type VnetSubnetPool } from './vnet.js';
 import { ensureImage } from './pull.js';
 import { securityFlags } from './security.js';
 import { nestedMountPoints } from './volumes.js';
@@ -26,6 +28,8 @@ import {
 export interface ProvisionContext {
   cli: PodmanCli;
   pool: LoopbackIpPool;
+  /** /30s for groups in a VNet (`ipAddress.type: Private`). */
+  vnetPool: VnetSubnetPool;
   instanceId: string;
   /** This emulator process's owner label (see owner.ts). */
   owner: string;
@@ -72,6 +76,7 @@ function pullImage(
 }
 
 export async function createPod(ctx: ProvisionContext, rec: GroupRecord): Promise<void> {
+  if (rec.spec.ipAddress?.type === 'Private') return createVnetPod(ctx, rec);
   const groupPorts = rec.spec.ipAddress?.ports ?? [];
   const groupTcp = new Set(groupPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port));
   // httpGet probes reach ports the group does not publish through 127.0.0.1:<random>.
@@ -86,18 +91,7 @@ export async function createPod(ctx: ProvisionContext, rec: GroupRecord): Promis
     const ip = rec.ip ?? (rec.spec.ipAddress ? ctx.pool.allocate(unusable) : undefined);
     rec.ip = ip;
     const args = [
-      'pod',
-      'create',
-      '--name',
-      rec.podName,
-      '--label',
-      `${LABEL_INSTANCE}=${ctx.instanceId}`,
-      '--label',
-      `${LABEL_GROUP}=${rec.key}`,
-      '--label',
-      `${LABEL_OWNER}=${ctx.owner}`,
-      '--hostname',
-      sanitize(rec.spec.name),
+      ...podCreateArgs(ctx, rec),
       // A private user-mode network per group: no shared bridge or iptables state
       // that two emulators (or other podman users) could collide on.
       '--network',
@@ -128,6 +122,52 @@ export async function createPod(ctx: ProvisionContext, rec: GroupRecord): Promis
       if (b) rec.probePorts.set(p, { host: b.HostIp || '127.0.0.1', port: Number(b.HostPort) });
     }
   }
+}
+
+function podCreateArgs(ctx: ProvisionContext, rec: GroupRecord): string[] {
+  return [
+    'pod',
+    'create',
+    '--name',
+    rec.podName,
+    '--label',
+    `${LABEL_INSTANCE}=${ctx.instanceId}`,
+    '--label',
+    `${LABEL_GROUP}=${rec.key}`,
+    '--label',
+    `${LABEL_OWNER}=${ctx.owner}`,
+    '--hostname',
+    sanitize(rec.spec.name),
+  ];
+}
+
+/**
+ * A group in a VNet: a pod with a network namespace of its own and no forwarder, joined to
+ * the host by a veth pair (vnet.ts). Every port of the group IP is the containers' own: a
+ * closed one refuses, as in ACI's VNet. The /30 stays the group's across re-provisioning.
+ */
+async function createVnetPod(ctx: ProvisionContext, rec: GroupRecord): Promise<void> {
+  rec.vnetSubnet ??= await ctx.vnetPool.allocate();
+  await ctx.cli.run([...podCreateArgs(ctx, rec), '--network', 'none']);
+  try {
+    await ctx.cli.run(['pod', 'start', rec.podName]);
+    const infra = (await ctx.cli.run(['pod', 'inspect', rec.podName, '--format', '{{.InfraContainerID}}'])).trim();
+    const pid = Number((await ctx.cli.run(['inspect', infra, '--format', '{{.State.Pid}}'])).trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`the infra container of pod ${rec.podName} has no process`);
+    rec.vnet = await attachVnet(pid, rec.vnetSubnet, rec.vnet?.hostIf);
+  } catch (e) {
+    await ctx.cli.exec(['pod', 'rm', '--force', '--ignore', '-t', '0', rec.podName]);
+    throw e;
+  }
+  rec.ip = rec.vnetSubnet.groupAddress;
+  // The emulator's own httpGet probes dial the group IP as a kubelet in the VNet would.
+  rec.probePorts.clear();
+  for (const c of [...rec.init, ...rec.app]) {
+    for (const probe of [c.spec.livenessProbe, c.spec.readinessProbe]) {
+      if (probe?.httpGet) rec.probePorts.set(probe.httpGet.port, { host: rec.ip, port: probe.httpGet.port });
+    }
+  }
+  for (const p of rec.spec.ipAddress?.ports ?? []) rec.probePorts.set(p.port, { host: rec.ip, port: p.port });
 }
 
 export async function createContainer(

@@ -6,6 +6,7 @@
 import type { RuntimeContainerSpec, RuntimeContainerState, RuntimeGroupSpec } from '../../runtime.js';
 import type { EventLog } from './event-log.js';
 import type { ProbeRunner } from './probes.js';
+import type { VnetLink } from './vnet.js';
 
 export const LABEL_INSTANCE = 'aci-emulator.instance';
 export const LABEL_GROUP = 'aci-emulator.group';
@@ -51,6 +52,10 @@ export interface GroupRecord {
   podName: string;
   dir: string;
   ip?: string;
+  /** A VNet group's link (vnet.ts); its addresses stay the group's across re-provisioning. */
+  vnet?: VnetLink;
+  /** A VNet group's leased /30, once allocated. */
+  vnetSubnet?: { hostAddress: string; groupAddress: string };
   phase: Phase;
   /** Bumped by stop, restart and remove so that running async chains give up. */
   generation: number;
