@@ -109,7 +109,10 @@ const CONNECTOR_MAIN = join(repoRoot, 'dist/src/cli/main.js');
 
 async function connectorArgs(ctx: SystemContext, provider: 'mock' | 'aci', extra: string[]): Promise<string[]> {
   const c = ctx.cluster;
+  // --cpu-prof of the benchmark: V8's profile of each connector, written when it exits (SIGTERM ends it cleanly).
+  const profDir = process.env.BENCH_CPU_PROF_DIR;
   return [
+    ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, ctx.nodeName)}`] : []),
     CONNECTOR_MAIN,
     '--provider',
     provider,
@@ -194,6 +197,15 @@ async function startEmulatorChild(
   return { child, env, stats };
 }
 
+/** The connector's ARM budget raised to match an emulator without throttling (src/providers/aci/config.ts). */
+const UNTHROTTLED_BUDGET: Record<string, string> = {
+  ACI_ARM_READ_BUCKET: '100000',
+  ACI_ARM_READS_PER_SECOND: '10000',
+  ACI_ARM_WRITE_BUCKET: '100000',
+  ACI_ARM_WRITES_PER_SECOND: '10000',
+  ACI_STATUS_READS_PER_SECOND: '1000',
+};
+
 function aciSystem(id: SystemId, emulator: EmulatorOptions): SystemDef {
   return {
     id,
@@ -204,7 +216,13 @@ function aciSystem(id: SystemId, emulator: EmulatorOptions): SystemDef {
       const startedAt = Date.now();
       const proc = spawn(process.execPath, await connectorArgs(ctx, 'aci', []), {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...emu.env, ACI_RESOURCE_GROUP: `bench-${ctx.nodeName}`, ACI_TEST_RUN_DIR: ctx.dir },
+        env: {
+          ...process.env,
+          ...(emulator.throttling === false ? UNTHROTTLED_BUDGET : {}),
+          ...emu.env,
+          ACI_RESOURCE_GROUP: `bench-${ctx.nodeName}`,
+          ACI_TEST_RUN_DIR: ctx.dir,
+        },
       });
       return handle(proc, startedAt, {
         providerPods: async () => (await emu.stats()).groups,
