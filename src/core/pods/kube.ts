@@ -1,4 +1,5 @@
 /** The pod controller's dependencies on the API server: an informer of the node's pods, and the pod writes. */
+import type * as k8s from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
 import { managedInformer } from '../informer.js';
@@ -15,7 +16,8 @@ export function kubePodSource(clients: KubeClients, nodeName: string, log: Logge
   const informer = managedInformer<V1Pod>(
     clients.kc,
     '/api/v1/pods',
-    () => clients.core.listPodForAllNamespaces({ fieldSelector }),
+    // Plain JSON, as the watch delivers its objects: no model classes for every pod of the node.
+    async () => (await clients.json('GET', '/api/v1/pods', { query: { fieldSelector } })) as k8s.V1PodList,
     {
       fieldSelector,
       log,
