@@ -162,13 +162,13 @@ function nodeHttpLibrary(): k8s.HttpLibrary {
         const headers: Record<string, string> = { ...req.getHeaders() };
         if (body !== undefined && headers['Content-Length'] === undefined)
           headers['Content-Length'] = String(Buffer.byteLength(body));
-        const signal = req.getSignal() as AbortSignal | undefined;
+        const signal = req.getSignal();
         const r = lib.request(
           url,
           {
             method: req.getHttpMethod().toString(),
             headers,
-            agent: req.getAgent() as http.Agent | undefined,
+            agent: req.getAgent(),
             ...(signal ? { signal } : {}),
           },
           (res) => {
