@@ -13,14 +13,24 @@ import type { EmulatorOptions, EmulatorStats } from '../../src/emulator/index.js
 
 const run = promisify(execFile);
 
-export const SYSTEM_IDS = ['ceiling', 'mock', 'mock-qps1000', 'aci', 'aci-arm-limits', 'kwok', 'vk'] as const;
+export const SYSTEM_IDS = [
+  'ceiling',
+  'mock',
+  'mock-qps50',
+  'mock-qps1000',
+  'aci',
+  'aci-arm-limits',
+  'kwok',
+  'vk',
+] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
-export const DEFAULT_SYSTEMS: SystemId[] = ['ceiling', 'mock', 'mock-qps1000', 'aci', 'kwok', 'vk'];
+export const DEFAULT_SYSTEMS: SystemId[] = ['ceiling', 'mock', 'mock-qps50', 'aci', 'kwok', 'vk'];
 
 export const LABELS: Record<SystemId, string> = {
   ceiling: 'ceiling (raw client, 64 concurrent)',
   mock: 'aci-connector mock, defaults',
-  'mock-qps1000': 'aci-connector mock, --kube-api-qps 1000',
+  'mock-qps50': 'aci-connector mock, --kube-api-qps 50 --kube-api-burst 100 (the old defaults)',
+  'mock-qps1000': 'aci-connector mock, --kube-api-qps 1000 (the defaults since issue 15)',
   aci: 'aci-connector ACI on emulator, throttling off',
   'aci-arm-limits': "aci-connector ACI on emulator, ARM's limits",
   kwok: 'KWOK v0.8.0',
@@ -261,6 +271,7 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
     },
   },
   mock: mockSystem('mock', []),
+  'mock-qps50': mockSystem('mock-qps50', ['--kube-api-qps', '50', '--kube-api-burst', '100']),
   'mock-qps1000': mockSystem('mock-qps1000', ['--kube-api-qps', '1000']),
   aci: aciSystem('aci', { throttling: false, simulated: SIMULATED, quota: BIG_QUOTA }),
   // ARM's documented buckets; ACI's creation window (100 per 5 min) is lifted as in the project's scale test,
