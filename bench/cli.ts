@@ -49,7 +49,8 @@ const program = new Command('bench')
   .option('-t, --duration <T>', 'steady: seconds of creation', positive, 10)
   .option('-o, --out <dir>', 'folder for results.json and the plots (default: bench-results/<time>)')
   .option('--timeout <s>', 'seconds each phase may take before the system is marked failed', positive, 600)
-  .option('--create-concurrency <n>', 'burst: concurrent pod creations', positive, 32);
+  .option('--create-concurrency <n>', 'burst: concurrent pod creations', positive, 32)
+  .option('--cpu-prof', "V8 CPU profiles of the connector's systems, in <out>/cpu-prof/<node>/ (node --cpu-prof)");
 
 program.parse();
 const opts = program.opts<{
@@ -61,6 +62,7 @@ const opts = program.opts<{
   out?: string;
   timeout: number;
   createConcurrency: number;
+  cpuProf?: boolean;
 }>();
 
 const tty = process.stderr.isTTY;
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const out = resolve(opts.out ?? join(repoRoot, 'bench-results', started.toISOString().replace(/[:.]/g, '-')));
   mkdirSync(out, { recursive: true });
+  if (opts.cpuProf) process.env.BENCH_CPU_PROF_DIR = join(out, 'cpu-prof');
   const ro: RunOptions = {
     workloads: opts.workloads,
     pods: Math.round(opts.pods),

@@ -13,14 +13,24 @@ import type { EmulatorOptions, EmulatorStats } from '../../src/emulator/index.js
 
 const run = promisify(execFile);
 
-export const SYSTEM_IDS = ['ceiling', 'mock', 'mock-qps1000', 'aci', 'aci-arm-limits', 'kwok', 'vk'] as const;
+export const SYSTEM_IDS = [
+  'ceiling',
+  'mock',
+  'mock-qps50',
+  'mock-qps1000',
+  'aci',
+  'aci-arm-limits',
+  'kwok',
+  'vk',
+] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
-export const DEFAULT_SYSTEMS: SystemId[] = ['ceiling', 'mock', 'mock-qps1000', 'aci', 'kwok', 'vk'];
+export const DEFAULT_SYSTEMS: SystemId[] = ['ceiling', 'mock', 'mock-qps50', 'aci', 'kwok', 'vk'];
 
 export const LABELS: Record<SystemId, string> = {
   ceiling: 'ceiling (raw client, 64 concurrent)',
   mock: 'aci-connector mock, defaults',
-  'mock-qps1000': 'aci-connector mock, --kube-api-qps 1000',
+  'mock-qps50': 'aci-connector mock, --kube-api-qps 50 --kube-api-burst 100 (the old defaults)',
+  'mock-qps1000': 'aci-connector mock, --kube-api-qps 1000 (the defaults since issue 15)',
   aci: 'aci-connector ACI on emulator, throttling off',
   'aci-arm-limits': "aci-connector ACI on emulator, ARM's limits",
   kwok: 'KWOK v0.8.0',
@@ -109,7 +119,10 @@ const CONNECTOR_MAIN = join(repoRoot, 'dist/src/cli/main.js');
 
 async function connectorArgs(ctx: SystemContext, provider: 'mock' | 'aci', extra: string[]): Promise<string[]> {
   const c = ctx.cluster;
+  // --cpu-prof of the benchmark: V8's profile of each connector, written when it exits (SIGTERM ends it cleanly).
+  const profDir = process.env.BENCH_CPU_PROF_DIR;
   return [
+    ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, ctx.nodeName)}`] : []),
     CONNECTOR_MAIN,
     '--provider',
     provider,
@@ -194,6 +207,15 @@ async function startEmulatorChild(
   return { child, env, stats };
 }
 
+/** The connector's ARM budget raised to match an emulator without throttling (src/providers/aci/config.ts). */
+const UNTHROTTLED_BUDGET: Record<string, string> = {
+  ACI_ARM_READ_BUCKET: '100000',
+  ACI_ARM_READS_PER_SECOND: '10000',
+  ACI_ARM_WRITE_BUCKET: '100000',
+  ACI_ARM_WRITES_PER_SECOND: '10000',
+  ACI_STATUS_READS_PER_SECOND: '1000',
+};
+
 function aciSystem(id: SystemId, emulator: EmulatorOptions): SystemDef {
   return {
     id,
@@ -204,7 +226,13 @@ function aciSystem(id: SystemId, emulator: EmulatorOptions): SystemDef {
       const startedAt = Date.now();
       const proc = spawn(process.execPath, await connectorArgs(ctx, 'aci', []), {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...emu.env, ACI_RESOURCE_GROUP: `bench-${ctx.nodeName}`, ACI_TEST_RUN_DIR: ctx.dir },
+        env: {
+          ...process.env,
+          ...(emulator.throttling === false ? UNTHROTTLED_BUDGET : {}),
+          ...emu.env,
+          ACI_RESOURCE_GROUP: `bench-${ctx.nodeName}`,
+          ACI_TEST_RUN_DIR: ctx.dir,
+        },
       });
       return handle(proc, startedAt, {
         providerPods: async () => (await emu.stats()).groups,
@@ -243,6 +271,7 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
     },
   },
   mock: mockSystem('mock', []),
+  'mock-qps50': mockSystem('mock-qps50', ['--kube-api-qps', '50', '--kube-api-burst', '100']),
   'mock-qps1000': mockSystem('mock-qps1000', ['--kube-api-qps', '1000']),
   aci: aciSystem('aci', { throttling: false, simulated: SIMULATED, quota: BIG_QUOTA }),
   // ARM's documented buckets; ACI's creation window (100 per 5 min) is lifted as in the project's scale test,

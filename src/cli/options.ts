@@ -136,8 +136,13 @@ export function buildProgram(version: string): Command {
       `taint of the node; repeat for several, "none" for none (default: ${DEFAULT_TAINT})`,
       collect,
     )
-    .option('--kube-api-qps <n>', 'sustained requests per second to the API server', positiveNumber, 50)
-    .option('--kube-api-burst <n>', 'requests allowed in a burst above the QPS', positiveInt, 100)
+    .option(
+      '--kube-api-qps <n>',
+      "sustained requests per second to the API server (a safety valve; the API server's priority and fairness shares the load)",
+      positiveNumber,
+      1000,
+    )
+    .option('--kube-api-burst <n>', 'requests allowed in a burst above the QPS', positiveInt, 2000)
     .option('--workers <n>', 'pods reconciled concurrently', positiveInt, 50)
     .option(
       '--kubelet-port <port>',

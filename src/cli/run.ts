@@ -74,6 +74,9 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     throw err;
   }
   const log: Logger = createLogger(opts.logLevel as Parameters<typeof createLogger>[0]);
+  // Started now, awaited below: the kubelet API's modules load while the API server answers.
+  const kubeletApiModule = import('../kubelet-api/index.js');
+  kubeletApiModule.catch(() => undefined);
   const { kc, credentials } = await kubeConfigFor(opts, log);
   const server = kc.getCurrentCluster()?.server ?? '(none)';
 
@@ -107,7 +110,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
 
   // The kubelet API (logs, exec, attach) listens before the node is registered, so the
   // node advertises the port actually bound (--kubelet-port 0 picks a free one).
-  const kubeletApi = await import('../kubelet-api/index.js');
+  const kubeletApi = await kubeletApiModule;
   let tls;
   try {
     tls = await kubeletApi.loadKubeletTls(

@@ -63,10 +63,16 @@ export class Connector {
       burst: Math.max(1, Math.floor(o.burst / 2)),
       metrics: o.metrics,
     });
-    this.events = new EventRecorder(eventClients.core, o.nodeName, o.log.child({ component: 'events' }));
+    // ...and wait while pod work is queued (status writes first), at most 2 s.
+    this.events = new EventRecorder(eventClients.core, o.nodeName, o.log.child({ component: 'events' }), 4, {
+      busy: () => this.pods.queueDepth > 0,
+    });
     const nodeLog = o.log.child({ component: 'node' });
+    // The node's status and Lease get their own budget too (a kubelet's heartbeat client): the node's
+    // Ready write at start must not queue behind the status writes of a burst of pods.
+    const nodeClients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics });
     this.node = new NodeController({
-      api: kubeNodeApi(this.clients, nodeLog),
+      api: kubeNodeApi(nodeClients, nodeLog),
       provider: o.provider,
       nodeName: o.nodeName,
       nodeIP: o.nodeIP,

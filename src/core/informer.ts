@@ -2,6 +2,10 @@
  * A ListWatch that keeps itself running: @kubernetes/client-node's ListWatch
  * stops for good after a list or watch error, so this restarts it with backoff
  * and tells when the first list has landed (the cache is synced).
+ *
+ * Every object is trimmed before it enters the cache: `metadata.managedFields` (server-side
+ * apply's bookkeeping, often the largest part of a pod) is dropped, as kube-controller-manager's
+ * informers do with their transform; nothing in the connector reads it.
  */
 import * as k8s from '@kubernetes/client-node';
 import { backoffDelay } from '../common/backoff.js';
@@ -15,13 +19,49 @@ export interface ManagedInformer<T extends k8s.KubernetesObject> {
   stop(): Promise<void>;
 }
 
+function trim(obj: k8s.KubernetesObject | undefined): void {
+  if (obj?.metadata?.managedFields) delete obj.metadata.managedFields;
+}
+
+/** client-node's Watch, trimming each object before the ListWatch caches it (client-node has no transform hook). */
+class TrimmingWatch extends k8s.Watch {
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase, obj, watchObj) => {
+        trim(obj as k8s.KubernetesObject | undefined);
+        callback(phase, obj, watchObj);
+      },
+      done,
+    );
+  }
+}
+
 export function managedInformer<T extends k8s.KubernetesObject>(
   kc: k8s.KubeConfig,
   path: string,
   list: () => Promise<k8s.KubernetesListObject<T>>,
   opts: { fieldSelector?: string; labelSelector?: string; log: Logger; what: string },
 ): ManagedInformer<T> {
-  const lw = new k8s.ListWatch<T>(path, new k8s.Watch(kc), list, false, opts.labelSelector, opts.fieldSelector);
+  const trimmedList = async () => {
+    const l = await list();
+    for (const item of l.items) trim(item);
+    return l;
+  };
+  const lw = new k8s.ListWatch<T>(
+    path,
+    new TrimmingWatch(kc),
+    trimmedList,
+    false,
+    opts.labelSelector,
+    opts.fieldSelector,
+  );
   let stopped = false;
   let failures = 0;
   let failedDuringStart = false;

@@ -280,8 +280,25 @@ const OWNED_FIELDS = [
   'initContainerStatuses',
 ] as const;
 
+/**
+ * Views already computed, by status object: one pass compares the same statuses several times
+ * (decide, then write), and the profile showed the canonical JSON on the hot path. Statuses are
+ * never changed once compared (computePodStatus builds new ones; informer copies are read-only).
+ */
+const views = new WeakMap<V1PodStatus, string>();
+
 /** The node-owned view of a status, for comparison. */
 export function ownedView(s: V1PodStatus | undefined): string {
+  if (!s) return computeOwnedView(undefined);
+  let v = views.get(s);
+  if (v === undefined) {
+    v = computeOwnedView(s);
+    views.set(s, v);
+  }
+  return v;
+}
+
+function computeOwnedView(s: V1PodStatus | undefined): string {
   const view: Record<string, unknown> = {};
   for (const f of OWNED_FIELDS) view[f] = s?.[f];
   view.conditions = (s?.conditions ?? [])

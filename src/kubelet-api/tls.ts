@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
-import { selfSignedPair, type KeyPairPem } from '../common/pki.js';
+import type { KeyPairPem } from '../common/pki.js';
 import { errorMessage } from '../common/errors.js';
 
 export class KubeletTlsError extends Error {
@@ -39,7 +39,9 @@ function readPem(path: string, what: string, marker: RegExp): string {
 }
 
 /** A self-signed serving certificate for the node's names and addresses, valid one year. */
-export function selfSignedServingPair(names: string[]): Promise<KeyPairPem> {
+export async function selfSignedServingPair(names: string[]): Promise<KeyPairPem> {
+  // Loaded only when no certificate is given: the X.509 library costs about 0.1 s of start-up.
+  const { selfSignedPair } = await import('../common/pki.js');
   return selfSignedPair({ commonName: names[0] ?? 'aci-connector', hosts: names.filter(Boolean), server: true });
 }
 

@@ -23,6 +23,27 @@ test('the original connector’s variables, with defaults', () => {
   );
 });
 
+test("the connector's ARM budget is ARM's documented buckets unless raised", () => {
+  const c = loadAciConfig({
+    ...base,
+    ACI_ARM_READ_BUCKET: '100000',
+    ACI_ARM_READS_PER_SECOND: '10000',
+    ACI_ARM_WRITE_BUCKET: '50000',
+    ACI_ARM_WRITES_PER_SECOND: '5000',
+    ACI_ARM_DELETES_PER_SECOND: '2000',
+    ACI_STATUS_READS_PER_SECOND: '500',
+  });
+  assert.deepEqual(c.limits, {
+    readBucket: 100000,
+    readRefillPerSecond: 10000,
+    writeBucket: 50000,
+    writeRefillPerSecond: 5000,
+    deleteRefillPerSecond: 2000,
+  });
+  assert.equal(c.statusReadsPerSecond, 500);
+  assert.equal(loadAciConfig(base).statusReadsPerSecond, 10);
+});
+
 test('without a secret no client credentials are needed (managed / workload identity)', () => {
   const c = loadAciConfig(base);
   assert.equal(c.clientSecret, undefined);
@@ -36,6 +57,8 @@ test('a missing or malformed setting is a typed error naming it', () => {
     [{ ...base, AZURE_CLIENT_KEY: 'k', AZURE_CLIENT_ID: 'i' }, 'AZURE_TENANT_ID'],
     [{ ...base, ACI_ARM_ENDPOINT: 'not a url' }, 'ACI_ARM_ENDPOINT'],
     [{ ...base, ACI_RESOURCE_GROUP: 'bad/rg' }, 'ACI_RESOURCE_GROUP'],
+    [{ ...base, ACI_ARM_WRITES_PER_SECOND: '0' }, 'ACI_ARM_WRITES_PER_SECOND'],
+    [{ ...base, ACI_ARM_READ_BUCKET: 'lots' }, 'ACI_ARM_READ_BUCKET'],
   ];
   for (const [env, setting] of cases) {
     assert.throws(

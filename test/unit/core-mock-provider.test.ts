@@ -184,3 +184,24 @@ test('health follows the health file', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the state file: every save resolves once its change is on disk, while writes overlap changes', async () => {
+  const { StateStore } = await import('../../src/providers/mock/state-store.js');
+  const dir = mkdtempSync(join(tmpdir(), 'mock-state-'));
+  try {
+    const file = join(dir, 'state.json');
+    const store = new StateStore(file);
+    const saves: Array<Promise<void>> = [];
+    for (let i = 0; i < 200; i++) {
+      store.state.nextIP = i;
+      const n = i;
+      // Each save, spread over ticks, finds its own change on disk when it resolves.
+      saves.push(store.save().then(() => assert.ok(readMockState(file).nextIP >= n, `save ${n}`)));
+      if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(saves);
+    assert.equal(readMockState(file).nextIP, 199);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,7 +1,7 @@
 /** The pod controller's dependencies on the API server: an informer of the node's pods, and the pod writes. */
+import type * as k8s from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
-import { strategicMergePatchOptions } from '../events.js';
 import { managedInformer } from '../informer.js';
 import type { KubeClients } from '../kube-client.js';
 import type { PodSource, PodWriter } from './deps.js';
@@ -16,7 +16,8 @@ export function kubePodSource(clients: KubeClients, nodeName: string, log: Logge
   const informer = managedInformer<V1Pod>(
     clients.kc,
     '/api/v1/pods',
-    () => clients.core.listPodForAllNamespaces({ fieldSelector }),
+    // Plain JSON, as the watch delivers its objects: no model classes for every pod of the node.
+    async () => (await clients.json('GET', '/api/v1/pods', { query: { fieldSelector } })) as k8s.V1PodList,
     {
       fieldSelector,
       log,
@@ -32,16 +33,21 @@ export function kubePodSource(clients: KubeClients, nodeName: string, log: Logge
   };
 }
 
+function podPath(namespace: string, name: string): string {
+  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
+}
+
+/** The hot path's writes go through clients.json(): only the answer's resourceVersion is read, so no model classes are built. */
 export function kubePodWriter(clients: KubeClients): PodWriter {
-  const core = clients.core;
   return {
     async patchStatus(pod, body) {
       try {
-        const out = await core.patchNamespacedPodStatus(
-          { name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', body },
-          strategicMergePatchOptions(),
-        );
-        return out.metadata?.resourceVersion ?? '';
+        const out = (await clients.json(
+          'PATCH',
+          `${podPath(pod.metadata?.namespace ?? '', pod.metadata?.name ?? '')}/status`,
+          { body, contentType: 'application/strategic-merge-patch+json' },
+        )) as { metadata?: { resourceVersion?: string } } | undefined;
+        return out?.metadata?.resourceVersion ?? '';
       } catch (err) {
         if (errCode(err) === 404) return undefined;
         throw err;
@@ -49,11 +55,9 @@ export function kubePodWriter(clients: KubeClients): PodWriter {
     },
     async deletePod(namespace, name, uid) {
       try {
-        await core.deleteNamespacedPod({
-          name,
-          namespace,
-          gracePeriodSeconds: 0,
-          body: { gracePeriodSeconds: 0, preconditions: { uid } },
+        await clients.json('DELETE', podPath(namespace, name), {
+          query: { gracePeriodSeconds: '0' },
+          body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } },
         });
       } catch (err) {
         // Gone already, or a new incarnation took the name: nothing of ours to delete.

@@ -65,7 +65,22 @@ export const ENV = {
   capacityMemory: 'ACI_CAPACITY_MEMORY',
   capacityPods: 'ACI_CAPACITY_PODS',
   metricsRefreshSeconds: 'ACI_METRICS_REFRESH_SECONDS',
+  armReadBucket: 'ACI_ARM_READ_BUCKET',
+  armReadRefill: 'ACI_ARM_READS_PER_SECOND',
+  armWriteBucket: 'ACI_ARM_WRITE_BUCKET',
+  armWriteRefill: 'ACI_ARM_WRITES_PER_SECOND',
+  armDeleteBucket: 'ACI_ARM_DELETE_BUCKET',
+  armDeleteRefill: 'ACI_ARM_DELETES_PER_SECOND',
+  statusReadsPerSecond: 'ACI_STATUS_READS_PER_SECOND',
 } as const;
+
+/** ARM's documented per-principal token buckets (reads 250 + 25/s, writes and deletes 200 + 10/s). */
+export const ARM_DEFAULT_LIMITS: RateLimitConfig = {
+  readBucket: 250,
+  readRefillPerSecond: 25,
+  writeBucket: 200,
+  writeRefillPerSecond: 10,
+};
 
 function nonEmpty(v: string | undefined): string | undefined {
   const t = v?.trim();
@@ -95,6 +110,34 @@ function metricsRefresh(override: number | undefined, v: string | undefined): { 
   return { metricsRefreshMs: n * 1000 };
 }
 
+function positiveSetting(setting: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new AciConfigError(setting, `${setting} must be a positive number, got '${v}'`);
+  return n;
+}
+
+/**
+ * The connector's own ARM budget: ARM's documented defaults, each overridable. A principal
+ * whose subscription has other limits (or a test ARM without throttling) raises them so the
+ * connector is not slower than ARM lets it be.
+ */
+function armLimits(get: (k: string) => string | undefined): RateLimitConfig {
+  const d = ARM_DEFAULT_LIMITS;
+  const limits: RateLimitConfig = {
+    readBucket: positiveSetting(ENV.armReadBucket, get(ENV.armReadBucket)) ?? d.readBucket,
+    readRefillPerSecond: positiveSetting(ENV.armReadRefill, get(ENV.armReadRefill)) ?? d.readRefillPerSecond,
+    writeBucket: positiveSetting(ENV.armWriteBucket, get(ENV.armWriteBucket)) ?? d.writeBucket,
+    writeRefillPerSecond: positiveSetting(ENV.armWriteRefill, get(ENV.armWriteRefill)) ?? d.writeRefillPerSecond,
+  };
+  const deleteBucket = positiveSetting(ENV.armDeleteBucket, get(ENV.armDeleteBucket));
+  const deleteRefill = positiveSetting(ENV.armDeleteRefill, get(ENV.armDeleteRefill));
+  if (deleteBucket !== undefined) limits.deleteBucket = deleteBucket;
+  if (deleteRefill !== undefined) limits.deleteRefillPerSecond = deleteRefill;
+  return limits;
+}
+
 /**
  * Reads the settings. Throws AciConfigError naming the first missing or malformed
  * one. `overrides` (from command-line flags) win over the environment.
@@ -118,14 +161,10 @@ export function loadAciConfig(env: Env = process.env, overrides: Partial<AciConf
     resourceGroup: overrides.resourceGroup ?? require(ENV.resourceGroup, get(ENV.resourceGroup)),
     region: overrides.region ?? get(ENV.region) ?? 'westus',
     armEndpoint: overrides.armEndpoint ?? url(ENV.armEndpoint, get(ENV.armEndpoint)) ?? 'https://management.azure.com',
-    limits: overrides.limits ?? {
-      readBucket: 250,
-      readRefillPerSecond: 25,
-      writeBucket: 200,
-      writeRefillPerSecond: 10,
-    },
+    limits: overrides.limits ?? armLimits(get),
     listIntervalMs: overrides.listIntervalMs ?? 10_000,
-    statusReadsPerSecond: overrides.statusReadsPerSecond ?? 10,
+    statusReadsPerSecond:
+      overrides.statusReadsPerSecond ?? positiveSetting(ENV.statusReadsPerSecond, get(ENV.statusReadsPerSecond)) ?? 10,
     ...metricsRefresh(overrides.metricsRefreshMs, get(ENV.metricsRefreshSeconds)),
     defaultCpu: overrides.defaultCpu ?? 1,
     defaultMemoryInGB: overrides.defaultMemoryInGB ?? 1.5,

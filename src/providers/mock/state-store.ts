@@ -1,10 +1,13 @@
 /**
  * The mock backend's memory, optionally kept in a JSON file so that it outlives
  * the connector process (the SIGKILL-restart test needs a "backend" that
- * survives). Writes are batched: every change in a tick lands in one atomic
- * write (temp file + rename), and callers can await the write that holds theirs.
+ * survives). Writes are batched: one atomic write (temp file + rename) is in flight at a
+ * time, and every change made meanwhile lands in the next one (group commit), so a burst
+ * of N pods costs a few writes of the whole file, not N. Callers can await the write that
+ * holds theirs.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import type { V1ContainerStatus } from '@kubernetes/client-node';
 import type { PodRef, ProviderPodStatus } from '../../core/provider.js';
 
@@ -73,9 +76,17 @@ export function writeMockState(file: string, state: MockState): void {
   renameSync(tmp, file);
 }
 
+async function writeMockStateAsync(file: string, state: MockState): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(state));
+  await rename(tmp, file);
+}
+
 export class StateStore {
   readonly state: MockState;
+  /** The next write (not started yet): every save() until it starts joins it. */
   private pending: Promise<void> | undefined;
+  private inFlight: Promise<void> | undefined;
 
   constructor(private readonly file: string | undefined) {
     this.state = file ? readMockState(file) : emptyState();
@@ -86,18 +97,23 @@ export class StateStore {
     const file = this.file;
     if (!file) return Promise.resolve();
     if (this.pending) return this.pending;
-    this.pending = new Promise((resolve, reject) => {
-      setImmediate(() => {
+    const after = this.inFlight;
+    const next = new Promise<void>((resolve, reject) => {
+      const start = () => {
         this.pending = undefined;
-        try {
-          writeMockState(file, this.state);
-          resolve();
-        } catch (err) {
-          reject(err instanceof Error ? err : new Error(String(err)));
-        }
-      });
+        const write = writeMockStateAsync(file, this.state);
+        this.inFlight = write.then(
+          () => undefined,
+          () => undefined,
+        );
+        write.then(resolve, (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))));
+      };
+      // After the write in flight (its rename must not overtake ours), else after this tick's changes.
+      if (after) void after.then(() => setImmediate(start));
+      else setImmediate(start);
     });
-    return this.pending;
+    this.pending = next;
+    return next;
   }
 
   counts(uid: string): CallCounts {
