@@ -29,6 +29,7 @@ export interface CliOptions {
   metricsRequireAuth: boolean;
   logLevel: string;
   leaderElect: boolean;
+  leaderElectKubeconfig?: string;
   leaderElectResourceNamespace?: string;
   leaderElectResourceName?: string;
   /** Milliseconds. */
@@ -192,6 +193,10 @@ export function buildProgram(version: string): Command {
       '--leader-elect',
       'run as one of several replicas for the node: only the holder of a Lease in the connector namespace writes (registers the node, writes pod status, calls the backend); the others keep warm caches and take over when it goes',
       false,
+    )
+    .option(
+      '--leader-elect-kubeconfig <path>',
+      "kubeconfig of the identity that holds the leader Lease (the node identity may not: NodeRestriction); default: the pod's ServiceAccount in a cluster, else the main credentials",
     )
     .option(
       '--leader-elect-resource-namespace <ns>',

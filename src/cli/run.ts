@@ -211,6 +211,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     leaderElection: opts.leaderElect
       ? {
           ...timing,
+          kc: leaseKubeConfig(opts, kc),
           namespace: opts.leaderElectResourceNamespace ?? ownNamespace(),
           leaseName: opts.leaderElectResourceName ?? `${opts.nodeName}-leader`,
           identity: defaultIdentity(),
@@ -304,6 +305,13 @@ async function kubeConfigFor(
       throw new ConfigError(`TLS bootstrap: ${err.message}`);
     throw err;
   }
+}
+
+/** The leader Lease's credentials: --leader-elect-kubeconfig, else in a pod its ServiceAccount, else the main ones. */
+function leaseKubeConfig(opts: CliOptions, main: k8s.KubeConfig): k8s.KubeConfig {
+  if (opts.leaderElectKubeconfig) return loadKubeConfig(opts.leaderElectKubeconfig);
+  if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) return loadKubeConfig(undefined);
+  return main;
 }
 
 /** The one line printed for a failure at start. */

@@ -44,6 +44,11 @@ export interface ConnectorOptions {
 }
 
 export interface LeaderElectionOptions extends ElectorTiming {
+  /**
+   * Who reads and writes the Lease: not the node identity, which NodeRestriction keeps to its own
+   * node Lease in kube-node-lease, but the pod's ServiceAccount (or --leader-elect-kubeconfig).
+   */
+  kc: k8s.KubeConfig;
   /** The connector's own namespace, where the Lease lives. */
   namespace: string;
   leaseName: string;
@@ -85,7 +90,7 @@ export class Connector {
     const le = o.leaderElection;
     if (le) {
       // The lease has a client of its own: outside the fence (it is how the fence opens) and outside pod work's budget.
-      const leaseClients = makeKubeClients(o.kc, { qps: 5, burst: 10, metrics: o.metrics });
+      const leaseClients = makeKubeClients(le.kc, { qps: 5, burst: 10, metrics: o.metrics });
       this.elector = new LeaderElector({
         lock: kubeLeaseLock(leaseClients.coordination, le.namespace, le.leaseName),
         identity: le.identity,
