@@ -28,6 +28,14 @@ export interface CliOptions {
   metricsAddress: string;
   metricsRequireAuth: boolean;
   logLevel: string;
+  leaderElect: boolean;
+  leaderElectKubeconfig?: string;
+  leaderElectResourceNamespace?: string;
+  leaderElectResourceName?: string;
+  /** Milliseconds. */
+  leaderElectLeaseDuration: number;
+  leaderElectRenewDeadline: number;
+  leaderElectRetryPeriod: number;
   mockStartDelayMs: number;
   mockStateFile?: string;
   mockHealthFile?: string;
@@ -63,6 +71,15 @@ function expirationSeconds(v: string): number {
   // The CertificateSigningRequest API refuses expirationSeconds below 600.
   if (!Number.isInteger(n) || n < 600)
     throw new InvalidArgumentError('must be an integer of at least 600 (the API minimum).');
+  return n;
+}
+
+/** A duration as kube's flags write it ("15s", "500ms", "1m") or plain seconds; milliseconds out. */
+export function duration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
+  const n = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000) : NaN;
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('must be a positive duration (e.g. 15s, 500ms, or seconds).');
   return n;
 }
 
@@ -177,6 +194,33 @@ export function buildProgram(version: string): Command {
       "serve the operations endpoint over TLS (the kubelet API's certificate) and let only callers authorized for nodes/metrics read /metrics; /healthz and /readyz stay open",
       false,
     )
+    .option(
+      '--leader-elect',
+      'run as one of several replicas for the node: only the holder of a Lease in the connector namespace writes (registers the node, writes pod status, calls the backend); the others keep warm caches and take over when it goes',
+      false,
+    )
+    .option(
+      '--leader-elect-kubeconfig <path>',
+      "kubeconfig of the identity that holds the leader Lease (the node identity may not: NodeRestriction); default: the pod's ServiceAccount in a cluster, else the main credentials",
+    )
+    .option(
+      '--leader-elect-resource-namespace <ns>',
+      "namespace of the leader Lease (default: $POD_NAMESPACE, else the pod's ServiceAccount namespace, else default)",
+    )
+    .option('--leader-elect-resource-name <name>', 'name of the leader Lease (default: <node-name>-leader)', nodeName)
+    .option(
+      '--leader-elect-lease-duration <d>',
+      'how long followers wait, from the last renew they saw, before taking the lease (whole seconds)',
+      duration,
+      15_000,
+    )
+    .option(
+      '--leader-elect-renew-deadline <d>',
+      'how long after its last successful renew the leader still writes; shorter than the lease duration (the fence)',
+      duration,
+      10_000,
+    )
+    .option('--leader-elect-retry-period <d>', 'time between tries to renew or take the lease', duration, 2_000)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, logLevel, env.LOG_LEVEL ?? 'info')
     .option('--mock-start-delay-ms <ms>', 'mock provider: ms before a pod is Running', nonNegativeInt, 0)
     .option('--mock-state-file <path>', "mock provider: JSON file keeping the backend's pods across restarts")

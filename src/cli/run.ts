@@ -14,6 +14,8 @@ import { KubeConfigError, loadKubeConfig, makeKubeClients } from '../core/kube-c
 import type { NodeCredentials } from '../core/node-credentials/index.js';
 import type { Provider, ProviderConfig } from '../core/provider.js';
 import { parseTaints, TaintError } from '../core/taints.js';
+import { checkTiming, defaultIdentity, ElectorTimingError } from '../core/leader/elector.js';
+import { ownNamespace } from '../core/leader/lease-lock.js';
 import { createMockProvider } from '../providers/mock/index.js';
 import type { CliOptions } from './options.js';
 import { errorMessage } from '../common/errors.js';
@@ -72,6 +74,19 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   } catch (err) {
     if (err instanceof TaintError) throw new ConfigError(err.message);
     throw err;
+  }
+  const timing = {
+    leaseDurationMs: opts.leaderElectLeaseDuration,
+    renewDeadlineMs: opts.leaderElectRenewDeadline,
+    retryPeriodMs: opts.leaderElectRetryPeriod,
+  };
+  if (opts.leaderElect) {
+    try {
+      checkTiming(timing);
+    } catch (err) {
+      if (err instanceof ElectorTimingError) throw new ConfigError(`--leader-elect: ${err.message}`);
+      throw err;
+    }
   }
   const log: Logger = createLogger(opts.logLevel as Parameters<typeof createLogger>[0]);
   // Started now, awaited below: the kubelet API's modules load while the API server answers.
@@ -196,6 +211,22 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     version,
     log,
     metrics,
+    leaderElection: opts.leaderElect
+      ? {
+          ...timing,
+          kc: leaseKubeConfig(opts, kc),
+          namespace: opts.leaderElectResourceNamespace ?? ownNamespace(),
+          leaseName: opts.leaderElectResourceName ?? `${opts.nodeName}-leader`,
+          identity: defaultIdentity(),
+          // The fence: exit at once, so nothing queued here (a provider retry, an ARM token wait)
+          // can still go out; the Deployment starts this process again, as a follower.
+          onLost: (reason) => {
+            log.error({ reason }, 'no longer the leader; exiting so that nothing more is written');
+            log.flush();
+            process.exit(3);
+          },
+        }
+      : undefined,
   });
 
   started.connector = connector;
@@ -277,6 +308,13 @@ async function kubeConfigFor(
       throw new ConfigError(`TLS bootstrap: ${err.message}`);
     throw err;
   }
+}
+
+/** The leader Lease's credentials: --leader-elect-kubeconfig, else in a pod its ServiceAccount, else the main ones. */
+function leaseKubeConfig(opts: CliOptions, main: k8s.KubeConfig): k8s.KubeConfig {
+  if (opts.leaderElectKubeconfig) return loadKubeConfig(opts.leaderElectKubeconfig);
+  if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) return loadKubeConfig(undefined);
+  return main;
 }
 
 /** The one line printed for a failure at start. */

@@ -6,12 +6,17 @@ import type * as k8s from '@kubernetes/client-node';
 import type { V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import type { ConnectorMetrics } from '../common/metrics.js';
+import { errorMessage } from '../common/errors.js';
 import { EventRecorder } from './events.js';
 import { makeKubeClients, type KubeClients } from './kube-client.js';
+import { LeaderElector, type ElectorTiming } from './leader/elector.js';
+import { gatedEvents, gatedProvider, OPEN_GATE, type WriteGate } from './leader/gate.js';
+import { kubeLeaseLock } from './leader/lease-lock.js';
 import { kubeNodeApi, NodeController } from './node-controller.js';
 import { OpsServer, type OpsSecurity } from './ops-server.js';
 import { PodController } from './pods/controller.js';
 import { kubePodSource, kubePodWriter } from './pods/kube.js';
+import type { PodSource } from './pods/deps.js';
 import type { Provider } from './provider.js';
 import { ReferenceResolver } from './references.js';
 import { ServiceAccountTokens } from './sa-tokens.js';
@@ -34,6 +39,26 @@ export interface ConnectorOptions {
   version: string;
   log: Logger;
   metrics: ConnectorMetrics;
+  /** Several replicas for one node: only the holder of this Lease writes. Undefined: this process always writes. */
+  leaderElection?: LeaderElectionOptions;
+}
+
+export interface LeaderElectionOptions extends ElectorTiming {
+  /**
+   * Who reads and writes the Lease: not the node identity, which NodeRestriction keeps to its own
+   * node Lease in kube-node-lease, but the pod's ServiceAccount (or --leader-elect-kubeconfig).
+   */
+  kc: k8s.KubeConfig;
+  /** The connector's own namespace, where the Lease lives. */
+  namespace: string;
+  leaseName: string;
+  /** Unique per process (hostname_uuid). */
+  identity: string;
+  /**
+   * Called the moment this process, having led, may write no more. The CLI exits there (its
+   * Deployment starts it again as a follower): whatever the provider still had queued dies with it.
+   */
+  onLost: (reason: string) => void;
 }
 
 /** The UID of kube-system: a stable identity of the cluster for tagging backend objects. */
@@ -54,26 +79,54 @@ export class Connector {
   private readonly ops: OpsServer | undefined;
   private started = false;
   metricsPort: number | undefined;
+  /** Set with leader election: who writes. */
+  readonly elector: LeaderElector | undefined;
+  private readonly gate: WriteGate;
+  private readonly podSource: PodSource;
+  /** Followers: the pod informer synced and the provider listed once, so a takeover starts warm. */
+  private warm = false;
 
   constructor(private readonly o: ConnectorOptions) {
-    this.clients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics });
+    const le = o.leaderElection;
+    if (le) {
+      // The lease has a client of its own: outside the fence (it is how the fence opens) and outside pod work's budget.
+      const leaseClients = makeKubeClients(le.kc, { qps: 5, burst: 10, metrics: o.metrics });
+      this.elector = new LeaderElector({
+        lock: kubeLeaseLock(leaseClients.coordination, le.namespace, le.leaseName),
+        identity: le.identity,
+        leaseDurationMs: le.leaseDurationMs,
+        renewDeadlineMs: le.renewDeadlineMs,
+        retryPeriodMs: le.retryPeriodMs,
+        log: o.log.child({ component: 'leader' }),
+        onStoppedLeading: (reason) => le.onLost(reason),
+      });
+    }
+    const elector = this.elector;
+    this.gate = elector ? { allowed: () => elector.allowed(), check: (what) => elector.check(what) } : OPEN_GATE;
+    // Every write to the API server (node, node Lease, pod status, pod deletes, events, tokens) passes
+    // the gate after its rate-limit wait, right before it is sent.
+    const writeGate = elector ? (verb: string, resource: string) => this.gate.check(`${verb} ${resource}`) : undefined;
+    this.clients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics, writeGate });
     // Events get their own budget so they never hold up pod work.
     const eventClients = makeKubeClients(o.kc, {
       qps: Math.max(1, o.qps / 2),
       burst: Math.max(1, Math.floor(o.burst / 2)),
       metrics: o.metrics,
+      writeGate,
     });
     // ...and wait while pod work is queued (status writes first), at most 2 s.
     this.events = new EventRecorder(eventClients.core, o.nodeName, o.log.child({ component: 'events' }), 4, {
       busy: () => this.pods.queueDepth > 0,
     });
+    // Every backend write (create, update, delete, restart, exec) is checked at the gate first.
+    const provider = elector ? gatedProvider(o.provider, this.gate) : o.provider;
     const nodeLog = o.log.child({ component: 'node' });
     // The node's status and Lease get their own budget too (a kubelet's heartbeat client): the node's
     // Ready write at start must not queue behind the status writes of a burst of pods.
-    const nodeClients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics });
+    const nodeClients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics, writeGate });
     this.node = new NodeController({
       api: kubeNodeApi(nodeClients, nodeLog),
-      provider: o.provider,
+      provider,
       nodeName: o.nodeName,
       nodeIP: o.nodeIP,
       taints: o.taints,
@@ -90,11 +143,15 @@ export class Connector {
       log: podLog,
       onChange: (kind, namespace, name) => this.pods.referenceChanged(kind, namespace, name),
     });
+    // Started once, by a follower's warm-up or by the pod controller, whichever comes first.
+    const source = kubePodSource(this.clients, o.nodeName, podLog);
+    let sourceStarted: Promise<void> | undefined;
+    this.podSource = { ...source, start: () => (sourceStarted ??= source.start()) };
     this.pods = new PodController({
-      provider: o.provider,
-      pods: kubePodSource(this.clients, o.nodeName, podLog),
+      provider,
+      pods: this.podSource,
       writer: kubePodWriter(this.clients),
-      events: this.events,
+      events: elector ? gatedEvents(this.events, this.gate) : this.events,
       refs: this.refs,
       tokens: new ServiceAccountTokens(this.clients.core),
       nodeIP: o.nodeIP,
@@ -112,7 +169,7 @@ export class Connector {
       this.ops = new OpsServer(
         {
           metrics: o.metrics,
-          notReadyReason: () => (!this.started ? 'starting' : !this.node.ready ? 'node not registered' : undefined),
+          notReadyReason: () => this.notReadyReason(),
           beforeScrape: () => {
             for (const [phase, n] of Object.entries(this.pods.podsByPhase())) o.metrics.podsByPhase.set({ phase }, n);
             o.metrics.queueDepth.set(this.pods.queueDepth);
@@ -123,10 +180,29 @@ export class Connector {
     }
   }
 
+  /** /readyz: a leader once its pods run; a follower once it could take over warm (so a PDB counts it). */
+  private notReadyReason(): string | undefined {
+    if (this.elector && !this.elector.isLeading && !this.started) return this.warm ? undefined : 'warming up';
+    return !this.started ? 'starting' : !this.node.ready ? 'node not registered' : undefined;
+  }
+
   async start(): Promise<void> {
     if (this.ops) {
       this.metricsPort = await this.ops.listen(this.o.metricsPort ?? 0, this.o.metricsAddress);
       this.o.log.info({ port: this.metricsPort }, 'operations endpoint listening');
+    }
+    if (this.elector) {
+      this.elector.start();
+      await this.warmUp();
+      this.o.log.info(
+        {
+          lease: `${this.o.leaderElection?.namespace}/${this.o.leaderElection?.leaseName}`,
+          identity: this.elector.identity,
+        },
+        'caches warm; waiting to lead',
+      );
+      if (!(await this.elector.whenLeading())) return; // stopped (or lost) meanwhile
+      this.o.log.info({ node: this.o.nodeName, identity: this.elector.identity }, 'leading: taking over the node');
     }
     await this.node.start();
     if (!this.node.ready) return; // stopped meanwhile
@@ -138,6 +214,21 @@ export class Connector {
     this.o.log.info({ node: this.o.nodeName }, 'pod controller running');
   }
 
+  /**
+   * A follower's warm-up: the pod informer synced and one list of the provider's pods (which
+   * starts its status watcher), so that a takeover reconciles from warm caches. Failures here
+   * only cost warmth: the leader's start lists again and retries.
+   */
+  private async warmUp(): Promise<void> {
+    try {
+      await this.podSource.start();
+      await this.o.provider.listPods();
+    } catch (err) {
+      this.o.log.warn({ err: errorMessage(err) }, 'warm-up incomplete; a takeover starts colder');
+    }
+    this.warm = true;
+  }
+
   async stop(): Promise<void> {
     this.started = false;
     await this.pods.stop();
@@ -145,6 +236,8 @@ export class Connector {
     await this.node.stop();
     await this.events.flush(2000);
     this.events.close();
+    // After the last write: a leader hands the lease back so a follower takes over at once.
+    await this.elector?.stop(true);
     await this.o.provider.close?.();
     await this.ops?.close();
   }

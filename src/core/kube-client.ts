@@ -17,6 +17,7 @@ import { TokenBucket } from '../common/token-bucket.js';
 import http from 'node:http';
 import https from 'node:https';
 import { errorMessage } from '../common/errors.js';
+import { isWriteVerb } from './leader/gate.js';
 
 export interface KubeClients {
   kc: k8s.KubeConfig;
@@ -81,7 +82,13 @@ export function resourceOfUrl(url: string): string {
 
 export function makeKubeClients(
   kc: k8s.KubeConfig,
-  opts: { qps: number; burst: number; metrics?: ConnectorMetrics },
+  opts: {
+    qps: number;
+    burst: number;
+    metrics?: ConnectorMetrics;
+    /** Asked before each write leaves, after the rate limit's wait (the HA fence: core/leader); throws to refuse. */
+    writeGate?: (verb: string, resource: string) => void;
+  },
 ): KubeClients {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new KubeConfigError('no current cluster in kubeconfig');
@@ -95,6 +102,7 @@ export function makeKubeClients(
       const run = async (): Promise<k8s.ResponseContext> => {
         await limiter.take();
         const labels = { verb: req.getHttpMethod(), resource: resourceOfUrl(req.getUrl()), code: 'error' };
+        if (opts.writeGate && isWriteVerb(labels.verb)) opts.writeGate(labels.verb, labels.resource);
         try {
           const res = await inner.send(req).toPromise();
           labels.code = String(res.httpStatusCode);

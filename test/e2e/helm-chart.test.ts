@@ -175,6 +175,44 @@ test('the structured values give the same Secret and environment as the original
   assert.deepEqual(connectorEnv(only(both, 'Deployment'), [only(both, 'Secret')]), SEED_ENV);
 });
 
+test('two replicas by default: leader election on a Lease the ServiceAccount may hold, a PodDisruptionBudget, anti-affinity', async () => {
+  const objs = await render(['--set', SEED_SET], 'connectors');
+  const dep = only<k8s.V1Deployment>(objs, 'Deployment');
+  assert.equal(dep.spec?.replicas, 2);
+  assert.deepEqual(dep.spec?.strategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
+  const args = container(dep).args ?? [];
+  for (const a of [
+    '--leader-elect',
+    '--leader-elect-resource-namespace=connectors',
+    '--leader-elect-lease-duration=15s',
+    '--leader-elect-renew-deadline=10s',
+    '--leader-elect-retry-period=2s',
+  ])
+    assert.ok(args.includes(a), `the Deployment passes ${a}`);
+  assert.deepEqual(
+    container(dep).env?.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath,
+    'metadata.namespace',
+  );
+  const term = dep.spec?.template.spec?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.[0];
+  assert.equal(term?.podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
+  assert.deepEqual(term?.podAffinityTerm.labelSelector?.matchLabels, dep.spec?.selector.matchLabels);
+  const pdb = only<k8s.V1PodDisruptionBudget>(objs, 'PodDisruptionBudget');
+  assert.equal(pdb.spec?.minAvailable, 1);
+  assert.deepEqual(pdb.spec?.selector?.matchLabels, dep.spec?.selector.matchLabels);
+  const role = only<k8s.V1Role>(objs, 'Role');
+  assert.equal(role.metadata?.namespace, 'connectors');
+  assert.deepEqual(JSON.parse(JSON.stringify(role.rules)), [
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  ]);
+  const binding = only<k8s.V1RoleBinding>(objs, 'RoleBinding');
+  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'aci-connector', namespace: 'connectors' }]);
+  assert.equal(binding.roleRef.name, role.metadata?.name);
+  // One replica: no budget (it would block every drain); leader election off: no Role, no flag.
+  const single = await render(['--set', `${SEED_SET},replicas=1,leaderElection.enabled=false`]);
+  assert.equal(single.filter((o) => o.kind === 'PodDisruptionBudget' || o.kind === 'Role').length, 0);
+  assert.ok(!(container(only<k8s.V1Deployment>(single, 'Deployment')).args ?? []).includes('--leader-elect'));
+});
+
 test('credentials.existingSecret: the chart creates no Secret and the Deployment reads the given one', async () => {
   const objs = await render(['--set', 'credentials.existingSecret=my-azure,env.aciRegion=eastus']);
   assert.equal(objs.filter((o) => o.kind === 'Secret').length, 0);
@@ -219,7 +257,10 @@ test('contradictory or missing settings fail with a message naming them', async 
     await refused(['--set', 'env.azureClientKey=B,env.azureSubscriptionId=D,env.aciResourceGroup=E']),
     /only usable with the client id and tenant id/,
   );
-  assert.match(await refused(['--set', `${SEED_SET},replicas=2`]), /replicas/);
+  assert.match(
+    await refused(['--set', `${SEED_SET},replicas=2,leaderElection.enabled=false`]),
+    /replicas above 1 need leaderElection\.enabled/,
+  );
   // A secret value is never echoed in an error.
   assert.doesNotMatch(mixed, /\bB\b/);
 });
@@ -367,7 +408,8 @@ test('helm install creates the objects in the dev cluster, and helm uninstall re
   const secret = await core.readNamespacedSecret({ name: `${release}-credentials`, namespace: ns });
   const dep = await apps.readNamespacedDeployment({ name: release, namespace: ns });
   assert.deepEqual(connectorEnv(dep, [secret]), SEED_ENV);
-  assert.equal(dep.spec?.replicas, 1);
+  assert.equal(dep.spec?.replicas, 2, 'two replicas by default (leader election)');
+  assert.ok(container(dep).args?.includes('--leader-elect'));
   assert.equal(dep.spec?.template.spec?.serviceAccountName, release);
   assert.deepEqual(dep.spec?.template.spec?.nodeSelector, { 'helm-test': ns });
   await core.readNamespacedServiceAccount({ name: release, namespace: ns });
@@ -379,8 +421,8 @@ test('helm install creates the objects in the dev cluster, and helm uninstall re
   assert.equal(binding.roleRef.name, release);
   // The controller-manager acts on it: a ReplicaSet and a pod waiting for a node.
   await waitFor(
-    'a pod of the release',
-    async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${release}` })).items.length === 1,
+    'the two pods of the release',
+    async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${release}` })).items.length === 2,
   );
 
   ok(await helm(['uninstall', release, '--namespace', ns, '--kubeconfig', kubeconfig, '--wait']), 'helm uninstall');

@@ -5,7 +5,8 @@
  * hostNetwork, reaches the API server at its loopback address instead of the kubernetes Service,
  * binds its listeners (and is probed) on loopback ports, mounts the emulator's CA, uses the image
  * imported into containerd (pullPolicy Never: no registry is reachable) and tolerates the worker's
- * taint.
+ * taint. It runs one replica: the one worker cannot hold two hostNetwork pods on the same ports
+ * (the HA tests run two replicas as processes: test/e2e/aci-ha*.test.ts).
  *
  * Also a Helm post-renderer: `node worker-adapt.js JSON_OPTIONS` reads manifests on stdin and
  * writes them adapted to stdout, so `helm install --post-renderer` runs the chart the same way.
@@ -34,10 +35,12 @@ export function adaptForWorker(manifests: string, o: WorkerAdaptation): string {
   let adapted = 0;
   for (const doc of docs) {
     if (doc.kind !== 'Deployment') continue;
-    const pod = (doc as V1Deployment).spec?.template.spec;
+    const spec = (doc as V1Deployment).spec;
+    const pod = spec?.template.spec;
     const container = pod?.containers.find((x) => x.name === 'aci-connector');
-    if (!pod || !container) continue;
+    if (!spec || !pod || !container) continue;
     adapted++;
+    spec.replicas = 1;
     container.image = o.image;
     container.imagePullPolicy = 'Never';
     pod.hostNetwork = true;
