@@ -131,7 +131,12 @@ export class ArmCaller {
     operation: string,
     kind: CallKind,
     fn: (signal: AbortSignal) => Promise<T>,
-    opts: { timeoutMs?: number; beforeRetry?: () => Promise<T | undefined> } = {},
+    opts: {
+      timeoutMs?: number;
+      beforeRetry?: () => Promise<T | undefined>;
+      /** Attempts after 429s before giving up (default: the caller's); 1 hands the first 429 back at once. */
+      maxThrottledAttempts?: number;
+    } = {},
   ): Promise<T> {
     const bucket = kind === 'read' ? this.reads : kind === 'delete' ? this.deletes : this.writes;
     let failures = 0;
@@ -161,7 +166,7 @@ export class ArmCaller {
           lastRetryAfter = wait;
           this.record({ callId, operation, kind, result: '429', startedAt, retryNotBefore: notBefore });
           bucket.blockUntil(notBefore);
-          if (++throttled >= this.maxThrottled) {
+          if (++throttled >= (opts.maxThrottledAttempts ?? this.maxThrottled)) {
             throw new TransientProviderError('Throttled', `ARM throttled ${operation} ${throttled} times`, wait, {
               cause: e,
             });
