@@ -262,6 +262,8 @@ export class ProviderDeferredError extends TransientProviderError {
     message: string,
     /** When the call is expected to go ahead (epoch ms). */
     readonly retryAt: number,
+    /** report false: a short wait the pod need not show (no status write, no Event). */
+    readonly options: { report?: boolean } = {},
   ) {
     super(reason, message, Math.max(0, retryAt - Date.now()));
   }

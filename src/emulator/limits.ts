@@ -107,8 +107,7 @@ export class TokenBuckets {
 
 /** What a full window says: which window, and when its oldest operation leaves it. */
 export type WindowResult =
-  | { ok: true; remaining: number }
-  | { ok: false; retryAfterSeconds: number; window: RateWindow };
+  { ok: true; remaining: number } | { ok: false; retryAfterSeconds: number; window: RateWindow };
 
 /**
  * Sliding-window counters of operations (creations, deletions) per scope (subscription and

@@ -1,7 +1,12 @@
 /** Drives the ACI provider directly against an embedded emulator (no Kubernetes). */
 import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startEmulator, type Emulator, type EmulatorOptions, type RateWindowsOverride } from '../../src/emulator/index.js';
+import {
+  startEmulator,
+  type Emulator,
+  type EmulatorOptions,
+  type RateWindowsOverride,
+} from '../../src/emulator/index.js';
 import type { PaceWindow } from '../../src/providers/aci/arm/pacer.js';
 import { createAciProvider, loadAciConfig, type AciConfig, type AciProvider } from '../../src/providers/aci/index.js';
 import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';

@@ -41,7 +41,10 @@ test(
   '500 pods at once: all Running, one PUT each, Retry-After honoured, reads within budget, then no group left',
   { timeout: 600_000 },
   async (t) => {
-    const h = await harness({ limits: { creations, deletions }, quota }, { config: { listIntervalMs: 5_000, statusReadsPerSecond: 20 } });
+    const h = await harness(
+      { limits: { creations, deletions }, quota },
+      { config: { listIntervalMs: 5_000, statusReadsPerSecond: 20 } },
+    );
     try {
       const pods = Array.from({ length: 500 }, (_, i) => testPod(`load-${i}`));
       const started = Date.now();
@@ -92,7 +95,11 @@ test(
 );
 
 test('injected 503s and lost PUT responses: no duplicate, no orphan, no stuck pod', { timeout: 300_000 }, async (t) => {
-  const h = await harness({ limits: { creations, deletions }, quota, faults: { unavailableRate: 0.15, lostPutResponseRate: 0.3 } });
+  const h = await harness({
+    limits: { creations, deletions },
+    quota,
+    faults: { unavailableRate: 0.15, lostPutResponseRate: 0.3 },
+  });
   try {
     const pods = Array.from({ length: 40 }, (_, i) => testPod(`faulty-${i}`));
     await Promise.all(pods.map((p) => createLikeCore(h, p)));

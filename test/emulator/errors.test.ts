@@ -368,10 +368,14 @@ describe('throttling', () => {
       assert.equal((await arm.call('PUT', `${base}/${n}?${API}`, { body: simpleGroup() })).status, 201);
     emu.setLimits({ deletions: [{ count: 2, windowSeconds: 300 }] });
     try {
-      for (const n of ['d1', 'd2']) assert.ok([200, 202].includes((await arm.call('DELETE', `${base}/${n}?${API}`)).status));
+      for (const n of ['d1', 'd2'])
+        assert.ok([200, 202].includes((await arm.call('DELETE', `${base}/${n}?${API}`)).status));
       const third = await arm.call('DELETE', `${base}/d3?${API}`);
       assert.equal(third.status, 429);
-      assert.match(message(third), /container groups deleted in subscription .* exceeded the limit of 2 per 300 seconds/);
+      assert.match(
+        message(third),
+        /container groups deleted in subscription .* exceeded the limit of 2 per 300 seconds/,
+      );
       assert.equal(third.headers['retry-after'], '300');
       assert.equal(emu.stats().deletionsThrottled, 1);
       assert.equal(emu.stats().creationsThrottled, 0);

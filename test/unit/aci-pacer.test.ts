@@ -48,19 +48,28 @@ test("ACI's windows: 250 creations at once go as 100 now, 100 after 5 minutes, 5
   const went = drain(p, clock, keys);
   const times = keys.map((k) => went.get(k) ?? NaN);
   assert.equal(times.filter((t) => t === start).length, 100, 'the first 100 at once');
-  assert.equal(times.filter((t) => t === start + MIN5 + 1_000).length, 100, 'the next 100 once the first leave the 5-minute window');
+  assert.equal(
+    times.filter((t) => t === start + MIN5 + 1_000).length,
+    100,
+    'the next 100 once the first leave the 5-minute window',
+  );
   assert.equal(times.filter((t) => t === start + 2 * (MIN5 + 1_000)).length, 50);
   assert.ok(maxInWindow(times, MIN5) <= 100);
   assert.ok(maxInWindow(times, HOUR) <= 300);
   // First come, first served.
-  for (let i = 1; i < times.length; i++) assert.ok((times[i] ?? 0) >= (times[i - 1] ?? 0), `g-${i} not before g-${i - 1}`);
+  for (let i = 1; i < times.length; i++)
+    assert.ok((times[i] ?? 0) >= (times[i - 1] ?? 0), `g-${i} not before g-${i - 1}`);
   assert.equal(p.waiting, 0);
 });
 
 test('the hour window holds back what the 5-minute window would let through', () => {
   const clock = { now: 0 };
   const p = new WindowPacer({ windows: ACI_WINDOWS, now: () => clock.now, marginMs: 0 });
-  const went = drain(p, clock, Array.from({ length: 400 }, (_, i) => `g-${i}`));
+  const went = drain(
+    p,
+    clock,
+    Array.from({ length: 400 }, (_, i) => `g-${i}`),
+  );
   const times = [...went.values()];
   assert.ok(maxInWindow(times, HOUR) <= 300, 'at most 300 an hour');
   assert.ok(maxInWindow(times, MIN5) <= 100);
@@ -90,8 +99,7 @@ test('a key asking again before its slot gets the same slot, and a newcomer queu
 });
 
 test('a released slot is not kept, a cancelled operation leaves the window', () => {
-  let now = 0;
-  const p = new WindowPacer({ windows: [{ count: 1, windowMs: 10_000 }], now: () => now, marginMs: 0 });
+  const p = new WindowPacer({ windows: [{ count: 1, windowMs: 10_000 }], now: () => 0, marginMs: 0 });
   const a = p.acquire('a');
   assert.ok(a.go);
   assert.equal(p.acquire('b').go, false);

@@ -10,7 +10,12 @@ import { silentLogger } from '../../src/common/logger.js';
 import { reconcile } from '../../src/core/pods/decide.js';
 import { PodController, type PodControllerOptions } from '../../src/core/pods/controller.js';
 import { newRecord } from '../../src/core/pods/record.js';
-import { ProviderDeferredError, TransientProviderError, type PodContext, type Provider } from '../../src/core/provider.js';
+import {
+  ProviderDeferredError,
+  TransientProviderError,
+  type PodContext,
+  type Provider,
+} from '../../src/core/provider.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
 import { waitFor } from '../support/wait.js';
 import { aPod, FakeEvents, FakePods, FakeRefs, FakeWriter, newUid } from './core-fakes.js';
@@ -278,7 +283,11 @@ test('a create the provider defers holds no worker and counts no failure; the po
   h.pods.change('ns', 'paced', (p) => void (p.metadata = { ...p.metadata, labels: { nudge: '1' } }));
   assert.equal(phaseOf(h, 'paced'), 'Pending');
   await until('paced Running', () => phaseOf(h, 'paced') === 'Running');
-  assert.equal(calls.length, 2, `asked once, then at its slot (${calls.map((c) => c - (calls[0] ?? 0)).join(', ')} ms)`);
+  assert.equal(
+    calls.length,
+    2,
+    `asked once, then at its slot (${calls.map((c) => c - (calls[0] ?? 0)).join(', ')} ms)`,
+  );
   assert.ok((calls[1] ?? 0) >= slot, 'not before its slot');
   const paced = h.events.list.filter((e) => e.reason === 'CreationPaced');
   assert.equal(paced.length, 1, 'one Event');

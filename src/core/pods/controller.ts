@@ -569,6 +569,7 @@ export class PodController {
   private async deferCreate(r: PodRecord, pod: V1Pod, inc: Incarnation, err: ProviderDeferredError): Promise<void> {
     inc.retryAt = err.retryAt;
     this.queue.addAfter(r.key, Math.max(0, err.retryAt - this.now()));
+    if (err.options.report === false) return;
     const at = new Date(Math.ceil(err.retryAt / 1000) * 1000).toISOString();
     const message = `${err.message}; expected at ${at}`;
     const status = computePodStatus(pod, { hostIP: this.o.nodeIP, waiting: { reason: err.reason, message } });

@@ -260,7 +260,9 @@ export class AciProvider implements Provider {
     // A create still waiting for its slot gives it up.
     this.creations.release(name);
     this.writeSlots.release(name);
-    if (!t?.deleting) this.pace(name, this.deletions, this.deleteSlots, 'deletion');
+    // Only a group we know of counts in ACI's deletion windows: the DELETE of a group that was never
+    // created (a pod deleted while its create waited) finds nothing and costs no slot.
+    if (t && !t.deleting) this.pace(name, this.deletions, this.deleteSlots, 'deletion');
     if (t) t.deleting = true;
     let outcome: 'deleted' | 'accepted';
     try {
@@ -306,10 +308,12 @@ export class AciProvider implements Provider {
     if (slot !== undefined) {
       // Not counted in the window after all: the call goes later.
       windows.cancel(d.stamp);
+      // A matter of seconds at ARM's refill: the pod keeps its ContainerCreating rather than a status write and an Event.
       throw new ProviderDeferredError(
         kind === 'creation' ? 'CreationPaced' : 'DeletionPaced',
         `ARM's ${kind === 'creation' ? 'write' : 'delete'} request budget is spent (${scope}); the ${kind} waits its turn`,
         slot,
+        { report: false },
       );
     }
     this.lastStamp.set(`${kind}\u0000${name}`, d.stamp);
