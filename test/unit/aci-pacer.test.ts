@@ -109,6 +109,25 @@ test('a released slot is not kept, a cancelled operation leaves the window', () 
   assert.equal(p.acquire('c').go, true, 'the refused operation no longer counts');
 });
 
+test('a postponed operation leaves the window but keeps its place in line', () => {
+  let now = 0;
+  const p = new WindowPacer({ windows: [{ count: 1, windowMs: 10_000 }], now: () => now, marginMs: 0 });
+  assert.ok(p.acquire('a').go);
+  const b = p.acquire('b');
+  assert.equal(!b.go && b.at, 10_000);
+  now = 10_000;
+  const go = p.acquire('b');
+  assert.ok(go.go);
+  const c = p.acquire('c');
+  assert.equal(!c.go && c.at, 20_000, 'c queues behind b');
+  // b cannot go after all (its token comes 100 ms later): it keeps a slot ahead of c.
+  p.postpone('b', go.stamp, 10_100);
+  now = 10_100;
+  assert.equal(p.acquire('b').go, true, 'b goes at its new slot, before c');
+  now = 20_000;
+  assert.equal(p.acquire('c').go, false, "b's operation at 10.1 s holds the window until 20.1 s");
+});
+
 test("a 429's Retry-After blocks every slot until it passes", () => {
   let now = 0;
   const p = new WindowPacer({ windows: ACI_WINDOWS, now: () => now, marginMs: 0 });

@@ -306,8 +306,8 @@ export class AciProvider implements Provider {
     }
     const slot = budget.acquire(name);
     if (slot !== undefined) {
-      // Not counted in the window after all: the call goes later.
-      windows.cancel(d.stamp);
+      // Not counted in the window after all: the call goes at its budget slot, keeping its place in line.
+      windows.postpone(name, d.stamp, slot);
       // A matter of seconds at ARM's refill: the pod keeps its ContainerCreating rather than a status write and an Event.
       throw new ProviderDeferredError(
         kind === 'creation' ? 'CreationPaced' : 'DeletionPaced',

@@ -90,6 +90,15 @@ export class WindowPacer {
     if (i >= 0) this.stamps.splice(i, 1);
   }
 
+  /**
+   * The operation counted at `stamp` goes later after all (ARM's budget), at `at`: it leaves the
+   * windows and keeps its place in line with a slot at `at`.
+   */
+  postpone(key: string, stamp: number, at: number): void {
+    this.cancel(stamp);
+    this.slots.set(key, { at, window: undefined });
+  }
+
   /** ACI answered 429 with this Retry-After: nothing goes before it. */
   throttled(retryAfterMs: number): void {
     this.blockedUntil = Math.max(this.blockedUntil, this.now() + retryAfterMs);
