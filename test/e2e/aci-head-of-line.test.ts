@@ -17,10 +17,10 @@ const WINDOW = 5;
 
 // ACI's creation window is lowered from 100 to 5 per 5 minutes (for the emulator and the connector
 // alike), so that 500 pods leave 495 creates waiting, as 600 would under the real window. Groups
-// start 90 s after their create, so that the first ones run once the rest wait. The quota and the
+// start 2 minutes after their create, so that the first ones run once the rest wait. The quota and the
 // deletion windows are ACI's.
 const aci = useEmulatorForFile(RG, {
-  simulated: { pullMs: 20, startMs: 90_000 },
+  simulated: { pullMs: 20, startMs: 120_000 },
   limits: { creations: [{ count: WINDOW, windowSeconds: 300 }] },
 });
 
