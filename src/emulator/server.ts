@@ -12,13 +12,21 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTls } from './certs.js';
-import type { ArmContext, ExecSessionTicket, Quota } from './context.js';
+import { defaultQuota, type ArmContext, type ExecSessionTicket, type Quota } from './context.js';
 import { ExecSockets } from './exec-sockets.js';
 import { Faults, type FaultOptions } from './faults.js';
 import { jsonSender, newRequestStats, type RequestStats } from './http.js';
 import { EntraIdentity, type ClientCredential } from './identity.js';
 import { handleIdentity } from './identity-routes.js';
-import { CreationWindow, defaultThrottleLimits, TokenBuckets, type Clock, type ThrottleLimits } from './limits.js';
+import {
+  defaultThrottleLimits,
+  mergeWindows,
+  RateWindows,
+  TokenBuckets,
+  type Clock,
+  type RateWindowsOverride,
+  type ThrottleLimits,
+} from './limits.js';
 import { armPipeline } from './pipeline.js';
 import type { ContainerGroupRuntime } from './runtime.js';
 import { createSimulatedRuntime, type SimulatedRuntimeOptions } from './runtimes/simulated/index.js';
@@ -34,7 +42,10 @@ export interface ThrottleOverrides {
   read?: Partial<ThrottleLimits['read']>;
   write?: Partial<ThrottleLimits['write']>;
   delete?: Partial<ThrottleLimits['delete']>;
-  creations?: Partial<ThrottleLimits['creations']>;
+  /** ACI's creation windows (see RateWindowsOverride: one window given replaces both). */
+  creations?: RateWindowsOverride;
+  /** ACI's deletion windows, likewise. */
+  deletions?: RateWindowsOverride;
 }
 
 export interface EmulatorOptions {
@@ -112,7 +123,8 @@ function mergeLimits(base: ThrottleLimits, o: ThrottleOverrides | undefined): Th
     read: { ...base.read, ...o?.read },
     write: { ...base.write, ...o?.write },
     delete: { ...base.delete, ...o?.delete },
-    creations: { ...base.creations, ...o?.creations },
+    creations: mergeWindows(base.creations, o?.creations),
+    deletions: mergeWindows(base.deletions, o?.deletions),
   };
 }
 
@@ -166,10 +178,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   }
 
   let limits = mergeLimits(defaultThrottleLimits(), options.limits);
-  let quota: Quota = { containerGroups: 5000, cores: 10000, ...options.quota };
+  let quota: Quota = { ...defaultQuota(), ...options.quota };
   let throttling = options.throttling ?? true;
   const buckets = new TokenBuckets(() => limits, clock);
-  const creations = new CreationWindow(() => limits, clock);
+  const creations = new RateWindows(() => limits.creations, clock);
+  const deletions = new RateWindows(() => limits.deletions, clock);
   const faults = new Faults(options.faults ?? {}, options.random);
   const store = new Store({ operationTtlMs: 15 * 60_000, maxFinishedOperations: 5000 });
   const tickets = new Map<string, ExecSessionTicket>();
@@ -179,6 +192,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     quota: () => quota,
     limits: () => limits,
     creations,
+    deletions,
+    windowThrottled: (kind) => {
+      if (kind === 'creation') stats.creationsThrottled += 1;
+      else stats.deletionsThrottled += 1;
+    },
     throttling: () => throttling,
     pageSize: options.pageSize ?? 100,
     deleteSyncWaitMs: options.deleteSyncWaitMs ?? 2000,
@@ -261,6 +279,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     resetThrottling: () => {
       buckets.reset();
       creations.reset();
+      deletions.reset();
     },
     setQuota: (q) => {
       quota = { ...quota, ...q };
