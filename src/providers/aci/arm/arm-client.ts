@@ -14,7 +14,7 @@ import { ArmCaller, isNotFound, type CallKind } from './arm-caller.js';
 import { ArmRequestError } from '../errors.js';
 import { TAG } from '../naming.js';
 import { groupToWire } from './wire.js';
-import type { TlsOptions } from './credential.js';
+import { pipelineTls, type TlsOptions } from './credential.js';
 
 export const API_VERSION = '2023-05-01';
 
@@ -59,7 +59,7 @@ export class AciArm {
       apiVersion: API_VERSION,
       // Retries, Retry-After and budgets are ArmCaller's job: the pipeline must not retry behind its back.
       retryOptions: { maxRetries: 0 },
-      ...(o.tls.ca ? { tlsOptions: { ca: o.tls.ca } } : {}),
+      ...pipelineTls(o.tls),
     });
     this.client.pipeline.addPolicy({
       name: 'aciRateLimitSync',
