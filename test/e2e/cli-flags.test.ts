@@ -39,6 +39,10 @@ test('--help documents every flag', () => {
     '--kubelet-port',
     '--log-level',
     '--metrics-port',
+    '--leader-elect',
+    '--leader-elect-lease-duration',
+    '--leader-elect-renew-deadline',
+    '--leader-elect-retry-period',
     '--help',
     '--version',
   ]) {
@@ -64,6 +68,15 @@ test('bad flags and values end with one clear line and a non-zero exit', () => {
     [['--kubeconfig'], /--kubeconfig.*argument missing/],
     [['--taint', 'azure.com/aci'], /malformed taint "azure\.com\/aci"/],
     [['--taint', 'x:Sometimes'], /effect must be one of/],
+    [['--leader-elect-lease-duration', 'soon'], /--leader-elect-lease-duration.*must be a positive duration/],
+    [
+      ['--leader-elect', '--leader-elect-renew-deadline', '20s'],
+      /--leader-elect: the lease duration must be longer than the renew deadline/,
+    ],
+    [
+      ['--leader-elect', '--leader-elect-retry-period', '10s'],
+      /--leader-elect: the renew deadline must be longer than the retry period/,
+    ],
     [
       ['--provider', 'mock', '--kubeconfig', '/nonexistent/kubeconfig'],
       /cannot load kubeconfig \/nonexistent\/kubeconfig/,
