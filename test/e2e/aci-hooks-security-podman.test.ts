@@ -171,7 +171,7 @@ test(
 
 test(
   'with the ACI provider on podman: an httpGet postStart hook reaches the container’s own server',
-  { timeout: 300_000 },
+  { timeout: 180_000 },
   async (t) => {
     const ns = await freshNamespace(t, 'hooks-http');
     const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
