@@ -3,6 +3,7 @@ import type { ContainerGroupRuntime } from './runtime.js';
 import type { CreationWindow, ThrottleLimits } from './limits.js';
 import type { Store } from './store.js';
 import type { Principal } from './identity.js';
+import type { MeterScope } from './scopes.js';
 
 export const API_VERSION = '2023-05-01';
 export const PROVIDER = 'Microsoft.ContainerInstance';
@@ -28,8 +29,9 @@ export interface ExecSessionTicket {
 export interface ArmContext {
   store: Store;
   runtime: ContainerGroupRuntime;
-  quota: () => Quota;
-  limits: () => ThrottleLimits;
+  /** The quota and limits of a subscription and region (scopes.ts); the emulator-wide ones without a scope. */
+  quota: (scope?: MeterScope) => Quota;
+  limits: (scope?: MeterScope) => ThrottleLimits;
   creations: CreationWindow;
   /** Creation rate limit on/off (ARM throttling as a whole can be switched off too). */
   throttling: () => boolean;

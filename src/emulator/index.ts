@@ -10,6 +10,7 @@ export type { Emulator, EmulatorOptions, EmulatorStats, ThrottleOverrides } from
 export type { FaultOptions } from './faults.js';
 export type { ThrottleLimits, BucketLimit } from './limits.js';
 export type { Quota } from './context.js';
+export type { ScopeSettings } from './scopes.js';
 export { API_VERSION } from './context.js';
 export { createSimulatedRuntime, SimulatedRuntime } from './runtimes/simulated/index.js';
 export type { SimulatedRuntimeOptions, SimulatedFate, SimulatedRule } from './runtimes/simulated/index.js';

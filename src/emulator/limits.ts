@@ -40,13 +40,14 @@ export type TakeResult = { ok: true; remaining: number } | { ok: false; retryAft
 export class TokenBuckets {
   private readonly buckets = new Map<string, Bucket>();
 
+  /** `limits` is asked with the bucket's key (its subscription may have limits of its own). */
   constructor(
-    private readonly limits: () => ThrottleLimits,
+    private readonly limits: (key: string) => ThrottleLimits,
     private readonly clock: Clock,
   ) {}
 
   take(key: string, category: RequestCategory): TakeResult {
-    const limit = this.limits()[category];
+    const limit = this.limits(key)[category];
     const now = this.clock();
     const id = `${category}\u0000${key}`;
     let bucket = this.buckets.get(id);
@@ -76,14 +77,15 @@ export class TokenBuckets {
 export class CreationWindow {
   private readonly stamps = new Map<string, number[]>();
 
+  /** `limits` is asked with the subscription (it may have a window of its own). */
   constructor(
-    private readonly limits: () => ThrottleLimits,
+    private readonly limits: (subscription: string) => ThrottleLimits,
     private readonly clock: Clock,
   ) {}
 
   /** Records a creation when allowed; otherwise says when the oldest one leaves the window. */
   take(subscription: string): TakeResult {
-    const { count, windowSeconds } = this.limits().creations;
+    const { count, windowSeconds } = this.limits(subscription).creations;
     const now = this.clock();
     const windowMs = windowSeconds * 1000;
     const list = (this.stamps.get(subscription) ?? []).filter((t) => now - t < windowMs);

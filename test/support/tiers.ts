@@ -16,6 +16,7 @@ export const isTier = (s: string): s is Tier => (TIERS as readonly string[]).inc
 /** The 500-plus-pod tests (paths from the repository root, without extension). */
 export const SCALE_FILES: readonly string[] = [
   'test/e2e/aci-scale.test', // 500 pods through the control plane and the emulator
+  'test/e2e/aci-targets.test', // 2 × 400 pods, one target against two
   'test/emulator/aci-provider-throttling.test', // 500 pods against ARM's throttling
   'test/emulator/aci-provider-budget.test', // 5,000 groups within ARM's read budget
   'test/emulator/scale.test', // 2,000 groups through the emulator

@@ -148,7 +148,7 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
   if (ctx.throttling()) {
     const taken = ctx.creations.take(sub.toLowerCase());
     if (!taken.ok) {
-      const { count, windowSeconds } = ctx.limits().creations;
+      const { count, windowSeconds } = ctx.limits({ subscriptionId: sub }).creations;
       throw tooManyRequests(
         `The number of container groups created in subscription '${sub}' exceeded the limit of ${count} per ${windowSeconds} seconds. Please retry after ${taken.retryAfterSeconds} seconds.`,
         taken.retryAfterSeconds,
@@ -176,7 +176,7 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
 }
 
 function checkQuota(ctx: ArmContext, sub: string, location: string, newGroups: number, newCores: number): void {
-  const quota = ctx.quota();
+  const quota = ctx.quota({ subscriptionId: sub, region: location });
   const used = ctx.store.usage(sub, location);
   if (used.groups + newGroups > quota.containerGroups) {
     throw conflict(

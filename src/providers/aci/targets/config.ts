@@ -1,0 +1,143 @@
+/**
+ * Several ACI targets for one connector: each a subscription, resource group, region and
+ * credential with its own quotas, ARM budgets and creation windows. `ACI_TARGETS` holds the
+ * list (JSON text, or the path of a JSON file, e.g. mounted from a ConfigMap). Each target is
+ * read as an overlay of the connector's own ACI environment, so every single-target setting
+ * (ACI_ARM_ENDPOINT, ACI_CA_FILE, ACI_CAPACITY_*, …) is inherited unless the target says
+ * otherwise, and the single-target configuration stays what it was when ACI_TARGETS is unset.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ENV, loadAciConfig, type AciConfig, type Env } from '../config.js';
+import { AciConfigError } from '../errors.js';
+
+export const TARGETS_ENV = 'ACI_TARGETS';
+
+/** A creation limit: at most `count` container groups created per `windowSeconds`. */
+export interface CreationWindowLimit {
+  count: number;
+  windowSeconds: number;
+}
+
+/** ACI's documented creation limits per subscription and region: 100 per 5 minutes and 300 per hour. */
+export const ACI_CREATION_WINDOWS: readonly CreationWindowLimit[] = [
+  { count: 100, windowSeconds: 300 },
+  { count: 300, windowSeconds: 3600 },
+];
+
+export interface AciTarget {
+  /** Names the target in pod annotations, logs and messages. */
+  name: string;
+  config: AciConfig;
+  /** The windows placement assumes for this target (it counts its own creations against them). */
+  creationWindows: CreationWindowLimit[];
+}
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+const targetSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower case letters, digits and "-")'),
+    subscriptionId: z.string().min(1).optional(),
+    resourceGroup: z.string().min(1).optional(),
+    region: z.string().min(1).optional(),
+    clientId: z.string().min(1).optional(),
+    tenantId: z.string().min(1).optional(),
+    /** The environment variable that holds the client secret (secrets never sit in the list itself). */
+    clientSecretEnv: envName.optional(),
+    armEndpoint: z.string().min(1).optional(),
+    /** Any other ACI setting of this target, by its environment variable name. */
+    env: z.record(envName, z.string()).optional(),
+    creationWindows: z
+      .array(z.object({ count: z.number().int().positive(), windowSeconds: z.number().int().positive() }))
+      .optional(),
+  })
+  .strict();
+
+function readList(raw: string): unknown {
+  const text = raw.trim();
+  const inline = text.startsWith('[') || text.startsWith('{');
+  if (!inline && !existsSync(text))
+    throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV} is neither JSON nor an existing file: '${text}'`);
+  try {
+    return JSON.parse(inline ? text : readFileSync(text, 'utf8'));
+  } catch (e) {
+    throw new AciConfigError(
+      TARGETS_ENV,
+      `${TARGETS_ENV}${inline ? '' : ` (${text})`} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+}
+
+/** Secrets of the connector's own credential, which a target with a client id of its own must not inherit. */
+const SECRET_VARS = [ENV.clientKey, ENV.clientSecret];
+
+function overlay(base: Env, t: z.infer<typeof targetSchema>): Env {
+  const env: Env = { ...base };
+  if (t.clientId !== undefined) for (const k of SECRET_VARS) delete env[k];
+  const set = (k: string, v: string | undefined) => {
+    if (v !== undefined) env[k] = v;
+  };
+  set(ENV.subscriptionId, t.subscriptionId);
+  set(ENV.resourceGroup, t.resourceGroup);
+  set(ENV.region, t.region);
+  set(ENV.clientId, t.clientId);
+  set(ENV.tenantId, t.tenantId);
+  set(ENV.armEndpoint, t.armEndpoint);
+  if (t.clientSecretEnv !== undefined) {
+    const secret = base[t.clientSecretEnv];
+    if (!secret?.trim())
+      throw new AciConfigError(
+        TARGETS_ENV,
+        `${TARGETS_ENV}: target '${t.name}' takes its client secret from ${t.clientSecretEnv}, which is not set`,
+      );
+    delete env[ENV.clientSecret];
+    env[ENV.clientKey] = secret;
+  }
+  return { ...env, ...t.env };
+}
+
+/**
+ * The targets of `ACI_TARGETS`, or undefined when it is not set (one target: loadAciConfig).
+ * Throws AciConfigError naming the target and the setting at fault.
+ */
+export function loadAciTargets(env: Env = process.env): AciTarget[] | undefined {
+  const raw = env[TARGETS_ENV]?.trim();
+  if (!raw) return undefined;
+  const parsed = z.array(targetSchema).min(1, 'lists no target').safeParse(readList(raw));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = (issue?.path ?? []).join('.');
+    throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}${where ? `[${where}]` : ''}: ${issue?.message ?? 'invalid'}`);
+  }
+  const targets: AciTarget[] = [];
+  const seen = new Map<string, string>();
+  for (const t of parsed.data) {
+    if (targets.some((x) => x.name === t.name))
+      throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}: two targets are named '${t.name}'`);
+    let config: AciConfig;
+    try {
+      config = loadAciConfig(overlay(env, t));
+    } catch (e) {
+      if (e instanceof AciConfigError)
+        throw new AciConfigError(e.setting, `${TARGETS_ENV}: target '${t.name}': ${e.message}`);
+      throw e;
+    }
+    // Two targets over one resource group would each list the other's groups as their own.
+    const place = `${config.subscriptionId}/${config.resourceGroup}`.toLowerCase();
+    const other = seen.get(place);
+    if (other !== undefined)
+      throw new AciConfigError(
+        TARGETS_ENV,
+        `${TARGETS_ENV}: targets '${other}' and '${t.name}' use the same resource group ${config.resourceGroup} in subscription ${config.subscriptionId}`,
+      );
+    seen.set(place, t.name);
+    targets.push({
+      name: t.name,
+      config,
+      creationWindows: t.creationWindows ?? ACI_CREATION_WINDOWS.map((w) => ({ ...w })),
+    });
+  }
+  return targets;
+}
