@@ -50,7 +50,7 @@ export function parseScopes(value: unknown): ScopeSettings[] {
     const issue = r.error.issues[0];
     throw new Error(`scopes[${(issue?.path ?? []).join('.')}]: ${issue?.message ?? 'invalid'}`);
   }
-  return r.data as ScopeSettings[];
+  return r.data;
 }
 
 const norm = (s: string): string => s.toLowerCase().replace(/\s+/g, '');
@@ -59,7 +59,7 @@ const norm = (s: string): string => s.toLowerCase().replace(/\s+/g, '');
 function mergeOneLevel<T extends object>(base: T, o: { [K in keyof T]?: Partial<T[K]> } | undefined): T {
   if (!o) return base;
   const out = { ...base };
-  for (const k of Object.keys(o) as (keyof T)[]) out[k] = { ...base[k], ...o[k] } as T[typeof k];
+  for (const k of Object.keys(o) as (keyof T)[]) out[k] = { ...base[k], ...o[k] };
   return out;
 }
 

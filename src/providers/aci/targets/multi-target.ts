@@ -403,19 +403,26 @@ export class MultiTargetProvider implements Provider {
 
   /** Every target's figures; a target whose read fails is left out this time (all failing is an error). */
   async getPodStats(): Promise<PodUsage[]> {
-    const results = await Promise.allSettled(this.targets.map((t) => t.provider.getPodStats?.() ?? []));
+    const results = await Promise.allSettled(
+      this.targets.map(async (t) => (t.provider.getPodStats ? t.provider.getPodStats() : [])),
+    );
     const out: PodUsage[] = [];
     let failure: unknown;
     for (const r of results) {
       if (r.status === 'fulfilled') out.push(...r.value);
       else failure ??= r.reason;
     }
-    if (out.length === 0 && failure !== undefined) throw failure;
+    if (out.length === 0 && failure !== undefined)
+      throw failure instanceof Error ? failure : new Error(`reading usage failed: ${errorMessage(failure)}`);
     return out;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.targets.map((t) => t.provider.close?.()));
+    await Promise.all(
+      this.targets.map(async (t) => {
+        await t.provider.close?.();
+      }),
+    );
   }
 }
 
