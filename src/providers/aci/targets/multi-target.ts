@@ -71,8 +71,10 @@ interface Target extends TargetProvider {
 
 interface Placement {
   target: string;
-  /** A create of it may have reached ARM there: it never moves. */
+  /** A create of it may have reached ARM there (or the pod named it): it never moves. */
   sticky: boolean;
+  /** Counted in the target's creation ledger. */
+  counted: boolean;
 }
 
 const keyOf = (ref: PodRef): string => `${ref.namespace}/${ref.name}/${ref.uid}`;
@@ -128,7 +130,7 @@ export class MultiTargetProvider implements Provider {
     const p = this.placements.get(k);
     if (p?.target === target) return;
     // Found in a target's groups: it exists there, so it stays.
-    this.placements.set(k, { target, sticky: true });
+    this.placements.set(k, { target, sticky: true, counted: true });
   }
 
   // ---- node ----------------------------------------------------------------
@@ -244,20 +246,19 @@ export class MultiTargetProvider implements Provider {
     const tried = new Set<string>();
     for (;;) {
       let p = this.placements.get(k);
-      let pinned = false;
       if (!p) {
         const req = candidatesFor(pod, await this.rooms());
-        pinned = req.pinned;
         const chosen = chooseTarget(req.candidates, tried) ?? chooseTarget(req.candidates);
         if (!chosen) throw new TransientProviderError('NoAciTarget', 'no ACI target can take the pod now');
-        p = { target: chosen.name, sticky: pinned };
+        p = { target: chosen.name, sticky: req.pinned, counted: false };
         this.placements.set(k, p);
         this.log.debug({ pod: k, target: chosen.name }, 'pod placed');
       }
       const t = this.target(p.target);
       try {
         await t.provider.createPod(pod, ctx);
-        if (!p.sticky) t.ledger.record(this.now());
+        if (!p.counted) t.ledger.record(this.now());
+        p.counted = true;
         p.sticky = true;
         return;
       } catch (e) {
