@@ -14,8 +14,14 @@ export interface MeterScope {
   region?: string;
 }
 
-/** Partial limits, one level deep (each entry of ThrottleLimits is one object). */
-export type LimitOverrides = { [K in keyof ThrottleLimits]?: Partial<ThrottleLimits[K]> };
+/** One rate window, as a list entry (limits whose entry is a list of windows take a list or one window). */
+export interface WindowOverride {
+  count: number;
+  windowSeconds: number;
+}
+
+/** Partial limits, one level deep: an entry is merged into the current one, a list replaces it. */
+export type LimitOverrides = { [K in keyof ThrottleLimits]?: Partial<ThrottleLimits[K]> | WindowOverride[] };
 
 export interface ScopeSettings {
   subscriptionId: string;
@@ -27,6 +33,8 @@ export interface ScopeSettings {
 
 const count = z.number().int().nonnegative();
 const bucket = z.object({ capacity: count, refillPerSecond: z.number().nonnegative() }).partial();
+const window = z.object({ count, windowSeconds: z.number().int().positive() });
+const windows = z.union([window.partial(), z.array(window)]);
 const scopeSchema = z.object({
   subscriptionId: z.string().min(1),
   region: z.string().min(1).optional(),
@@ -35,7 +43,8 @@ const scopeSchema = z.object({
       read: bucket,
       write: bucket,
       delete: bucket,
-      creations: z.object({ count, windowSeconds: z.number().int().positive() }).partial(),
+      creations: windows,
+      deletions: windows,
     })
     .partial()
     .loose()
@@ -55,11 +64,22 @@ export function parseScopes(value: unknown): ScopeSettings[] {
 
 const norm = (s: string): string => s.toLowerCase().replace(/\s+/g, '');
 
+/**
+ * One entry's override: a list replaces the entry; one window over a list of windows replaces
+ * the list by that window (as the emulator's own limits merge), an object is merged in.
+ */
+function mergeEntry(base: unknown, o: unknown): unknown {
+  if (o === undefined || o === null) return base;
+  if (Array.isArray(o)) return o.map((w: object) => ({ ...w }));
+  if (Array.isArray(base)) return [{ ...(base[0] as object | undefined), ...o }];
+  return { ...(base as object), ...o };
+}
+
 /** Merges overrides one level deep over a base of the same shape (whatever entries it has). */
-function mergeOneLevel<T extends object>(base: T, o: { [K in keyof T]?: Partial<T[K]> } | undefined): T {
+function mergeOneLevel<T extends object>(base: T, o: Partial<Record<keyof T, unknown>> | undefined): T {
   if (!o) return base;
   const out = { ...base };
-  for (const k of Object.keys(o) as (keyof T)[]) out[k] = { ...base[k], ...o[k] };
+  for (const k of Object.keys(o) as (keyof T)[]) out[k] = mergeEntry(base[k], o[k]) as T[typeof k];
   return out;
 }
 

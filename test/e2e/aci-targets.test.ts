@@ -32,8 +32,13 @@ const WINDOW = { count: 50, windowSeconds: 10 };
 const QUOTA_A = 450;
 const QUOTA_B = 350;
 
+// The connector paces its creates under the same windows (ACI_CREATION_WINDOWS), and placement assumes them.
+const PACED = { ACI_CREATION_WINDOWS: `${WINDOW.count}/${WINDOW.windowSeconds}` };
+
 const aci = useEmulatorForFile(RG, {
   limits: { creations: WINDOW },
+  // Quota enough for 400 groups in the one-target subscription; a and b have their own below.
+  quota: { containerGroups: 5000, cores: 10_000 },
   scopes: [
     { subscriptionId: SUB_A, quota: { containerGroups: QUOTA_A } },
     { subscriptionId: SUB_B, quota: { containerGroups: QUOTA_B } },
@@ -92,7 +97,10 @@ test(
 
     // One target: the single-target configuration, unchanged.
     const ns1 = await freshNamespace(t, 'aci-one-target');
-    const one = await startConnector(t, { extraArgs: ['--provider', 'aci'], env: { AZURE_SUBSCRIPTION_ID: SUB_ONE } });
+    const one = await startConnector(t, {
+      extraArgs: ['--provider', 'aci'],
+      env: { ...PACED, AZURE_SUBSCRIPTION_ID: SUB_ONE },
+    });
     const oneS = await startAll(one, ns1);
     one.proc.kill('SIGKILL');
     await one.exited;
@@ -101,13 +109,13 @@ test(
 
     // Two targets in two subscriptions, the rest (resource group, credential, endpoint) inherited.
     const targets = [
-      { name: 'a', subscriptionId: SUB_A, creationWindows: [WINDOW] },
-      { name: 'b', subscriptionId: SUB_B, creationWindows: [WINDOW] },
+      { name: 'a', subscriptionId: SUB_A },
+      { name: 'b', subscriptionId: SUB_B },
     ];
     const ns2 = await freshNamespace(t, 'aci-two-targets');
     const two = await startConnector(t, {
       extraArgs: ['--provider', 'aci'],
-      env: { ACI_TARGETS: JSON.stringify(targets) },
+      env: { ...PACED, ACI_TARGETS: JSON.stringify(targets) },
     });
     const node = await waitFor('the two-target node with its capacity', async () => {
       const n = await core().readNode({ name: two.nodeName });

@@ -53,10 +53,11 @@ test('targets overlay the connector’s environment; a target with its own clien
       { name: 'a', subscriptionId: 'sub-a' },
       { name: 'b', subscriptionId: 'sub-b', region: 'eastus', clientId: 'id-b', clientSecretEnv: 'SECRET_B' },
       { name: 'c', subscriptionId: 'sub-c', clientId: 'id-c', creationWindows: [{ count: 50, windowSeconds: 20 }] },
+      { name: 'd', subscriptionId: 'sub-d', env: { ACI_CREATION_WINDOWS: '10/60,20/600' } },
     ]),
   });
   assert.ok(targets);
-  const [a, b, c] = targets;
+  const [a, b, c, d] = targets;
   assert.equal(a?.config.subscriptionId, 'sub-a');
   assert.equal(a?.config.resourceGroup, 'rg');
   assert.equal(a?.config.region, 'westus');
@@ -72,6 +73,10 @@ test('targets overlay the connector’s environment; a target with its own clien
   assert.equal(c?.config.clientId, 'id-c');
   assert.equal(c?.config.clientSecret, undefined, 'managed or workload identity for c');
   assert.deepEqual(c?.creationWindows, [{ count: 50, windowSeconds: 20 }]);
+  assert.deepEqual(d?.creationWindows, [
+    { count: 10, windowSeconds: 60 },
+    { count: 20, windowSeconds: 600 },
+  ]);
 });
 
 test('ACI_TARGETS may name a JSON file', () => {
@@ -92,6 +97,7 @@ test('a bad target list is an AciConfigError naming the target and the fault', (
     [[{ name: 'a' }, { name: 'b' }], /targets 'a' and 'b' use the same resource group rg/],
     [[{ name: 'a', clientSecretEnv: 'UNSET_SECRET' }], /target 'a' takes its client secret from UNSET_SECRET/],
     [[{ name: 'a', resourceGroup: 'bad/rg' }], /target 'a': ACI_RESOURCE_GROUP 'bad\/rg' is not a valid/],
+    [[{ name: 'a', env: { ACI_CREATION_WINDOWS: '5 per minute' } }], /target 'a': ACI_CREATION_WINDOWS must be/],
   ];
   for (const [list, message] of cases) {
     const raw = typeof list === 'string' ? list : JSON.stringify(list);
@@ -379,6 +385,12 @@ test('emulator scopes: a subscription and a region have limits and quotas of the
   assert.deepEqual(scoped.limits({ subscriptionId: 'sub-b' }).creations, { count: 100, windowSeconds: 300 });
   scoped.set([{ subscriptionId: 'sub-a', quota: { containerGroups: 1 } }]);
   assert.deepEqual(scoped.quota({ subscriptionId: 'sub-a' }), { containerGroups: 1, cores: 100 });
+  // A list of windows replaces the subscription's (the emulator's limits may hold one or a list).
+  const listed = new ScopedSettings(
+    parseScopes([{ subscriptionId: 's', limits: { creations: [{ count: 1, windowSeconds: 2 }] } }]),
+    () => ({ limits: defaultThrottleLimits(), quota: { containerGroups: 1, cores: 1 } }),
+  );
+  assert.deepEqual(listed.limits({ subscriptionId: 's' }).creations, [{ count: 1, windowSeconds: 2 }]);
   assert.throws(() => parseScopes([{ quota: {} }]), /scopes\[0\.subscriptionId\]/);
   assert.throws(() => parseScopes([{ subscriptionId: 's', quota: { cores: -1 } }]), /scopes\[0\.quota\.cores\]/);
 });

@@ -12,6 +12,8 @@ import { ENV, loadAciConfig, type AciConfig, type Env } from '../config.js';
 import { AciConfigError } from '../errors.js';
 
 export const TARGETS_ENV = 'ACI_TARGETS';
+/** The creation windows the provider paces under (`COUNT/SECONDS[,…]`); placement assumes the same. */
+export const CREATION_WINDOWS_ENV = 'ACI_CREATION_WINDOWS';
 
 /** A creation limit: at most `count` container groups created per `windowSeconds`. */
 export interface CreationWindowLimit {
@@ -29,7 +31,10 @@ export interface AciTarget {
   /** Names the target in pod annotations, logs and messages. */
   name: string;
   config: AciConfig;
-  /** The windows placement assumes for this target (it counts its own creations against them). */
+  /**
+   * The windows placement assumes for this target (it counts its own creations against them):
+   * the target's `creationWindows`, else its ACI_CREATION_WINDOWS, else ACI's.
+   */
   creationWindows: CreationWindowLimit[];
 }
 
@@ -68,6 +73,20 @@ function readList(raw: string): unknown {
       `${TARGETS_ENV}${inline ? '' : ` (${text})`} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
+}
+
+/** `COUNT/SECONDS[,COUNT/SECONDS…]`, e.g. ACI's `100/300,300/3600`; ACI's windows when unset. */
+function windowsFromEnv(target: string, v: string | undefined): CreationWindowLimit[] {
+  if (!v?.trim()) return ACI_CREATION_WINDOWS.map((w) => ({ ...w }));
+  return v.split(',').map((part) => {
+    const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(part);
+    if (!m || Number(m[1]) <= 0 || Number(m[2]) <= 0)
+      throw new AciConfigError(
+        CREATION_WINDOWS_ENV,
+        `${TARGETS_ENV}: target '${target}': ${CREATION_WINDOWS_ENV} must be COUNT/SECONDS[,COUNT/SECONDS…], got '${v}'`,
+      );
+    return { count: Number(m[1]), windowSeconds: Number(m[2]) };
+  });
 }
 
 /** Secrets of the connector's own credential, which a target with a client id of its own must not inherit. */
@@ -117,8 +136,9 @@ export function loadAciTargets(env: Env = process.env): AciTarget[] | undefined 
     if (targets.some((x) => x.name === t.name))
       throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}: two targets are named '${t.name}'`);
     let config: AciConfig;
+    const targetEnv = overlay(env, t);
     try {
-      config = loadAciConfig(overlay(env, t));
+      config = loadAciConfig(targetEnv);
     } catch (e) {
       if (e instanceof AciConfigError)
         throw new AciConfigError(e.setting, `${TARGETS_ENV}: target '${t.name}': ${e.message}`);
@@ -136,7 +156,7 @@ export function loadAciTargets(env: Env = process.env): AciTarget[] | undefined 
     targets.push({
       name: t.name,
       config,
-      creationWindows: t.creationWindows ?? ACI_CREATION_WINDOWS.map((w) => ({ ...w })),
+      creationWindows: t.creationWindows ?? windowsFromEnv(t.name, targetEnv[CREATION_WINDOWS_ENV]),
     });
   }
   return targets;

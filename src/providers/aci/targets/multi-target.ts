@@ -52,10 +52,10 @@ export interface MultiTargetOptions {
 
 /**
  * Reasons of TransientProviderErrors that prove ARM created nothing (refused up front: quota,
- * throttling), so the pod may go elsewhere. A pacer that holds creates back for a window
- * belongs here too.
+ * throttling, or the provider's pacer holding the create back for a full window), so the pod
+ * may go elsewhere.
  */
-export const REFUSED_REASONS: ReadonlySet<string> = new Set(['QuotaExceeded', 'Throttled']);
+export const REFUSED_REASONS: ReadonlySet<string> = new Set(['QuotaExceeded', 'Throttled', 'CreationPaced']);
 const CAPACITY_REFRESH_MS = 30_000;
 
 interface Target extends TargetProvider {
