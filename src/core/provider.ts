@@ -250,6 +250,26 @@ export class TransientProviderError extends Error {
 }
 
 /**
+ * Not now, and not a failure: the backend paces this call (a rate window, a request budget)
+ * and knows when it can go ahead. The core holds no worker meanwhile: it brings the pod back at
+ * `retryAt` without counting a failure, and a create that waits shows `reason` and `message`
+ * (with the expected time) on the pod and in one Event. A transient error to code that does
+ * not know it (retried after `retryAfterMs`).
+ */
+export class ProviderDeferredError extends TransientProviderError {
+  constructor(
+    reason: string,
+    message: string,
+    /** When the call is expected to go ahead (epoch ms). */
+    readonly retryAt: number,
+    /** report false: a short wait the pod need not show (no status write, no Event). */
+    readonly options: { report?: boolean } = {},
+  ) {
+    super(reason, message, Math.max(0, retryAt - Date.now()));
+  }
+}
+
+/**
  * What the CLI hands a provider factory (e.g. `createAciProvider(config)`).
  * nodeName + clusterId are the identity a provider tags its backend objects with,
  * so that listPods() returns only what this node in this cluster created.

@@ -91,11 +91,11 @@ const program = new Command()
   .option('--delete-limit <cap:refill>', 'delete token bucket (default 200:10)', bucket)
   .option(
     '--creation-limit <count/seconds>',
-    'container group creations per window and subscription (default 100/300)',
+    "container group creations per window, subscription and region: one window replaces ACI's two (default 100/300 and 300/3600)",
     window,
   )
-  .option('--quota-groups <n>', 'regional quota: container groups per subscription (default 5000)', count)
-  .option('--quota-cores <n>', 'regional quota: cores per subscription (default 10000)', count)
+  .option('--quota-groups <n>', "regional quota: container groups per subscription (default 100, ACI's)", count)
+  .option('--quota-cores <n>', "regional quota: cores per subscription (default 100, ACI's)", count)
   .option(
     '--scopes <json>',
     'limits and quotas of their own per subscription or region (JSON text or file): [{"subscriptionId", "region"?, "limits"?: {"creations": {"count", "windowSeconds"}, "write": …}, "quota"?: {"containerGroups", "cores"}}]',

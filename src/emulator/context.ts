@@ -1,6 +1,6 @@
 /** What every ARM handler gets: the store, the runtime, limits and settings. No HTTP here. */
 import type { ContainerGroupRuntime } from './runtime.js';
-import type { CreationWindow, ThrottleLimits } from './limits.js';
+import type { RateWindows, ThrottleLimits } from './limits.js';
 import type { Store } from './store.js';
 import type { Principal } from './identity.js';
 import type { MeterScope } from './scopes.js';
@@ -14,6 +14,9 @@ export interface Quota {
   /** Cores (sum of container cpu requests) per subscription and region. */
   cores: number;
 }
+
+/** ACI's default regional quota (Microsoft's quotas page): 100 standard container groups and 100 standard cores. */
+export const defaultQuota = (): Quota => ({ containerGroups: 100, cores: 100 });
 
 export interface ExecSessionTicket {
   id: string;
@@ -32,8 +35,13 @@ export interface ArmContext {
   /** The quota and limits of a subscription and region (scopes.ts); the emulator-wide ones without a scope. */
   quota: (scope?: MeterScope) => Quota;
   limits: (scope?: MeterScope) => ThrottleLimits;
-  creations: CreationWindow;
-  /** Creation rate limit on/off (ARM throttling as a whole can be switched off too). */
+  /** ACI's creation windows, per subscription and region. */
+  creations: RateWindows;
+  /** ACI's deletion windows, per subscription and region. */
+  deletions: RateWindows;
+  /** Counts a 429 of a creation or deletion window (stats). */
+  windowThrottled: (kind: 'creation' | 'deletion') => void;
+  /** Creation and deletion windows on/off (ARM throttling as a whole can be switched off too). */
   throttling: () => boolean;
   pageSize: number;
   /** How long DELETE waits for the runtime before answering 202 instead of 200. */

@@ -7,6 +7,10 @@ export interface RequestStats {
   callsByOperation: Record<string, number>;
   responsesByStatus: Record<string, number>;
   throttled: number;
+  /** 429s of ACI's creation windows (included in throttled). */
+  creationsThrottled: number;
+  /** 429s of ACI's deletion windows (included in throttled). */
+  deletionsThrottled: number;
   faultsInjected: number;
   lostResponses: number;
   tokensIssued: number;
@@ -17,6 +21,8 @@ export function newRequestStats(): RequestStats {
     callsByOperation: {},
     responsesByStatus: {},
     throttled: 0,
+    creationsThrottled: 0,
+    deletionsThrottled: 0,
     faultsInjected: 0,
     lostResponses: 0,
     tokensIssued: 0,

@@ -8,7 +8,9 @@ export {
 } from './server.js';
 export type { Emulator, EmulatorOptions, EmulatorStats, ThrottleOverrides } from './server.js';
 export type { FaultOptions } from './faults.js';
-export type { ThrottleLimits, BucketLimit } from './limits.js';
+export type { ThrottleLimits, BucketLimit, RateWindow, RateWindowsOverride } from './limits.js';
+export { aciRateWindows } from './limits.js';
+export { defaultQuota } from './context.js';
 export type { Quota } from './context.js';
 export type { ScopeSettings } from './scopes.js';
 export { API_VERSION } from './context.js';

@@ -12,13 +12,21 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTls } from './certs.js';
-import type { ArmContext, ExecSessionTicket, Quota } from './context.js';
+import { defaultQuota, type ArmContext, type ExecSessionTicket, type Quota } from './context.js';
 import { ExecSockets } from './exec-sockets.js';
 import { Faults, type FaultOptions } from './faults.js';
 import { jsonSender, newRequestStats, type RequestStats } from './http.js';
 import { EntraIdentity, type ClientCredential } from './identity.js';
 import { handleIdentity } from './identity-routes.js';
-import { CreationWindow, defaultThrottleLimits, TokenBuckets, type Clock, type ThrottleLimits } from './limits.js';
+import {
+  defaultThrottleLimits,
+  mergeWindows,
+  RateWindows,
+  TokenBuckets,
+  type Clock,
+  type RateWindowsOverride,
+  type ThrottleLimits,
+} from './limits.js';
 import { armPipeline } from './pipeline.js';
 import type { ContainerGroupRuntime } from './runtime.js';
 import { createSimulatedRuntime, type SimulatedRuntimeOptions } from './runtimes/simulated/index.js';
@@ -35,7 +43,10 @@ export interface ThrottleOverrides {
   read?: Partial<ThrottleLimits['read']>;
   write?: Partial<ThrottleLimits['write']>;
   delete?: Partial<ThrottleLimits['delete']>;
-  creations?: Partial<ThrottleLimits['creations']>;
+  /** ACI's creation windows (see RateWindowsOverride: one window given replaces both). */
+  creations?: RateWindowsOverride;
+  /** ACI's deletion windows, likewise. */
+  deletions?: RateWindowsOverride;
 }
 
 export interface EmulatorOptions {
@@ -117,7 +128,8 @@ function mergeLimits(base: ThrottleLimits, o: ThrottleOverrides | undefined): Th
     read: { ...base.read, ...o?.read },
     write: { ...base.write, ...o?.write },
     delete: { ...base.delete, ...o?.delete },
-    creations: { ...base.creations, ...o?.creations },
+    creations: mergeWindows(base.creations, o?.creations),
+    deletions: mergeWindows(base.deletions, o?.deletions),
   };
 }
 
@@ -171,12 +183,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   }
 
   let limits = mergeLimits(defaultThrottleLimits(), options.limits);
-  let quota: Quota = { containerGroups: 5000, cores: 10000, ...options.quota };
+  let quota: Quota = { ...defaultQuota(), ...options.quota };
   let throttling = options.throttling ?? true;
   const scoped = new ScopedSettings(options.scopes ?? [], () => ({ limits, quota }));
-  // Bucket keys start with the subscription (pipeline.ts), window keys are one.
+  // Bucket keys start with the subscription (pipeline.ts); window keys are subscription and region.
   const buckets = new TokenBuckets((key) => scoped.limits({ subscriptionId: key.split('\u0000')[0] ?? '' }), clock);
-  const creations = new CreationWindow((sub) => scoped.limits({ subscriptionId: sub }), clock);
+  const meterOf = (key: string) => {
+    const [subscriptionId = '', region] = key.split('\u0000');
+    return region === undefined ? { subscriptionId } : { subscriptionId, region };
+  };
+  const creations = new RateWindows((key) => scoped.limits(meterOf(key)).creations, clock);
+  const deletions = new RateWindows((key) => scoped.limits(meterOf(key)).deletions, clock);
   const faults = new Faults(options.faults ?? {}, options.random);
   const store = new Store({ operationTtlMs: 15 * 60_000, maxFinishedOperations: 5000 });
   const tickets = new Map<string, ExecSessionTicket>();
@@ -186,6 +203,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     quota: (scope) => scoped.quota(scope),
     limits: (scope) => scoped.limits(scope),
     creations,
+    deletions,
+    windowThrottled: (kind) => {
+      if (kind === 'creation') stats.creationsThrottled += 1;
+      else stats.deletionsThrottled += 1;
+    },
     throttling: () => throttling,
     pageSize: options.pageSize ?? 100,
     deleteSyncWaitMs: options.deleteSyncWaitMs ?? 2000,
@@ -268,6 +290,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     resetThrottling: () => {
       buckets.reset();
       creations.reset();
+      deletions.reset();
     },
     setQuota: (q) => {
       quota = { ...quota, ...q };

@@ -49,7 +49,7 @@ function runDir(): string {
 before(async () => {
   fx = await podmanFixture();
   localImage = await buildTestImage(fx.runtime.cli, RECIPE);
-  emu = await startEmulator({ runtime: fx.runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  emu = await startEmulator({ runtime: fx.runtime });
   Object.assign(process.env, azureEnv(emu, RESOURCE_GROUP));
   inspector = inspectorFor(emu, RESOURCE_GROUP);
 });

@@ -40,14 +40,25 @@ export interface EmulatorForFile {
 /**
  * One emulator (simulated runtime) for a whole test file: started before its
  * tests, with the file's connectors pointed at it, and stopped after them.
- * ACI's creation-rate limit is lifted unless the options set their own limits.
+ * ACI's creation and deletion windows (100 per 5 minutes, 300 per hour) are lifted unless the
+ * options set their own limits: a file's tests, and its connector restarts, create and delete
+ * pods for many minutes on one emulator, and waiting out the windows would only slow them; the
+ * windows themselves are proven in aci-real-limits.test and the emulator's errors.test. The
+ * regional quota (100 groups, 100 cores) stays ACI's: a file that needs more lifts it itself.
  */
 export function useEmulatorForFile(resourceGroup: string, options: EmulatorOptions = {}): EmulatorForFile {
   let emu: Emulator | undefined;
   let inspector: AciProvider | undefined;
+  // The connector paces under the windows it is told: lifted with the emulator's.
+  const paced: Record<string, string> = options.limits
+    ? {}
+    : { ACI_CREATION_WINDOWS: '100000/60', ACI_DELETION_WINDOWS: '100000/60' };
   before(async () => {
-    emu = await startEmulator({ limits: { creations: { count: 100_000, windowSeconds: 60 } }, ...options });
-    setConnectorEnv(azureEnv(emu, resourceGroup));
+    emu = await startEmulator({
+      limits: { creations: { count: 100_000, windowSeconds: 60 }, deletions: { count: 100_000, windowSeconds: 60 } },
+      ...options,
+    });
+    setConnectorEnv({ ...azureEnv(emu, resourceGroup), ...paced });
     inspector = inspectorFor(emu, resourceGroup);
   });
   after(async () => {
@@ -67,7 +78,7 @@ export function useEmulatorForFile(resourceGroup: string, options: EmulatorOptio
       return started(inspector);
     },
     get env() {
-      return azureEnv(started(emu), resourceGroup);
+      return { ...azureEnv(started(emu), resourceGroup), ...paced };
     },
   };
 }

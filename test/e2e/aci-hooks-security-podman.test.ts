@@ -25,7 +25,7 @@ const shareDir = join(podmanTestStateDir(), 'fileshares', account, 'prestop');
 before(async () => {
   fx = await podmanFixture();
   image = fx.image;
-  emu = await startEmulator({ runtime: fx.runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  emu = await startEmulator({ runtime: fx.runtime });
   Object.assign(process.env, azureEnv(emu, `hooks-podman-${Math.random().toString(36).slice(2, 8)}`));
 });
 

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ACI_TAGS } from '../../src/providers/aci/index.js';
+import { defaultQuota } from '../../src/emulator/index.js';
 import { useEmulatorForFile } from './aci-emulator-env.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
@@ -52,7 +53,7 @@ test(
         { timeoutMs: 180_000 },
       );
     } finally {
-      aci.emu.setQuota({ containerGroups: 5000 });
+      aci.emu.setQuota(defaultQuota());
     }
   },
 );

@@ -12,8 +12,10 @@ import { boundPod, core, startConnector, uniqueNodeName, type ConnectorHandle } 
 
 const RG = `scale-${Math.random().toString(36).slice(2, 8)}`;
 
-// ACI's creation-rate limit is lifted (useEmulatorForFile's default): ARM's buckets are what is under test.
-const aci = useEmulatorForFile(RG, { simulated: { pullMs: 50, startMs: 50 } });
+// ACI's creation and deletion windows are lifted (useEmulatorForFile's default), and the group quota
+// (ACI's default is 100 per region) is raised to hold the 500 pods at once: ARM's buckets are what
+// is under test here; the windows under load are aci-real-limits.test's.
+const aci = useEmulatorForFile(RG, { simulated: { pullMs: 50, startMs: 50 }, quota: { containerGroups: 1000 } });
 
 async function groupsOf(node: string) {
   return (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.nodeName] === node);

@@ -47,7 +47,7 @@ before(async () => {
       await runtime.cli.exec(['rm', '-f', name]);
     }
   }
-  emu = await startEmulator({ runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  emu = await startEmulator({ runtime });
   setConnectorEnv({ ...azureEnv(emu, 'walkthrough'), ACI_REGION: 'westus' });
 });
 

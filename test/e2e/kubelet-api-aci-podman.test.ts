@@ -35,7 +35,7 @@ before(async () => {
       await fx.runtime.cli.exec(['rm', '-f', name]);
     }
   }
-  emu = await startEmulator({ runtime: fx.runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  emu = await startEmulator({ runtime: fx.runtime });
   Object.assign(process.env, azureEnv(emu, `exec-podman-${Math.random().toString(36).slice(2, 8)}`));
 });
 

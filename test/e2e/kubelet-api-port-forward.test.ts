@@ -28,7 +28,7 @@ const saved = { ...process.env };
 before(async () => {
   const { runtime, image } = await podmanFixture();
   busybox = image;
-  emu = await startEmulator({ runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  emu = await startEmulator({ runtime });
   Object.assign(process.env, azureEnv(emu, `port-forward-${Math.random().toString(36).slice(2, 8)}`));
 });
 

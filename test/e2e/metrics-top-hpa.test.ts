@@ -25,13 +25,12 @@ let podmanEmu: Emulator | undefined;
 let simEmu: Emulator | undefined;
 let fx: Awaited<ReturnType<typeof podmanFixture>> | undefined;
 const saved = { ...process.env };
-const limits = { creations: { count: 100_000, windowSeconds: 60 } };
 
 before(async () => {
   metricsServer = await startMetricsServer(testCluster());
   fx = await podmanFixture();
-  podmanEmu = await startEmulator({ runtime: fx.runtime, limits });
-  simEmu = await startEmulator({ limits });
+  podmanEmu = await startEmulator({ runtime: fx.runtime });
+  simEmu = await startEmulator();
 });
 
 after(async () => {

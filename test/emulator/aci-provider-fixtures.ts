@@ -1,7 +1,13 @@
 /** Drives the ACI provider directly against an embedded emulator (no Kubernetes). */
 import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
+import {
+  startEmulator,
+  type Emulator,
+  type EmulatorOptions,
+  type RateWindowsOverride,
+} from '../../src/emulator/index.js';
+import type { PaceWindow } from '../../src/providers/aci/arm/pacer.js';
 import { createAciProvider, loadAciConfig, type AciConfig, type AciProvider } from '../../src/providers/aci/index.js';
 import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 import {
@@ -36,6 +42,17 @@ export function envFor(emu: Emulator, over: Record<string, string> = {}): Record
   };
 }
 
+/**
+ * The windows the provider paces under: the emulator's when a test changed them (a lifted
+ * limit is lifted for both), ACI's otherwise.
+ */
+export function pacedWindows(o: RateWindowsOverride | undefined, throttling = true): PaceWindow[] | undefined {
+  if (!throttling) return [{ count: 1_000_000_000, windowMs: 1_000 }];
+  if (o === undefined) return undefined;
+  const list = Array.isArray(o) ? o : [{ count: o.count ?? 100, windowSeconds: o.windowSeconds ?? 300 }];
+  return list.map((w) => ({ count: w.count, windowMs: w.windowSeconds * 1000 }));
+}
+
 export async function harness(
   emuOptions: EmulatorOptions = {},
   tune: { config?: Partial<AciConfig>; env?: Record<string, string> } = {},
@@ -51,7 +68,11 @@ export async function harness(
   const attempts: ArmAttempt[] = [];
   const statuses = new Map<string, ProviderPodStatus>();
   const events = new Map<string, { type: string; reason: string; message: string }[]>();
+  const creationWindows = pacedWindows(emuOptions.limits?.creations, emuOptions.throttling);
+  const deletionWindows = pacedWindows(emuOptions.limits?.deletions, emuOptions.throttling);
   const config = loadAciConfig(envFor(emu, tune.env), {
+    ...(creationWindows ? { creationWindows } : {}),
+    ...(deletionWindows ? { deletionWindows } : {}),
     listIntervalMs: 1_000,
     statusReadsPerSecond: 20,
     ...tune.config,

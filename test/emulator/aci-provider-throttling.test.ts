@@ -8,8 +8,15 @@ import { containerGroupName, ACI_TAGS } from '../../src/providers/aci/index.js';
 import { createLikeCore, harness, key, podRef, testPod, waitFor } from './aci-provider-fixtures.js';
 import type { ArmAttempt } from '../../src/providers/aci/arm/arm-caller.js';
 
-/** ACI's own creation-rate limit (100 per 5 minutes) would make 500 creations take 25 minutes; only ARM's buckets are under test here. */
+/**
+ * ACI's own creation and deletion windows (100 per 5 minutes, 300 per hour) would make 500
+ * creations take over an hour, and its regional quota (100 groups, 100 cores) would hold only
+ * 100 of them: both are lifted because only ARM's buckets are under test here (the windows are
+ * aci-real-limits.test's).
+ */
 const creations = { count: 100_000, windowSeconds: 60 };
+const deletions = creations;
+const quota = { containerGroups: 10_000, cores: 10_000 };
 
 function retriesHonourRetryAfter(attempts: ArmAttempt[]): number {
   const byCall = new Map<number, ArmAttempt[]>();
@@ -34,7 +41,10 @@ test(
   '500 pods at once: all Running, one PUT each, Retry-After honoured, reads within budget, then no group left',
   { timeout: 600_000 },
   async (t) => {
-    const h = await harness({ limits: { creations } }, { config: { listIntervalMs: 5_000, statusReadsPerSecond: 20 } });
+    const h = await harness(
+      { limits: { creations, deletions }, quota },
+      { config: { listIntervalMs: 5_000, statusReadsPerSecond: 20 } },
+    );
     try {
       const pods = Array.from({ length: 500 }, (_, i) => testPod(`load-${i}`));
       const started = Date.now();
@@ -85,7 +95,11 @@ test(
 );
 
 test('injected 503s and lost PUT responses: no duplicate, no orphan, no stuck pod', { timeout: 300_000 }, async (t) => {
-  const h = await harness({ limits: { creations }, faults: { unavailableRate: 0.15, lostPutResponseRate: 0.3 } });
+  const h = await harness({
+    limits: { creations, deletions },
+    quota,
+    faults: { unavailableRate: 0.15, lostPutResponseRate: 0.3 },
+  });
   try {
     const pods = Array.from({ length: 40 }, (_, i) => testPod(`faulty-${i}`));
     await Promise.all(pods.map((p) => createLikeCore(h, p)));

@@ -1,10 +1,20 @@
 /** The ACI provider against the emulator's simulated runtime: lifecycle, status, exits, vanished groups, quota, health. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
-import { containerGroupName } from '../../src/providers/aci/index.js';
+import { PodRejectedError, ProviderDeferredError, TransientProviderError } from '../../src/core/provider.js';
+import { containerGroupName, createAciProvider, loadAciConfig } from '../../src/providers/aci/index.js';
 import { createSimulatedRuntime } from '../../src/emulator/index.js';
-import { contextFor, harness, key, podRef, testPod, waitFor, type Harness } from './aci-provider-fixtures.js';
+import {
+  contextFor,
+  createLikeCore,
+  envFor,
+  harness,
+  key,
+  podRef,
+  testPod,
+  waitFor,
+  type Harness,
+} from './aci-provider-fixtures.js';
 
 let h: Harness;
 before(async () => {
@@ -156,7 +166,7 @@ test('quota exhaustion keeps the pod waiting (transient QuotaExceeded) and it st
     await waitFor('Running', () => h.statuses.get(key(podRef(second)))?.phase === 'Running');
     await h.provider.deletePod(second, 0);
   } finally {
-    h.emu.setQuota({ containerGroups: 5000 });
+    h.emu.setQuota({ containerGroups: 100 });
   }
 });
 
@@ -175,7 +185,7 @@ test('node capacity comes from the usages API', async () => {
       await fresh.close();
     }
   } finally {
-    h.emu.setQuota({ containerGroups: 5000 });
+    h.emu.setQuota({ containerGroups: 100 });
   }
 });
 
@@ -210,5 +220,78 @@ test('a DELETE answered 202 resolves only once the group is gone', async () => {
     assert.ok((slow.emu.stats().responsesByStatus['202'] ?? 0) >= 1, 'the DELETE was answered 202');
   } finally {
     await slow.close();
+  }
+});
+
+test("creates and deletes are paced under ACI's windows: deferred with a slot rather than sent, and a 429 from another client is learned", async () => {
+  // Windows scaled down (2 creations, 1 deletion per 3 s) so that the test takes seconds.
+  const paced = await harness({
+    limits: { creations: [{ count: 2, windowSeconds: 3 }], deletions: [{ count: 1, windowSeconds: 3 }] },
+  });
+  const puts = () => paced.attempts.filter((a) => a.operation === 'containerGroups.createOrUpdate').length;
+  try {
+    const pods = ['pace-a', 'pace-b', 'pace-c'].map((n) => testPod(n));
+    const [a, b, c] = pods as [ReturnType<typeof testPod>, ReturnType<typeof testPod>, ReturnType<typeof testPod>];
+    await paced.provider.createPod(a, contextFor(paced, a));
+    await paced.provider.createPod(b, contextFor(paced, b));
+    const asked = Date.now();
+    const deferred = await paced.provider.createPod(c, contextFor(paced, c)).then(
+      () => assert.fail('the third create went through a full window'),
+      (e: unknown) => e,
+    );
+    assert.ok(deferred instanceof ProviderDeferredError);
+    assert.equal(deferred.reason, 'CreationPaced');
+    assert.match(deferred.message, /allows 2 container group creations per 3 s .* and that window is full/);
+    assert.ok(
+      deferred.retryAt >= asked + 2_000 && deferred.retryAt <= asked + 5_000,
+      'its slot: when a creation leaves the window',
+    );
+    assert.equal(puts(), 2, 'nothing sent for the deferred create');
+    await assert.rejects(paced.provider.createPod(c, contextFor(paced, c)), ProviderDeferredError);
+    assert.equal(puts(), 2, 'asking again before the slot sends nothing either');
+    await createLikeCore(paced, c);
+    assert.ok(Date.now() >= deferred.retryAt, 'created at its slot');
+    assert.equal(puts(), 3);
+
+    // Deletes: one per window; the second waits for its slot.
+    await paced.provider.deletePod(a, 0);
+    const del = await paced.provider.deletePod(b, 0).then(
+      () => assert.fail('the second delete went through a full window'),
+      (e: unknown) => e,
+    );
+    assert.ok(del instanceof ProviderDeferredError && del.reason === 'DeletionPaced');
+    await new Promise((r) => setTimeout(r, Math.max(0, del.retryAt - Date.now())));
+    await paced.provider.deletePod(b, 0);
+
+    // Another client of the subscription fills the window: the first 429 defers the create, and
+    // nothing more is sent before its Retry-After.
+    const other = createAciProvider({
+      config: loadAciConfig(envFor(paced.emu), { creationWindows: [{ count: 1_000_000, windowMs: 1_000 }] }),
+      clusterId: 'another-cluster',
+      nodeName: 'another-node',
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 4_100)); // the window is empty again
+      for (const n of ['other-a', 'other-b']) {
+        const p = testPod(n);
+        await other.createPod(p, contextFor(paced, p));
+      }
+      const d = testPod('pace-d');
+      const throttled = await paced.provider.createPod(d, contextFor(paced, d)).then(
+        () => assert.fail('created through a window another client filled'),
+        (e: unknown) => e,
+      );
+      assert.ok(throttled instanceof ProviderDeferredError && throttled.reason === 'CreationPaced');
+      assert.match(throttled.message, /throttled container group creations/);
+      assert.equal(paced.emu.stats().creationsThrottled, 1, 'one 429, handed back at once');
+      await assert.rejects(paced.provider.createPod(d, contextFor(paced, d)), ProviderDeferredError);
+      assert.equal(paced.emu.stats().creationsThrottled, 1, 'no second PUT before Retry-After');
+      await createLikeCore(paced, d);
+    } finally {
+      await other.close();
+    }
+    assert.equal(paced.emu.stats().deletionsThrottled, 0, 'no delete bounced off the window');
+  } finally {
+    await paced.close();
   }
 });

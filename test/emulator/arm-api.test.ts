@@ -470,7 +470,7 @@ describe('reads', () => {
     const usage = (res.body as { value: { name: { value: string }; currentValue: number; limit: number }[] }).value;
     const groups = usage.find((u) => u.name.value === 'ContainerGroups');
     assert.equal(groups?.currentValue, emu.stats().groups);
-    assert.equal(groups?.limit, 5000);
+    assert.equal(groups?.limit, 100, "ACI's default quota");
     assert.ok(usage.some((u) => u.name.value === 'StandardCores'));
   });
 

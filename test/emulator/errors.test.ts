@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Emulator } from '../../src/emulator/index.js';
+import { aciRateWindows, type Emulator } from '../../src/emulator/index.js';
 import {
   API,
   groupPath,
@@ -244,7 +244,7 @@ describe('quota', () => {
       assert.equal((await arm.call('DELETE', `${base}/q1?${API}`)).status, 200);
       assert.equal((await arm.call('PUT', `${base}/q3?${API}`, { body: simpleGroup({ cpu: 0.5 }) })).status, 201);
     } finally {
-      emu.setQuota({ containerGroups: 5000, cores: 10000 });
+      emu.setQuota({ containerGroups: 100, cores: 100 });
     }
   });
 });
@@ -304,7 +304,7 @@ describe('throttling', () => {
     assert.equal(read.headers['x-ms-ratelimit-remaining-subscription-reads'], '249');
     now += 500;
     assert.equal((await arm.call('POST', `${base}/absent/stop?${API}`)).status, 404, 'half a second refills 5 writes');
-    emu.setLimits({ creations: { count: 100 } });
+    emu.setLimits({ creations: aciRateWindows() });
   });
 
   it('limits container group creations per window (100 per 5 minutes by default)', async () => {
@@ -321,7 +321,70 @@ describe('throttling', () => {
       now += 300_000;
       assert.equal((await arm.call('PUT', `${base}/r4?${API}`, { body: simpleGroup() })).status, 201);
     } finally {
-      emu.setLimits({ creations: { count: 100, windowSeconds: 300 } });
+      emu.setLimits({ creations: aciRateWindows() });
+    }
+  });
+
+  it("applies ACI's two creation windows (5 minutes and 1 hour) per subscription and region, and counts their 429s", async () => {
+    emu.resetThrottling();
+    emu.resetStats();
+    // Scaled down (3 per 5 minutes, 5 per hour) so that a few requests fill both windows.
+    emu.setLimits({
+      creations: [
+        { count: 3, windowSeconds: 300 },
+        { count: 5, windowSeconds: 3600 },
+      ],
+    });
+    try {
+      const base = `/subscriptions/${sub}/resourceGroups/rg-hour/providers/Microsoft.ContainerInstance/containerGroups`;
+      const put = (n: string, location = 'westeurope') =>
+        arm.call('PUT', `${base}/${n}?${API}`, { body: { ...simpleGroup(), location } });
+      for (const n of ['h1', 'h2', 'h3']) assert.equal((await put(n)).status, 201);
+      const fourth = await put('h4');
+      assert.equal(fourth.status, 429);
+      assert.equal(code(fourth), 'TooManyRequests');
+      assert.match(message(fourth), /exceeded the limit of 3 per 300 seconds/);
+      // Another region has windows of its own.
+      assert.equal((await put('h4-east', 'eastus')).status, 201);
+      now += 300_000;
+      for (const n of ['h4', 'h5']) assert.equal((await put(n)).status, 201);
+      const sixth = await put('h6');
+      assert.equal(sixth.status, 429, 'the hour window is full although the 5-minute one has room');
+      assert.match(message(sixth), /exceeded the limit of 5 per 3600 seconds/);
+      assert.equal(sixth.headers['retry-after'], '3300', 'the first creation leaves the hour window 55 minutes later');
+      assert.equal(emu.stats().creationsThrottled, 2);
+      now += 3_300_000;
+      assert.equal((await put('h6')).status, 201);
+    } finally {
+      emu.setLimits({ creations: aciRateWindows() });
+    }
+  });
+
+  it("limits deletions by ACI's deletion windows, apart from creations", async () => {
+    emu.resetThrottling();
+    emu.resetStats();
+    const base = `/subscriptions/${sub}/resourceGroups/rg-del/providers/Microsoft.ContainerInstance/containerGroups`;
+    for (const n of ['d1', 'd2', 'd3'])
+      assert.equal((await arm.call('PUT', `${base}/${n}?${API}`, { body: simpleGroup() })).status, 201);
+    emu.setLimits({ deletions: [{ count: 2, windowSeconds: 300 }] });
+    try {
+      for (const n of ['d1', 'd2'])
+        assert.ok([200, 202].includes((await arm.call('DELETE', `${base}/${n}?${API}`)).status));
+      const third = await arm.call('DELETE', `${base}/d3?${API}`);
+      assert.equal(third.status, 429);
+      assert.match(
+        message(third),
+        /container groups deleted in subscription .* exceeded the limit of 2 per 300 seconds/,
+      );
+      assert.equal(third.headers['retry-after'], '300');
+      assert.equal(emu.stats().deletionsThrottled, 1);
+      assert.equal(emu.stats().creationsThrottled, 0);
+      // Creations are not held by the full deletion window.
+      assert.equal((await arm.call('PUT', `${base}/d4?${API}`, { body: simpleGroup() })).status, 201);
+      now += 300_000;
+      assert.ok([200, 202].includes((await arm.call('DELETE', `${base}/d3?${API}`)).status));
+    } finally {
+      emu.setLimits({ deletions: aciRateWindows() });
     }
   });
 });

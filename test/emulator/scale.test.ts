@@ -35,7 +35,13 @@ async function inParallel(n: number, fn: (i: number) => Promise<void>): Promise<
 }
 
 before(async () => {
-  ({ emu, arm } = await startTestEmulator({ throttling: false, pageSize: 500 }));
+  // The emulator's own capacity is under test: ARM's throttling, ACI's windows and its regional
+  // quota (100 groups by default) are lifted so that 2,000 groups can be created at once.
+  ({ emu, arm } = await startTestEmulator({
+    throttling: false,
+    pageSize: 500,
+    quota: { containerGroups: 100_000, cores: 100_000 },
+  }));
 });
 after(async () => {
   arm?.close();

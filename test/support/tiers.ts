@@ -20,6 +20,8 @@ export const SCALE_FILES: readonly string[] = [
   'test/emulator/aci-provider-throttling.test', // 500 pods against ARM's throttling
   'test/emulator/aci-provider-budget.test', // 5,000 groups within ARM's read budget
   'test/emulator/scale.test', // 2,000 groups through the emulator
+  'test/e2e/aci-real-limits.test', // 250 pods under ACI's real creation windows (about 11 minutes)
+  'test/e2e/aci-head-of-line.test', // 500 pods, 495 of them waiting on the creation window
 ];
 
 /**

@@ -10,7 +10,12 @@ import { silentLogger } from '../../src/common/logger.js';
 import { reconcile } from '../../src/core/pods/decide.js';
 import { PodController, type PodControllerOptions } from '../../src/core/pods/controller.js';
 import { newRecord } from '../../src/core/pods/record.js';
-import { TransientProviderError, type PodContext, type Provider } from '../../src/core/provider.js';
+import {
+  ProviderDeferredError,
+  TransientProviderError,
+  type PodContext,
+  type Provider,
+} from '../../src/core/provider.js';
 import { MockProvider } from '../../src/providers/mock/index.js';
 import { waitFor } from '../support/wait.js';
 import { aPod, FakeEvents, FakePods, FakeRefs, FakeWriter, newUid } from './core-fakes.js';
@@ -244,6 +249,50 @@ test('a create that must wait out Retry-After holds no worker: with one worker, 
     (provider.calls[1] ?? 0) - t0 >= 390,
     `the retry waited for Retry-After (${Math.round((provider.calls[1] ?? 0) - t0)} ms)`,
   );
+});
+
+test('a create the provider defers holds no worker and counts no failure; the pod says why and until when, in one Event', async (t) => {
+  const inner = new MockProvider({ nodeName: 'node-a', clusterId: 'c1' });
+  const calls: number[] = [];
+  let slot = 0;
+  const provider = Object.assign(inner, {
+    createPod: async (pod: V1Pod, ctx: PodContext) => {
+      if (pod.metadata?.name !== 'paced') return MockProvider.prototype.createPod.call(inner, pod, ctx);
+      calls.push(Date.now());
+      // The slot is 600 ms after the first ask; asked again early, the provider gives the same slot.
+      slot ||= Date.now() + 600;
+      if (Date.now() < slot) throw new ProviderDeferredError('CreationPaced', 'the window is full', slot);
+      return MockProvider.prototype.createPod.call(inner, pod, ctx);
+    },
+  });
+  const h = harness(t, provider, { workers: 1, backoff: { baseMs: 1, maxMs: 10, jitter: 0 } });
+  await h.ctl.start();
+  h.pods.put(aPod('paced'));
+  const waiting = await until('waiting with the reason', () => {
+    const s = h.pods.get('ns', 'paced')?.status;
+    const w = s?.containerStatuses?.[0]?.state?.waiting;
+    return w?.reason === 'CreationPaced' ? { w, ready: s?.conditions?.find((c) => c.type === 'Ready') } : undefined;
+  });
+  const expected = new Date(Math.ceil(slot / 1000) * 1000).toISOString();
+  assert.equal(waiting.w.message, `the window is full; expected at ${expected}`);
+  assert.equal(waiting.ready?.reason, 'CreationPaced');
+  assert.match(waiting.ready?.message ?? '', /expected at/);
+  // With its only worker free, another pod runs meanwhile, and nudges do not cut the wait short.
+  h.pods.put(aPod('other'));
+  await until('the other pod Running', () => phaseOf(h, 'other') === 'Running');
+  h.pods.change('ns', 'paced', (p) => void (p.metadata = { ...p.metadata, labels: { nudge: '1' } }));
+  assert.equal(phaseOf(h, 'paced'), 'Pending');
+  await until('paced Running', () => phaseOf(h, 'paced') === 'Running');
+  assert.equal(
+    calls.length,
+    2,
+    `asked once, then at its slot (${calls.map((c) => c - (calls[0] ?? 0)).join(', ')} ms)`,
+  );
+  assert.ok((calls[1] ?? 0) >= slot, 'not before its slot');
+  const paced = h.events.list.filter((e) => e.reason === 'CreationPaced');
+  assert.equal(paced.length, 1, 'one Event');
+  assert.equal(paced[0]?.type, 'Normal');
+  assert.match(paced[0]?.message ?? '', /expected at/);
 });
 
 test('events from the provider reach pods it holds, adopted ones included; others are dropped', async (t) => {

@@ -21,6 +21,7 @@ import type { EventSink } from '../events.js';
 import { computePodStatus, ownedView, rejectedStatus, statusPatch } from '../pod-status.js';
 import {
   PodRejectedError,
+  ProviderDeferredError,
   TransientProviderError,
   type PodContext,
   type HealthStatus,
@@ -530,6 +531,10 @@ export class PodController {
         this.event(pod, { type: 'Warning', reason: err.reason, message: msg });
         return false;
       }
+      if (err instanceof ProviderDeferredError) {
+        await this.deferCreate(r, pod, inc, err);
+        return false;
+      }
       const transient = err instanceof TransientProviderError;
       const reason = transient ? err.reason : 'ProviderError';
       // The queue counts the failures and holds the key for the backoff (at least Retry-After).
@@ -547,11 +552,33 @@ export class PodController {
     }
     inc.created = true;
     inc.retryAt = undefined;
+    inc.deferredReason = undefined;
     this.hooks.created(uid);
     this.queue.forget(r.key);
     this.event(pod, { type: 'Normal', reason: 'Created', message: 'Created the pod in the backend' });
     this.watchTokenLife(r, inc);
     return true;
+  }
+
+  /**
+   * The provider paces the create: the key comes back at the expected time (decide() holds it
+   * until then, so events meanwhile take no worker), no failure is counted, and the pod says why
+   * it waits and until when: its containers' waiting reason and the Ready condition carry the
+   * provider's reason, and one Event per reason tells it once.
+   */
+  private async deferCreate(r: PodRecord, pod: V1Pod, inc: Incarnation, err: ProviderDeferredError): Promise<void> {
+    inc.retryAt = err.retryAt;
+    this.queue.addAfter(r.key, Math.max(0, err.retryAt - this.now()));
+    if (err.options.report === false) return;
+    const at = new Date(Math.ceil(err.retryAt / 1000) * 1000).toISOString();
+    const message = `${err.message}; expected at ${at}`;
+    const status = computePodStatus(pod, { hostIP: this.o.nodeIP, waiting: { reason: err.reason, message } });
+    await this.writeStatus(r, pod, status).catch(() => undefined);
+    if (inc.deferredReason !== err.reason) {
+      inc.deferredReason = err.reason;
+      this.o.log.info({ pod: r.key, reason: err.reason, at }, 'the provider paces the create');
+      this.event(pod, { type: 'Normal', reason: err.reason, message });
+    }
   }
 
   /**

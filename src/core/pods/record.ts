@@ -21,8 +21,10 @@ export interface Incarnation {
   generation?: number;
   /** The provider's last pushed status. */
   providerStatus?: ProviderPodStatus;
-  /** A create is not tried before this (epoch ms): the retry delay of a transient failure. */
+  /** A create is not tried before this (epoch ms): the retry delay of a transient failure, or a deferral. */
   retryAt?: number;
+  /** The reason of the provider's last deferral of the create, reported once in an Event. */
+  deferredReason?: string;
   /** Reports a handed-out token passing 80 % of its life in the running pod. */
   tokenTimer?: NodeJS.Timeout;
 }

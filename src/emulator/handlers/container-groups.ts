@@ -145,16 +145,7 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
   }
 
   checkQuota(ctx, sub, location, 1, groupCores(input.properties));
-  if (ctx.throttling()) {
-    const taken = ctx.creations.take(sub.toLowerCase());
-    if (!taken.ok) {
-      const { count, windowSeconds } = ctx.limits({ subscriptionId: sub }).creations;
-      throw tooManyRequests(
-        `The number of container groups created in subscription '${sub}' exceeded the limit of ${count} per ${windowSeconds} seconds. Please retry after ${taken.retryAfterSeconds} seconds.`,
-        taken.retryAfterSeconds,
-      );
-    }
-  }
+  takeWindow(ctx, 'creation', sub, location);
   const record: GroupRecord = {
     key,
     id,
@@ -173,6 +164,27 @@ export async function createOrUpdate(ctx: ArmContext, req: ArmRequest): Promise<
   const op = newOperation(ctx, record, 'create');
   provision(ctx, record, op, false);
   return { status: 201, body: renderGroup(record, undefined, true), headers: operationHeaders(req.origin, op) };
+}
+
+/**
+ * ACI's creation and deletion windows, per subscription and region. Microsoft documents the
+ * limits (100 per 5 minutes, 300 per hour) but not the body of the 429: this one keeps ARM's
+ * throttling shape (code TooManyRequests, Retry-After in seconds, the limit and the window in
+ * the message) so that a client can tell which window is full and when it frees.
+ */
+function takeWindow(ctx: ArmContext, kind: 'creation' | 'deletion', sub: string, location: string): void {
+  if (!ctx.throttling()) return;
+  const taken = (kind === 'creation' ? ctx.creations : ctx.deletions).take(
+    `${sub.toLowerCase()}\u0000${normalizeLocation(location)}`,
+  );
+  if (taken.ok) return;
+  ctx.windowThrottled(kind);
+  const { count, windowSeconds } = taken.window;
+  const verb = kind === 'creation' ? 'created' : 'deleted';
+  throw tooManyRequests(
+    `The number of container groups ${verb} in subscription '${sub}' and region '${location}' exceeded the limit of ${count} per ${windowSeconds} seconds. Please retry after ${taken.retryAfterSeconds} seconds.`,
+    taken.retryAfterSeconds,
+  );
 }
 
 function checkQuota(ctx: ArmContext, sub: string, location: string, newGroups: number, newCores: number): void {
@@ -214,6 +226,7 @@ export async function remove(ctx: ArmContext, req: ArmRequest): Promise<ArmRespo
   const key = groupId(sub, rg, name).toLowerCase();
   const record = ctx.store.getGroup(key);
   if (!record) return { status: 204 };
+  takeWindow(ctx, 'deletion', sub, record.location);
   const body = renderGroup(record, ctx.runtime.view(key), true);
   record.provisioningState = 'Deleting';
   record.generation += 1;

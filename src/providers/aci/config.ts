@@ -3,6 +3,7 @@
  * variables plus a few new ones (endpoints, CA file, limits).
  */
 import { AciConfigError } from './errors.js';
+import { ACI_WINDOWS, type PaceWindow } from './arm/pacer.js';
 
 export interface RateLimitConfig {
   /** Token bucket size and refill per second; ARM's documented per-principal limits by default. */
@@ -43,6 +44,10 @@ export interface AciConfig {
   /** Node capacity when the usages API gives none. */
   capacity: { cpu: string; memory: string; pods: string };
   defaultSubnetIds: string[];
+  /** ACI's creation windows per subscription and region that creates are paced under (default ACI's: 100/5 min, 300/h). */
+  creationWindows: PaceWindow[];
+  /** The same for deletes. */
+  deletionWindows: PaceWindow[];
   /** How often one group's Azure Monitor metrics are read at most (ms); default 30 s (Azure's grain is a minute). */
   metricsRefreshMs?: number;
 }
@@ -65,7 +70,20 @@ export const ENV = {
   capacityMemory: 'ACI_CAPACITY_MEMORY',
   capacityPods: 'ACI_CAPACITY_PODS',
   metricsRefreshSeconds: 'ACI_METRICS_REFRESH_SECONDS',
+  creationWindows: 'ACI_CREATION_WINDOWS',
+  deletionWindows: 'ACI_DELETION_WINDOWS',
 } as const;
+
+/** `COUNT/SECONDS[,COUNT/SECONDS…]`, e.g. ACI's `100/300,300/3600`. */
+function windows(setting: string, v: string | undefined): PaceWindow[] {
+  if (v === undefined) return ACI_WINDOWS.map((w) => ({ ...w }));
+  return v.split(',').map((part) => {
+    const m = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)\s*$/.exec(part);
+    if (!m || Number(m[1]) <= 0 || Number(m[2]) <= 0)
+      throw new AciConfigError(setting, `${setting} must be COUNT/SECONDS[,COUNT/SECONDS…], got '${v}'`);
+    return { count: Number(m[1]), windowMs: Number(m[2]) * 1000 };
+  });
+}
 
 function nonEmpty(v: string | undefined): string | undefined {
   const t = v?.trim();
@@ -124,6 +142,8 @@ export function loadAciConfig(env: Env = process.env, overrides: Partial<AciConf
       writeBucket: 200,
       writeRefillPerSecond: 10,
     },
+    creationWindows: overrides.creationWindows ?? windows(ENV.creationWindows, get(ENV.creationWindows)),
+    deletionWindows: overrides.deletionWindows ?? windows(ENV.deletionWindows, get(ENV.deletionWindows)),
     listIntervalMs: overrides.listIntervalMs ?? 10_000,
     statusReadsPerSecond: overrides.statusReadsPerSecond ?? 10,
     ...metricsRefresh(overrides.metricsRefreshMs, get(ENV.metricsRefreshSeconds)),

@@ -13,6 +13,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { Logger } from 'pino';
 import {
   PodRejectedError,
+  ProviderDeferredError,
   TransientProviderError,
   type ExecResult,
   type ExecStreams,
@@ -29,6 +30,7 @@ import {
 } from '../../core/provider.js';
 import { AciArm } from './arm/arm-client.js';
 import { ArmCaller, type ArmAttempt } from './arm/arm-caller.js';
+import { TokenPacer, WindowPacer, type PaceWindow } from './arm/pacer.js';
 import type { AciConfig } from './config.js';
 import { createCredential, tlsOptionsFor } from './arm/credential.js';
 import { ArmRequestError } from './errors.js';
@@ -98,6 +100,13 @@ export class AciProvider implements Provider {
   private readonly streams: AciStreams;
   private readonly metrics: GroupMetrics;
   private quotaHoldUntil = 0;
+  /** The window stamp of each operation in flight, to take it back if ACI refuses it. */
+  private readonly lastStamp = new Map<string, number>();
+  /** ACI's creation and deletion windows (this provider's subscription and region), and ARM's write and delete budgets. */
+  private readonly creations: WindowPacer;
+  private readonly deletions: WindowPacer;
+  private readonly writeSlots: TokenPacer;
+  private readonly deleteSlots: TokenPacer;
 
   constructor(private readonly o: AciProviderOptions) {
     this.cfg = o.config;
@@ -109,6 +118,10 @@ export class AciProvider implements Provider {
       ...(o.onArmAttempt ? { onAttempt: o.onArmAttempt } : {}),
       ...o.retry,
     });
+    this.creations = new WindowPacer({ windows: this.cfg.creationWindows });
+    this.deletions = new WindowPacer({ windows: this.cfg.deletionWindows });
+    this.writeSlots = new TokenPacer(caller.writes);
+    this.deleteSlots = new TokenPacer(caller.deletes);
     this.arm = new AciArm({
       subscriptionId: this.cfg.subscriptionId,
       resourceGroup: this.cfg.resourceGroup,
@@ -207,10 +220,13 @@ export class AciProvider implements Provider {
         this.quotaHoldUntil - Date.now(),
       );
     }
+    this.pace(name, this.creations, this.writeSlots, 'creation');
     let created: ContainerGroup;
     try {
-      created = await this.arm.createGroup(name, group);
+      // A 429 comes back at once: the pod is deferred rather than a worker held on Retry-After.
+      created = await this.arm.createGroup(name, group, { maxThrottledAttempts: 1 });
     } catch (e) {
+      this.paceFailed(name, this.creations, e, 'creation');
       if (e instanceof TransientProviderError && e.reason === 'QuotaExceeded')
         this.quotaHoldUntil = Date.now() + QUOTA_HOLD_MS;
       if (e instanceof ArmRequestError && e.statusCode === 400) {
@@ -221,6 +237,7 @@ export class AciProvider implements Provider {
       }
       throw e;
     }
+    this.lastStamp.delete(`creation\u0000${name}`);
     const t = this.watcher.track(name, ref, false);
     t.spec = pod.spec;
     t.provisioningState = created.provisioningState;
@@ -240,8 +257,23 @@ export class AciProvider implements Provider {
   async deletePod(pod: V1Pod, _gracePeriodSeconds: number): Promise<void> {
     const name = this.nameOf(refOf(pod));
     const t = this.tracked.get(name);
+    // A create still waiting for its slot gives it up.
+    this.creations.release(name);
+    this.writeSlots.release(name);
+    // Only a group we know of counts in ACI's deletion windows: the DELETE of a group that was never
+    // created (a pod deleted while its create waited) finds nothing and costs no slot.
+    if (t && !t.deleting) this.pace(name, this.deletions, this.deleteSlots, 'deletion');
     if (t) t.deleting = true;
-    if ((await this.arm.deleteGroup(name)) === 'accepted') {
+    let outcome: 'deleted' | 'accepted';
+    try {
+      outcome = await this.arm.deleteGroup(name, { maxThrottledAttempts: 1 });
+    } catch (e) {
+      if (t) t.deleting = false;
+      this.paceFailed(name, this.deletions, e, 'deletion');
+      throw e;
+    }
+    this.lastStamp.delete(`deletion\u0000${name}`);
+    if (outcome === 'accepted') {
       // ARM is still tearing it down: the contract is "nothing remains", so wait for the 404.
       const deadline = Date.now() + DELETE_WAIT_MS;
       while (await this.arm.getGroup(name)) {
@@ -257,6 +289,56 @@ export class AciProvider implements Provider {
     this.tracked.delete(name);
     // Capacity was freed: let a create held back by quota try again.
     this.quotaHoldUntil = 0;
+  }
+
+  /**
+   * Throws a deferral when the operation for group `name` does not fit ACI's windows or ARM's
+   * budget now: the caller comes back at its slot instead of waiting inside the call.
+   */
+  private pace(name: string, windows: WindowPacer, budget: TokenPacer, kind: 'creation' | 'deletion'): void {
+    const d = windows.acquire(name);
+    const scope = `subscription ${this.cfg.subscriptionId}, region ${this.cfg.region}`;
+    if (!d.go) {
+      const why = d.window
+        ? `Azure Container Instances allows ${d.window.count} container group ${kind}s per ${describeWindow(d.window)} (${scope}), and that window is full`
+        : `Azure Container Instances throttled container group ${kind}s (${scope})`;
+      throw new ProviderDeferredError(kind === 'creation' ? 'CreationPaced' : 'DeletionPaced', why, d.at);
+    }
+    const slot = budget.acquire(name);
+    if (slot !== undefined) {
+      // Not counted in the window after all: the call goes at its budget slot, keeping its place in line.
+      windows.postpone(name, d.stamp, slot);
+      // A matter of seconds at ARM's refill: the pod keeps its ContainerCreating rather than a status write and an Event.
+      throw new ProviderDeferredError(
+        kind === 'creation' ? 'CreationPaced' : 'DeletionPaced',
+        `ARM's ${kind === 'creation' ? 'write' : 'delete'} request budget is spent (${scope}); the ${kind} waits its turn`,
+        slot,
+        { report: false },
+      );
+    }
+    this.lastStamp.set(`${kind}\u0000${name}`, d.stamp);
+  }
+
+  /** A 429 from ACI: every later slot waits out its Retry-After, and this one comes back after it. */
+  private paceFailed(name: string, windows: WindowPacer, e: unknown, kind: 'creation' | 'deletion'): void {
+    const stamp = this.lastStamp.get(`${kind}\u0000${name}`);
+    this.lastStamp.delete(`${kind}\u0000${name}`);
+    if (!(e instanceof TransientProviderError) || e.reason !== 'Throttled') {
+      // Only an answer we never got (5xx, network) may hide an operation ACI did: it stays counted.
+      const unknown = e instanceof TransientProviderError && e.reason === 'ArmUnavailable';
+      if (!unknown && stamp !== undefined) windows.cancel(stamp);
+      return;
+    }
+    if (stamp !== undefined) windows.cancel(stamp);
+    windows.throttled(e.retryAfterMs ?? 1_000);
+    const d = windows.acquire(name);
+    const at = d.go ? Date.now() + (e.retryAfterMs ?? 1_000) : d.at;
+    if (d.go) windows.cancel(d.stamp);
+    throw new ProviderDeferredError(
+      kind === 'creation' ? 'CreationPaced' : 'DeletionPaced',
+      `Azure Container Instances throttled container group ${kind}s (subscription ${this.cfg.subscriptionId}, region ${this.cfg.region}): ${e.message}`,
+      at,
+    );
   }
 
   async getPod(ref: PodRef): Promise<ProviderPod | undefined> {
@@ -383,6 +465,11 @@ export class AciProvider implements Provider {
   async close(): Promise<void> {
     this.watcher.close();
   }
+}
+
+function describeWindow(w: PaceWindow): string {
+  const s = w.windowMs / 1000;
+  return s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`;
 }
 
 function refOf(pod: V1Pod): PodRef {

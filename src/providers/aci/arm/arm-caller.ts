@@ -75,6 +75,12 @@ export function parseRetryAfter(v: string | undefined, now: number): number | un
   return Number.isNaN(d) ? undefined : Math.max(0, d - now);
 }
 
+const REMAINING: Record<CallKind, string> = {
+  read: 'x-ms-ratelimit-remaining-subscription-reads',
+  write: 'x-ms-ratelimit-remaining-subscription-writes',
+  delete: 'x-ms-ratelimit-remaining-subscription-deletes',
+};
+
 const quotaCode = /quota|limitreached|ContainerGroupQuotaReached|CoreQuota/i;
 
 export function isQuotaError(e: unknown): boolean {
@@ -131,7 +137,12 @@ export class ArmCaller {
     operation: string,
     kind: CallKind,
     fn: (signal: AbortSignal) => Promise<T>,
-    opts: { timeoutMs?: number; beforeRetry?: () => Promise<T | undefined> } = {},
+    opts: {
+      timeoutMs?: number;
+      beforeRetry?: () => Promise<T | undefined>;
+      /** Attempts after 429s before giving up (default: the caller's); 1 hands the first 429 back at once. */
+      maxThrottledAttempts?: number;
+    } = {},
   ): Promise<T> {
     const bucket = kind === 'read' ? this.reads : kind === 'delete' ? this.deletes : this.writes;
     let failures = 0;
@@ -160,8 +171,11 @@ export class ArmCaller {
           const notBefore = this.now() + wait;
           lastRetryAfter = wait;
           this.record({ callId, operation, kind, result: '429', startedAt, retryNotBefore: notBefore });
-          bucket.blockUntil(notBefore);
-          if (++throttled >= this.maxThrottled) {
+          // ARM passed the request (it says what is left of its bucket): the resource provider throttled
+          // it (ACI's creation window, say), and other requests of the bucket need not wait.
+          const left = Number(r?.response?.headers.get(REMAINING[kind]) ?? NaN);
+          if (!(left > 0)) bucket.blockUntil(notBefore);
+          if (++throttled >= (opts.maxThrottledAttempts ?? this.maxThrottled)) {
             throw new TransientProviderError('Throttled', `ARM throttled ${operation} ${throttled} times`, wait, {
               cause: e,
             });

@@ -114,7 +114,12 @@ export class AciArm {
    * response), a GET decides before any retry: a group carrying this pod's UID is
    * the one we created, so no second PUT is sent.
    */
-  async createGroup(name: string, group: ContainerGroup): Promise<ContainerGroup> {
+  /** `maxThrottledAttempts: 1` hands a 429 back at once (the provider paces creates itself). */
+  async createGroup(
+    name: string,
+    group: ContainerGroup,
+    opts: { maxThrottledAttempts?: number } = {},
+  ): Promise<ContainerGroup> {
     const uid = group.tags?.[TAG.podUid];
     const existing = async (): Promise<ContainerGroup | undefined> => {
       const g = await this.getGroup(name);
@@ -138,7 +143,7 @@ export class AciArm {
         }
         throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);
       },
-      { beforeRetry: existing },
+      { beforeRetry: existing, ...opts },
     );
   }
 
@@ -146,15 +151,20 @@ export class AciArm {
    * One DELETE; resolves also when the group is already gone. Returns 'accepted'
    * when ARM answered 202 (the group is still being torn down).
    */
-  async deleteGroup(name: string): Promise<'deleted' | 'accepted'> {
-    return this.caller.call('containerGroups.delete', 'delete', async (abortSignal) => {
-      const res = await this.client.sendRequest(
-        createPipelineRequest({ url: this.groupUrl(name), method: 'DELETE', abortSignal }),
-      );
-      if (res.status === 202) return 'accepted';
-      if (res.status === 200 || res.status === 204 || res.status === 404) return 'deleted';
-      throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);
-    });
+  async deleteGroup(name: string, opts: { maxThrottledAttempts?: number } = {}): Promise<'deleted' | 'accepted'> {
+    return this.caller.call(
+      'containerGroups.delete',
+      'delete',
+      async (abortSignal) => {
+        const res = await this.client.sendRequest(
+          createPipelineRequest({ url: this.groupUrl(name), method: 'DELETE', abortSignal }),
+        );
+        if (res.status === 202) return 'accepted';
+        if (res.status === 200 || res.status === 204 || res.status === 404) return 'deleted';
+        throw restErrorOf(res.status, res.bodyAsText ?? undefined, res.headers);
+      },
+      opts,
+    );
   }
 
   /**
