@@ -21,7 +21,11 @@ export interface WindowOverride {
 }
 
 /** Partial limits, one level deep: an entry is merged into the current one, a list replaces it. */
-export type LimitOverrides = { [K in keyof ThrottleLimits]?: Partial<ThrottleLimits[K]> | WindowOverride[] };
+export type LimitOverrides = {
+  [K in keyof ThrottleLimits]?: ThrottleLimits[K] extends readonly (infer W)[]
+    ? Partial<W> | W[]
+    : Partial<ThrottleLimits[K]> | WindowOverride[];
+};
 
 export interface ScopeSettings {
   subscriptionId: string;
