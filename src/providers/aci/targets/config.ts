@@ -7,7 +7,6 @@
  * otherwise, and the single-target configuration stays what it was when ACI_TARGETS is unset.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { z } from 'zod';
 import { ENV, loadAciConfig, type AciConfig, type Env } from '../config.js';
 import { AciConfigError } from '../errors.js';
 
@@ -38,27 +37,86 @@ export interface AciTarget {
   creationWindows: CreationWindowLimit[];
 }
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
-const targetSchema = z
-  .object({
-    name: z
-      .string()
-      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower case letters, digits and "-")'),
-    subscriptionId: z.string().min(1).optional(),
-    resourceGroup: z.string().min(1).optional(),
-    region: z.string().min(1).optional(),
-    clientId: z.string().min(1).optional(),
-    tenantId: z.string().min(1).optional(),
-    /** The environment variable that holds the client secret (secrets never sit in the list itself). */
-    clientSecretEnv: envName.optional(),
-    armEndpoint: z.string().min(1).optional(),
-    /** Any other ACI setting of this target, by its environment variable name. */
-    env: z.record(envName, z.string()).optional(),
-    creationWindows: z
-      .array(z.object({ count: z.number().int().positive(), windowSeconds: z.number().int().positive() }))
-      .optional(),
-  })
-  .strict();
+/** One entry of the list, as written. */
+interface TargetEntry {
+  name: string;
+  subscriptionId?: string;
+  resourceGroup?: string;
+  region?: string;
+  clientId?: string;
+  tenantId?: string;
+  /** The environment variable that holds the client secret (secrets never sit in the list itself). */
+  clientSecretEnv?: string;
+  armEndpoint?: string;
+  /** Any other ACI setting of this target, by its environment variable name. */
+  env?: Record<string, string>;
+  creationWindows?: CreationWindowLimit[];
+}
+
+const TEXT_FIELDS = ['subscriptionId', 'resourceGroup', 'region', 'clientId', 'tenantId', 'armEndpoint'] as const;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const TARGET_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * Checks one entry by hand: zod is a devDependency (the product ships without it, decisions.md
+ * "The product apart from its tools"), and the shape is a few flat fields.
+ */
+function parseEntry(raw: unknown, i: number): TargetEntry {
+  const at = (field: string) => `${TARGETS_ENV}[${i}${field ? `.${field}` : ''}]`;
+  const fail = (field: string, msg: string): never => {
+    throw new AciConfigError(TARGETS_ENV, `${at(field)}: ${msg}`);
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('', 'must be an object');
+  const o = raw as Record<string, unknown>;
+  const known = new Set<string>([...TEXT_FIELDS, 'name', 'clientSecretEnv', 'env', 'creationWindows']);
+  for (const k of Object.keys(o)) if (!known.has(k)) fail(k, `unknown field '${k}'`);
+  const text = (k: string): string | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || !v.trim()) return fail(k, 'must be a non-empty string');
+    return v.trim();
+  };
+  const name = text('name');
+  if (name === undefined || !TARGET_NAME.test(name))
+    return fail('name', 'must be a DNS label (lower case letters, digits and "-")');
+  const entry: TargetEntry = { name };
+  for (const k of TEXT_FIELDS) {
+    const v = text(k);
+    if (v !== undefined) entry[k] = v;
+  }
+  const secretEnv = text('clientSecretEnv');
+  if (secretEnv !== undefined) {
+    if (!ENV_NAME.test(secretEnv)) fail('clientSecretEnv', 'must be an environment variable name');
+    entry.clientSecretEnv = secretEnv;
+  }
+  if (o['env'] !== undefined) {
+    const env = o['env'];
+    if (typeof env !== 'object' || env === null || Array.isArray(env))
+      return fail('env', 'must be an object of variable names and string values');
+    entry.env = {};
+    for (const [k, v] of Object.entries(env as Record<string, unknown>)) {
+      if (!ENV_NAME.test(k)) fail(`env.${k}`, 'must be an environment variable name');
+      if (typeof v !== 'string') fail(`env.${k}`, 'must be a string');
+      entry.env[k] = v as string;
+    }
+  }
+  if (o['creationWindows'] !== undefined) {
+    const list = o['creationWindows'];
+    if (!Array.isArray(list)) return fail('creationWindows', 'must be a list of {count, windowSeconds}');
+    entry.creationWindows = list.map((w: unknown, j) => {
+      const { count, windowSeconds } = (w ?? {}) as Record<string, unknown>;
+      if (
+        !Number.isInteger(count) ||
+        (count as number) <= 0 ||
+        !Number.isInteger(windowSeconds) ||
+        (windowSeconds as number) <= 0
+      )
+        fail(`creationWindows.${j}`, 'must be {count, windowSeconds}, positive integers');
+      return { count: count as number, windowSeconds: windowSeconds as number };
+    });
+  }
+  return entry;
+}
 
 function readList(raw: string): unknown {
   const text = raw.trim();
@@ -92,7 +150,7 @@ function windowsFromEnv(target: string, v: string | undefined): CreationWindowLi
 /** Secrets of the connector's own credential, which a target with a client id of its own must not inherit. */
 const SECRET_VARS = [ENV.clientKey, ENV.clientSecret];
 
-function overlay(base: Env, t: z.infer<typeof targetSchema>): Env {
+function overlay(base: Env, t: TargetEntry): Env {
   const env: Env = { ...base };
   if (t.clientId !== undefined) for (const k of SECRET_VARS) delete env[k];
   const set = (k: string, v: string | undefined) => {
@@ -124,15 +182,13 @@ function overlay(base: Env, t: z.infer<typeof targetSchema>): Env {
 export function loadAciTargets(env: Env = process.env): AciTarget[] | undefined {
   const raw = env[TARGETS_ENV]?.trim();
   if (!raw) return undefined;
-  const parsed = z.array(targetSchema).min(1, 'lists no target').safeParse(readList(raw));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = (issue?.path ?? []).join('.');
-    throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}${where ? `[${where}]` : ''}: ${issue?.message ?? 'invalid'}`);
-  }
+  const list = readList(raw);
+  if (!Array.isArray(list)) throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}: must be a JSON list of targets`);
+  if (list.length === 0) throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}: lists no target`);
+  const entries = list.map((e: unknown, i) => parseEntry(e, i));
   const targets: AciTarget[] = [];
   const seen = new Map<string, string>();
-  for (const t of parsed.data) {
+  for (const t of entries) {
     if (targets.some((x) => x.name === t.name))
       throw new AciConfigError(TARGETS_ENV, `${TARGETS_ENV}: two targets are named '${t.name}'`);
     let config: AciConfig;
