@@ -314,6 +314,29 @@ test('a refused create moves to another target at once; any other failure pins t
   assert.deepEqual([c.creates, d.creates], [['stuck', 'stuck', 'stuck'], []]);
 });
 
+test('a create its target paces (a slot in its line) stays there; new pods go to the other target meanwhile', async () => {
+  let now = 1_000_000;
+  const a = new FakeTarget('a', { pods: '100' });
+  const b = new FakeTarget('b', { pods: '100' });
+  const m = new MultiTargetProvider({
+    now: () => now,
+    targets: [a, b].map((p) => ({
+      name: p.name,
+      region: 'westus',
+      provider: p,
+      creationWindows: [{ count: 100, windowSeconds: 300 }],
+    })),
+  });
+  a.failNext.push(new TransientProviderError('CreationPaced', 'window full', 20_000));
+  await assert.rejects(m.createPod(podWith({}, 'waits'), ctx), /window full/);
+  assert.equal(m.placementOf({ namespace: 'ns', name: 'waits', uid: 'uid-waits' }), 'a');
+  for (let i = 0; i < 3; i++) await m.createPod(podWith({}, `new${i}`), ctx);
+  assert.deepEqual(b.creates, ['new0', 'new1', 'new2']);
+  now += 20_000;
+  await m.createPod(podWith({}, 'waits'), ctx);
+  assert.deepEqual(a.creates, ['waits', 'waits']);
+});
+
 test('a pod pinned by annotation stays on its target when refused; an unknown target rejects the pod', async () => {
   const a = new FakeTarget('a', { pods: '100' });
   const b = new FakeTarget('b', { pods: '100' });

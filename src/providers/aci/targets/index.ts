@@ -6,7 +6,7 @@ import type { AciTarget } from './config.js';
 import { MultiTargetProvider } from './multi-target.js';
 
 export { loadAciTargets, TARGETS_ENV, ACI_CREATION_WINDOWS, type AciTarget } from './config.js';
-export { MultiTargetProvider, REFUSED_REASONS, sumResources } from './multi-target.js';
+export { MultiTargetProvider, REFUSED_REASONS, HELD_REASONS, sumResources } from './multi-target.js';
 export { TARGET_ANNOTATION, REGION_ANNOTATION } from './placement.js';
 
 export interface MultiTargetFactoryOptions {

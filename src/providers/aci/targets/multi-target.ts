@@ -52,10 +52,15 @@ export interface MultiTargetOptions {
 
 /**
  * Reasons of TransientProviderErrors that prove ARM created nothing (refused up front: quota,
- * throttling, or the provider's pacer holding the create back for a full window), so the pod
- * may go elsewhere.
+ * throttling), so the pod may go elsewhere.
  */
-export const REFUSED_REASONS: ReadonlySet<string> = new Set(['QuotaExceeded', 'Throttled', 'CreationPaced']);
+export const REFUSED_REASONS: ReadonlySet<string> = new Set(['QuotaExceeded', 'Throttled']);
+/**
+ * Deferrals by the target's own pacer (a full creation window): the pod holds a slot in that
+ * target's line, so it stays (moving it would leave its slot taken there and make it queue
+ * again elsewhere); new pods avoid the target until its line is through.
+ */
+export const HELD_REASONS: ReadonlySet<string> = new Set(['CreationPaced']);
 const CAPACITY_REFRESH_MS = 30_000;
 
 interface Target extends TargetProvider {
@@ -262,6 +267,10 @@ export class MultiTargetProvider implements Provider {
         p.sticky = true;
         return;
       } catch (e) {
+        if (e instanceof TransientProviderError && HELD_REASONS.has(e.reason)) {
+          t.refusedUntil = Math.max(t.refusedUntil, this.now() + (e.retryAfterMs ?? 0));
+          throw e;
+        }
         const refused = e instanceof TransientProviderError && REFUSED_REASONS.has(e.reason);
         if (!refused) {
           // It may have reached ARM there (or the pod is at fault): it stays.
