@@ -53,6 +53,15 @@ async function loadProvider(opts: CliOptions, config: ProviderConfig, registry: 
   }
   let aciConfig;
   try {
+    // Several targets (ACI_TARGETS): one node placing each pod on one of them.
+    const targets = aci.loadAciTargets(config.env);
+    if (targets)
+      return aci.createMultiTargetProvider(targets, {
+        clusterId: config.clusterId,
+        nodeName: config.nodeName,
+        metricsRegistry: registry,
+        log: config.log,
+      });
     aciConfig = aci.loadAciConfig(config.env);
   } catch (err) {
     if (err instanceof aci.AciConfigError) throw new ConfigError(`ACI provider configuration: ${err.message}`);

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { startEmulator, type EmulatorOptions } from './server.js';
+import { parseScopes, type ScopeSettings } from './scopes.js';
 
 const rate = (v: string): number => {
   const n = Number(v);
@@ -54,6 +55,7 @@ interface CliOptions {
   creationLimit?: { count: number; windowSeconds: number };
   quotaGroups?: number;
   quotaCores?: number;
+  scopes?: ScopeSettings[];
   fault500?: number;
   fault503?: number;
   latency?: number | { min: number; max: number };
@@ -94,6 +96,17 @@ const program = new Command()
   )
   .option('--quota-groups <n>', "regional quota: container groups per subscription (default 100, ACI's)", count)
   .option('--quota-cores <n>', "regional quota: cores per subscription (default 100, ACI's)", count)
+  .option(
+    '--scopes <json>',
+    'limits and quotas of their own per subscription or region (JSON text or file): [{"subscriptionId", "region"?, "limits"?: {"creations": {"count", "windowSeconds"}, "write": …}, "quota"?: {"containerGroups", "cores"}}]',
+    (v: string) => {
+      try {
+        return parseScopes(json(v));
+      } catch (e) {
+        throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
+      }
+    },
+  )
   .option('--fault-500 <share>', 'share of ARM requests answered 500', rate)
   .option('--fault-503 <share>', 'share of ARM requests answered 503', rate)
   .option('--latency <ms>', 'added latency per ARM request: MS or MIN-MAX', latency)
@@ -140,6 +153,7 @@ const options: EmulatorOptions = {
     ...(o.quotaGroups !== undefined ? { containerGroups: o.quotaGroups } : {}),
     ...(o.quotaCores !== undefined ? { cores: o.quotaCores } : {}),
   },
+  ...(o.scopes ? { scopes: o.scopes } : {}),
   faults: {
     ...(o.fault500 !== undefined ? { serverErrorRate: o.fault500 } : {}),
     ...(o.fault503 !== undefined ? { unavailableRate: o.fault503 } : {}),

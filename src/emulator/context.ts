@@ -3,6 +3,7 @@ import type { ContainerGroupRuntime } from './runtime.js';
 import type { RateWindows, ThrottleLimits } from './limits.js';
 import type { Store } from './store.js';
 import type { Principal } from './identity.js';
+import type { MeterScope } from './scopes.js';
 
 export const API_VERSION = '2023-05-01';
 export const PROVIDER = 'Microsoft.ContainerInstance';
@@ -31,8 +32,9 @@ export interface ExecSessionTicket {
 export interface ArmContext {
   store: Store;
   runtime: ContainerGroupRuntime;
-  quota: () => Quota;
-  limits: () => ThrottleLimits;
+  /** The quota and limits of a subscription and region (scopes.ts); the emulator-wide ones without a scope. */
+  quota: (scope?: MeterScope) => Quota;
+  limits: (scope?: MeterScope) => ThrottleLimits;
   /** ACI's creation windows, per subscription and region. */
   creations: RateWindows;
   /** ACI's deletion windows, per subscription and region. */

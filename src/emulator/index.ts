@@ -12,6 +12,7 @@ export type { ThrottleLimits, BucketLimit, RateWindow, RateWindowsOverride } fro
 export { aciRateWindows } from './limits.js';
 export { defaultQuota } from './context.js';
 export type { Quota } from './context.js';
+export type { ScopeSettings } from './scopes.js';
 export { API_VERSION } from './context.js';
 export { createSimulatedRuntime, SimulatedRuntime } from './runtimes/simulated/index.js';
 export type { SimulatedRuntimeOptions, SimulatedFate, SimulatedRule } from './runtimes/simulated/index.js';

@@ -73,13 +73,14 @@ export type TakeResult = { ok: true; remaining: number } | { ok: false; retryAft
 export class TokenBuckets {
   private readonly buckets = new Map<string, Bucket>();
 
+  /** `limits` is asked with the bucket's key (its subscription may have limits of its own). */
   constructor(
-    private readonly limits: () => ThrottleLimits,
+    private readonly limits: (key: string) => ThrottleLimits,
     private readonly clock: Clock,
   ) {}
 
   take(key: string, category: RequestCategory): TakeResult {
-    const limit = this.limits()[category];
+    const limit = this.limits(key)[category];
     const now = this.clock();
     const id = `${category}\u0000${key}`;
     let bucket = this.buckets.get(id);
@@ -116,13 +117,14 @@ export type WindowResult =
 export class RateWindows {
   private readonly stamps = new Map<string, number[]>();
 
+  /** `windows` is asked with the scope (subscription and region: each may have windows of its own). */
   constructor(
-    private readonly windows: () => RateWindow[],
+    private readonly windows: (scope: string) => RateWindow[],
     private readonly clock: Clock,
   ) {}
 
   take(scope: string): WindowResult {
-    const windows = this.windows();
+    const windows = this.windows(scope);
     const now = this.clock();
     const longest = Math.max(0, ...windows.map((w) => w.windowSeconds)) * 1000;
     const list = (this.stamps.get(scope) ?? []).filter((t) => now - t < longest);

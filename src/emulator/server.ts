@@ -31,6 +31,7 @@ import { armPipeline } from './pipeline.js';
 import type { ContainerGroupRuntime } from './runtime.js';
 import { createSimulatedRuntime, type SimulatedRuntimeOptions } from './runtimes/simulated/index.js';
 import { Store } from './store.js';
+import { ScopedSettings, type ScopeSettings } from './scopes.js';
 import { errorMessage } from '../common/errors.js';
 
 export const DEFAULT_TENANT_ID = '11111111-1111-4111-8111-111111111111';
@@ -69,6 +70,8 @@ export interface EmulatorOptions {
   throttling?: boolean;
   limits?: ThrottleOverrides;
   quota?: Partial<Quota>;
+  /** Limits and quotas of their own for some subscriptions or regions (over `limits` and `quota`). */
+  scopes?: ScopeSettings[];
   faults?: FaultOptions;
   /** List page size. Default 100. */
   pageSize?: number;
@@ -115,6 +118,8 @@ export interface Emulator {
   /** Refills every bucket and clears the creation window. (stats().throttled counts every 429 sent.) */
   resetThrottling(): void;
   setQuota(quota: Partial<Quota>): void;
+  /** Sets the limits and quota of subscriptions or regions (replacing what those scopes had). */
+  setScopes(scopes: ScopeSettings[]): void;
   stop(opts?: { keep?: boolean }): Promise<void>;
 }
 
@@ -180,17 +185,23 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let limits = mergeLimits(defaultThrottleLimits(), options.limits);
   let quota: Quota = { ...defaultQuota(), ...options.quota };
   let throttling = options.throttling ?? true;
-  const buckets = new TokenBuckets(() => limits, clock);
-  const creations = new RateWindows(() => limits.creations, clock);
-  const deletions = new RateWindows(() => limits.deletions, clock);
+  const scoped = new ScopedSettings(options.scopes ?? [], () => ({ limits, quota }));
+  // Bucket keys start with the subscription (pipeline.ts); window keys are subscription and region.
+  const buckets = new TokenBuckets((key) => scoped.limits({ subscriptionId: key.split('\u0000')[0] ?? '' }), clock);
+  const meterOf = (key: string) => {
+    const [subscriptionId = '', region] = key.split('\u0000');
+    return region === undefined ? { subscriptionId } : { subscriptionId, region };
+  };
+  const creations = new RateWindows((key) => scoped.limits(meterOf(key)).creations, clock);
+  const deletions = new RateWindows((key) => scoped.limits(meterOf(key)).deletions, clock);
   const faults = new Faults(options.faults ?? {}, options.random);
   const store = new Store({ operationTtlMs: 15 * 60_000, maxFinishedOperations: 5000 });
   const tickets = new Map<string, ExecSessionTicket>();
   const ctx: ArmContext = {
     store,
     runtime,
-    quota: () => quota,
-    limits: () => limits,
+    quota: (scope) => scoped.quota(scope),
+    limits: (scope) => scoped.limits(scope),
     creations,
     deletions,
     windowThrottled: (kind) => {
@@ -284,6 +295,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     setQuota: (q) => {
       quota = { ...quota, ...q };
     },
+    setScopes: (s) => scoped.set(s),
     stop: async (opts) => {
       if (stopped) return;
       stopped = true;

@@ -17,6 +17,7 @@ export const isTier = (s: string): s is Tier => (TIERS as readonly string[]).inc
 export const SCALE_FILES: readonly string[] = [
   'test/e2e/aci-scale.test', // 500 pods through the control plane and the emulator
   'test/e2e/aci-ha-churn.test', // 300 pods of churn through two replicas, the leader killed three times
+  'test/e2e/aci-targets.test', // 2 × 400 pods, one target against two
   'test/emulator/aci-provider-throttling.test', // 500 pods against ARM's throttling
   'test/emulator/aci-provider-budget.test', // 5,000 groups within ARM's read budget
   'test/emulator/scale.test', // 2,000 groups through the emulator

@@ -188,7 +188,7 @@ function takeWindow(ctx: ArmContext, kind: 'creation' | 'deletion', sub: string,
 }
 
 function checkQuota(ctx: ArmContext, sub: string, location: string, newGroups: number, newCores: number): void {
-  const quota = ctx.quota();
+  const quota = ctx.quota({ subscriptionId: sub, region: location });
   const used = ctx.store.usage(sub, location);
   if (used.groups + newGroups > quota.containerGroups) {
     throw conflict(

@@ -7,7 +7,7 @@ import { normalizeLocation } from './container-groups.js';
 export async function listUsage(ctx: ArmContext, req: ArmRequest): Promise<ArmResponse> {
   const sub = req.params.subscriptionId ?? '';
   const location = normalizeLocation(req.params.location ?? '');
-  const quota = ctx.quota();
+  const quota = ctx.quota({ subscriptionId: sub, region: location });
   const used = ctx.store.usage(sub, location);
   const base = `/subscriptions/${sub}/providers/${PROVIDER}/locations/${location}/usages`;
   return {
@@ -40,7 +40,7 @@ export async function listCachedImages(_ctx: ArmContext, _req: ArmRequest): Prom
 
 export async function listCapabilities(ctx: ArmContext, req: ArmRequest): Promise<ArmResponse> {
   const location = normalizeLocation(req.params.location ?? '');
-  const quota = ctx.quota();
+  const quota = ctx.quota({ subscriptionId: req.params.subscriptionId ?? '', region: location });
   const entry = (osType: string) => ({
     resourceType: 'containerGroups',
     osType,

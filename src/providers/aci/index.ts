@@ -7,6 +7,15 @@ export { AciConfigError, ArmRequestError } from './errors.js';
 export { podToContainerGroup } from './mapping/pod-to-group.js';
 export { groupToPodStatus } from './mapping/status.js';
 export { containerGroupName, TAG as ACI_TAGS } from './naming.js';
+export {
+  loadAciTargets,
+  createMultiTargetProvider,
+  MultiTargetProvider,
+  TARGETS_ENV as ACI_TARGETS_ENV,
+  TARGET_ANNOTATION,
+  REGION_ANNOTATION,
+  type AciTarget,
+} from './targets/index.js';
 
 export function createAciProvider(options: AciProviderOptions): AciProvider {
   return new AciProvider(options);
