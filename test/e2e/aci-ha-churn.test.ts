@@ -23,12 +23,10 @@ import {
 
 const RG = `ha-churn-${Math.random().toString(36).slice(2, 8)}`;
 
-// ACI's creation windows are lifted: failover under churn is under test, not ACI's creation limits
-// (300 creates would take an hour under them).
-const aci = useEmulatorForFile(RG, {
-  simulated: { pullMs: 50, startMs: 50 },
-  limits: { creations: { count: 100_000, windowSeconds: 60 } },
-});
+// ACI's creation and deletion windows are lifted (useEmulatorForFile's default, the connector's too):
+// failover under churn is under test, not ACI's windows (300 creates would take an hour under them).
+// The group quota too: up to 300 groups may exist at once.
+const aci = useEmulatorForFile(RG, { simulated: { pullMs: 50, startMs: 50 }, quota: { containerGroups: 1000 } });
 
 const TOTAL = 300;
 /** The last pods stay until the end and must all run; the others are deleted ~15 s after their create. */

@@ -14,11 +14,9 @@ import { leaseHolder, leaseNamespace, startReplica } from './ha-support.js';
 
 const RG = `ha-${Math.random().toString(36).slice(2, 8)}`;
 
-// ACI's creation windows are lifted: the fence is under test here, not ACI's creation limits.
-const aci = useEmulatorForFile(RG, {
-  simulated: { pullMs: 50, startMs: 50 },
-  limits: { creations: { count: 100_000, windowSeconds: 60 } },
-});
+// ACI's creation and deletion windows are lifted (useEmulatorForFile's default, the connector's too):
+// the fence is under test here, not ACI's windows.
+const aci = useEmulatorForFile(RG, { simulated: { pullMs: 50, startMs: 50 } });
 
 async function groupsOf(node: string) {
   return (await aci.inspector.arm.listGroups()).filter((g) => g.tags?.[ACI_TAGS.nodeName] === node);
