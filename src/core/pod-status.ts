@@ -216,6 +216,7 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
   if (p?.reason) status.reason = p.reason;
   if (p?.message) status.message = p.message;
   if (inputs.postStartStop && p && phase === 'Failed') applyPostStartStop(status, inputs.postStartStop);
+  else if (p && phase === 'Failed' && current.reason === 'FailedPostStartHook') keepPostStartStop(status, current);
   // Keep a terminal status written earlier (e.g. a rejection) when the provider has no say.
   if (isTerminal(current.phase) && !p) {
     if (current.reason) status.reason = current.reason;
@@ -251,6 +252,18 @@ function applyPostStartStop(status: V1PodStatus, s: PostStartStop): void {
   };
   c.ready = false;
   c.started = false;
+}
+
+/** A connector restarted after such a stop has no verdict any more: what it wrote then stays. */
+function keepPostStartStop(status: V1PodStatus, current: V1PodStatus): void {
+  status.reason = current.reason;
+  if (current.message) status.message = current.message;
+  for (const c of [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])]) {
+    const was = [...(current.containerStatuses ?? []), ...(current.initContainerStatuses ?? [])].find(
+      (x) => x.name === c.name,
+    )?.state?.terminated;
+    if (was?.message && c.state?.terminated) c.state = { terminated: { ...c.state.terminated, message: was.message } };
+  }
 }
 
 /** The status of a pod the provider rejected. */

@@ -350,6 +350,16 @@ test('a pod stopped after a failed postStart (restartPolicy Never) reads as that
   assert.match(a?.state?.terminated?.message ?? '', /postStart hook failed/);
   assert.equal(s.containerStatuses?.find((c) => c.name === 'b')?.state?.terminated?.message, undefined);
 
+  // A connector restarted since has no verdict: the reason and the container's message it wrote stay.
+  const later = computePodStatus(pod(s, { restartPolicy: 'Never' }), {
+    provider: stoppedByBackend,
+    hostIP: '10.0.0.1',
+    now,
+  });
+  assert.equal(later.reason, 'FailedPostStartHook');
+  assert.equal(later.message, s.message);
+  assert.match(later.containerStatuses?.[0]?.state?.terminated?.message ?? '', /postStart hook failed/);
+
   // While the backend still reports the pod running, the stop does not show (it has not happened yet).
   const stillRunning = computePodStatus(pod(undefined, { restartPolicy: 'Never' }), {
     provider: {
