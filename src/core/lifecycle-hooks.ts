@@ -6,8 +6,10 @@
  * Two seams, and nothing else, tie this to the pod controller:
  * - observe(pod, status) with every provider status: a container seen running with a new
  *   start (restart count / startedAt) gets its postStart hook once. A failure records
- *   `FailedPostStartHook` and kills the container (provider.restartContainer), as the kubelet
- *   does; the restart policy then applies. Repeated failures back off like CrashLoopBackOff.
+ *   `FailedPostStartHook` and kills the container, as the kubelet does, and the restart policy
+ *   applies: Always/OnFailure restart it (provider.restartContainer; repeated failures back off
+ *   like CrashLoopBackOff), Never stops the pod for good (provider.stopPod) and
+ *   {@link LifecycleHooks.stopped} tells the status why it ended.
  * - beforeDelete(pod, status, grace) before the provider deletes the pod: every running
  *   container's preStop hook, in parallel, within the grace period. A failure records
  *   `FailedPreStopHook` and deletion proceeds. It returns the grace period left.
@@ -21,7 +23,15 @@ import type { EventType } from './events.js';
 import type { PodRef, Provider, ProviderPodStatus } from './provider.js';
 
 /** What a hook needs from the provider: all optional, a hook that needs a missing one fails saying so. */
-export type HookProvider = Pick<Provider, 'exec' | 'portForwardAddress' | 'restartContainer'>;
+export type HookProvider = Pick<Provider, 'exec' | 'portForwardAddress' | 'restartContainer' | 'stopPod'>;
+
+/** A pod stopped for good because a container's postStart hook failed (restartPolicy Never). */
+export interface PostStartStop {
+  container: string;
+  /** The hook's error, as in the FailedPostStartHook Event. */
+  error: string;
+  at: Date;
+}
 
 export interface LifecycleHooksOptions {
   provider: HookProvider;
@@ -29,6 +39,8 @@ export interface LifecycleHooksOptions {
   log: Logger;
   /** A postStart hook runs at most this long (the kubelet has no bound; a hung hook must not hold a worker forever). */
   postStartTimeoutMs?: number;
+  /** The pod's status should be recomputed (a failed postStart stopped it). */
+  changed?: (ref: PodRef) => void;
   /** Delay before killing a container whose postStart failed again: base, doubled per failure, capped. */
   killBackoff?: { baseMs: number; maxMs: number };
 }
@@ -40,6 +52,8 @@ export class HookError extends Error {
 /** Output kept from an exec hook, as the kubelet keeps a bounded part of it for the Event. */
 const MAX_OUTPUT = 4096;
 const DEFAULT_POSTSTART_TIMEOUT_MS = 120_000;
+/** Tries of provider.stopPod after a failed postStart under restartPolicy Never (2 s, 4 s between). */
+const STOP_ATTEMPTS = 3;
 
 function refOf(pod: V1Pod): PodRef {
   const m = pod.metadata ?? {};
@@ -138,6 +152,8 @@ interface PodHooks {
   /** Per container, postStart failures in a row (for the kill backoff). */
   failures: Map<string, number>;
   preStop?: Promise<number>;
+  /** Set once the pod was stopped after a failed postStart (restartPolicy Never). */
+  stopped?: PostStartStop;
 }
 
 export class LifecycleHooks {
@@ -187,6 +203,11 @@ export class LifecycleHooks {
     return e.preStop;
   }
 
+  /** Seam: why the pod was stopped, when a failed postStart hook stopped it (for computePodStatus). */
+  stopped(uid: string): PostStartStop | undefined {
+    return this.pods.get(uid)?.stopped;
+  }
+
   /** Seam: the pod is gone from the provider. */
   forget(uid: string): void {
     this.pods.delete(uid);
@@ -215,12 +236,15 @@ export class LifecycleHooks {
       );
       const n = (e.failures.get(c.name) ?? 0) + 1;
       e.failures.set(c.name, n);
-      await this.kill(pod, c, n, e);
+      await this.kill(pod, c, n, e, msg);
     }
   }
 
-  private async kill(pod: V1Pod, c: V1Container, failures: number, e: PodHooks): Promise<void> {
+  private async kill(pod: V1Pod, c: V1Container, failures: number, e: PodHooks, error: string): Promise<void> {
     const ref = refOf(pod);
+    // The kubelet kills the container and its restart policy decides: Never (a native sidecar
+    // restarts whatever the pod's policy) leaves it terminated, so the pod ends Failed.
+    if (pod.spec?.restartPolicy === 'Never' && c.restartPolicy !== 'Always') return this.stop(pod, c, e, error);
     const b = this.o.killBackoff ?? { baseMs: 10_000, maxMs: 300_000 };
     // The first failure kills at once, as the kubelet does; later ones wait, as its CrashLoopBackOff would before the restart.
     if (failures > 1)
@@ -252,6 +276,50 @@ export class LifecycleHooks {
         },
         'killing the container after its failed postStart hook failed',
       );
+    }
+  }
+
+  /** Ends the pod for good: the only way a backend without per-container kill ends one container. */
+  private async stop(pod: V1Pod, c: V1Container, e: PodHooks, error: string): Promise<void> {
+    const ref = refOf(pod);
+    if (e.stopped || pod.metadata?.deletionTimestamp) return;
+    if (!this.o.provider.stopPod) {
+      this.o.event(
+        pod,
+        'Warning',
+        'FailedPostStartHook',
+        `Container ${c.name} cannot be killed by this node after its failed postStart hook; it keeps running`,
+      );
+      return;
+    }
+    this.o.event(
+      pod,
+      'Normal',
+      'Killing',
+      `FailedPostStartHook: Container ${c.name} failed post-start hook, will be killed`,
+    );
+    // Set before the call: the backend's stopped status can arrive before the call returns, and
+    // must already read as this stop (it applies only to a pod the backend reports Failed).
+    e.stopped = { container: c.name, error, at: new Date() };
+    // Backend errors are retried a few times: without the stop the pod would run on, hook failed.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.o.provider.stopPod(ref);
+        this.o.changed?.(ref);
+        return;
+      } catch (err) {
+        const m = err instanceof Error ? err.message : String(err);
+        this.o.log.warn(
+          { pod: `${ref.namespace}/${ref.name}`, container: c.name, attempt, err: m },
+          'stopping the pod after its failed postStart hook failed',
+        );
+        if (attempt >= STOP_ATTEMPTS || this.pods.get(ref.uid) !== e || pod.metadata?.deletionTimestamp) {
+          this.o.event(pod, 'Warning', 'FailedPostStartHook', `Container ${c.name} could not be killed: ${m}`);
+          delete e.stopped;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 2_000 * 2 ** (attempt - 1)).unref?.());
+      }
     }
   }
 

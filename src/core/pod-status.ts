@@ -4,6 +4,7 @@
  * strategic-merge patch that writes it without touching fields others own.
  */
 import type { V1ContainerState, V1ContainerStatus, V1Pod, V1PodCondition, V1PodStatus } from '@kubernetes/client-node';
+import type { PostStartStop } from './lifecycle-hooks.js';
 import type { ContainerProbeView, ProbeOverrides } from './probes/prober.js';
 import { isSidecar } from './probes/policy.js';
 import type { ProviderPodStatus } from './provider.js';
@@ -31,6 +32,8 @@ export interface StatusInputs {
   hostIP: string;
   /** What the connector's own prober adds per container (readiness, start, restarts). */
   probes?: ProbeOverrides;
+  /** The connector stopped the pod after a container's postStart hook failed (restartPolicy Never). */
+  postStartStop?: PostStartStop;
   now?: Date;
 }
 
@@ -212,12 +215,55 @@ export function computePodStatus(pod: V1Pod, inputs: StatusInputs): V1PodStatus 
   if (startTime) status.startTime = startTime;
   if (p?.reason) status.reason = p.reason;
   if (p?.message) status.message = p.message;
+  if (inputs.postStartStop && p && phase === 'Failed') applyPostStartStop(status, inputs.postStartStop);
+  else if (p && phase === 'Failed' && current.reason === 'FailedPostStartHook') keepPostStartStop(status, current);
   // Keep a terminal status written earlier (e.g. a rejection) when the provider has no say.
   if (isTerminal(current.phase) && !p) {
     if (current.reason) status.reason = current.reason;
     if (current.message) status.message = current.message;
   }
   return status;
+}
+
+/**
+ * The backend reports a pod the connector stopped as stopped by someone (ACI: "stopped outside
+ * Kubernetes"); the kubelet's pod ended because the container's postStart hook failed, and
+ * says so: the pod's reason, and the container terminated (as the kubelet's kill leaves it).
+ */
+function applyPostStartStop(status: V1PodStatus, s: PostStartStop): void {
+  status.reason = 'FailedPostStartHook';
+  status.message = `Container ${s.container} was killed because its postStart hook failed, and restartPolicy Never does not restart it: ${s.error}`;
+  const c = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])].find(
+    (x) => x.name === s.container,
+  );
+  if (!c) return;
+  const t = c.state?.terminated;
+  const startedAt = t?.startedAt ?? c.state?.running?.startedAt;
+  const exitCode = t?.exitCode ?? 137;
+  c.state = {
+    terminated: {
+      exitCode,
+      reason: exitCode === 0 ? 'Completed' : 'Error',
+      message: `postStart hook failed: ${s.error}`,
+      finishedAt: t?.finishedAt ?? s.at,
+      ...(startedAt ? { startedAt } : {}),
+      ...(t?.containerID ? { containerID: t.containerID } : {}),
+    },
+  };
+  c.ready = false;
+  c.started = false;
+}
+
+/** A connector restarted after such a stop has no verdict any more: what it wrote then stays. */
+function keepPostStartStop(status: V1PodStatus, current: V1PodStatus): void {
+  status.reason = current.reason;
+  if (current.message) status.message = current.message;
+  for (const c of [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])]) {
+    const was = [...(current.containerStatuses ?? []), ...(current.initContainerStatuses ?? [])].find(
+      (x) => x.name === c.name,
+    )?.state?.terminated;
+    if (was?.message && c.state?.terminated) c.state = { terminated: { ...c.state.terminated, message: was.message } };
+  }
 }
 
 /** The status of a pod the provider rejected. */

@@ -193,6 +193,13 @@ export interface Provider {
    * or more when the backend can only restart them together).
    */
   restartContainer?(ref: PodRef, container: string): Promise<string[]>;
+  /**
+   * Stops every container of the pod for good and keeps it in the backend (not restarted,
+   * not deleted): the kubelet's kill of a container that its pod's restartPolicy Never does
+   * not restart, e.g. after a failed postStart hook. Resolves once the backend stopped it;
+   * the status then reports the containers terminated and the pod Failed.
+   */
+  stopPod?(ref: PodRef): Promise<void>;
 
   /** Stops background work (watch loops, timers). Pods keep running. */
   close?(): Promise<void>;

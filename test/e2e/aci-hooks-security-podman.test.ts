@@ -13,7 +13,8 @@ import { podmanFixture } from '../emulator/podman-fixtures.js';
 import { podmanTestStateDir } from '../support/images.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
-import { azureEnv } from './aci-emulator-env.js';
+import { ACI_TAGS } from '../../src/providers/aci/index.js';
+import { azureEnv, inspectorFor } from './aci-emulator-env.js';
 
 let emu: Emulator | undefined;
 let fx: Awaited<ReturnType<typeof podmanFixture>> | undefined;
@@ -68,7 +69,7 @@ async function eventsOf(ns: string, name: string, reason: string): Promise<{ mes
 
 test(
   'with the ACI provider on podman: postStart runs once the container runs, a failing one kills it, preStop runs before deletion',
-  { timeout: 600_000 },
+  { timeout: 480_000 },
   async (t) => {
     const ns = await freshNamespace(t, 'hooks');
     const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
@@ -198,6 +199,66 @@ test(
     const pod = await core().readNamespacedPod({ name: 'http-hook', namespace: ns });
     assert.equal(pod.status?.containerStatuses?.[0]?.restartCount, 0, 'a hook answered 200 kills nothing');
     assert.deepEqual(await eventsOf(ns, 'http-hook', 'FailedPostStartHook'), []);
+  },
+);
+
+test(
+  'with the ACI provider on podman: a failing postStart under restartPolicy Never stops the group; the pod ends Failed, not restarted',
+  { timeout: 120_000 },
+  async (t) => {
+    const ns = await freshNamespace(t, 'hooks-never');
+    const h = await startConnector(t, { extraArgs: ['--provider', 'aci'] });
+    const before = emu!.stats().callsByOperation;
+    await core().createNamespacedPod({
+      namespace: ns,
+      body: boundPod(h.nodeName, 'never', {
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'main',
+              image,
+              command: ['sleep', '3600'],
+              lifecycle: { postStart: { exec: { command: ['sh', '-c', 'echo refused; exit 3'] } } },
+            },
+          ],
+        },
+      }),
+    });
+    const failed = await waitFor(
+      'never Failed with its container terminated',
+      async () => {
+        const p = await core().readNamespacedPod({ name: 'never', namespace: ns });
+        return p.status?.phase === 'Failed' && p.status.containerStatuses?.[0]?.state?.terminated ? p : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
+    assert.equal(failed.status?.reason, 'FailedPostStartHook');
+    assert.match(failed.status?.message ?? '', /Container main was killed because its postStart hook failed/);
+    const cs = failed.status?.containerStatuses?.[0];
+    assert.equal(cs?.restartCount, 0);
+    assert.equal(cs?.ready, false);
+    assert.notEqual(cs?.state?.terminated?.exitCode, 0);
+    assert.match(
+      cs?.state?.terminated?.message ?? '',
+      /postStart hook failed: command 'sh -c echo refused; exit 3' exited with 3/,
+    );
+    const evs = await eventsOf(ns, 'never', 'FailedPostStartHook');
+    assert.ok(
+      evs.some((e) => /exited with 3: refused/.test(e.message)),
+      JSON.stringify(evs),
+    );
+    // The emulator stopped the group (ACI's stop) and restarted nothing.
+    const after = emu!.stats().callsByOperation;
+    assert.ok((after.ContainerGroups_Stop ?? 0) > (before.ContainerGroups_Stop ?? 0), JSON.stringify(after));
+    assert.equal(after.ContainerGroups_Restart ?? 0, before.ContainerGroups_Restart ?? 0, 'no group restart');
+    const inspector = inspectorFor(emu!, process.env.ACI_RESOURCE_GROUP ?? '');
+    t.after(() => inspector.close());
+    const listed = (await inspector.arm.listGroups()).find((g) => g.tags?.[ACI_TAGS.podUid] === failed.metadata?.uid);
+    const g = listed?.name ? await inspector.arm.getGroup(listed.name) : undefined;
+    assert.equal(g?.instanceView?.state, 'Stopped', 'the group is stopped, and kept');
+    assert.equal(g?.containers[0]?.instanceView?.restartCount ?? 0, 0, 'its container was not restarted');
+    assert.equal(g?.containers[0]?.instanceView?.currentState?.state, 'Terminated');
   },
 );
 

@@ -145,3 +145,56 @@ test('preStop is bounded by the grace period and skipped for containers not runn
   assert.equal(await hooks.beforeDelete(stopped, { phase: 'Succeeded', containerStatuses: [] }, 30), 30);
   assert.equal(started, 1);
 });
+
+test('a failing postStart under restartPolicy Never stops the pod instead of restarting it, and says why', async () => {
+  const stopped: string[] = [];
+  const restarted: string[] = [];
+  const { hooks, events } = harness({
+    exec: async () => ({ exitCode: 1 }),
+    restartContainer: async (_ref, c) => (restarted.push(c), [c]),
+    stopPod: async (ref) => {
+      stopped.push(ref.uid);
+    },
+  });
+  const pod = hookedPod({ postStart: { exec: { command: ['false'] } } });
+  pod.spec!.restartPolicy = 'Never';
+  hooks.created('u1');
+  assert.equal(hooks.stopped('u1'), undefined);
+  hooks.observe(pod, running(0, '2026-01-01T00:00:00Z'));
+  await waitFor('stopped', async () => stopped.length === 1);
+  assert.deepEqual(restarted, [], 'no restart under Never');
+  assert.ok(events.some((e) => e.reason === 'FailedPostStartHook' && e.type === 'Warning'));
+  assert.ok(events.some((e) => e.reason === 'Killing'));
+  const s = hooks.stopped('u1');
+  assert.equal(s?.container, 'app');
+  assert.match(s?.error ?? '', /command 'false' exited with 1/);
+
+  // OnFailure still restarts (the kubelet kills the container with a non-zero code).
+  const again = hookedPod({ postStart: { exec: { command: ['false'] } } }, 'u2');
+  again.spec!.restartPolicy = 'OnFailure';
+  hooks.created('u2');
+  hooks.observe(again, running(0, '2026-01-01T00:00:00Z'));
+  await waitFor('restarted', async () => restarted.length === 1);
+  assert.equal(stopped.length, 1);
+  assert.equal(hooks.stopped('u2'), undefined);
+});
+
+test('a stop that keeps failing under restartPolicy Never is reported and leaves no stop verdict', async () => {
+  let calls = 0;
+  const { hooks, events } = harness({
+    exec: async () => ({ exitCode: 1 }),
+    stopPod: async () => {
+      calls++;
+      throw new Error('backend down');
+    },
+  });
+  const pod = hookedPod({ postStart: { exec: { command: ['false'] } } });
+  pod.spec!.restartPolicy = 'Never';
+  hooks.created('u1');
+  hooks.observe(pod, running(0, '2026-01-01T00:00:00Z'));
+  await waitFor('gave up', async () => events.some((e) => e.message.includes('could not be killed: backend down')), {
+    timeoutMs: 20_000,
+  });
+  assert.equal(calls, 3);
+  assert.equal(hooks.stopped('u1'), undefined);
+});

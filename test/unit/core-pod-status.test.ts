@@ -309,3 +309,71 @@ test('probe overrides: the connector decides ready and started, adds restarts, a
   assert.deepEqual([b?.ready, b?.restartCount], [true, 1]);
   assert.equal(s.conditions?.find((c) => c.type === 'Ready')?.message, 'containers with unready status: [a]');
 });
+
+test('a pod stopped after a failed postStart (restartPolicy Never) reads as that, not as the backend stop', () => {
+  const at = new Date('2026-01-02T03:04:00Z');
+  const stop = { container: 'a', error: "command 'false' exited with 1", at };
+  const stoppedByBackend = {
+    phase: 'Failed',
+    reason: 'Stopped',
+    message: 'The container group was stopped outside Kubernetes',
+    containerStatuses: [
+      {
+        name: 'a',
+        image: 'img-a',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode: 137, reason: 'Error', finishedAt: at } },
+      },
+      {
+        name: 'b',
+        image: 'img-b',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode: 137, reason: 'Error', finishedAt: at } },
+      },
+    ],
+  };
+  const s = computePodStatus(pod(undefined, { restartPolicy: 'Never' }), {
+    provider: stoppedByBackend,
+    hostIP: '10.0.0.1',
+    now,
+    postStartStop: stop,
+  });
+  assert.equal(s.phase, 'Failed');
+  assert.equal(s.reason, 'FailedPostStartHook');
+  assert.match(s.message ?? '', /Container a was killed because its postStart hook failed.*exited with 1/);
+  const a = s.containerStatuses?.find((c) => c.name === 'a');
+  assert.equal(a?.state?.terminated?.exitCode, 137);
+  assert.match(a?.state?.terminated?.message ?? '', /postStart hook failed/);
+  assert.equal(s.containerStatuses?.find((c) => c.name === 'b')?.state?.terminated?.message, undefined);
+
+  // A connector restarted since has no verdict: the reason and the container's message it wrote stay.
+  const later = computePodStatus(pod(s, { restartPolicy: 'Never' }), {
+    provider: stoppedByBackend,
+    hostIP: '10.0.0.1',
+    now,
+  });
+  assert.equal(later.reason, 'FailedPostStartHook');
+  assert.equal(later.message, s.message);
+  assert.match(later.containerStatuses?.[0]?.state?.terminated?.message ?? '', /postStart hook failed/);
+
+  // While the backend still reports the pod running, the stop does not show (it has not happened yet).
+  const stillRunning = computePodStatus(pod(undefined, { restartPolicy: 'Never' }), {
+    provider: {
+      phase: 'Running',
+      containerStatuses: stoppedByBackend.containerStatuses.map((c) => ({
+        ...c,
+        state: { running: { startedAt: at } },
+      })),
+    },
+    hostIP: '10.0.0.1',
+    now,
+    postStartStop: stop,
+  });
+  assert.equal(stillRunning.phase, 'Running');
+  assert.equal(stillRunning.reason, undefined);
+  assert.ok(stillRunning.containerStatuses?.every((c) => c.state?.running));
+});

@@ -148,6 +148,10 @@ export class PodController {
     this.hooks = new LifecycleHooks({
       provider: o.provider,
       event: (pod, type, reason, message) => this.event(pod, { type, reason, message }),
+      changed: (ref) => {
+        const r = this.records.get(podKey(ref.namespace, ref.name));
+        if (r?.incarnations.has(ref.uid)) this.enqueue(r.key);
+      },
       log: o.log,
     });
   }
@@ -343,6 +347,7 @@ export class PodController {
       if (inc && pod) inc.pod = pod;
       // Seam "after the containers run": the connector-run probes follow the provider's status.
       let probes: Observed['probes'];
+      const postStartStop = inc ? this.hooks.stopped(inc.uid) : undefined;
       if (inc?.providerStatus && pod) {
         this.prober.sync({ namespace, name, uid: inc.uid }, pod, inc.providerStatus);
         // Seam "after a container is first seen running": its postStart hook.
@@ -355,6 +360,7 @@ export class PodController {
         nodeIP: this.o.nodeIP,
         ...(resolution ? { resolution } : {}),
         ...(probes ? { probes } : {}),
+        ...(postStartStop ? { postStartStop } : {}),
       };
       const outcome = reconcile(r, observed);
       if (outcome.kind === 'Resolve') {

@@ -7,6 +7,7 @@
 import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { describeMissing, type EnvNote, type EnvResolution, type MissingRef } from '../env.js';
 import { computePodStatus, isTerminal, ownedView, rejectedStatus, statusDiffers } from '../pod-status.js';
+import type { PostStartStop } from '../lifecycle-hooks.js';
 import type { PodContext } from '../provider.js';
 import type { ProbeOverrides } from '../probes/prober.js';
 import type { PodRecord } from './record.js';
@@ -20,6 +21,8 @@ export interface Observed {
   nodeIP: string;
   /** The connector-run probes' verdicts for the held incarnation (core/probes). */
   probes?: ProbeOverrides;
+  /** Why the connector stopped the held incarnation, when a failed postStart hook did (lifecycle-hooks). */
+  postStartStop?: PostStartStop;
 }
 
 export interface EventSpec {
@@ -156,6 +159,7 @@ export function reconcile(record: PodRecord, o: Observed): Outcome {
     hostIP: o.nodeIP,
     now: new Date(o.now),
     ...(o.probes ? { probes: o.probes } : {}),
+    ...(o.postStartStop ? { postStartStop: o.postStartStop } : {}),
   });
   return statusNeedsWrite(record, pod, status) ? { kind: 'WriteStatus', pod, status } : { kind: 'Done' };
 }

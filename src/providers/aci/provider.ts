@@ -376,6 +376,18 @@ export class AciProvider implements Provider {
     ].map((c) => c.name);
   }
 
+  /**
+   * ACI's stop action (POST …/stop): every container of the group ends and the group stays,
+   * stopped, until it is deleted. The only way ACI offers to end a container for good.
+   */
+  async stopPod(ref: PodRef): Promise<void> {
+    const name = this.nameOf(ref);
+    await this.arm.stopGroup(name);
+    const t = this.tracked.get(name);
+    if (t) t.hot = true;
+    this.watcher.kick();
+  }
+
   async listPods(): Promise<ProviderPod[]> {
     this.watcher.start();
     const groups = (await this.arm.listGroups()).filter((g) => this.watcher.isOurs(g));

@@ -181,6 +181,13 @@ export class AciArm {
     });
   }
 
+  /** Stops every container of the group, keeping the group (ContainerGroups_Stop: 204 when done). */
+  async stopGroup(name: string): Promise<void> {
+    await this.caller.call('containerGroups.stop', 'write', (abortSignal) =>
+      this.client.containerGroups.stop(this.o.resourceGroup, name, { abortSignal }),
+    );
+  }
+
   async listUsage(): Promise<Usage[]> {
     return this.caller.call('location.listUsage', 'read', async (abortSignal) => {
       const r = await this.client.location.listUsage(this.o.region, { abortSignal }).byPage().next();
