@@ -48,6 +48,13 @@ test("ACI's windows: 250 creations at once go as 100 now, 100 after 5 minutes, 5
   const went = drain(p, clock, keys);
   const times = keys.map((k) => went.get(k) ?? NaN);
   assert.equal(times.filter((t) => t === start).length, 100, 'the first 100 at once');
+  // Each waiting key is told which window holds it back (not a 429).
+  const probe = new WindowPacer({ windows: ACI_WINDOWS, now: () => start, marginMs: 1_000 });
+  for (let i = 0; i < 100; i++) assert.ok(probe.acquire(`x-${i}`).go);
+  for (let i = 100; i < 250; i++) {
+    const d = probe.acquire(`x-${i}`);
+    assert.ok(!d.go && d.window?.windowMs === MIN5, `x-${i} is held back by the 5-minute window`);
+  }
   assert.equal(
     times.filter((t) => t === start + MIN5 + 1_000).length,
     100,
