@@ -135,6 +135,21 @@ test('a postponed operation leaves the window but keeps its place in line', () =
   assert.equal(p.acquire('c').go, false, "b's operation at 10.1 s holds the window until 20.1 s");
 });
 
+test('an operation answered late counts from its answer: the slot after it waits for that', () => {
+  let now = 0;
+  const p = new WindowPacer({ windows: [{ count: 1, windowMs: 10_000 }], now: () => now, marginMs: 0 });
+  const a = p.acquire('a');
+  assert.ok(a.go);
+  now = 3_000; // the request waited in our own queue, and ACI counted it on arrival
+  p.confirm(a.stamp);
+  const b = p.acquire('b');
+  assert.equal(!b.go && b.at, 13_000, 'not before the answered operation leaves the window');
+  now = 10_000;
+  assert.equal(p.acquire('b').go, false);
+  now = 13_000;
+  assert.equal(p.acquire('b').go, true);
+});
+
 test("a 429's Retry-After blocks every slot until it passes", () => {
   let now = 0;
   const p = new WindowPacer({ windows: ACI_WINDOWS, now: () => now, marginMs: 0 });

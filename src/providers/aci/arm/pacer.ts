@@ -84,6 +84,19 @@ export class WindowPacer {
     return { go: false, ...slot };
   }
 
+  /**
+   * The operation counted at `stamp` was answered now: ACI counted it when it arrived, somewhere
+   * between the two (our own queueing in between can take seconds in a burst), so it is counted
+   * from now on, and never leaves our windows before it leaves ACI's.
+   */
+  confirm(stamp: number): void {
+    const now = this.now();
+    this.cancel(stamp);
+    let i = this.stamps.length;
+    while (i > 0 && (this.stamps[i - 1] ?? 0) > now) i--;
+    this.stamps.splice(i, 0, now);
+  }
+
   /** The operation counted at `stamp` did not happen (a failed request): it leaves the windows. */
   cancel(stamp: number): void {
     const i = this.stamps.lastIndexOf(stamp);
