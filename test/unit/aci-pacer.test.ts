@@ -48,6 +48,13 @@ test("ACI's windows: 250 creations at once go as 100 now, 100 after 5 minutes, 5
   const went = drain(p, clock, keys);
   const times = keys.map((k) => went.get(k) ?? NaN);
   assert.equal(times.filter((t) => t === start).length, 100, 'the first 100 at once');
+  // Each waiting key is told which window holds it back (not a 429).
+  const probe = new WindowPacer({ windows: ACI_WINDOWS, now: () => start, marginMs: 1_000 });
+  for (let i = 0; i < 100; i++) assert.ok(probe.acquire(`x-${i}`).go);
+  for (let i = 100; i < 250; i++) {
+    const d = probe.acquire(`x-${i}`);
+    assert.ok(!d.go && d.window?.windowMs === MIN5, `x-${i} is held back by the 5-minute window`);
+  }
   assert.equal(
     times.filter((t) => t === start + MIN5 + 1_000).length,
     100,
@@ -126,6 +133,21 @@ test('a postponed operation leaves the window but keeps its place in line', () =
   assert.equal(p.acquire('b').go, true, 'b goes at its new slot, before c');
   now = 20_000;
   assert.equal(p.acquire('c').go, false, "b's operation at 10.1 s holds the window until 20.1 s");
+});
+
+test('an operation answered late counts from its answer: the slot after it waits for that', () => {
+  let now = 0;
+  const p = new WindowPacer({ windows: [{ count: 1, windowMs: 10_000 }], now: () => now, marginMs: 0 });
+  const a = p.acquire('a');
+  assert.ok(a.go);
+  now = 3_000; // the request waited in our own queue, and ACI counted it on arrival
+  p.confirm(a.stamp);
+  const b = p.acquire('b');
+  assert.equal(!b.go && b.at, 13_000, 'not before the answered operation leaves the window');
+  now = 10_000;
+  assert.equal(p.acquire('b').go, false);
+  now = 13_000;
+  assert.equal(p.acquire('b').go, true);
 });
 
 test("a 429's Retry-After blocks every slot until it passes", () => {

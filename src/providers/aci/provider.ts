@@ -237,7 +237,7 @@ export class AciProvider implements Provider {
       }
       throw e;
     }
-    this.lastStamp.delete(`creation\u0000${name}`);
+    this.confirmPaced(name, this.creations, 'creation');
     const t = this.watcher.track(name, ref, false);
     t.spec = pod.spec;
     t.provisioningState = created.provisioningState;
@@ -272,7 +272,7 @@ export class AciProvider implements Provider {
       this.paceFailed(name, this.deletions, e, 'deletion');
       throw e;
     }
-    this.lastStamp.delete(`deletion\u0000${name}`);
+    this.confirmPaced(name, this.deletions, 'deletion');
     if (outcome === 'accepted') {
       // ARM is still tearing it down: the contract is "nothing remains", so wait for the 404.
       const deadline = Date.now() + DELETE_WAIT_MS;
@@ -317,6 +317,13 @@ export class AciProvider implements Provider {
       );
     }
     this.lastStamp.set(`${kind}\u0000${name}`, d.stamp);
+  }
+
+  /** The operation was answered: it counts in the windows from its answer, the latest moment ACI can have counted it. */
+  private confirmPaced(name: string, windows: WindowPacer, kind: 'creation' | 'deletion'): void {
+    const stamp = this.lastStamp.get(`${kind}\u0000${name}`);
+    this.lastStamp.delete(`${kind}\u0000${name}`);
+    if (stamp !== undefined) windows.confirm(stamp);
   }
 
   /** A 429 from ACI: every later slot waits out its Retry-After, and this one comes back after it. */

@@ -71,7 +71,7 @@ export class WindowPacer {
     if (held && held.at > now) return { go: false, at: held.at, window: held.window };
     // Without a slot, a key waits behind those holding one (first come, first served).
     if (held) this.slots.delete(key);
-    const ahead = held ? undefined : this.lastSlot();
+    const ahead = held ? undefined : this.lastSlot()?.at;
     if (now >= this.blockedUntil && ahead === undefined) {
       const full = this.fullWindow(this.stamps, now);
       if (!full) {
@@ -82,6 +82,19 @@ export class WindowPacer {
     const slot = this.nextSlot(now, ahead);
     this.slots.set(key, slot);
     return { go: false, ...slot };
+  }
+
+  /**
+   * The operation counted at `stamp` was answered now: ACI counted it when it arrived, somewhere
+   * between the two (our own queueing in between can take seconds in a burst), so it is counted
+   * from now on, and never leaves our windows before it leaves ACI's.
+   */
+  confirm(stamp: number): void {
+    const now = this.now();
+    this.cancel(stamp);
+    let i = this.stamps.length;
+    while (i > 0 && (this.stamps[i - 1] ?? 0) > now) i--;
+    this.stamps.splice(i, 0, now);
   }
 
   /** The operation counted at `stamp` did not happen (a failed request): it leaves the windows. */
@@ -114,9 +127,9 @@ export class WindowPacer {
     return this.slots.size;
   }
 
-  private lastSlot(): number | undefined {
-    let last: number | undefined;
-    for (const s of this.slots.values()) if (last === undefined || s.at > last) last = s.at;
+  private lastSlot(): { at: number; window: PaceWindow | undefined } | undefined {
+    let last: { at: number; window: PaceWindow | undefined } | undefined;
+    for (const s of this.slots.values()) if (last === undefined || s.at > last.at) last = s;
     return last;
   }
 
@@ -132,20 +145,23 @@ export class WindowPacer {
   /** The earliest moment at or after `now` (and after `after`) at which one more operation fits every window. */
   private nextSlot(now: number, after: number | undefined): { at: number; window: PaceWindow | undefined } {
     const events = [...this.stamps, ...[...this.slots.values()].map((s) => s.at)].sort((a, b) => a - b);
-    let at = Math.max(now, after ?? now);
+    // Every event is at or before the slot, so the events in the window ending at it are the latest ones.
     let window: PaceWindow | undefined;
-    if (this.blockedUntil > at) at = this.blockedUntil;
-    // Every event is at or before `at`, so the events in the window ending at `at` are the latest ones.
+    let windowAt = Number.NEGATIVE_INFINITY;
     for (const w of this.windows) {
       const freeing = events.length >= w.count ? events[events.length - w.count] : undefined;
       if (freeing === undefined) continue;
       const fits = freeing + w.windowMs + this.marginMs;
-      if (fits > at) {
-        at = fits;
+      if (fits > windowAt) {
+        windowAt = fits;
         window = w;
       }
     }
-    return { at, window };
+    const at = Math.max(now, after ?? now, windowAt, this.blockedUntil);
+    // What holds it back: a 429 when its Retry-After is the last word, else the fullest window, else
+    // (in line behind slots held back by a window) the window of the slot ahead.
+    if (this.blockedUntil >= at && this.blockedUntil > now) return { at, window: undefined };
+    return { at, window: window ?? this.lastSlot()?.window ?? this.windows[0] };
   }
 
   private prune(now: number): void {
