@@ -140,10 +140,9 @@ test(
       failed[0]?.message ?? '',
       /Exec lifecycle hook .* for Container "main" .* failed - error: command 'sh -c echo nope; exit 7' exited with 7: nope/,
     );
-    const killing = await eventsOf(ns, 'bad-hook', 'Killing');
-    assert.ok(
-      killing.some((e) => /FailedPostStartHook/.test(e.message)),
-      JSON.stringify(killing),
+    // Events follow the status writes (they wait while pod work is queued): wait for them.
+    await waitFor('a Killing Event naming FailedPostStartHook', async () =>
+      (await eventsOf(ns, 'bad-hook', 'Killing')).some((e) => /FailedPostStartHook/.test(e.message)),
     );
 
     // preStop runs before the group goes: its file, written from inside the container, outlives the pod.
@@ -243,10 +242,8 @@ test(
       cs?.state?.terminated?.message ?? '',
       /postStart hook failed: command 'sh -c echo refused; exit 3' exited with 3/,
     );
-    const evs = await eventsOf(ns, 'never', 'FailedPostStartHook');
-    assert.ok(
-      evs.some((e) => /exited with 3: refused/.test(e.message)),
-      JSON.stringify(evs),
+    await waitFor('a FailedPostStartHook Event with the hook’s output', async () =>
+      (await eventsOf(ns, 'never', 'FailedPostStartHook')).some((e) => /exited with 3: refused/.test(e.message)),
     );
     // The emulator stopped the group (ACI's stop) and restarted nothing.
     const after = emu!.stats().callsByOperation;

@@ -40,11 +40,11 @@ test(
         return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'QuotaExceeded' ? p : undefined;
       });
       assert.equal(waiting.status?.phase, 'Pending');
-      const events = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=q-2' });
-      assert.ok(
-        events.items.some((e) => e.reason === 'QuotaExceeded' && e.type === 'Warning'),
-        'a QuotaExceeded event',
-      );
+      // Events follow the status write (they wait while pod work is queued), so wait for it.
+      await waitFor('a QuotaExceeded Warning on q-2', async () => {
+        const events = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=q-2' });
+        return events.items.some((e) => e.reason === 'QuotaExceeded' && e.type === 'Warning');
+      });
 
       await core().deleteNamespacedPod({ name: 'q-0', namespace: ns });
       await waitFor(

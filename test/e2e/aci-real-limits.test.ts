@@ -89,11 +89,15 @@ test(
       third.every((x) => x - (second[0] ?? 0) >= 295_000),
       'the last 50 expected a window after the second hundred',
     );
-    const event = await core().listNamespacedEvent({
-      namespace: ns,
-      fieldSelector: `involvedObject.name=${first.waiting[0]?.metadata?.name ?? ''},reason=CreationPaced`,
+    // Events follow the status writes (they wait while pod work is queued): wait for it.
+    const event = await waitFor('a CreationPaced Event', async () => {
+      const list = await core().listNamespacedEvent({
+        namespace: ns,
+        fieldSelector: `involvedObject.name=${first.waiting[0]?.metadata?.name ?? ''},reason=CreationPaced`,
+      });
+      return list.items[0];
     });
-    assert.match(event.items[0]?.message ?? '', /expected at /, 'a CreationPaced Event with the expected time');
+    assert.match(event.message ?? '', /expected at /, 'a CreationPaced Event with the expected time');
 
     const all = await waitFor(
       `${PODS} Running`,
