@@ -260,7 +260,8 @@ test("creates and deletes are paced under ACI's windows: deferred with a slot ra
       (e: unknown) => e,
     );
     assert.ok(del instanceof ProviderDeferredError && del.reason === 'DeletionPaced');
-    await new Promise((r) => setTimeout(r, Math.max(0, del.retryAt - Date.now())));
+    // A timer may fire a millisecond before Date.now() reaches its end: come back just after the slot.
+    await new Promise((r) => setTimeout(r, Math.max(0, del.retryAt - Date.now()) + 50));
     await paced.provider.deletePod(b, 0);
 
     // Another client of the subscription fills the window: the first 429 defers the create, and
