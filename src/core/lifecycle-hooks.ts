@@ -250,21 +250,8 @@ export class LifecycleHooks {
     if (failures > 1)
       await new Promise((r) => setTimeout(r, Math.min(b.maxMs, b.baseMs * 2 ** (failures - 2))).unref?.());
     if (this.pods.get(ref.uid) !== e || pod.metadata?.deletionTimestamp) return;
-    if (!this.o.provider.restartContainer) {
-      this.o.event(
-        pod,
-        'Warning',
-        'FailedPostStartHook',
-        `Container ${c.name} cannot be killed by this node after its failed postStart hook; it keeps running`,
-      );
-      return;
-    }
-    this.o.event(
-      pod,
-      'Normal',
-      'Killing',
-      `FailedPostStartHook: Container ${c.name} failed post-start hook, will be killed`,
-    );
+    if (!this.o.provider.restartContainer) return this.cannotKill(pod, c);
+    this.killing(pod, c);
     try {
       await this.o.provider.restartContainer(ref, c.name);
     } catch (err) {
@@ -279,25 +266,32 @@ export class LifecycleHooks {
     }
   }
 
-  /** Ends the pod for good: the only way a backend without per-container kill ends one container. */
-  private async stop(pod: V1Pod, c: V1Container, e: PodHooks, error: string): Promise<void> {
-    const ref = refOf(pod);
-    if (e.stopped || pod.metadata?.deletionTimestamp) return;
-    if (!this.o.provider.stopPod) {
-      this.o.event(
-        pod,
-        'Warning',
-        'FailedPostStartHook',
-        `Container ${c.name} cannot be killed by this node after its failed postStart hook; it keeps running`,
-      );
-      return;
-    }
+  /** A backend that can neither restart nor stop the pod leaves the container running, and says so. */
+  private cannotKill(pod: V1Pod, c: V1Container): void {
+    this.o.event(
+      pod,
+      'Warning',
+      'FailedPostStartHook',
+      `Container ${c.name} cannot be killed by this node after its failed postStart hook; it keeps running`,
+    );
+  }
+
+  /** The kubelet's Event before it kills a container after its failed postStart hook. */
+  private killing(pod: V1Pod, c: V1Container): void {
     this.o.event(
       pod,
       'Normal',
       'Killing',
       `FailedPostStartHook: Container ${c.name} failed post-start hook, will be killed`,
     );
+  }
+
+  /** Ends the pod for good: the only way a backend without per-container kill ends one container. */
+  private async stop(pod: V1Pod, c: V1Container, e: PodHooks, error: string): Promise<void> {
+    const ref = refOf(pod);
+    if (e.stopped || pod.metadata?.deletionTimestamp) return;
+    if (!this.o.provider.stopPod) return this.cannotKill(pod, c);
+    this.killing(pod, c);
     // Set before the call: the backend's stopped status can arrive before the call returns, and
     // must already read as this stop (it applies only to a pod the backend reports Failed).
     e.stopped = { container: c.name, error, at: new Date() };

@@ -17,6 +17,7 @@ import { podmanFixture } from '../emulator/podman-fixtures.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
 import { kubectl } from './kubelet-api-support.js';
+import { cond, events, execIn, isReady, probe, read, TOGGLED_PORT } from './probes-support.js';
 import { azureEnv } from './aci-emulator-env.js';
 
 const exec = promisify(execFile);
@@ -60,33 +61,7 @@ after(async () => {
   process.env = saved;
 });
 
-const read = (ns: string, name: string) => core().readNamespacedPod({ name, namespace: ns });
-const cond = (p: V1Pod, type: string) => p.status?.conditions?.find((c) => c.type === type);
-const isReady = (p: V1Pod) => cond(p, 'Ready')?.status === 'True';
-
-async function events(ns: string, name: string): Promise<{ reason: string; message: string; type: string }[]> {
-  const list = await core().listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
-  return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
-}
-
-async function execIn(ns: string, pod: string, container: string, ...cmd: string[]): Promise<void> {
-  const r = await kubectl(['-n', ns, 'exec', pod, '-c', container, '--', ...cmd]);
-  assert.equal(r.code, 0, `exec ${cmd.join(' ')}: ${r.stderr}`);
-}
-
-/**
- * A shell loop that serves HTTP on 8080 while /tmp/closed does not exist. Outside a VNet the
- * emulator publishes a group's declared ports through slirp4netns, whose host side accepts every TCP
- * connection whether or not the container listens (decisions.md): a tcpSocket probe of a declared
- * port passes there anyway, so for public groups "nothing listens" is shown on a port the group does
- * not publish (8081). In a VNet (a subnet configured) the group IP is the pod's own network
- * namespace, and a tcpSocket probe flips with the listener (probes-vnet-podman.test.ts).
- */
-const TOGGLED_PORT =
-  'while true; do if [ -f /tmp/closed ]; then if [ -n "$p" ]; then kill $p; wait $p; p=; fi; ' +
-  'elif [ -z "$p" ]; then httpd -f -p 8080 -h /tmp & p=$!; fi; sleep 0.2; done';
-
-const probe = { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 };
+/** Public groups show "nothing listens" on a port the group does not publish (8081): see TOGGLED_PORT. */
 
 test(
   'tcpSocket readiness: Ready when the port accepts, never Ready when nothing listens',

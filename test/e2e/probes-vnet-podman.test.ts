@@ -12,7 +12,7 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { podmanFixture } from '../emulator/podman-fixtures.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
 import { boundPod, core, startConnector } from './connector-process.js';
-import { kubectl } from './kubelet-api-support.js';
+import { cond, events, execIn, isReady, probe, read, TOGGLED_PORT } from './probes-support.js';
 import { azureEnv } from './aci-emulator-env.js';
 
 let emu: Emulator | undefined;
@@ -23,7 +23,7 @@ const saved = { ...process.env };
 before(async () => {
   fx = await podmanFixture();
   image = fx.image;
-  emu = await startEmulator({ runtime: fx.runtime, limits: { creations: { count: 100_000, windowSeconds: 60 } } });
+  emu = await startEmulator({ runtime: fx.runtime });
   Object.assign(process.env, azureEnv(emu, `probes-vnet-${Math.random().toString(36).slice(2, 8)}`));
 });
 
@@ -32,27 +32,6 @@ after(async () => {
   else await fx?.runtime.close();
   process.env = saved;
 });
-
-const read = (ns: string, name: string) => core().readNamespacedPod({ name, namespace: ns });
-const cond = (p: V1Pod, type: string) => p.status?.conditions?.find((c) => c.type === type);
-const isReady = (p: V1Pod) => cond(p, 'Ready')?.status === 'True';
-
-async function events(ns: string, name: string): Promise<{ reason: string; message: string; type: string }[]> {
-  const list = await core().listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
-  return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
-}
-
-async function execIn(ns: string, pod: string, container: string, ...cmd: string[]): Promise<void> {
-  const r = await kubectl(['-n', ns, 'exec', pod, '-c', container, '--', ...cmd]);
-  assert.equal(r.code, 0, `exec ${cmd.join(' ')}: ${r.stderr}`);
-}
-
-/** Serves HTTP on 8080 while /tmp/closed does not exist; the shell itself keeps running. */
-const TOGGLED_PORT =
-  'while true; do if [ -f /tmp/closed ]; then if [ -n "$p" ]; then kill $p; wait $p; p=; fi; ' +
-  'elif [ -z "$p" ]; then httpd -f -p 8080 -h /tmp & p=$!; fi; sleep 0.2; done';
-
-const probe = { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 };
 
 const SUBNET = '/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci';
 
