@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { V1Pod } from '@kubernetes/client-node';
 import { repoRoot } from '../../devcluster/cluster.js';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { podmanFixture } from '../emulator/podman-fixtures.js';

@@ -7,7 +7,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { V1Pod } from '@kubernetes/client-node';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { podmanFixture } from '../emulator/podman-fixtures.js';
 import { freshNamespace, waitFor } from '../support/cluster.js';
