@@ -45,6 +45,8 @@ export interface StartOptions {
   kubeconfig?: string | null;
   /** Environment for this connector, over the file's (see setConnectorEnv); undefined removes a variable. */
   env?: Record<string, string | undefined>;
+  /** Options for node itself, before the connector's script (--inspect, say). */
+  nodeArgs?: string[];
 }
 
 /** The environment every connector of this test file gets (the file's emulator, say); never written into process.env. */
@@ -65,6 +67,7 @@ export async function startConnector(t: TestContext, opts: StartOptions = {}): P
   const healthFile = join(dir, 'unhealthy');
   const cluster = testCluster();
   const args = [
+    ...(opts.nodeArgs ?? []),
     CONNECTOR_MAIN,
     '--provider',
     'mock',
