@@ -205,3 +205,39 @@ test('the state file: every save resolves once its change is on disk, while writ
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the state file is the whole state after creates, transitions and deletes, though only changed pods are serialized again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mock-state-'));
+  try {
+    const file = join(dir, 'state.json');
+    const p = new MockProvider({ nodeName: 'n', clusterId: 'c', stateFile: file });
+    const seen = statuses(p);
+    for (const uid of ['a', 'b', 'c'])
+      await p.createPod(
+        pod(
+          uid,
+          { 'mock.aci-connector.io/run-ms': '50', 'mock.aci-connector.io/exit-code': '0' },
+          { restartPolicy: 'Never' },
+        ),
+        ctx,
+      );
+    await p.createPod(pod('d'), ctx);
+    await p.deletePod(pod('b'), 0);
+    // a and c exit on their own timers, after the file held them Running.
+    await until('a and c Succeeded', () =>
+      ['a', 'c'].every((u) => seen.some((s) => s.uid === u && s.phase === 'Succeeded')),
+    );
+    await p.close();
+    const onDisk = readMockState(file);
+    assert.deepEqual(Object.keys(onDisk.pods).sort(), ['a', 'c', 'd']);
+    assert.equal(onDisk.pods.a?.status.phase, 'Succeeded');
+    assert.equal(onDisk.pods.c?.status.phase, 'Succeeded');
+    assert.equal(onDisk.pods.d?.status.phase, 'Running');
+    assert.equal(onDisk.calls.b?.deleted, 1);
+    const { StateStore } = await import('../../src/providers/mock/state-store.js');
+    const again = new StateStore(file);
+    assert.deepEqual(JSON.parse(again.serialize()), JSON.parse(JSON.stringify(again.state)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

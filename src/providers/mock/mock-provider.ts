@@ -198,6 +198,7 @@ export class MockProvider implements Provider {
     };
     mp.status = this.pendingStatus(mp);
     this.store.state.pods[ref.uid] = mp;
+    this.store.changed(ref.uid);
     counts.created++;
     this.schedule(mp);
     await this.store.save();
@@ -216,6 +217,7 @@ export class MockProvider implements Provider {
     const mp = this.store.state.pods[ref.uid];
     if (mp) {
       delete this.store.state.pods[ref.uid];
+      this.store.changed(ref.uid);
       counts.deleted++;
       this.clearTimer(ref.uid);
     }
@@ -439,6 +441,7 @@ export class MockProvider implements Provider {
         mp.status = { ...mp.status, containerStatuses: statuses };
       }
     }
+    this.store.changed(mp.ref.uid);
     void this.store.save().catch(() => undefined);
     this.emit(mp);
     this.schedule(mp);
