@@ -4,15 +4,15 @@
  *
  * Rules both sides keep:
  * - The core never knows which backend it drives; a provider never calls the
- *   Kubernetes API. Everything a provider needs from the cluster (Secret and
- *   ConfigMap data, resolved env, the event recorder) comes in a {@link PodContext}.
+ *   Kubernetes API. Everything a provider needs from the cluster (resolved env and
+ *   volume files, pull secrets, the event recorder) comes in a {@link PodContext}.
  * - Calls are serialized per pod by the core (one in flight per pod key), but
  *   different pods are handled concurrently.
  * - Every mutating call must be idempotent: the core retries after errors and after
  *   restarts, and a retried create must never produce a second workload.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { V1ConfigMap, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
+import type { V1Pod, V1PodStatus, V1Secret, V1Volume } from '@kubernetes/client-node';
 
 /** Which probes the core runs itself (a provider leaves them out of its backend's spec), and native sidecars. */
 export { connectorRunsProbe, isSidecar } from './probes/policy.js';
@@ -32,23 +32,41 @@ export interface ResolvedEnvVar {
   sensitive: boolean;
 }
 
+/** One file of a secret, configMap, downwardAPI or projected volume, as the core resolved it. */
+export interface VolumeFile {
+  /** The file's bytes, base64-encoded (what Secret data already is). */
+  content: string;
+  /** The kubelet's mode: the item's `mode`, else the volume's `defaultMode`, else 0644. */
+  mode: number;
+  /** True for Secret data and ServiceAccount tokens: a provider stores it as a secret and never logs it. */
+  sensitive: boolean;
+}
+
+/** A volume's files by relative path ('conf/app.yaml' for nested ones). */
+export type VolumeFiles = ReadonlyMap<string, VolumeFile>;
+
+/** The volume kinds made of files, which the core resolves into {@link PodContext.volumeFiles}. */
+export function isFileVolume(v: V1Volume): boolean {
+  return Boolean(v.secret ?? v.configMap ?? v.downwardAPI ?? v.projected);
+}
+
 /** What the core hands the provider along with a pod. */
 export interface PodContext {
   /** Resolved env per container name (init containers included), in the order a kubelet applies it. */
   env: ReadonlyMap<string, readonly ResolvedEnvVar[]>;
   /**
-   * A Secret this pod references (env, volumes, projected sources, azureFile, imagePullSecrets), as
-   * the core's reference resolver fetched and watches it; undefined when absent or not referenced
-   * by this pod. Mandatory references were checked before createPod: the pod waits for them.
+   * The files of each secret, configMap, downwardAPI and projected volume, by volume name, as the
+   * core resolved them before this call (keys, item paths, modes, optional sources, downward API
+   * values, ServiceAccount tokens). Files marked sensitive are Secret data or tokens: store them as
+   * secrets and never log them. A provider maps these files; it does not build them.
+   */
+  volumeFiles: ReadonlyMap<string, VolumeFiles>;
+  /**
+   * A Secret this pod references, for what is not files: imagePullSecrets and azureFile's account
+   * key. As the core's reference resolver fetched and watches it; undefined when absent or not
+   * referenced by this pod. Mandatory references were checked before createPod: the pod waits for them.
    */
   getSecret(name: string): Promise<V1Secret | undefined>;
-  /** A ConfigMap this pod references, as for getSecret. */
-  getConfigMap(name: string): Promise<V1ConfigMap | undefined>;
-  /**
-   * A token for a projected serviceAccountToken volume: a TokenRequest bound to this pod, reused
-   * by the core until 80 % of its life. There is no call to replace it in a running pod.
-   */
-  getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
   /**
    * Records a Kubernetes Event on the pod (shown by `kubectl describe pod`), during this
    * call only: events noticed later go through {@link Provider.onEvent}.
@@ -145,6 +163,13 @@ export interface Provider {
    * {@link TransientProviderError} for anything worth retrying.
    */
   createPod(pod: V1Pod, ctx: PodContext): Promise<void>;
+  /**
+   * What a container gets in the backend, in base units (cores, bytes), for a downward API volume's
+   * resourceFieldRef (`limits.cpu`, `requests.memory`, …); undefined when unknown (the pod is then
+   * rejected). Only the backend knows its defaults for unset values. Without it the core uses the
+   * kubelet's rule: the declared value, else node allocatable for a limit.
+   */
+  containerResource?(pod: V1Pod, container: string, resource: string): number | undefined;
   /** Apply a spec change the backend can apply in place (most backends: none). */
   updatePod(pod: V1Pod, ctx: PodContext): Promise<void>;
   /**

@@ -1,10 +1,19 @@
 /** Shared fixtures for the ACI provider's unit tests (a fake PodContext and pod builders). */
 import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { PodContext, ResolvedEnvVar } from '../../src/core/provider.js';
-import type { MappingOptions } from '../../src/providers/aci/mapping/pod-to-group.js';
+import { resolveVolumeFiles } from '../../src/core/volume-files.js';
+import {
+  aciContainerResource,
+  podToContainerGroup,
+  type MappedGroup,
+  type MappingOptions,
+} from '../../src/providers/aci/mapping/pod-to-group.js';
 
+/** A PodContext plus what the core's volume-file resolver reads (ConfigMaps, a token). */
 export interface FakeContext extends PodContext {
   events: { type: string; reason: string; message: string }[];
+  getConfigMap(name: string): Promise<V1ConfigMap | undefined>;
+  getServiceAccountToken?(audience: string | undefined, expirationSeconds: number): Promise<string | undefined>;
 }
 
 export function fakeContext(
@@ -19,6 +28,7 @@ export function fakeContext(
   const events: FakeContext['events'] = [];
   const ctx: FakeContext = {
     env: new Map(Object.entries(opts.env ?? {})),
+    volumeFiles: new Map(),
     events,
     getSecret: async (name: string): Promise<V1Secret | undefined> => {
       const data = opts.secrets?.[name];
@@ -61,3 +71,17 @@ export const mappingOptions: MappingOptions = {
   defaults: { cpu: 1, memoryInGB: 1.5 },
   maximums: { cpu: 4, memoryInGB: 16 },
 };
+
+/**
+ * What the connector does with a pod: the core resolves its volume files (with the ACI provider's
+ * resource lookup, as Provider.containerResource hands it), then the ACI mapping maps the pod.
+ */
+export async function mapPod(p: V1Pod, ctx: FakeContext, o: MappingOptions = mappingOptions): Promise<MappedGroup> {
+  const volumeFiles = await resolveVolumeFiles(p, {
+    getSecret: ctx.getSecret,
+    getConfigMap: ctx.getConfigMap,
+    ...(ctx.getServiceAccountToken ? { getServiceAccountToken: ctx.getServiceAccountToken } : {}),
+    resources: (container, resource) => aciContainerResource(p, o, container, resource),
+  });
+  return podToContainerGroup(p, { ...ctx, volumeFiles }, o);
+}

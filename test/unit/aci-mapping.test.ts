@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
-import { PLACEHOLDER_PORT, podToContainerGroup } from '../../src/providers/aci/mapping/pod-to-group.js';
+import { PLACEHOLDER_PORT } from '../../src/providers/aci/mapping/pod-to-group.js';
 import { ANNOTATION } from '../../src/providers/aci/mapping/annotations.js';
 import { TAG } from '../../src/providers/aci/naming.js';
-import { fakeContext, mappingOptions as opts, pod } from './aci-fixtures.js';
+import { fakeContext, mapPod, mappingOptions as opts, pod } from './aci-fixtures.js';
 
 async function rejection(p: ReturnType<typeof pod>, ctx = fakeContext()): Promise<PodRejectedError> {
   try {
-    await podToContainerGroup(p, ctx, opts);
+    await mapPod(p, ctx, opts);
   } catch (e) {
     assert.ok(e instanceof PodRejectedError, `expected PodRejectedError, got ${String(e)}`);
     return e;
@@ -17,7 +17,7 @@ async function rejection(p: ReturnType<typeof pod>, ctx = fakeContext()): Promis
 }
 
 test('a minimal pod becomes a Linux group with defaults, tags and location', async () => {
-  const { name, group } = await podToContainerGroup(pod(), fakeContext(), opts);
+  const { name, group } = await mapPod(pod(), fakeContext(), opts);
   assert.match(name, /^default-web-[0-9a-f]{10}$/);
   assert.equal(group.location, 'westus');
   assert.equal(group.osType, 'Linux');
@@ -39,13 +39,13 @@ test('command and args combine as a kubelet does, with $(VAR) expansion', async 
       { name: 'app', image: 'busybox', command: ['sh', '-c'], args: ['echo $(GREETING) $$(HOME) $(MISSING)'] },
     ],
   });
-  const { group } = await podToContainerGroup(p, fakeContext({ env }), opts);
+  const { group } = await mapPod(p, fakeContext({ env }), opts);
   assert.deepEqual(group.containers[0]?.command, ['sh', '-c', 'echo hi $(HOME) $(MISSING)']);
 });
 
 test('command alone replaces the entrypoint', async () => {
   const p = pod({ containers: [{ name: 'app', image: 'busybox', command: ['sleep', '10'] }] });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(group.containers[0]?.command, ['sleep', '10']);
 });
 
@@ -59,7 +59,7 @@ test('args without command are rejected unless the image entrypoint is given by 
   p.metadata!.annotations = {
     [ANNOTATION.imageEntrypoints]: JSON.stringify({ app: ['/docker-entrypoint.sh', 'nginx'] }),
   };
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(group.containers[0]?.command, ['/docker-entrypoint.sh', 'nginx', '-g', 'daemon off;']);
 });
 
@@ -71,7 +71,7 @@ test('secret env becomes secureValue, plain env stays value, later duplicates wi
       { name: 'A', value: 'two', sensitive: false },
     ],
   };
-  const { group } = await podToContainerGroup(pod(), fakeContext({ env }), opts);
+  const { group } = await mapPod(pod(), fakeContext({ env }), opts);
   assert.deepEqual(group.containers[0]?.environmentVariables, [
     { name: 'PASSWORD', secureValue: 's3cret' },
     { name: 'A', value: 'two' },
@@ -101,7 +101,7 @@ test('unresolved valueFrom without the core’s env is a transient error', async
       { name: 'app', image: 'x', env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] },
     ],
   });
-  await assert.rejects(podToContainerGroup(p, fakeContext(), opts), TransientProviderError);
+  await assert.rejects(mapPod(p, fakeContext(), opts), TransientProviderError);
 });
 
 test('resources: requests, limit fallback, rounding up, group total and limit clamping', async () => {
@@ -116,7 +116,7 @@ test('resources: requests, limit fallback, rounding up, group total and limit cl
       { name: 'c', image: 'x' },
     ],
   });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   const [a, b, c] = group.containers;
   // 300Mi = 314572800 B → 0.4 GB (rounded up); 333m → 0.34 cores.
   assert.deepEqual(a?.resources.requests, { cpu: 0.25, memoryInGB: 0.4 });
@@ -148,7 +148,7 @@ test('ports give a public IP by default; annotations choose Private, None and a 
       { name: 'side', image: 'x', ports: [{ containerPort: 80 }] },
     ],
   });
-  let { group } = await podToContainerGroup(p, fakeContext(), opts);
+  let { group } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(group.containers[0]?.ports, [
     { port: 80, protocol: 'TCP' },
     { port: 53, protocol: 'UDP' },
@@ -162,18 +162,18 @@ test('ports give a public IP by default; annotations choose Private, None and a 
   });
 
   p.metadata!.annotations = { [ANNOTATION.dnsNameLabel]: 'my-web' };
-  ({ group } = await podToContainerGroup(p, fakeContext(), opts));
+  ({ group } = await mapPod(p, fakeContext(), opts));
   assert.equal(group.ipAddress?.dnsNameLabel, 'my-web');
 
   p.metadata!.annotations = { [ANNOTATION.ipAddressType]: 'None' };
-  ({ group } = await podToContainerGroup(p, fakeContext(), opts));
+  ({ group } = await mapPod(p, fakeContext(), opts));
   assert.equal(group.ipAddress, undefined);
 
   p.metadata!.annotations = { [ANNOTATION.ipAddressType]: 'Private' };
   assert.match((await rejection(p)).message, /subnet/);
   const subnet = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/aci';
   p.metadata!.annotations = { [ANNOTATION.ipAddressType]: 'private', [ANNOTATION.subnetIds]: subnet };
-  ({ group } = await podToContainerGroup(p, fakeContext(), opts));
+  ({ group } = await mapPod(p, fakeContext(), opts));
   assert.equal(group.ipAddress?.type, 'Private');
   assert.deepEqual(group.subnetIds, [{ id: subnet }]);
 
@@ -192,7 +192,7 @@ test('in a VNet every group gets a private IP: a pod without ports declares a pl
       { name: 'side', image: 'x' },
     ],
   });
-  const inVnet = await podToContainerGroup(bare, fakeContext(), vnet);
+  const inVnet = await mapPod(bare, fakeContext(), vnet);
   assert.deepEqual(inVnet.group.ipAddress, { type: 'Private', ports: [PLACEHOLDER_PORT] });
   assert.deepEqual(inVnet.group.containers[0]?.ports, [PLACEHOLDER_PORT], "ACI's IP ports must be container ports");
   assert.equal(inVnet.group.containers[1]?.ports, undefined);
@@ -201,19 +201,19 @@ test('in a VNet every group gets a private IP: a pod without ports declares a pl
 
   // Declared ports are used as they are, and stay private in a VNet.
   const web = pod({ containers: [{ name: 'app', image: 'nginx', ports: [{ containerPort: 80 }] }] });
-  assert.deepEqual((await podToContainerGroup(web, fakeContext(), vnet)).group.ipAddress, {
+  assert.deepEqual((await mapPod(web, fakeContext(), vnet)).group.ipAddress, {
     type: 'Private',
     ports: [{ port: 80, protocol: 'TCP' }],
   });
 
   // Outside a VNet: no public port is ever invented; the reason comes back for an Event.
-  const outside = await podToContainerGroup(bare, fakeContext(), opts);
+  const outside = await mapPod(bare, fakeContext(), opts);
   assert.equal(outside.group.ipAddress, undefined);
   assert.match(outside.noIpReason ?? '', /no containerPort.*ACI_SUBNET_IDS/);
   // Asked for None: no IP and nothing to explain.
   const none = pod({ containers: [{ name: 'app', image: 'nginx' }] });
   none.metadata!.annotations = { [ANNOTATION.ipAddressType]: 'None' };
-  const asked = await podToContainerGroup(none, fakeContext(), vnet);
+  const asked = await mapPod(none, fakeContext(), vnet);
   assert.equal(asked.group.ipAddress, undefined);
   assert.equal(asked.noIpReason, undefined);
   // Public without ports is refused rather than opening a port to the internet.
@@ -223,7 +223,7 @@ test('in a VNet every group gets a private IP: a pod without ports declares a pl
 
 test('priority and sku annotations', async () => {
   const p = pod({}, { annotations: { [ANNOTATION.priority]: 'Spot', [ANNOTATION.sku]: 'Dedicated' } });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.equal(group.priority, 'Spot');
   assert.equal(group.sku, 'Dedicated');
   const q = pod({}, { annotations: { [ANNOTATION.priority]: 'Cheap' } });
@@ -245,7 +245,7 @@ test('probes: exec and httpGet with named ports go to ACI; tcpSocket, gRPC and g
       },
     ],
   });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(group.containers[0]?.livenessProbe, {
     exec: { command: ['cat', '/tmp/ok'] },
     periodSeconds: 5,
@@ -263,7 +263,7 @@ test('probes: exec and httpGet with named ports go to ACI; tcpSocket, gRPC and g
       { name: 'app', image: 'x', readinessProbe: { tcpSocket: { port: 80 } }, livenessProbe: { grpc: { port: 9090 } } },
     ],
   });
-  const tg = (await podToContainerGroup(tcp, fakeContext(), opts)).group.containers[0];
+  const tg = (await mapPod(tcp, fakeContext(), opts)).group.containers[0];
   assert.equal(tg?.readinessProbe, undefined, 'the connector runs tcpSocket probes');
   assert.equal(tg?.livenessProbe, undefined, 'the connector runs gRPC probes');
   // A startupProbe gates the others, which ACI cannot do: the connector runs all three.
@@ -278,7 +278,7 @@ test('probes: exec and httpGet with named ports go to ACI; tcpSocket, gRPC and g
       },
     ],
   });
-  const sg = (await podToContainerGroup(startup, fakeContext(), opts)).group.containers[0];
+  const sg = (await mapPod(startup, fakeContext(), opts)).group.containers[0];
   assert.equal(sg?.livenessProbe, undefined);
   assert.equal(sg?.readinessProbe, undefined);
   // httpGet.host is refused only where ACI runs the probe.
@@ -300,7 +300,7 @@ test('a native sidecar (init container with restartPolicy Always) becomes a regu
     ],
     containers: [{ name: 'app', image: 'nginx', resources: { requests: { cpu: '500m', memory: '512Mi' } } }],
   });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(
     group.initContainers?.map((c) => c.name),
     ['setup'],
@@ -410,7 +410,7 @@ test('restartPolicy, init containers and volumeMounts', async () => {
     ],
     volumes: [{ name: 'work', emptyDir: { medium: 'Memory' } }],
   });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.equal(group.restartPolicy, 'OnFailure');
   assert.deepEqual(group.initContainers, [
     {
@@ -433,7 +433,7 @@ test('imagePullSecrets: .dockerconfigjson and .dockercfg become registry credent
   const cfg = JSON.stringify({ 'other.io': { username: 'user2', password: 'pw2' } });
   const ctx = fakeContext({ secrets: { j: { '.dockerconfigjson': json }, c: { '.dockercfg': cfg } } });
   const p = pod({ imagePullSecrets: [{ name: 'j' }, { name: 'c' }, { name: 'gone' }] });
-  const { group } = await podToContainerGroup(p, ctx, opts);
+  const { group } = await mapPod(p, ctx, opts);
   assert.deepEqual(group.imageRegistryCredentials, [
     { server: 'myreg.azurecr.io', username: 'user1', password: 'pw1' },
     { server: 'other.io', username: 'user2', password: 'pw2' },
@@ -451,7 +451,7 @@ test('dnsConfig maps where ACI can express it', async () => {
       options: [{ name: 'ndots', value: '2' }, { name: 'edns0' }],
     },
   });
-  const { group } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(group.dnsConfig, {
     nameServers: ['1.1.1.1'],
     searchDomains: 'a.local b.local',
@@ -459,16 +459,12 @@ test('dnsConfig maps where ACI can express it', async () => {
   });
   const noNs = pod({ dnsConfig: { searches: ['a.local'] } });
   assert.equal((await rejection(noNs)).field, 'spec.dnsConfig.nameservers');
-  const { group: plain } = await podToContainerGroup(pod({ dnsPolicy: 'ClusterFirst' }), fakeContext(), opts);
+  const { group: plain } = await mapPod(pod({ dnsPolicy: 'ClusterFirst' }), fakeContext(), opts);
   assert.equal(plain.dnsConfig, undefined);
 });
 
 test('nodeSelector kubernetes.io/os: windows gives a Windows group', async () => {
-  const { group } = await podToContainerGroup(
-    pod({ nodeSelector: { 'kubernetes.io/os': 'windows' } }),
-    fakeContext(),
-    opts,
-  );
+  const { group } = await mapPod(pod({ nodeSelector: { 'kubernetes.io/os': 'windows' } }), fakeContext(), opts);
   assert.equal(group.osType, 'Windows');
   const err = await rejection(
     pod({ nodeSelector: { 'kubernetes.io/os': 'windows' }, initContainers: [{ name: 'i', image: 'x' }] }),

@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PodRejectedError } from '../../src/core/provider.js';
-import { ACI_MAX_VOLUMES, podToContainerGroup } from '../../src/providers/aci/mapping/pod-to-group.js';
+import { ACI_MAX_VOLUMES } from '../../src/providers/aci/mapping/pod-to-group.js';
 import { UNCONFINED_SECCOMP } from '../../src/providers/aci/mapping/security-context.js';
 import { securityFlags } from '../../src/emulator/runtimes/podman/security.js';
 import type { PodmanCli } from '../../src/emulator/runtimes/podman/podman-cli.js';
-import { fakeContext, mappingOptions as opts, pod } from './aci-fixtures.js';
+import { fakeContext, mapPod, mappingOptions as opts, pod } from './aci-fixtures.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -31,7 +31,7 @@ test('securityContext: capabilities, user, group, no privilege escalation and se
     initContainers: [{ name: 'init', image: 'x', securityContext: { capabilities: { drop: ['ALL'] } } }],
   });
   const ctx = fakeContext();
-  const { group, notes } = await podToContainerGroup(p, ctx, opts);
+  const { group, notes } = await mapPod(p, ctx, opts);
   assert.deepEqual(group.containers[0]?.securityContext, {
     runAsUser: 2000,
     runAsGroup: 3000,
@@ -57,7 +57,7 @@ test('hardening fields ACI has no field for are dropped and noted in ONE Event, 
     securityContext: { fsGroup: 2000, runAsNonRoot: true, seLinuxOptions: { level: 's0' } },
     containers: [{ name: 'app', image: 'x', securityContext: { readOnlyRootFilesystem: true, privileged: false } }],
   });
-  const { group, notes } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group, notes } = await mapPod(p, fakeContext(), opts);
   assert.equal(group.containers[0]?.securityContext, undefined);
   assert.equal(notes?.length, 1);
   const [n] = notes ?? [];
@@ -76,15 +76,11 @@ test('hardening fields ACI has no field for are dropped and noted in ONE Event, 
     containers: [{ name: 'a', image: 'x', securityContext: { runAsUser: 0 } }],
   });
   await assert.rejects(
-    podToContainerGroup(root, fakeContext(), opts),
+    mapPod(root, fakeContext(), opts),
     (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.containers[0].securityContext.runAsUser',
   );
   // With runAsUser set, runAsNonRoot is enforced by the mapping, so nothing is noted.
-  const ok = await podToContainerGroup(
-    pod({ securityContext: { runAsNonRoot: true, runAsUser: 1000 } }),
-    fakeContext(),
-    opts,
-  );
+  const ok = await mapPod(pod({ securityContext: { runAsNonRoot: true, runAsUser: 1000 } }), fakeContext(), opts);
   assert.equal(ok.notes, undefined);
 });
 
@@ -99,7 +95,7 @@ test('a limit above the group total request is clamped, with a note naming conta
       { name: 'side', image: 'x', resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '500m' } } },
     ],
   });
-  const { group, notes } = await podToContainerGroup(p, fakeContext(), opts);
+  const { group, notes } = await mapPod(p, fakeContext(), opts);
   assert.deepEqual(group.containers[0]?.resources.limits, { cpu: 0.75, memoryInGB: 0.9 });
   assert.deepEqual(group.containers[1]?.resources.limits, { cpu: 0.5 });
   assert.equal(notes?.length, 1);
@@ -109,7 +105,7 @@ test('a limit above the group total request is clamped, with a note naming conta
     /container web cpu limit 4 lowered to 0\.75 CPU; container web memory limit 8Gi lowered to 0\.9 GB/,
   );
   assert.doesNotMatch(notes?.[0]?.message ?? '', /side/);
-  const within = await podToContainerGroup(
+  const within = await mapPod(
     pod({ containers: [{ name: 'a', image: 'x', resources: { requests: { cpu: '1' }, limits: { cpu: '1' } } }] }),
     fakeContext(),
     opts,
@@ -145,7 +141,7 @@ test('files in subdirectories become one ACI secret volume per directory, mounte
       },
     ],
   });
-  const { group } = await podToContainerGroup(p, ctx, opts);
+  const { group } = await mapPod(p, ctx, opts);
   assert.deepEqual(group.volumes, [
     { name: 'cfg', secret: { 'main.yaml': b64('m') } },
     { name: 'cfg-d1', secret: { 'nested.yaml': b64('n') } },
@@ -166,7 +162,7 @@ test('files in subdirectories become one ACI secret volume per directory, mounte
       { name: 's-d1', emptyDir: {} },
     ],
   });
-  const g2 = (await podToContainerGroup(only, ctx, opts)).group;
+  const g2 = (await mapPod(only, ctx, opts)).group;
   assert.deepEqual(g2.volumes, [
     { name: 's-d2', secret: { b: b64('C') } },
     { name: 's-d1', emptyDir: {} },
@@ -188,12 +184,12 @@ test('files in subdirectories become one ACI secret volume per directory, mounte
     ],
   });
   await assert.rejects(
-    podToContainerGroup(clash, ctx, opts),
+    mapPod(clash, ctx, opts),
     (e: unknown) => e instanceof PodRejectedError && e.message.includes("'a' is both a file and a directory"),
   );
   const climb = pod({ volumes: [{ name: 's', secret: { secretName: 'tls', items: [{ key: 'crt', path: '../b' }] } }] });
   await assert.rejects(
-    podToContainerGroup(climb, ctx, opts),
+    mapPod(climb, ctx, opts),
     (e: unknown) => e instanceof PodRejectedError && e.field === 'spec.volumes[0].secret.items[0].path',
   );
 });
@@ -201,7 +197,7 @@ test('files in subdirectories become one ACI secret volume per directory, mounte
 test('38 volume mounts over 20 volumes map; more than 20 ACI volumes are refused naming the limit', async () => {
   const volumes = Array.from({ length: ACI_MAX_VOLUMES }, (_, i) => ({ name: `v${i}`, emptyDir: {} }));
   const mounts = Array.from({ length: 38 }, (_, i) => ({ name: `v${i % 19}`, mountPath: `/m/${i}` }));
-  const { group } = await podToContainerGroup(
+  const { group } = await mapPod(
     pod({ containers: [{ name: 'app', image: 'x', volumeMounts: mounts }], volumes }),
     fakeContext(),
     opts,
@@ -211,7 +207,7 @@ test('38 volume mounts over 20 volumes map; more than 20 ACI volumes are refused
 
   const many = Array.from({ length: 38 }, (_, i) => ({ name: `v${i}`, emptyDir: {} }));
   await assert.rejects(
-    podToContainerGroup(
+    mapPod(
       pod({
         containers: [
           { name: 'app', image: 'x', volumeMounts: many.map((v, i) => ({ name: v.name, mountPath: `/m/${i}` })) },

@@ -243,7 +243,7 @@ class FakeTarget implements Provider {
 const ctx: PodContext = {
   env: new Map(),
   getSecret: async () => undefined,
-  getConfigMap: async () => undefined,
+  volumeFiles: new Map(),
   recordEvent: () => undefined,
 };
 

@@ -1,14 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PodRejectedError, TransientProviderError } from '../../src/core/provider.js';
-import { podToContainerGroup } from '../../src/providers/aci/mapping/pod-to-group.js';
-import { fakeContext, mappingOptions as opts, pod } from './aci-fixtures.js';
+import { fakeContext, mapPod, mappingOptions as opts, pod } from './aci-fixtures.js';
 import type { V1Volume } from '@kubernetes/client-node';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 async function volume(v: V1Volume, ctx = fakeContext(), meta = {}) {
-  const { group } = await podToContainerGroup(pod({ volumes: [v] }, meta), ctx, opts);
+  const { group } = await mapPod(pod({ volumes: [v] }, meta), ctx, opts);
   return group.volumes?.[0];
 }
 

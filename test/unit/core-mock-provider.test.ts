@@ -16,7 +16,7 @@ import { waitFor } from '../support/wait.js';
 const ctx: PodContext = {
   env: new Map(),
   getSecret: async () => undefined,
-  getConfigMap: async () => undefined,
+  volumeFiles: new Map(),
   recordEvent: () => undefined,
 };
 

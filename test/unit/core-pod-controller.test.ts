@@ -302,7 +302,7 @@ test('events from the provider reach pods it holds, adopted ones included; other
   await mock.createPod(adopted, {
     env: new Map(),
     getSecret: async () => undefined,
-    getConfigMap: async () => undefined,
+    volumeFiles: new Map(),
     recordEvent: () => undefined,
   });
   const h = harness(t, mock);

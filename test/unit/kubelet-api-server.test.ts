@@ -30,7 +30,7 @@ const ctx: PodContext = {
     ],
   ]),
   getSecret: async () => undefined,
-  getConfigMap: async () => undefined,
+  volumeFiles: new Map(),
   recordEvent: () => undefined,
 };
 

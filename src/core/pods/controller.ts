@@ -32,6 +32,7 @@ import {
   type ProviderPodStatus,
 } from '../provider.js';
 import { missingVolumeRefs, podReferences, refKey, type RefKind } from '../references.js';
+import { kubeletResources, resolveVolumeFiles } from '../volume-files.js';
 import { WorkQueue } from '../work-queue.js';
 import type { Prober } from '../probes/prober.js';
 import { proberFor } from '../probes/seam.js';
@@ -482,18 +483,32 @@ export class PodController {
     );
   }
 
-  private context(pod: V1Pod, env: PodContext['env']): PodContext {
+  /**
+   * What the provider gets with the pod: its env, its volumes' files (resolved here, after the
+   * missing-reference wait, so every provider gets the same files) and its pull/azureFile Secrets.
+   * Throws the volume files' errors (TransientProviderError, PodRejectedError) as a provider would.
+   */
+  private async context(pod: V1Pod, env: PodContext['env']): Promise<PodContext> {
     const ns = pod.metadata?.namespace ?? '';
     // Only what this pod references, as the resolver fetched it (a provider never sees other objects).
     const refs = podReferences(pod);
     const tokens = this.o.tokens;
-    return {
-      env,
-      getSecret: async (name) => (refs.secrets.has(name) ? this.o.refs.getSecret(ns, name) : undefined),
+    const provider = this.o.provider;
+    const getSecret = async (name: string) => (refs.secrets.has(name) ? this.o.refs.getSecret(ns, name) : undefined);
+    const volumeFiles = await resolveVolumeFiles(pod, {
+      getSecret,
       getConfigMap: async (name) => (refs.configMaps.has(name) ? this.o.refs.getConfigMap(ns, name) : undefined),
       ...(tokens
         ? { getServiceAccountToken: (audience, expirationSeconds) => tokens.get(pod, audience, expirationSeconds) }
         : {}),
+      resources: provider.containerResource
+        ? (container, resource) => provider.containerResource?.(pod, container, resource)
+        : kubeletResources(pod, this.allocatable),
+    });
+    return {
+      env,
+      volumeFiles,
+      getSecret,
       recordEvent: (type, reason, message) => this.event(pod, { type, reason, message }),
     };
   }
@@ -527,7 +542,7 @@ export class PodController {
       r.incarnations.set(uid, inc);
     }
     try {
-      await this.timed('create', () => this.o.provider.createPod(pod, this.context(pod, env)));
+      await this.timed('create', async () => this.o.provider.createPod(pod, await this.context(pod, env)));
     } catch (err) {
       if (err instanceof PodRejectedError) {
         this.untrack(r, uid);
@@ -621,7 +636,7 @@ export class PodController {
   private async update(r: PodRecord, pod: V1Pod, env: PodContext['env']): Promise<void> {
     const inc = r.incarnations.get(pod.metadata?.uid ?? '');
     try {
-      await this.timed('update', () => this.o.provider.updatePod(pod, this.context(pod, env)));
+      await this.timed('update', async () => this.o.provider.updatePod(pod, await this.context(pod, env)));
     } catch (err) {
       if (!(err instanceof PodRejectedError)) throw err;
       this.o.log.info({ pod: r.key, reason: err.reason, field: err.field }, 'provider cannot apply the spec change');

@@ -36,7 +36,7 @@ import { createCredential, tlsOptionsFor } from './arm/credential.js';
 import { ArmRequestError } from './errors.js';
 import { AciNodeHealth } from './health.js';
 import { containerGroupName, identityFromTags } from './naming.js';
-import { podToContainerGroup, type MappingOptions } from './mapping/pod-to-group.js';
+import { aciContainerResource, podToContainerGroup, type MappingOptions } from './mapping/pod-to-group.js';
 import { ImageConfigResolver, type ImageConfigSource } from './image-config.js';
 import { mapPool } from '../../common/pool.js';
 import { StatusWatcher } from './status-watcher.js';
@@ -194,6 +194,10 @@ export class AciProvider implements Provider {
       podName: ref.name,
       podUid: ref.uid,
     });
+  }
+
+  containerResource(pod: V1Pod, container: string, resource: string): number | undefined {
+    return aciContainerResource(pod, this.mapping, container, resource);
   }
 
   async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {

@@ -195,6 +195,7 @@ export class MockProvider implements Provider {
           ),
         ]),
       ),
+      volumes: recordedVolumes(ctx.volumeFiles),
     };
     mp.status = this.pendingStatus(mp);
     this.store.state.pods[ref.uid] = mp;
@@ -480,4 +481,20 @@ export class MockProvider implements Provider {
       })),
     };
   }
+}
+
+/** The volume files as the state file keeps them: sensitive contents only as a sha256. */
+function recordedVolumes(volumes: PodContext['volumeFiles']): NonNullable<MockPod['volumes']> {
+  const out: NonNullable<MockPod['volumes']> = {};
+  for (const [name, files] of volumes) {
+    const rec: NonNullable<MockPod['volumes']>[string] = {};
+    for (const [path, f] of files) {
+      const bytes = Buffer.from(f.content, 'base64');
+      rec[path] = f.sensitive
+        ? { mode: f.mode, sha256: createHash('sha256').update(bytes).digest('hex') }
+        : { mode: f.mode, value: bytes.toString('utf8') };
+    }
+    out[name] = rec;
+  }
+  return out;
 }

@@ -39,6 +39,12 @@ export interface MockPod {
    * values are stored only as a sha256 hex digest, never in clear.
    */
   env: Record<string, Array<{ name: string; value?: string; sha256?: string }>>;
+  /**
+   * The files the core resolved for each secret, configMap, downwardAPI and projected volume, by
+   * volume name and path: text in `value`, or for sensitive files (Secret data, tokens) only the
+   * sha256 hex digest of their bytes. Absent in older state files.
+   */
+  volumes?: Record<string, Record<string, { mode: number; value?: string; sha256?: string }>>;
 }
 
 export interface CallCounts {

@@ -1,6 +1,6 @@
 /**
- * A pod → the container group that runs it. Pure apart from reading Secrets,
- * ConfigMaps and tokens through the PodContext the core hands in.
+ * A pod → the container group that runs it. Pure apart from reading pull and azureFile
+ * Secrets through the PodContext the core hands in; volume files come resolved in it.
  */
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type {
@@ -37,7 +37,7 @@ import {
 } from './resources.js';
 import { droppedFieldsMessage, mapSecurityContext } from './security-context.js';
 import { validatePodForAci } from './validate.js';
-import { mapVolumeParts, type ResourceLookup } from './volumes.js';
+import { mapVolumeParts } from './volumes.js';
 import { parseQuantity } from '../../../common/quantity.js';
 
 export interface MappingOptions {
@@ -265,17 +265,13 @@ function mapInitContainer(
 }
 
 /** The pod's volumes as ACI volumes, at most ACI's 20, and where each is mounted. */
-async function mapVolumes(
-  pod: V1Pod,
-  ctx: PodContext,
-  lookup: ResourceLookup,
-): Promise<{ volumes: Volume[]; layout: VolumeLayout }> {
+async function mapVolumes(pod: V1Pod, ctx: PodContext): Promise<{ volumes: Volume[]; layout: VolumeLayout }> {
   const podVolumes = pod.spec?.volumes ?? [];
   const taken = new Set(podVolumes.map((v) => v.name));
   const volumes: Volume[] = [];
   const layout: VolumeLayout = new Map();
   for (const [i, v] of podVolumes.entries()) {
-    const parts = await mapVolumeParts(pod, ctx, v, i, lookup);
+    const parts = await mapVolumeParts(ctx, v, i);
     const placed: { name: string; subdir: string }[] = [];
     let n = 0;
     for (const part of parts) {
@@ -435,30 +431,6 @@ async function pullCredentials(pod: V1Pod, ctx: PodContext): Promise<ImageRegist
   return out;
 }
 
-function resourceLookup(pod: V1Pod, res: AciContainerResources[]): ResourceLookup {
-  return (container, resource) => {
-    const i = pod.spec?.containers.findIndex((c) => c.name === container) ?? -1;
-    const c = pod.spec?.containers[i];
-    const r = res[i];
-    if (!c || !r) return undefined;
-    const [kind, name] = resource.split('.') as [string, string | undefined];
-    const declared = kind === 'limits' ? c.resources?.limits : kind === 'requests' ? c.resources?.requests : undefined;
-    if (name !== 'cpu' && name !== 'memory') return undefined;
-    const q = declared?.[name];
-    if (q !== undefined) return parseQuantity(q);
-    // Unset: report what the container actually gets on ACI.
-    const eff =
-      kind === 'limits'
-        ? name === 'cpu'
-          ? (r.limits?.cpu ?? r.requests.cpu)
-          : (r.limits?.memoryInGB ?? r.requests.memoryInGB)
-        : name === 'cpu'
-          ? r.requests.cpu
-          : r.requests.memoryInGB;
-    return name === 'memory' ? eff * 1e9 : eff;
-  };
-}
-
 export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: MappingOptions): Promise<MappedGroup> {
   validatePodForAci(pod);
   const spec = pod.spec!;
@@ -492,7 +464,7 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
     opts.maximums,
     (c) => clamps.push(c),
   );
-  const { volumes, layout } = await mapVolumes(pod, ctx, resourceLookup(pod, resources));
+  const { volumes, layout } = await mapVolumes(pod, ctx);
   const dropped: string[] = [];
   const containers = [
     ...spec.containers.map((c, i) =>
@@ -559,4 +531,50 @@ export async function podToContainerGroup(pod: V1Pod, ctx: PodContext, opts: Map
   if (noIpReason) out.noIpReason = noIpReason;
   if (notes.length) out.notes = notes;
   return out;
+}
+
+/** The containers the group runs, in the group's order: app containers, then native sidecars. */
+function groupContainers(pod: V1Pod): { c: V1Container; i: number }[] {
+  const spec = pod.spec;
+  return [
+    ...(spec?.containers ?? []).map((c, i) => ({ c, i })),
+    ...(spec?.initContainers ?? []).map((c, i) => ({ c, i })).filter(({ c }) => isSidecar(c)),
+  ];
+}
+
+/**
+ * What a container gets on ACI, in base units (cores, bytes), for a downward API volume's
+ * resourceFieldRef (Provider.containerResource): the declared value, else what the mapping gives
+ * it (the configured defaults). App containers only; undefined for anything else.
+ */
+export function aciContainerResource(
+  pod: V1Pod,
+  opts: Pick<MappingOptions, 'defaults' | 'maximums'>,
+  container: string,
+  resource: string,
+): number | undefined {
+  const i = pod.spec?.containers.findIndex((c) => c.name === container) ?? -1;
+  const c = pod.spec?.containers[i];
+  if (!c) return undefined;
+  const [kind, name] = resource.split('.') as [string, string | undefined];
+  const declared = kind === 'limits' ? c.resources?.limits : kind === 'requests' ? c.resources?.requests : undefined;
+  if (name !== 'cpu' && name !== 'memory') return undefined;
+  const q = declared?.[name];
+  if (q !== undefined) return parseQuantity(q);
+  // Unset: report what the container actually gets on ACI.
+  const r: AciContainerResources | undefined = mapContainerResources(
+    groupContainers(pod).map(({ c }) => c),
+    opts.defaults,
+    opts.maximums,
+  )[i];
+  if (!r) return undefined;
+  const eff =
+    kind === 'limits'
+      ? name === 'cpu'
+        ? (r.limits?.cpu ?? r.requests.cpu)
+        : (r.limits?.memoryInGB ?? r.requests.memoryInGB)
+      : name === 'cpu'
+        ? r.requests.cpu
+        : r.requests.memoryInGB;
+  return name === 'memory' ? eff * 1e9 : eff;
 }

@@ -245,6 +245,16 @@ export class MultiTargetProvider implements Provider {
 
   // ---- pods ----------------------------------------------------------------
 
+  /**
+   * What a container gets, from the pod's target, or the first target before it is placed (the
+   * core asks before createPod places it; targets share the mapping's resource defaults).
+   */
+  containerResource(pod: V1Pod, container: string, resource: string): number | undefined {
+    const placed = this.placements.get(keyOf(refOf(pod)));
+    const t = placed ? this.target(placed.target) : this.targets[0];
+    return t?.provider.containerResource?.(pod, container, resource);
+  }
+
   async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {
     const ref = refOf(pod);
     const k = keyOf(ref);
