@@ -78,9 +78,9 @@ export const mappingOptions: MappingOptions = {
  */
 export async function mapPod(p: V1Pod, ctx: FakeContext, o: MappingOptions = mappingOptions): Promise<MappedGroup> {
   const volumeFiles = await resolveVolumeFiles(p, {
-    getSecret: ctx.getSecret,
-    getConfigMap: ctx.getConfigMap,
-    ...(ctx.getServiceAccountToken ? { getServiceAccountToken: ctx.getServiceAccountToken } : {}),
+    getSecret: (name) => ctx.getSecret(name),
+    getConfigMap: (name) => ctx.getConfigMap(name),
+    ...(ctx.getServiceAccountToken ? { getServiceAccountToken: ctx.getServiceAccountToken.bind(ctx) } : {}),
     resources: (container, resource) => aciContainerResource(p, o, container, resource),
   });
   return podToContainerGroup(p, { ...ctx, volumeFiles }, o);
