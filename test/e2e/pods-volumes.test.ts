@@ -63,10 +63,16 @@ test('secret, configMap, downwardAPI and projected volumes reach the provider as
       },
     }),
   });
-  await waitFor(
-    'pod Running',
-    async () => (await api.readNamespacedPod({ name: 'files', namespace: ns })).status?.phase === 'Running',
-  );
+  const running = await waitFor('pod Running', async () => {
+    const p = await api.readNamespacedPod({ name: 'files', namespace: ns });
+    return p.status?.phase === 'Running' ? p : undefined;
+  });
+  // The labels file holds every label the pod has (the API server may add topology labels), sorted, quoted.
+  const labels = Object.entries(running.metadata?.labels ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join('\n');
+  assert.ok(labels.startsWith('app="files"'), labels);
   const vols = backendPods(c, ns)[0]?.volumes ?? {};
 
   assert.deepEqual(vols['sec'], {
@@ -76,7 +82,7 @@ test('secret, configMap, downwardAPI and projected volumes reach the provider as
   assert.deepEqual(vols['conf'], { 'conf/app.conf': { mode: 0o644, value: 'mode=fast\n' } });
   assert.deepEqual(vols['info'], {
     name: { mode: 0o644, value: 'files' },
-    labels: { mode: 0o644, value: 'app="files"' },
+    labels: { mode: 0o644, value: labels },
     mem: { mode: 0o644, value: '256' },
   });
   const mixed = vols['mixed'] ?? {};
