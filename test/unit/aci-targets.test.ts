@@ -221,6 +221,9 @@ class FakeTarget implements Provider {
     this.pods.set(name, { ref, status: { phase: 'Pending' } });
   }
   async updatePod(): Promise<void> {}
+  containerResource(): number | undefined {
+    return this.name === 'a' ? 1 : 2;
+  }
   async deletePod(pod: V1Pod): Promise<void> {
     this.deletes.push(pod.metadata?.name ?? '');
     this.pods.delete(pod.metadata?.name ?? '');
@@ -278,6 +281,15 @@ test('pods alternate over equal targets, and each call goes where its pod lives'
   await m.deletePod(podWith({}, 'p3'), 30);
   assert.deepEqual([a.deletes, b.deletes], [[], ['p3']]);
   assert.equal((await m.listPods()).length, 5);
+});
+
+test("what a container gets comes from the pod's target, or the first target before the pod is placed", async () => {
+  const m = composite(new FakeTarget('a', { pods: '100' }), new FakeTarget('b', { pods: '100' }));
+  assert.equal(m.containerResource(podWith({}, 'p1'), 'app', 'limits.cpu'), 1, 'not placed yet: the first target');
+  await m.createPod(podWith({}, 'p0'), ctx);
+  await m.createPod(podWith({}, 'p1'), ctx);
+  assert.equal(m.containerResource(podWith({}, 'p0'), 'app', 'limits.cpu'), 1);
+  assert.equal(m.containerResource(podWith({}, 'p1'), 'app', 'limits.cpu'), 2, 'placed on b');
 });
 
 test('the quota room steers pods: each target fills in proportion to its room', async () => {

@@ -173,6 +173,55 @@ test('a missing Secret: the pod waits with CreateContainerConfigError, then runs
   assert.equal(created?.ref.name, 'needs');
 });
 
+test("volume files: the core resolves them after the missing-reference wait, with the provider's resource lookup", async (t) => {
+  const seen: PodContext[] = [];
+  class Capturing extends MockProvider {
+    containerResource(_pod: V1Pod, container: string, resource: string): number | undefined {
+      return container === 'app' && resource === 'limits.memory' ? 3e9 : undefined;
+    }
+    override async createPod(pod: V1Pod, ctx: PodContext): Promise<void> {
+      seen.push(ctx);
+      return super.createPod(pod, ctx);
+    }
+  }
+  const h = harness(t, new Capturing({ nodeName: 'node-a', clusterId: 'c1' }));
+  await h.ctl.start();
+  h.pods.put(
+    aPod('vols', {
+      spec: {
+        containers: [{ name: 'app', image: 'nginx' }],
+        volumes: [
+          { name: 'creds', secret: { secretName: 'creds', items: [{ key: 'pw', path: 'conf/pw' }] } },
+          {
+            name: 'info',
+            downwardAPI: { items: [{ path: 'mem', resourceFieldRef: { resource: 'limits.memory', divisor: '1G' } }] },
+          },
+        ],
+      },
+    }),
+  );
+  await until(
+    'waiting status',
+    () =>
+      h.pods.get('ns', 'vols')?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError',
+  );
+  assert.equal(seen.length, 0, 'the provider is not called while the Secret is missing');
+  h.refs.secrets.set('ns/creds', {
+    metadata: { name: 'creds', namespace: 'ns' },
+    data: { pw: Buffer.from('hunter2').toString('base64') },
+  });
+  h.ctl.referenceChanged('Secret', 'ns', 'creds');
+  await until('Running', () => phaseOf(h, 'vols') === 'Running');
+  const files = seen[0]?.volumeFiles;
+  assert.deepEqual([...(files?.keys() ?? [])], ['creds', 'info']);
+  assert.deepEqual(files?.get('creds')?.get('conf/pw'), {
+    content: Buffer.from('hunter2').toString('base64'),
+    mode: 0o644,
+    sensitive: true,
+  });
+  assert.equal(Buffer.from(files?.get('info')?.get('mem')?.content ?? '', 'base64').toString(), '3');
+});
+
 test('rejection: a pod the provider can never run fails with the reason and the field, once', async (t) => {
   const h = harness(t);
   await h.ctl.start();
