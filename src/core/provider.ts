@@ -56,11 +56,14 @@ export interface PodContext {
   env: ReadonlyMap<string, readonly ResolvedEnvVar[]>;
   /**
    * The files of each secret, configMap, downwardAPI and projected volume, by volume name, as the
-   * core resolved them before this call (keys, item paths, modes, optional sources, downward API
-   * values, ServiceAccount tokens). Files marked sensitive are Secret data or tokens: store them as
-   * secrets and never log them. A provider maps these files; it does not build them.
+   * core resolves them (keys, item paths, modes, optional sources, downward API values,
+   * ServiceAccount tokens). Resolved on the first call and kept for this context; it throws what
+   * createPod would (TransientProviderError for a missing key or token, PodRejectedError naming the
+   * field). A provider that writes no files need not call it, and then no token is minted. Files
+   * marked sensitive are Secret data or tokens: store them as secrets and never log them. A
+   * provider maps these files; it does not build them.
    */
-  volumeFiles: ReadonlyMap<string, VolumeFiles>;
+  volumeFiles(): Promise<ReadonlyMap<string, VolumeFiles>>;
   /**
    * A Secret this pod references, for what is not files: imagePullSecrets and azureFile's account
    * key. As the core's reference resolver fetched and watches it; undefined when absent or not

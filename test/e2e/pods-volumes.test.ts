@@ -25,6 +25,8 @@ test('secret, configMap, downwardAPI and projected volumes reach the provider as
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'files', {
+      // The mock asks the core for the files only when told to record them.
+      annotations: { 'mock.aci-connector.io/record-volumes': 'true' },
       metadata: { name: 'files', labels: { app: 'files' } },
       spec: {
         containers: [
@@ -122,6 +124,7 @@ test('a volume whose files clash (a file and a directory of one name) fails the 
   await api.createNamespacedPod({
     namespace: ns,
     body: boundPod(c.nodeName, 'bad', {
+      annotations: { 'mock.aci-connector.io/record-volumes': 'true' },
       spec: {
         automountServiceAccountToken: false,
         containers: [{ name: 'main', image: 'busybox' }],

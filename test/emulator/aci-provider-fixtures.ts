@@ -152,7 +152,7 @@ export function contextFor(
         data: Object.fromEntries(Object.entries(d).map(([a, b]) => [a, Buffer.from(b).toString('base64')])),
       };
     },
-    volumeFiles: new Map(),
+    volumeFiles: async () => new Map(),
     recordEvent: (type, reason, message) => {
       const list = h.events.get(k) ?? [];
       list.push({ type, reason, message });

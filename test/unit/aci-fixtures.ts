@@ -28,7 +28,7 @@ export function fakeContext(
   const events: FakeContext['events'] = [];
   const ctx: FakeContext = {
     env: new Map(Object.entries(opts.env ?? {})),
-    volumeFiles: new Map(),
+    volumeFiles: async () => new Map(),
     events,
     getSecret: async (name: string): Promise<V1Secret | undefined> => {
       const data = opts.secrets?.[name];
@@ -83,5 +83,5 @@ export async function mapPod(p: V1Pod, ctx: FakeContext, o: MappingOptions = map
     ...(ctx.getServiceAccountToken ? { getServiceAccountToken: ctx.getServiceAccountToken.bind(ctx) } : {}),
     resources: (container, resource) => aciContainerResource(p, o, container, resource),
   });
-  return podToContainerGroup(p, { ...ctx, volumeFiles }, o);
+  return podToContainerGroup(p, { ...ctx, volumeFiles: async () => volumeFiles }, o);
 }

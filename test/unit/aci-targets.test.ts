@@ -246,7 +246,7 @@ class FakeTarget implements Provider {
 const ctx: PodContext = {
   env: new Map(),
   getSecret: async () => undefined,
-  volumeFiles: new Map(),
+  volumeFiles: async () => new Map(),
   recordEvent: () => undefined,
 };
 

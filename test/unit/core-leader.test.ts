@@ -244,7 +244,7 @@ test('the gate: provider writes and events refused when closed, reads open', asy
   const ctx = {
     env: new Map(),
     getSecret: async () => undefined,
-    volumeFiles: new Map(),
+    volumeFiles: async () => new Map(),
     recordEvent: () => undefined,
   };
   await p.createPod(pod, ctx);

@@ -16,7 +16,7 @@ import { waitFor } from '../support/wait.js';
 const ctx: PodContext = {
   env: new Map(),
   getSecret: async () => undefined,
-  volumeFiles: new Map(),
+  volumeFiles: async () => new Map(),
   recordEvent: () => undefined,
 };
 

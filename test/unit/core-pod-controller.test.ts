@@ -212,7 +212,7 @@ test("volume files: the core resolves them after the missing-reference wait, wit
   });
   h.ctl.referenceChanged('Secret', 'ns', 'creds');
   await until('Running', () => phaseOf(h, 'vols') === 'Running');
-  const files = seen[0]?.volumeFiles;
+  const files = await seen[0]?.volumeFiles();
   assert.deepEqual([...(files?.keys() ?? [])], ['creds', 'info']);
   assert.deepEqual(files?.get('creds')?.get('conf/pw'), {
     content: Buffer.from('hunter2').toString('base64'),
@@ -351,7 +351,7 @@ test('events from the provider reach pods it holds, adopted ones included; other
   await mock.createPod(adopted, {
     env: new Map(),
     getSecret: async () => undefined,
-    volumeFiles: new Map(),
+    volumeFiles: async () => new Map(),
     recordEvent: () => undefined,
   });
   const h = harness(t, mock);

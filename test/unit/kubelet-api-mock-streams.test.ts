@@ -10,7 +10,7 @@ import { waitFor } from '../support/wait.js';
 const ctx: PodContext = {
   env: new Map([['c', [{ name: 'A', value: '1', sensitive: false }]]]),
   getSecret: async () => undefined,
-  volumeFiles: new Map(),
+  volumeFiles: async () => new Map(),
   recordEvent: () => undefined,
 };
 

@@ -24,7 +24,7 @@ import { MockProvider } from '../../src/providers/mock/index.js';
 const ctx: PodContext = {
   env: new Map(),
   getSecret: async () => undefined,
-  volumeFiles: new Map(),
+  volumeFiles: async () => new Map(),
   recordEvent: () => undefined,
 };
 

@@ -30,7 +30,7 @@ const ctx: PodContext = {
     ],
   ]),
   getSecret: async () => undefined,
-  volumeFiles: new Map(),
+  volumeFiles: async () => new Map(),
   recordEvent: () => undefined,
 };
 

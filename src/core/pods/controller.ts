@@ -484,27 +484,29 @@ export class PodController {
   }
 
   /**
-   * What the provider gets with the pod: its env, its volumes' files (resolved here, after the
-   * missing-reference wait, so every provider gets the same files) and its pull/azureFile Secrets.
-   * Throws the volume files' errors (TransientProviderError, PodRejectedError) as a provider would.
+   * What the provider gets with the pod: its env, its volumes' files (resolved by the core, after
+   * the missing-reference wait, so every provider gets the same files; on the provider's first ask,
+   * so a backend that writes no files mints no token) and its pull/azureFile Secrets.
    */
-  private async context(pod: V1Pod, env: PodContext['env']): Promise<PodContext> {
+  private context(pod: V1Pod, env: PodContext['env']): PodContext {
     const ns = pod.metadata?.namespace ?? '';
     // Only what this pod references, as the resolver fetched it (a provider never sees other objects).
     const refs = podReferences(pod);
     const tokens = this.o.tokens;
     const provider = this.o.provider;
     const getSecret = async (name: string) => (refs.secrets.has(name) ? this.o.refs.getSecret(ns, name) : undefined);
-    const volumeFiles = await resolveVolumeFiles(pod, {
-      getSecret,
-      getConfigMap: async (name) => (refs.configMaps.has(name) ? this.o.refs.getConfigMap(ns, name) : undefined),
-      ...(tokens
-        ? { getServiceAccountToken: (audience, expirationSeconds) => tokens.get(pod, audience, expirationSeconds) }
-        : {}),
-      resources: provider.containerResource
-        ? (container, resource) => provider.containerResource?.(pod, container, resource)
-        : kubeletResources(pod, this.allocatable),
-    });
+    let files: ReturnType<PodContext['volumeFiles']> | undefined;
+    const volumeFiles = () =>
+      (files ??= resolveVolumeFiles(pod, {
+        getSecret,
+        getConfigMap: async (name) => (refs.configMaps.has(name) ? this.o.refs.getConfigMap(ns, name) : undefined),
+        ...(tokens
+          ? { getServiceAccountToken: (audience, expirationSeconds) => tokens.get(pod, audience, expirationSeconds) }
+          : {}),
+        resources: provider.containerResource
+          ? (container, resource) => provider.containerResource?.(pod, container, resource)
+          : kubeletResources(pod, this.allocatable),
+      }));
     return {
       env,
       volumeFiles,
@@ -542,7 +544,7 @@ export class PodController {
       r.incarnations.set(uid, inc);
     }
     try {
-      await this.timed('create', async () => this.o.provider.createPod(pod, await this.context(pod, env)));
+      await this.timed('create', () => this.o.provider.createPod(pod, this.context(pod, env)));
     } catch (err) {
       if (err instanceof PodRejectedError) {
         this.untrack(r, uid);
@@ -636,7 +638,7 @@ export class PodController {
   private async update(r: PodRecord, pod: V1Pod, env: PodContext['env']): Promise<void> {
     const inc = r.incarnations.get(pod.metadata?.uid ?? '');
     try {
-      await this.timed('update', async () => this.o.provider.updatePod(pod, await this.context(pod, env)));
+      await this.timed('update', () => this.o.provider.updatePod(pod, this.context(pod, env)));
     } catch (err) {
       if (!(err instanceof PodRejectedError)) throw err;
       this.o.log.info({ pod: r.key, reason: err.reason, field: err.field }, 'provider cannot apply the spec change');

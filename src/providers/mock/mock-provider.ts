@@ -15,6 +15,8 @@
  * - `mock.aci-connector.io/cpu-millicores` and `…/memory-bytes` (`.<container>` for
  *   one container): the usage getPodStats reports for each running container
  *   (default 5 millicores, 8 MiB), for /stats/summary, kubectl top and HPA tests.
+ * - `mock.aci-connector.io/record-volumes: "true"`: the core's volume files for the pod
+ *   are fetched (tokens minted, bad paths rejected) and kept in the state file.
  * Restart policies are honoured: an exited container restarts (restartCount + 1)
  * under Always, or OnFailure with a non-zero code; otherwise the pod ends
  * Succeeded (all exited 0) or Failed.
@@ -140,6 +142,9 @@ export class MockProvider implements Provider {
     counts.createCalls++;
     if (this.store.state.pods[ref.uid]) return this.store.save();
     this.validate(pod);
+    // The mock writes no files, so it asks the core for them (minting tokens, failing a bad path)
+    // only when a test wants them recorded: a burst of pods costs no TokenRequests.
+    const volumes = annotation(pod, 'record-volumes') === 'true' ? recordedVolumes(await ctx.volumeFiles()) : undefined;
     const latency = intAnnotation(pod, 'create-latency-ms') ?? 0;
     if (latency > 0) {
       // Make the call visible in the state file while it is still in progress.
@@ -195,7 +200,7 @@ export class MockProvider implements Provider {
           ),
         ]),
       ),
-      volumes: recordedVolumes(ctx.volumeFiles),
+      ...(volumes ? { volumes } : {}),
     };
     mp.status = this.pendingStatus(mp);
     this.store.state.pods[ref.uid] = mp;
@@ -484,7 +489,7 @@ export class MockProvider implements Provider {
 }
 
 /** The volume files as the state file keeps them: sensitive contents only as a sha256. */
-function recordedVolumes(volumes: PodContext['volumeFiles']): NonNullable<MockPod['volumes']> {
+function recordedVolumes(volumes: Awaited<ReturnType<PodContext['volumeFiles']>>): NonNullable<MockPod['volumes']> {
   const out: NonNullable<MockPod['volumes']> = {};
   for (const [name, files] of volumes) {
     const rec: NonNullable<MockPod['volumes']>[string] = {};

@@ -59,7 +59,7 @@ function fromFiles(files: VolumeFiles): VolumePart[] {
 
 /** Maps one pod volume to one ACI volume or, for files in subdirectories, several. */
 export async function mapVolumeParts(ctx: PodContext, v: V1Volume, index: number): Promise<VolumePart[]> {
-  const files = ctx.volumeFiles.get(v.name);
+  const files = (await ctx.volumeFiles()).get(v.name);
   if (files) return fromFiles(files);
   // The core resolves every file volume before it calls the provider; a missing entry is a bug.
   if (isFileVolume(v)) throw new Error(`spec.volumes[${index}] (${v.name}): the core handed no resolved files`);
