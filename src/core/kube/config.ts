@@ -121,7 +121,10 @@ function inCluster(env: NodeJS.ProcessEnv): boolean {
  * --kubeconfig, else in-cluster, else $KUBECONFIG (or ~/.kube/config): the API server's address and
  * credentials. Errors are KubeConfigErrors naming the file.
  */
-export async function loadKubeAccess(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<KubeAccess> {
+export async function loadKubeAccess(
+  path: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<KubeAccess> {
   const shown = path ?? env.KUBECONFIG ?? '(default)';
   try {
     if (!path && inCluster(env)) return staticAccess(inClusterCredentials(env));

@@ -27,7 +27,8 @@ export interface InformerCache<T extends KubernetesObject> {
 }
 
 export interface WatchEvent {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR' | string;
+  /** ADDED, MODIFIED, DELETED, BOOKMARK or ERROR. */
+  type: string;
   object: unknown;
 }
 
