@@ -3,14 +3,15 @@
  * a watch whose connection is cut is resumed from the last resourceVersion (what changed meanwhile
  * arrives, with no second LIST), and a resourceVersion the API server no longer has (410 Gone, as
  * after a long disconnect) is answered by a relist. The connection is cut by a loopback TCP relay
- * between the reflector and the API server, which the test can sever.
+ * between the reflector and the API server, which the test can sever; the 410 by compacting etcd, as the
+ * API server itself does every 5 minutes (watches running are not disturbed; one resuming from before it relists).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net, { type AddressInfo } from 'node:net';
-import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { CoreV1Event, KubernetesListObject, V1ConfigMap } from '@kubernetes/client-node';
 import { silentLogger } from '../../src/common/logger.js';
 import { managedInformer } from '../../src/core/informer.js';
 import { staticAccess } from '../../src/core/kube/access.js';
@@ -146,33 +147,40 @@ test(
     const access = staticAccess(creds);
     t.after(() => access.close());
     const clients = makeKubeClients(access, { qps: 50, burst: 50 });
-    const cms = `/api/v1/namespaces/${ns}/configmaps`;
-    await clients.json('POST', cms, { body: { metadata: { name: 'a' }, data: { v: '1' } } });
-    // A version older than the API server's watch cache holds, and etcd compacted past it: a watch
-    // from it can no longer be served, from the cache or from etcd.
-    const stale = '1';
-    const later = (await clients.json('POST', cms, { body: { metadata: { name: 'c' } } })) as V1ConfigMap;
+    // Events: the API server keeps no watch cache for them (its default --watch-cache-sizes), so a
+    // watch is served by etcd, and a version etcd compacted away is gone for good.
+    const events = `/api/v1/namespaces/${ns}/events`;
+    const event = (name: string) => ({
+      metadata: { name },
+      involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace: ns, name: 'p' },
+      reason: 'Test',
+      message: name,
+      type: 'Normal',
+    });
+    const first = (await clients.json('POST', events, { body: event('a') })) as CoreV1Event;
+    const stale = first.metadata?.resourceVersion ?? '';
+    const later = (await clients.json('POST', events, { body: event('c') })) as CoreV1Event;
     await compactEtcd(later.metadata?.resourceVersion ?? '');
     let lists = 0;
-    const informer = managedInformer<V1ConfigMap>(
+    const informer = managedInformer<CoreV1Event>(
       access,
-      cms,
+      events,
       async () => {
-        const l = await clients.core.listNamespacedConfigMap({ namespace: ns });
+        const l = (await clients.json('GET', events)) as KubernetesListObject<CoreV1Event>;
         // The first list is answered as if from before the compaction (as after a long disconnect):
         // the watch from its version must get the API server's own 410.
         if (lists++ === 0) l.metadata = { ...l.metadata, resourceVersion: stale };
         return l;
       },
-      { log: silentLogger(), what: 'configmaps' },
+      { log: silentLogger(), what: 'events' },
     );
     const added: string[] = [];
     informer.cache.on('add', (c) => added.push(c.metadata?.name ?? ''));
     t.after(() => informer.stop());
     await informer.start();
-    const reflector = informer.cache as Reflector<V1ConfigMap>;
-    await waitFor('the relist after 410 Gone', () => reflector.stats.relists >= 1);
-    await clients.json('POST', cms, { body: { metadata: { name: 'b' } } });
+    const reflector = informer.cache as Reflector<CoreV1Event>;
+    await waitFor('the relist after 410 Gone', () => reflector.stats.relists >= 1, { timeoutMs: 30_000 });
+    await clients.json('POST', events, { body: event('b') });
     await waitFor('an object created after the relist', () => added.includes('b'));
     assert.equal(lists, 2, 'one relist');
     assert.deepEqual(added.sort(), ['a', 'b', 'c']);
