@@ -100,9 +100,18 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     }
   }
   const log: Logger = createLogger(opts.logLevel as Parameters<typeof createLogger>[0]);
-  // Started now, awaited below: the kubelet API's modules load while the API server answers.
+  // Started now, awaited below: the kubelet API's modules and serving certificate, and the ACI
+  // provider's modules (the Azure SDK), load while the API server answers the first calls.
   const kubeletApiModule = import('../kubelet-api/index.js');
   kubeletApiModule.catch(() => undefined);
+  const kubeletTls = kubeletApiModule.then((k) =>
+    k.loadKubeletTls(
+      { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
+      [opts.nodeName, opts.nodeIp],
+    ),
+  );
+  kubeletTls.catch(() => undefined);
+  if (opts.provider !== 'mock') void import('../providers/aci/index.js').catch(() => undefined);
   const { kc, credentials } = await kubeConfigFor(opts, log);
   // The first calls' client; its credentials and connections are shared with the connector's.
   const probe = makeKubeClients(kc, { qps: 5, burst: 10 });
@@ -139,10 +148,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   const kubeletApi = await kubeletApiModule;
   let tls;
   try {
-    tls = await kubeletApi.loadKubeletTls(
-      { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
-      [opts.nodeName, opts.nodeIp],
-    );
+    tls = await kubeletTls;
   } catch (err) {
     if (err instanceof kubeletApi.KubeletTlsError) throw new ConfigError(err.message);
     throw err;
