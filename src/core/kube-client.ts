@@ -69,6 +69,8 @@ export function accessOf(kc: KubeAccess | KubeConfig): KubeAccess {
   return isClientNodeKubeConfig(kc) ? clientNodeAccess(kc) : kc;
 }
 
+let clientCount = 0;
+
 export function makeKubeClients(
   kc: KubeAccess | KubeConfig,
   opts: {
@@ -80,6 +82,8 @@ export function makeKubeClients(
   },
 ): KubeClients {
   const access = accessOf(kc);
+  // Sockets of its own (see access.ts), as each client had its own agent before.
+  const pool = `client-${++clientCount}`;
   const limiter = new TokenBucket({ perSecond: opts.qps, burst: opts.burst });
   const metrics = opts.metrics;
   const json: JsonCall = async (method, path, o = {}) => {
@@ -97,7 +101,7 @@ export function makeKubeClients(
     if (opts.writeGate && isWriteVerb(method)) opts.writeGate(method, labels.resource);
     let res;
     try {
-      res = await send(access, { method, path: full, headers, ...(body !== undefined ? { body } : {}) });
+      res = await send(access, { method, path: full, headers, pool, ...(body !== undefined ? { body } : {}) });
       labels.code = String(res.status);
     } finally {
       metrics?.apiRequests.inc(labels);

@@ -7,8 +7,10 @@
  *   whose certificate rotates in place; the exotic-kubeconfig fallback: exec plugins, auth providers,
  *   proxies), authenticated by client-node itself. Only that path ever has client-node loaded.
  *
- * Connections are kept alive and shared, one pool for requests and one for watches (a watch holds its
- * socket for minutes; hundreds of reference watches must not take the requests' sockets). When the
+ * Connections are kept alive, in named pools: one per client (each of the connector's clients has its
+ * own budget, and its own sockets, so events never take the sockets of status writes) and one for
+ * watches (a watch holds its socket for minutes; hundreds of reference watches must not take the
+ * requests' sockets). When the
  * client certificate changes (a rotated file, a replaced KubeConfig user), new pools are built and the
  * old ones' connections close once idle: requests in flight finish on the old certificate.
  */
@@ -18,7 +20,8 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 
-export type PoolKind = 'request' | 'watch';
+/** A pool's name: 'watch' (unlimited sockets) or any other (MAX_SOCKETS each). */
+export type PoolKind = string;
 
 export interface RequestAuth {
   agent: http.Agent;
@@ -64,28 +67,30 @@ interface TlsMaterial {
   servername?: string;
 }
 
-/** One pair of keep-alive pools for one set of TLS material; replaced when the client certificate changes. */
+/** The keep-alive pools for one set of TLS material; all replaced when the client certificate changes. */
 class Pools {
   private material: TlsMaterial | undefined;
-  private pools: Record<PoolKind, http.Agent> | undefined;
+  private readonly pools = new Map<PoolKind, http.Agent>();
 
   constructor(private readonly secure: boolean) {}
 
   get(material: TlsMaterial, kind: PoolKind): http.Agent {
-    if (!this.pools || !this.material || !sameMaterial(this.material, material)) {
-      if (this.pools) for (const a of Object.values(this.pools)) retire(a);
+    if (!this.material || !sameMaterial(this.material, material)) {
+      for (const a of this.pools.values()) retire(a);
+      this.pools.clear();
       this.material = material;
-      this.pools = {
-        request: this.make(material, MAX_SOCKETS),
-        watch: this.make(material, Infinity),
-      };
     }
-    return this.pools[kind];
+    let agent = this.pools.get(kind);
+    if (!agent) {
+      agent = this.make(material, kind === 'watch' ? Infinity : MAX_SOCKETS);
+      this.pools.set(kind, agent);
+    }
+    return agent;
   }
 
   close(): void {
-    if (this.pools) for (const a of Object.values(this.pools)) a.destroy();
-    this.pools = undefined;
+    for (const a of this.pools.values()) a.destroy();
+    this.pools.clear();
   }
 
   private make(m: TlsMaterial, maxSockets: number): http.Agent {

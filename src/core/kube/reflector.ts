@@ -60,13 +60,15 @@ function keyOf(obj: KubernetesObject): string {
 export async function* lines(chunks: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
   let rest = '';
   for await (const chunk of chunks) {
-    rest += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    const text = rest + (typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+    let from = 0;
     let nl: number;
-    while ((nl = rest.indexOf('\n')) >= 0) {
-      const line = rest.slice(0, nl).trim();
-      rest = rest.slice(nl + 1);
+    while ((nl = text.indexOf('\n', from)) >= 0) {
+      const line = text.slice(from, nl).trim();
+      from = nl + 1;
       if (line) yield line;
     }
+    rest = text.slice(from);
   }
   if (rest.trim()) yield rest.trim();
 }
