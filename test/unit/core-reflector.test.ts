@@ -80,6 +80,18 @@ test('lines: a chunk may end mid-line or hold several lines', async () => {
   assert.deepEqual(out, ['{"a":1}', '{"b":2}', '{"c":3}']);
 });
 
+test('lines: a character split between two chunks arrives whole', async () => {
+  const bytes = Buffer.from('{"v":"é€"}\n');
+  async function* chunks() {
+    yield bytes.subarray(0, 7); // inside é's two bytes
+    yield bytes.subarray(7, 9); // inside €'s three bytes
+    yield bytes.subarray(9);
+  }
+  const out: string[] = [];
+  for await (const l of lines(chunks())) out.push(l);
+  assert.deepEqual(out, ['{"v":"é€"}']);
+});
+
 test('list, then watch from its resourceVersion: events reach the cache and the handlers; a bookmark moves the version; managedFields are trimmed', async () => {
   const f = fakeSource(
     [[obj('a', '1')]],

@@ -12,6 +12,7 @@
  * the caller's `transform` before they are cached.
  */
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { StringDecoder } from 'node:string_decoder';
 import { backoffDelay } from '../../common/backoff.js';
 import type { Logger } from '../../common/logger.js';
 import { errorMessage } from '../../common/errors.js';
@@ -56,11 +57,13 @@ function keyOf(obj: KubernetesObject): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
-/** Splits a stream of chunks into complete lines (a chunk may end mid-line, or hold many lines). */
+/** Splits a stream of chunks into complete lines (a chunk may end mid-line or mid-character, or hold many lines). */
 export async function* lines(chunks: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
   let rest = '';
+  // A chunk may end inside a multi-byte character: the decoder keeps its first bytes for the next one.
+  const decoder = new StringDecoder('utf8');
   for await (const chunk of chunks) {
-    const text = rest + (typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+    const text = rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk));
     let from = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', from)) >= 0) {
@@ -70,6 +73,7 @@ export async function* lines(chunks: AsyncIterable<Buffer | string>): AsyncGener
     }
     rest = text.slice(from);
   }
+  rest += decoder.end();
   if (rest.trim()) yield rest.trim();
 }
 
