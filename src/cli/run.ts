@@ -2,15 +2,17 @@
  * Starts the connector from parsed flags: checks the cluster is reachable,
  * builds the provider, serves the kubelet API, runs until SIGTERM/SIGINT.
  * Loaded only after the flags parsed, so --help and --version do not pay for
- * loading the Kubernetes client.
+ * loading the Kubernetes client. @kubernetes/client-node is never loaded on the normal path (its
+ * types only): TLS bootstrap and exotic kubeconfigs import it lazily (src/core/kube/config.ts).
  */
-import * as k8s from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics } from '../common/metrics.js';
 import { Connector, clusterIdentity } from '../core/connector.js';
 import { KubeAccessReviews } from '../core/access-reviews.js';
-import { KubeConfigError, loadKubeConfig, makeKubeClients } from '../core/kube-client.js';
+import { KubeConfigError, loadKubeAccess, makeKubeClients, type KubeAccess } from '../core/kube-client.js';
+import { clientNodeKubeConfig } from '../core/kube/config.js';
 import type { NodeCredentials } from '../core/node-credentials/index.js';
 import type { Provider, ProviderConfig } from '../core/provider.js';
 import { parseTaints, TaintError } from '../core/taints.js';
@@ -98,21 +100,30 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     }
   }
   const log: Logger = createLogger(opts.logLevel as Parameters<typeof createLogger>[0]);
-  // Started now, awaited below: the kubelet API's modules load while the API server answers.
+  // Started now, awaited below: the kubelet API's modules and serving certificate, and the ACI
+  // provider's modules (the Azure SDK), load while the API server answers the first calls.
   const kubeletApiModule = import('../kubelet-api/index.js');
   kubeletApiModule.catch(() => undefined);
+  const kubeletTls = kubeletApiModule.then((k) =>
+    k.loadKubeletTls(
+      { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
+      [opts.nodeName, opts.nodeIp],
+    ),
+  );
+  kubeletTls.catch(() => undefined);
+  if (opts.provider !== 'mock') void import('../providers/aci/index.js').catch(() => undefined);
   const { kc, credentials } = await kubeConfigFor(opts, log);
-  const server = kc.getCurrentCluster()?.server ?? '(none)';
-
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+  // The first calls' client; its credentials and connections are shared with the connector's.
+  const probe = makeKubeClients(kc, { qps: 5, burst: 10 });
+  const server = probe.kc.server;
   try {
-    await withTimeout(kc.makeApiClient(k8s.VersionApi).getCode(), 15_000, `the API server at ${server}`);
+    await withTimeout(probe.version.getCode(), 15_000, `the API server at ${server}`);
   } catch (err) {
     throw new ConfigError(`cannot reach the API server at ${server}: ${errorMessage(err)}`);
   }
   let clusterId: string;
   try {
-    clusterId = await withTimeout(clusterIdentity(core), 15_000, `the API server at ${server}`);
+    clusterId = await withTimeout(clusterIdentity(probe.core), 15_000, `the API server at ${server}`);
   } catch (err) {
     throw new ConfigError(
       `cannot read the cluster identity (namespace kube-system; examples/rbac.yaml grants nodes get on it) from ${server}: ${errorMessage(err)}`,
@@ -137,16 +148,13 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   const kubeletApi = await kubeletApiModule;
   let tls;
   try {
-    tls = await kubeletApi.loadKubeletTls(
-      { certFile: opts.kubeletTlsCert, keyFile: opts.kubeletTlsKey, clientCAFile: opts.kubeletClientCa },
-      [opts.nodeName, opts.nodeIp],
-    );
+    tls = await kubeletTls;
   } catch (err) {
     if (err instanceof kubeletApi.KubeletTlsError) throw new ConfigError(err.message);
     throw err;
   }
   // TokenReviews and SubjectAccessReviews get their own request budget, so pod work never delays `kubectl exec`.
-  const reviewClients = makeKubeClients(kc, {
+  const reviewClients = makeKubeClients(probe.kc, {
     qps: Math.max(1, opts.kubeApiQps / 2),
     burst: Math.max(1, Math.floor(opts.kubeApiBurst / 2)),
     metrics,
@@ -203,7 +211,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
   );
 
   const connector = new Connector({
-    kc,
+    kc: probe.kc,
     provider,
     nodeName: opts.nodeName,
     nodeIP: opts.nodeIp,
@@ -223,7 +231,7 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
     leaderElection: opts.leaderElect
       ? {
           ...timing,
-          kc: leaseKubeConfig(opts, kc),
+          kc: await leaseKubeConfig(opts, probe.kc),
           namespace: opts.leaderElectResourceNamespace ?? ownNamespace(),
           leaseName: opts.leaderElectResourceName ?? `${opts.nodeName}-leader`,
           identity: defaultIdentity(),
@@ -280,8 +288,8 @@ export async function run(opts: CliOptions, version: string): Promise<void> {
 async function kubeConfigFor(
   opts: CliOptions,
   log: Logger,
-): Promise<{ kc: k8s.KubeConfig; credentials?: NodeCredentials }> {
-  if (!opts.certDir && !opts.bootstrapKubeconfig) return { kc: loadKubeConfig(opts.kubeconfig) };
+): Promise<{ kc: KubeAccess | KubeConfig; credentials?: NodeCredentials }> {
+  if (!opts.certDir && !opts.bootstrapKubeconfig) return { kc: await loadKubeAccess(opts.kubeconfig) };
   if (opts.kubeconfig) {
     throw new ConfigError(
       '--kubeconfig cannot be combined with --cert-dir or --bootstrap-kubeconfig: with TLS bootstrap the connector authenticates with its node certificate',
@@ -289,11 +297,12 @@ async function kubeConfigFor(
   }
   if (!opts.certDir)
     throw new ConfigError('--bootstrap-kubeconfig needs --cert-dir (where the node client certificate is kept)');
-  let bootstrap: k8s.KubeConfig;
+  // TLS bootstrap (CSR, its watch, the rotating certificate) stays on client-node, loaded only here.
+  let bootstrap: KubeConfig;
   if (opts.bootstrapKubeconfig) {
-    bootstrap = loadKubeConfig(opts.bootstrapKubeconfig);
+    bootstrap = await clientNodeKubeConfig(opts.bootstrapKubeconfig);
   } else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) {
-    bootstrap = loadKubeConfig(undefined);
+    bootstrap = await clientNodeKubeConfig(undefined);
   } else {
     throw new ConfigError(
       '--cert-dir outside a cluster needs --bootstrap-kubeconfig (the identity that requests the node certificate)',
@@ -320,9 +329,9 @@ async function kubeConfigFor(
 }
 
 /** The leader Lease's credentials: --leader-elect-kubeconfig, else in a pod its ServiceAccount, else the main ones. */
-function leaseKubeConfig(opts: CliOptions, main: k8s.KubeConfig): k8s.KubeConfig {
-  if (opts.leaderElectKubeconfig) return loadKubeConfig(opts.leaderElectKubeconfig);
-  if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) return loadKubeConfig(undefined);
+async function leaseKubeConfig(opts: CliOptions, main: KubeAccess): Promise<KubeAccess> {
+  if (opts.leaderElectKubeconfig) return loadKubeAccess(opts.leaderElectKubeconfig);
+  if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) return loadKubeAccess(undefined);
   return main;
 }
 

@@ -5,7 +5,7 @@
  * that user may do something. The kubelet API caches and interprets the answers;
  * this module only asks.
  */
-import type * as k8s from '@kubernetes/client-node';
+import type { AuthenticationApi, AuthorizationApi } from './kube/apis.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../common/backoff.js';
 
 /** Who made a request, as Kubernetes names users. */
@@ -100,8 +100,8 @@ function message(err: unknown): string {
 /** Both reviews against the API server, through the core's rate-limited clients. */
 export class KubeAccessReviews implements TokenReviewer, AccessReviewer {
   constructor(
-    private readonly authentication: k8s.AuthenticationV1Api,
-    private readonly authorization: k8s.AuthorizationV1Api,
+    private readonly authentication: AuthenticationApi,
+    private readonly authorization: AuthorizationApi,
   ) {}
 
   async reviewToken(token: string): Promise<TokenReviewResult> {

@@ -2,13 +2,14 @@
  * Wires the node controller, the pod controller and the operations endpoint
  * around one provider. Stopping leaves every pod running and the node in place.
  */
-import type * as k8s from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import type { ConnectorMetrics } from '../common/metrics.js';
 import { errorMessage } from '../common/errors.js';
 import { EventRecorder } from './events.js';
-import { makeKubeClients, type KubeClients } from './kube-client.js';
+import { accessOf, makeKubeClients, type KubeAccess, type KubeClients } from './kube-client.js';
+import type { CoreApi } from './kube/apis.js';
 import { LeaderElector, type ElectorTiming } from './leader/elector.js';
 import { gatedEvents, gatedProvider, OPEN_GATE, type WriteGate } from './leader/gate.js';
 import { kubeLeaseLock } from './leader/lease-lock.js';
@@ -22,7 +23,8 @@ import { ReferenceResolver } from './references.js';
 import { ServiceAccountTokens } from './sa-tokens.js';
 
 export interface ConnectorOptions {
-  kc: k8s.KubeConfig;
+  /** Ours (`kube/config.ts`), or client-node's with TLS bootstrap (its certificate rotates in place). */
+  kc: KubeAccess | KubeConfig;
   provider: Provider;
   nodeName: string;
   nodeIP: string;
@@ -48,7 +50,7 @@ export interface LeaderElectionOptions extends ElectorTiming {
    * Who reads and writes the Lease: not the node identity, which NodeRestriction keeps to its own
    * node Lease in kube-node-lease, but the pod's ServiceAccount (or --leader-elect-kubeconfig).
    */
-  kc: k8s.KubeConfig;
+  kc: KubeAccess | KubeConfig;
   /** The connector's own namespace, where the Lease lives. */
   namespace: string;
   leaseName: string;
@@ -62,7 +64,7 @@ export interface LeaderElectionOptions extends ElectorTiming {
 }
 
 /** The UID of kube-system: a stable identity of the cluster for tagging backend objects. */
-export async function clusterIdentity(core: k8s.CoreV1Api): Promise<string> {
+export async function clusterIdentity(core: Pick<CoreApi, 'readNamespace'>): Promise<string> {
   const ns = await core.readNamespace({ name: 'kube-system' });
   const uid = ns.metadata?.uid;
   if (!uid) throw new Error('the kube-system namespace has no uid');
@@ -87,6 +89,8 @@ export class Connector {
   private warm = false;
 
   constructor(private readonly o: ConnectorOptions) {
+    // One access (credentials and connection pools) for every client of the main identity.
+    const kc = accessOf(o.kc);
     const le = o.leaderElection;
     if (le) {
       // The lease has a client of its own: outside the fence (it is how the fence opens) and outside pod work's budget.
@@ -106,9 +110,9 @@ export class Connector {
     // Every write to the API server (node, node Lease, pod status, pod deletes, events, tokens) passes
     // the gate after its rate-limit wait, right before it is sent.
     const writeGate = elector ? (verb: string, resource: string) => this.gate.check(`${verb} ${resource}`) : undefined;
-    this.clients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics, writeGate });
+    this.clients = makeKubeClients(kc, { qps: o.qps, burst: o.burst, metrics: o.metrics, writeGate });
     // Events get their own budget so they never hold up pod work.
-    const eventClients = makeKubeClients(o.kc, {
+    const eventClients = makeKubeClients(kc, {
       qps: Math.max(1, o.qps / 2),
       burst: Math.max(1, Math.floor(o.burst / 2)),
       metrics: o.metrics,
@@ -123,7 +127,7 @@ export class Connector {
     const nodeLog = o.log.child({ component: 'node' });
     // The node's status and Lease get their own budget too (a kubelet's heartbeat client): the node's
     // Ready write at start must not queue behind the status writes of a burst of pods.
-    const nodeClients = makeKubeClients(o.kc, { qps: o.qps, burst: o.burst, metrics: o.metrics, writeGate });
+    const nodeClients = makeKubeClients(kc, { qps: o.qps, burst: o.burst, metrics: o.metrics, writeGate });
     this.node = new NodeController({
       api: kubeNodeApi(nodeClients, nodeLog),
       provider,
@@ -138,7 +142,7 @@ export class Connector {
     });
     const podLog = o.log.child({ component: 'pods' });
     this.refs = new ReferenceResolver({
-      kc: o.kc,
+      kc,
       core: this.clients.core,
       log: podLog,
       onChange: (kind, namespace, name) => this.pods.referenceChanged(kind, namespace, name),
@@ -204,6 +208,9 @@ export class Connector {
       if (!(await this.elector.whenLeading())) return; // stopped (or lost) meanwhile
       this.o.log.info({ node: this.o.nodeName, identity: this.elector.identity }, 'leading: taking over the node');
     }
+    // The pod informer's LIST and WATCH run while the node registers, not after: the node is Ready
+    // only once the pods are reconciled. (A follower's warm-up started it already.)
+    void this.podSource.start().catch(() => undefined);
     await this.node.start();
     if (!this.node.ready) return; // stopped meanwhile
     this.o.log.info({ node: this.o.nodeName }, 'node registered; Ready once the pods are reconciled');

@@ -11,8 +11,7 @@
  *   every 5 minutes) so a flapping pod cannot flood the API server;
  * - when the backlog is full new events are dropped.
  */
-import type * as k8s from '@kubernetes/client-node';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, type CoreApi, type PatchType } from './kube/apis.js';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
 
@@ -98,7 +97,7 @@ export class EventRecorder implements EventSink {
   dropped = 0;
 
   constructor(
-    private readonly core: k8s.CoreV1Api,
+    private readonly core: Pick<CoreApi, 'createNamespacedEvent' | 'patchNamespacedEvent'>,
     private readonly nodeName: string,
     private readonly log: Logger,
     private readonly concurrency = 4,
@@ -258,10 +257,10 @@ export class EventRecorder implements EventSink {
   }
 }
 
-export function mergePatchOptions(): ReturnType<typeof setHeaderOptions> {
-  return setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export function mergePatchOptions(): PatchType {
+  return MERGE_PATCH;
 }
 
-export function strategicMergePatchOptions(): ReturnType<typeof setHeaderOptions> {
-  return setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+export function strategicMergePatchOptions(): PatchType {
+  return STRATEGIC_MERGE_PATCH;
 }

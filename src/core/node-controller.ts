@@ -4,8 +4,8 @@
  * by the provider's health. Recreates the Node when someone deletes it.
  * Never deletes the Node itself (stopping must not disturb the pods on it).
  */
-import * as k8s from '@kubernetes/client-node';
 import type { V1Lease, V1Node, V1NodeCondition, V1NodeStatus, V1Taint } from '@kubernetes/client-node';
+import { MicroTime } from './kube/apis.js';
 import type { Logger } from '../common/logger.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../common/backoff.js';
 import { errorMessage } from '../common/errors.js';
@@ -35,9 +35,9 @@ export interface NodeApi {
 }
 
 export function kubeNodeApi(clients: KubeClients, log: Logger): NodeApi {
-  const { core, coordination, kc } = clients;
+  const { core, coordination, kc, version } = clients;
   return {
-    serverVersion: async () => (await kc.makeApiClient(k8s.VersionApi).getCode()).gitVersion,
+    serverVersion: async () => (await version.getCode()).gitVersion,
     readNode: (name) => core.readNode({ name }),
     createNode: async (body) => void (await core.createNode({ body })),
     patchNodeLabels: async (name, labels) =>
@@ -111,7 +111,7 @@ export class NodeController {
   private lastStatusWrite = 0;
   private lastTransition = new Date();
   private registering: Promise<void> | undefined;
-  private lease: k8s.V1Lease | undefined;
+  private lease: V1Lease | undefined;
   /** True once the node is registered and its first status written. */
   ready = false;
 
@@ -303,7 +303,7 @@ export class NodeController {
     ];
   }
 
-  private statusBody(h: HealthStatus): k8s.V1NodeStatus {
+  private statusBody(h: HealthStatus): V1NodeStatus {
     const info = this.nodeInfo;
     const now = new Date();
     return {
@@ -376,7 +376,7 @@ export class NodeController {
     const spec = {
       holderIdentity: name,
       leaseDurationSeconds: this.leaseDuration,
-      renewTime: new k8s.V1MicroTime(),
+      renewTime: new MicroTime(),
     };
     // Renew with the Lease from the last renewal (one PUT); read it again only on a conflict or a miss.
     try {

@@ -9,11 +9,12 @@
  * Secrets, and caching every value of the cluster costs memory that grows with
  * the cluster instead of with the node's pods.
  */
-import * as k8s from '@kubernetes/client-node';
 import type { V1ConfigMap, V1KeyToPath, V1Pod, V1Secret, V1Volume } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import type { MissingRef } from './env.js';
 import { managedInformer, type ManagedInformer } from './informer.js';
+import type { KubeAccess } from './kube/access.js';
+import type { CoreApi } from './kube/apis.js';
 
 export type RefKind = 'Secret' | 'ConfigMap';
 
@@ -122,9 +123,9 @@ interface Watched {
 }
 
 export interface ReferenceResolverOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeAccess;
   /** The rate-limited client for the lists. */
-  core: k8s.CoreV1Api;
+  core: Pick<CoreApi, 'listNamespacedSecret' | 'listNamespacedConfigMap'>;
   log: Logger;
   /** A watched object appeared, changed or went away. */
   onChange(kind: RefKind, namespace: string, name: string): void;

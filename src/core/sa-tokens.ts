@@ -16,7 +16,7 @@
  * with. `dueForRefresh` tells the core when a handed-out token passes 80 %, so
  * it can say so on the pod (see PodController).
  */
-import type * as k8s from '@kubernetes/client-node';
+import type { CoreApi } from './kube/apis.js';
 import type { V1Pod } from '@kubernetes/client-node';
 
 /** The share of a token's life after which it is replaced (the kubelet refreshes at 80 %). */
@@ -49,7 +49,7 @@ export class ServiceAccountTokens {
   private readonly byPod = new Map<string, Map<string, IssuedToken>>();
 
   constructor(
-    private readonly core: Pick<k8s.CoreV1Api, 'createNamespacedServiceAccountToken'>,
+    private readonly core: Pick<CoreApi, 'createNamespacedServiceAccountToken'>,
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { silentLogger } from '../../src/common/logger.js';
 import { EventRecorder } from '../../src/core/events.js';
+import type { CoreApi } from '../../src/core/kube/apis.js';
 
 function fakeCore() {
   const created: k8s.CoreV1Event[] = [];
@@ -17,7 +18,7 @@ function fakeCore() {
       return {};
     },
   };
-  return { api: api as unknown as k8s.CoreV1Api, created, patched };
+  return { api: api as unknown as CoreApi, created, patched };
 }
 
 const pod = { namespace: 'ns', name: 'p', uid: 'u1' };

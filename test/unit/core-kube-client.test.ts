@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { selfSignedPair } from '../../src/common/pki.js';
-import { makeKubeClients } from '../../src/core/kube-client.js';
+import { KubeApiError, makeKubeClients } from '../../src/core/kube-client.js';
 
 interface Seen {
   method: string;
@@ -55,7 +55,7 @@ function kubeConfig(url: string, ca: string, token: string): k8s.KubeConfig {
   return kc;
 }
 
-test('json(): one request with the body and content type given, the parsed answer back, ApiException on errors', async () => {
+test('json(): one request with the body and content type given, the parsed answer back, KubeApiError (code) on errors', async () => {
   const api = await fakeApiServer();
   try {
     const clients = makeKubeClients(kubeConfig(api.url, api.ca, 'tok-a'), { qps: 100, burst: 100 });
@@ -73,7 +73,7 @@ test('json(): one request with the body and content type given, the parsed answe
     });
     await assert.rejects(
       clients.json('DELETE', '/api/v1/namespaces/ns/pods/gone', { query: { gracePeriodSeconds: '0' } }),
-      (e: unknown) => e instanceof k8s.ApiException && e.code === 404,
+      (e: unknown) => e instanceof KubeApiError && e.code === 404,
     );
     assert.equal(api.seen[1]?.url, '/api/v1/namespaces/ns/pods/gone?gracePeriodSeconds=0');
     // The typed clients go through the same HTTP library.

@@ -1,6 +1,6 @@
 /** The elector's record as a coordination.k8s.io/v1 Lease in the connector's own namespace. */
-import * as k8s from '@kubernetes/client-node';
-import type { V1Lease } from '@kubernetes/client-node';
+import type { V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import { MicroTime, type CoordinationApi } from '../kube/apis.js';
 import { readFileSync } from 'node:fs';
 import { LeaseConflictError, type LeaseLock, type LeaseRecord } from './elector.js';
 
@@ -34,8 +34,8 @@ function toRecord(l: V1Lease): LeaseRecord {
   };
 }
 
-function micro(d: Date | undefined): k8s.V1MicroTime | undefined {
-  return d ? new k8s.V1MicroTime(d.getTime()) : undefined;
+function micro(d: Date | undefined): V1MicroTime | undefined {
+  return d ? new MicroTime(d.getTime()) : undefined;
 }
 
 function toLease(namespace: string, name: string, r: LeaseRecord): V1Lease {
@@ -54,7 +54,7 @@ function toLease(namespace: string, name: string, r: LeaseRecord): V1Lease {
 }
 
 /** `coordination` should be a client of its own, outside the write fence (the lease is how the fence opens). */
-export function kubeLeaseLock(coordination: k8s.CoordinationV1Api, namespace: string, name: string): LeaseLock {
+export function kubeLeaseLock(coordination: CoordinationApi, namespace: string, name: string): LeaseLock {
   return {
     describe: () => `${namespace}/${name}`,
     async get() {
