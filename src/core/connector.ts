@@ -208,12 +208,13 @@ export class Connector {
       if (!(await this.elector.whenLeading())) return; // stopped (or lost) meanwhile
       this.o.log.info({ node: this.o.nodeName, identity: this.elector.identity }, 'leading: taking over the node');
     }
-    // The pod informer's LIST and WATCH run while the node registers, not after: the node is Ready
-    // only once the pods are reconciled. (A follower's warm-up started it already.)
+    // The pod informer's LIST and WATCH run while the node registers, not after. The node is Ready
+    // once the backend's pods are listed (the pod controller tells it); nothing is acted on before
+    // both lists are in. (A follower's warm-up started the informer already.)
     void this.podSource.start().catch(() => undefined);
     await this.node.start();
     if (!this.node.ready) return; // stopped meanwhile
-    this.o.log.info({ node: this.o.nodeName }, 'node registered; Ready once the pods are reconciled');
+    this.o.log.info({ node: this.o.nodeName }, "node registered; Ready once the backend's pods are listed");
     await this.pods.start();
     if (this.pods.startupHealth) return; // stopped before the first list
     await this.node.refresh();

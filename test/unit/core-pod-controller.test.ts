@@ -469,7 +469,7 @@ test('start-up outage: the first list is retried with backoff, nothing is create
   assert.ok(!(h.ctl.startupHealth?.message ?? '').includes('second line'), 'one line of the error');
   await started;
   assert.equal(listCalls, 4, 'three failures, then the list that answered');
-  assert.equal(told, 3, 'told once per failure');
+  assert.equal(told, 4, 'told once per failure, and once when the list answered (the node goes Ready then)');
   assert.equal(h.ctl.startupHealth, undefined, 'synced');
   await until('the pod created meanwhile runs', () => phaseOf(h, 'meanwhile') === 'Running');
   assert.equal(createdBeforeList, 0, 'no create before the first list answered');

@@ -236,3 +236,14 @@ test('a watch error other than 410 backs off and resumes; a handler that throws 
   assert.equal(r.list().length, 2);
   await r.stop();
 });
+
+test('a second start() while the first list is failing waits for the same list: no caller sees an empty cache', async () => {
+  const f = fakeSource([new Error('connection refused'), [obj('a', '1')]], ['', '3'], [{ chunks: [], end: 'hang' }]);
+  const r = new Reflector<Obj>({ source: f.source, log: silentLogger(), what: 't', ...fast });
+  const first = r.start();
+  await r.start();
+  assert.equal(r.get('a', 'ns')?.metadata?.resourceVersion, '1', 'the second caller resolved after the list landed');
+  await first;
+  assert.equal(f.listCalls, 2);
+  await r.stop();
+});

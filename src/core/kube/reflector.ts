@@ -90,9 +90,9 @@ export class Reflector<T extends KubernetesObject> implements InformerCache<T> {
     delete: new Set(),
   };
   private resourceVersion = '';
-  private running = false;
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
+  private started: Promise<void> | undefined;
   /** For tests: lists and watches started. */
   readonly stats = { lists: 0, watches: 0, relists: 0, resumes: 0 };
 
@@ -123,9 +123,13 @@ export class Reflector<T extends KubernetesObject> implements InformerCache<T> {
   }
 
   /** Lists (retrying with backoff until it succeeds or stop()), starts watching, resolves once the cache holds the list. */
-  async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  start(): Promise<void> {
+    // A second caller waits for the same first list: resolving at once would hand it an empty cache.
+    this.started ??= this.run();
+    return this.started;
+  }
+
+  private async run(): Promise<void> {
     const abort = new AbortController();
     this.abort = abort;
     for (let attempt = 1; ; attempt++) {
@@ -143,7 +147,7 @@ export class Reflector<T extends KubernetesObject> implements InformerCache<T> {
   }
 
   async stop(): Promise<void> {
-    this.running = false;
+    this.started = undefined;
     this.abort?.abort();
     await this.loop?.catch(() => undefined);
     this.loop = undefined;

@@ -195,10 +195,24 @@ export class PodController {
    * and are lost), then starts processing.
    */
   async start(): Promise<void> {
-    await this.o.pods.start();
-    this.allocatable = await this.o.allocatable?.();
-    const providerPods = await this.firstList();
-    if (providerPods === undefined) return;
+    // The backend's first list, the API's list of the node's pods and allocatable run together.
+    // The node may be Ready once the backend has answered (what its Ready reports): with thousands
+    // of pods bound, the API's list takes a second or more, and nothing is acted on before both.
+    const listed = this.firstList().then((pods) => {
+      if (pods !== undefined && !this.stopped) {
+        this.unsynced = undefined;
+        this.o.onStartupChange?.();
+      }
+      return pods;
+    });
+    const [providerPods] = await Promise.all([
+      listed,
+      this.o.pods.start(),
+      (async () => {
+        this.allocatable = await this.o.allocatable?.();
+      })(),
+    ]);
+    if (providerPods === undefined || this.stopped) return;
     const apiByKey = new Map(this.o.pods.list().map((p) => [keyOf(p), p] as const));
     let adopted = 0;
     let orphans = 0;
@@ -232,7 +246,6 @@ export class PodController {
       'initial reconciliation',
     );
     this.live = true;
-    this.unsynced = undefined;
     for (const key of new Set([...apiByKey.keys(), ...this.records.keys()])) this.queue.add(key);
   }
 
