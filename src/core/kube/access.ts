@@ -17,6 +17,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 
@@ -95,12 +96,17 @@ class Pools {
 
   private make(m: TlsMaterial, maxSockets: number): http.Agent {
     if (!this.secure) return new http.Agent({ keepAlive: true, maxSockets });
-    return new https.Agent({
-      keepAlive: true,
-      maxSockets,
+    // One SecureContext for the pool: without it, every new connection (each watch opens one)
+    // parses the CA, certificate and key again.
+    const secureContext = tls.createSecureContext({
       ...(m.ca !== undefined ? { ca: m.ca } : {}),
       ...(m.cert !== undefined ? { cert: m.cert } : {}),
       ...(m.key !== undefined ? { key: m.key as Buffer } : {}),
+    });
+    return new https.Agent({
+      keepAlive: true,
+      maxSockets,
+      secureContext,
       ...(m.rejectUnauthorized !== undefined ? { rejectUnauthorized: m.rejectUnauthorized } : {}),
       ...(m.servername ? { servername: m.servername } : {}),
     });
