@@ -229,7 +229,11 @@ export class EventRecorder implements EventSink {
         // The Event may have expired; fall through and create a new one.
       }
     }
-    const name = `${pod.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`;
+    // client-go names an Event <object>.<UnixNano in hex>; a pod's events often come in the same ms
+    // (ACI reports Pulling, Pulled, Created and Started together), so a per-process sequence fills the
+    // sub-millisecond digits: a random suffix collided (409 AlreadyExists) about once per 1,000 pods.
+    const unique = BigInt(now.getTime()) * 1_000_000n + BigInt(nextSequence());
+    const name = `${pod.name}.${unique.toString(16)}`;
     // Remembered before the create lands, so a repeat sent meanwhile patches it instead of creating another.
     const entry: Seen = { name, count: p.times, at: now.getTime() };
     remember(this.seen, key, entry);
@@ -255,6 +259,12 @@ export class EventRecorder implements EventSink {
       throw err;
     }
   }
+}
+
+let sequence = 0;
+function nextSequence(): number {
+  sequence = (sequence + 1) % 1_000_000;
+  return sequence;
 }
 
 export function mergePatchOptions(): PatchType {

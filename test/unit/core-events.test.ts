@@ -127,3 +127,17 @@ test('one pod cannot flood the API server: 25 Events, then one per five minutes'
     ['Other', 'Later'],
   );
 });
+
+test('Events recorded in the same millisecond get distinct names', async () => {
+  const f = fakeCore();
+  const r = new EventRecorder(f.api, 'node-a', silentLogger(), 100, { now: () => 1_700_000_000_000 });
+  // 40 pods named p (one per namespace), 20 events each, all in one millisecond: 800 names that a
+  // millisecond and a 12-bit random suffix would not keep apart.
+  for (let n = 0; n < 40; n++)
+    for (let i = 0; i < 20; i++) r.record({ namespace: `ns-${n}`, name: 'p', uid: `u-${n}` }, 'Normal', `R${i}`, 'm');
+  await r.flush();
+  const names = f.created.map((e) => e.metadata?.name ?? '');
+  assert.equal(names.length, 800);
+  assert.equal(new Set(names).size, 800);
+  for (const n of names) assert.match(n, /^p\.[0-9a-f]+$/);
+});
