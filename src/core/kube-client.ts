@@ -51,10 +51,15 @@ export interface KubeClients {
 /** 'pods/status' from '/api/v1/namespaces/ns/pods/name/status?x'. */
 export function resourceOfUrl(url: string): string {
   let path: string;
-  try {
-    path = new URL(url).pathname;
-  } catch {
+  if (url.startsWith('/')) {
+    // A path (every call of ours): no URL parse, which throws on a relative URL (a profile's hot spot).
     path = url.split('?')[0] ?? url;
+  } else {
+    try {
+      path = new URL(url).pathname;
+    } catch {
+      path = url.split('?')[0] ?? url;
+    }
   }
   const segs = path.split('/').filter(Boolean);
   let i = segs[0] === 'api' ? 2 : segs[0] === 'apis' ? 3 : 0;

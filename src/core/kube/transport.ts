@@ -44,13 +44,49 @@ function flatHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
+interface Origin {
+  lib: typeof http | typeof https;
+  protocol: string;
+  hostname: string;
+  port: string;
+  /** The server URL's own path (a proxy prefix), without a trailing slash. */
+  prefix: string;
+}
+
+/** The server URL, parsed once: a URL string per request cost two parses of it (the profile showed them). */
+const origins = new Map<string, Origin>();
+function originOf(server: string): Origin {
+  let o = origins.get(server);
+  if (!o) {
+    const u = new URL(server);
+    const secure = u.protocol === 'https:';
+    o = {
+      lib: secure ? https : http,
+      protocol: u.protocol,
+      hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: u.port,
+      prefix: u.pathname.replace(/\/+$/, ''),
+    };
+    origins.set(server, o);
+  }
+  return o;
+}
+
 async function start(access: KubeAccess, req: RawRequest): Promise<http.ClientRequest> {
   const { agent, headers } = await access.auth(req.pool ?? 'request');
-  const url = access.server + req.path;
-  const lib = url.startsWith('https:') ? https : http;
+  const o = originOf(access.server);
   const all: Record<string, string> = { ...headers, ...req.headers };
   if (req.body !== undefined) all['Content-Length'] = String(Buffer.byteLength(req.body));
-  return lib.request(url, { method: req.method, headers: all, agent, ...(req.signal ? { signal: req.signal } : {}) });
+  return o.lib.request({
+    protocol: o.protocol,
+    hostname: o.hostname,
+    ...(o.port ? { port: o.port } : {}),
+    path: o.prefix + req.path,
+    method: req.method,
+    headers: all,
+    agent,
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
 }
 
 /** The whole answer, any status. Rejects only when no answer came (connection, TLS, abort). */
