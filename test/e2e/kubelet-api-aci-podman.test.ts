@@ -65,9 +65,14 @@ test(
       }),
     });
     for (const name of ['shell', 'bare']) {
+      // Exec needs the container running, not only the group: ACI reports a group Running (the pod's
+      // phase) while a container may still be starting, and then refuses an exec into it.
       await waitFor(
-        `${name} Running`,
-        async () => (await core().readNamespacedPod({ name, namespace: ns })).status?.phase === 'Running',
+        `${name} Running, its container started`,
+        async () => {
+          const s = (await core().readNamespacedPod({ name, namespace: ns })).status;
+          return s?.phase === 'Running' && Boolean(s.containerStatuses?.[0]?.state?.running);
+        },
         { timeoutMs: 300_000 },
       );
     }
